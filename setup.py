@@ -1,0 +1,40 @@
+"""Install animalpose: the card's folders become one ``animalpose`` namespace.
+
+datasets/ -> animalpose.datasets, train/ -> animalpose.train, adapt/ -> animalpose.adapt,
+evaluation/ -> animalpose.evaluation. No top-level ``datasets`` or ``train`` package is
+installed (Hugging Face owns ``datasets``).
+"""
+from setuptools import setup
+
+FOLDERS = {
+    "animalpose.datasets": "datasets",
+    "animalpose.evaluation": "evaluation",
+    "animalpose.train": "train",
+    "animalpose.adapt": "adapt",
+}
+
+setup(
+    name="animalpose",
+    version="0.1.0",
+    description="Animal pose estimation under domain shift: synthetic-to-real training, "
+    "CC-SSL and WS-CDA adaptation, per-joint PCK.",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=list(FOLDERS),
+    package_dir=FOLDERS,
+    package_data={"animalpose.datasets": ["vertex_tables/*.json"]},
+    install_requires=[
+        "torch==2.14.1",
+        "torchvision==0.29.1",
+        "numpy>=2,<3",
+        "imaug==0.4.3",
+        "scipy>=1.13",
+        "opencv-python>=4.10",
+        "h5py>=3.11",
+        "tensorboard>=2.17",
+        "pyyaml>=6",
+        "tqdm>=4.66",
+        "matplotlib>=3.9",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)
