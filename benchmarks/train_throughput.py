@@ -1,0 +1,185 @@
+"""Training throughput: model-only vs end-to-end img/s, same model, same batch.
+
+    python benchmarks/train_throughput.py --device cuda --stacks 4 --batch 32 --workers 14
+
+Model-only feeds random uint8 crops and keypoints that already sit on the device (the ceiling);
+end-to-end reads the synthetic layout at 640x480 through the real dataset, augmentation and
+loader. Both run the same training step (normalise, encode heatmaps, forward, loss, backward,
+step). Also prints evaluation img/s, peak host RAM over all processes (main + workers) and peak
+GPU memory. Data is generated in the reference's synthetic layout if the folder lacks it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from animalpose.datasets.fixtures import make_synthetic_fixture
+from animalpose.train.config import Config, apply_overrides
+from animalpose.train.trainer import Trainer, build_codec
+
+
+class HostMemory:
+    """Samples the summed RSS of this process and all its descendants (Linux /proc)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _tree_rss(self) -> int:
+        children: dict[int, list[int]] = {}
+        rss: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                pages = int(Path(f"/proc/{entry}/statm").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+            rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+        total, stack = 0, [os.getpid()]
+        while stack:
+            pid = stack.pop()
+            total += rss.get(pid, 0)
+            stack.extend(children.get(pid, []))
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _step(trainer: Trainer, batch: dict, codec) -> torch.Tensor:
+    x, heatmaps, weights = trainer.prepare(batch, codec)
+    with trainer._autocast():
+        outputs = trainer.net(x)
+    loss = trainer.loss_fn(outputs, heatmaps, weights)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainer.optimizer.step()
+    return loss.detach()
+
+
+def model_only(trainer: Trainer, *, batch: int, iters: int, warmup: int) -> float:
+    cfg, dev = trainer.cfg, trainer.device
+    s, k = cfg.data.inp_res, trainer.spec.num_keypoints
+    fake = {
+        "image": torch.randint(0, 256, (batch, 3, s, s), dtype=torch.uint8, device=dev),
+        "keypoints": torch.cat(
+            [torch.rand(batch, k, 2, device=dev) * s, torch.ones(batch, k, 1, device=dev)], -1
+        ),
+    }
+    codec = build_codec(cfg)
+    trainer.net.train()
+    for _ in range(warmup):
+        _step(trainer, fake, codec)
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        _step(trainer, fake, codec)
+    _sync(dev)
+    return batch * iters / (time.perf_counter() - t0)
+
+
+def end_to_end(trainer: Trainer, *, iters: int, warmup: int) -> float:
+    codec = build_codec(trainer.cfg)
+    trainer.net.train()
+    loader, epoch, done, t0 = trainer.train_loader, 0, 0, 0.0
+    images = 0
+    while done < warmup + iters:
+        loader.sampler.set_epoch(epoch)
+        trainer.train_set.set_epoch(epoch)
+        for batch in loader:
+            if done == warmup:
+                _sync(trainer.device)
+                t0, images = time.perf_counter(), 0
+            _step(trainer, batch, codec)
+            images += batch["image"].shape[0]
+            done += 1
+            if done >= warmup + iters:
+                break
+        epoch += 1
+    _sync(trainer.device)
+    return images / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default="animal_data/bench", help="synthetic layout (generated if absent)")
+    p.add_argument("--num-images", type=int, default=600)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--stacks", type=int, default=4)
+    p.add_argument("--channels", type=int, default=256)
+    p.add_argument("--inp-res", type=int, default=256)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--backend", default="fused", choices=["fused", "imgaug"])
+    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--json", default="", help="also write the figures to this JSON file")
+    args = p.parse_args()
+
+    root = Path(args.data_root)
+    if not any(root.glob("synthetic_animal/*/*img.png")):
+        print(f"generating {args.num_images} synthetic-layout images (640x480) in {root} ...")
+        make_synthetic_fixture(root, animal="horse", num_images=args.num_images, seed=0)
+    cfg = apply_overrides(Config(), [
+        "data.dataset=synthetic_animal_sp", f"data.image_path={root}", "data.animal=horse",
+        f"data.inp_res={args.inp_res}", f"data.out_res={args.inp_res // 4}",
+        f"data.train_batch={args.batch}", f"data.test_batch={args.batch}",
+        f"data.workers={args.workers}", f"data.augment_backend={args.backend}",
+        f"model.stacks={args.stacks}", f"model.channels={args.channels}",
+        f"run.device={args.device}", f"run.amp={str(not args.no_amp).lower()}",
+        f"run.compile={str(args.compile).lower()}", "run.progress=false", "run.checkpoint=/tmp/bench",
+    ])  # fmt: skip
+    with HostMemory() as mem:
+        trainer = Trainer(cfg)
+        dev = trainer.device
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        mo = model_only(trainer, batch=args.batch, iters=args.iters, warmup=args.warmup)
+        e2e = end_to_end(trainer, iters=args.iters, warmup=args.warmup)
+        t0 = time.perf_counter()
+        val = trainer.validate()
+        eval_rate = len(val.preds) / (time.perf_counter() - t0)
+    figures = {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "model": f"hg stacks={args.stacks} channels={args.channels} input={args.inp_res}",
+        "batch": args.batch, "workers": args.workers, "augment_backend": args.backend,
+        "amp_bf16": trainer.amp, "model_only_img_s": round(mo, 1), "end_to_end_img_s": round(e2e, 1),
+        "end_to_end_fraction": round(e2e / mo, 3), "eval_img_s_incl_loader_start": round(eval_rate, 1),
+        "peak_host_rss_gb_all_processes": round(mem.peak / 2**30, 2),
+        "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2) if dev.type == "cuda" else None,
+    }  # fmt: skip
+    for k, v in figures.items():
+        print(f"{k:>34}: {v}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
