@@ -1,0 +1,75 @@
+"""Registry-driven tests (timm style): every entry of MODELS gets the same checks."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from animalpose.train.models import MODELS, build_model
+
+#: Tiny CPU configuration; 64 px input is the smallest the hourglass accepts.
+TINY = dict(num_stacks=2, num_blocks=1, num_keypoints=3, channels=16)
+INPUT = (2, 3, 64, 64)  # batch 2: train-mode BN needs > 1 value at the 1 x 1 bottom
+
+
+def test_registry_is_the_reference_arch_names():
+    assert set(MODELS) == {"hg"}
+
+
+def test_unknown_arch_lists_valid_names():
+    with pytest.raises(KeyError, match="'hg'") as info:
+        build_model("resnet", **TINY)
+    assert "resnet" in str(info.value)
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_build_model_passes_arguments(arch):
+    model = build_model(arch, **TINY)
+    assert isinstance(model, MODELS[arch])
+    outputs = model(torch.randn(*INPUT))
+    assert len(outputs) == TINY["num_stacks"]
+    assert all(o.shape == (2, TINY["num_keypoints"], 16, 16) for o in outputs)
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_every_parameter_gets_a_gradient(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, **TINY).train()
+    outputs = model(torch.randn(*INPUT))
+    sum(o.square().mean() for o in outputs).backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert no_grad == []
+    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p.grad).all()]
+    assert bad == []
+    # Heads and the last BN see non-zero gradients (conv biases before BN may be ~0 in train mode).
+    assert model.score[-1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_channels_last_matches_contiguous(arch):
+    torch.manual_seed(1)
+    model = build_model(arch, **TINY).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        reference = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        outputs = model(x.contiguous(memory_format=torch.channels_last))
+    for out, ref in zip(outputs, reference):
+        assert torch.allclose(out, ref, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_bf16_autocast_channels_last_forward(arch):
+    torch.manual_seed(2)
+    model = build_model(arch, **TINY).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        reference = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs = model(x)
+    assert len(outputs) == TINY["num_stacks"]
+    for out, ref in zip(outputs, reference):
+        assert out.dtype == torch.bfloat16
+        assert out.shape == ref.shape
+        assert torch.isfinite(out).all()
+        # bf16 keeps ~3 significant digits; errors stay a small fraction of the output range.
+        assert (out.float() - ref).abs().max() <= 0.05 * ref.abs().max()

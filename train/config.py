@@ -1,0 +1,581 @@
+"""Typed configuration: YAML files in ``configs/`` -> dataclasses, and the reference's CLI flags.
+
+Precedence (lowest first): dataclass defaults < ``--config file.yaml`` < flags given on the
+command line < ``--set key=value`` (dotted keys, repeatable, values parsed with
+``yaml.safe_load``). Unknown keys and wrongly typed values are errors that name the file and the
+dotted key. The machinery (loading, overrides, the parser, the docs table) is generic over the root
+dataclass type and the flag table, so later scripts extend both::
+
+    @dataclass(kw_only=True)
+    class CCSSLConfig(Config):
+        adapt: AdaptConfig = field(default_factory=AdaptConfig)
+
+    CCSSL_FLAGS = TRAIN_FLAGS + (Flag(names=("--gamma_",), field="adapt.target_weight", help=...),)
+    cfg, args = parse_config(argv, flags=CCSSL_FLAGS, config_type=CCSSLConfig, description=...)
+
+Supported field types: ``bool``, ``int``, ``float``, ``str``, ``list[<one of those>]`` and nested
+dataclasses (sections). Every section validates itself in ``__post_init__`` (``check``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import functools
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+
+from animalpose.datasets.files import atomic_write
+from animalpose.datasets.build import DATASETS as DATASET_REGISTRY
+from animalpose.datasets.keypoints import SPECS
+from animalpose.train.models import MODELS
+
+__all__ = [
+    "AUGMENT_BACKENDS", "CONFIG_FILE_NAME", "Config", "ConfigError", "DATASETS", "DataConfig",
+    "Flag", "LABEL_TYPES", "ModelConfig", "OptimConfig", "RunConfig", "SOLVERS", "Section",
+    "TRAIN_FLAGS", "apply_overrides", "build_parser", "config_from_dict", "config_table_markdown",
+    "config_to_dict", "load_config", "parse_config", "save_config",
+]  # fmt: skip
+
+#: File name of the resolved config written beside every checkpoint.
+CONFIG_FILE_NAME = "config.yaml"
+#: The reference's ``--dataset`` names (reference-compat spec 1.4), from the dataset registry.
+DATASETS: tuple[str, ...] = tuple(DATASET_REGISTRY)
+#: The reference's ``--label-type`` choices; only Gaussian targets are implemented here.
+LABEL_TYPES = ("Gaussian", "Cauchy")
+#: The reference's ``--solver`` choices: RMSprop (its default) or Adam.
+SOLVERS = ("rms", "adam")
+#: "fused": our OpenCV single-warp augmenter; "imgaug": the reference's imgaug pipeline.
+AUGMENT_BACKENDS = ("fused", "imgaug")
+#: The reference's learning-rate drops (train/train.py ``--schedule 60 90``).
+REFERENCE_SCHEDULE = (60, 90)
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+# PyYAML implements YAML 1.1, whose floats need a dot and a signed exponent: it reads ``1e-3`` and
+# ``1.0e3`` as *strings*. Float fields accept such strings (and only those) so ``lr: 1e-3`` means
+# what it says.
+_EXPONENT_FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+")
+
+
+class ConfigError(ValueError):
+    """A bad config value or key. ``str()`` reads ``<source>: <dotted key>: <what is wrong>``."""
+
+    def __init__(self, message: str, *, key: str = "", source: str = "") -> None:
+        super().__init__(message)
+        self.message, self.key, self.source = message, key, source
+
+    def __str__(self) -> str:
+        where = ": ".join(part for part in (self.source, self.key) if part)
+        return f"{where}: {self.message}" if where else self.message
+
+    def within(self, path: str, source: str) -> ConfigError:
+        """The same error for a section at dotted ``path`` of a config read from ``source``."""
+        return ConfigError(self.message, key=_join(path, self.key), source=self.source or source)
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(message, key=key)
+
+
+def _at_least(section: object, bound: float, *names: str, strict: bool = False) -> None:
+    """Each named field is finite and >= bound (> bound when ``strict``)."""
+    for name in names:
+        value = getattr(section, name)
+        ok = math.isfinite(value) and (value > bound if strict else value >= bound)
+        _require(ok, name, f"must be {'>' if strict else '>='} {bound}, got {value}")
+
+
+def _one_of(section: object, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(section, name)
+    _require(value in choices, name, f"{value!r} is not one of {', '.join(choices)}")
+
+
+class Section:
+    """Base of every config dataclass: type-checks all fields, then runs ``check()``."""
+
+    def __post_init__(self) -> None:
+        for name, tp in _hints(type(self)).items():
+            value = getattr(self, name)
+            if _is_section(tp):
+                _require(isinstance(value, tp), name, f"expected a {tp.__name__}, got {value!r}")
+            else:  # normalises int -> float for float fields, copies lists
+                setattr(self, name, _check_value(value, tp, key=name, source=""))
+        self.check()
+
+    def check(self) -> None:
+        """Value checks beyond types; raise ``ConfigError(message, key=<field name>)``."""
+
+
+@dataclass(kw_only=True)
+class DataConfig(Section):
+    dataset: str = "synthetic_animal_sp"  # --dataset: one of DATASETS (_sp = strong augmentation)
+    image_path: str = "./animal_data"  # --image-path: data root (synthetic_animal/, TigDog, ...)
+    animal: str = "horse"  # --animal: horse, tiger, or a synthetic animal with a vertex table
+    inp_res: int = 256  # --inp-res: input crop side, pixels
+    out_res: int = 64  # --out-res: heatmap side, pixels
+    sigma: float = 1.0  # --sigma: target Gaussian sigma, heatmap pixels
+    sigma_decay: float = 0.0  # --sigma-decay: if > 0, sigma *= sigma_decay before every epoch
+    label_type: str = "Gaussian"  # --label-type: target shape (Gaussian only)
+    scale_factor: float = 0.25  # --scale-factor: non-_sp scale jitter, 1 + N(0, .) clamped
+    rot_factor: float = 30.0  # --rot-factor: non-_sp rotation jitter, degrees
+    workers: int = 4  # -j/--workers: DataLoader worker processes
+    train_batch: int = 6  # --train-batch: training batch size
+    test_batch: int = 6  # --test-batch: validation / test batch size
+    augment_backend: str = "fused"  # --augment-backend: one of AUGMENT_BACKENDS
+    # --legacy-input: the reference's min-max stretch + mean-only normalisation (its checkpoints)
+    legacy_input: bool = False
+    split_dir: str = ""  # --split-dir: the reference's data/ folder (splits, means); "": auto
+    vertex_table: str = ""  # --vertex-table: JSON file of 18 vertex rows; "": built in / packaged
+    train_limit: int = 0  # --train-limit: use only the first N training samples; 0 = all
+    val_limit: int = 0  # --val-limit: use only the first N validation samples; 0 = all
+    seed: int = 0  # --split-seed: seed of generated train/val splits
+
+    def check(self) -> None:
+        _one_of(self, "dataset", DATASETS)
+        _require(bool(self.image_path), "image_path", "must not be empty")
+        _require(bool(self.animal), "animal", "must not be empty")
+        _at_least(self, 0, "inp_res", "out_res", "train_batch", "test_batch", "sigma", strict=True)
+        _require(self.inp_res % self.out_res == 0, "inp_res",
+                 f"{self.inp_res} is not divisible by data.out_res {self.out_res}")
+        _at_least(self, 0, "sigma_decay", "scale_factor", "rot_factor", "workers", "train_limit",
+                  "val_limit", "seed")
+        _one_of(self, "label_type", LABEL_TYPES)
+        _require(self.label_type == "Gaussian", "label_type",
+                 f"{self.label_type!r} targets are not implemented (NotImplemented); use "
+                 "'Gaussian'")
+        _one_of(self, "augment_backend", AUGMENT_BACKENDS)
+
+
+@dataclass(kw_only=True)
+class ModelConfig(Section):
+    arch: str = "hg"  # -a/--arch: a name in animalpose.train.models.MODELS
+    stacks: int = 4  # -s/--stacks: stacked hourglasses
+    blocks: int = 1  # -b/--blocks: residual blocks at each hourglass location
+    channels: int = 256  # --channels: hourglass width (the reference's 256); even
+    keypoint_spec: str = "animal18"  # --keypoint-spec: a name in datasets.keypoints.SPECS
+
+    def check(self) -> None:
+        _one_of(self, "arch", tuple(MODELS))
+        _at_least(self, 0, "stacks", "blocks", "channels", strict=True)
+        # Bottlenecks have expansion 2: their inner width is channels / 2 (reference-compat 2).
+        _require(self.channels % 2 == 0, "channels", f"must be even, got {self.channels}")
+        _one_of(self, "keypoint_spec", tuple(SPECS))
+
+
+@dataclass(kw_only=True)
+class OptimConfig(Section):
+    solver: str = "rms"  # --solver: rms (RMSprop) | adam
+    lr: float = 2.5e-4  # --lr/--learning-rate: initial learning rate
+    momentum: float = 0.0  # --momentum: RMSprop momentum (the reference's Adam ignores it)
+    weight_decay: float = 0.0  # --weight-decay/--wd: L2 weight decay (RMSprop in the reference)
+    epochs: int = 100  # --epochs: training runs epochs start_epoch .. epochs - 1
+    start_epoch: int = 0  # --start-epoch: first epoch index (resume sets it from the checkpoint)
+    # --schedule: epoch indices at which the learning rate is multiplied by gamma (ascending)
+    schedule: list[int] = field(default_factory=lambda: list(REFERENCE_SCHEDULE))
+    gamma: float = 0.1  # --gamma: learning-rate factor at each schedule epoch
+
+    def check(self) -> None:
+        _one_of(self, "solver", SOLVERS)
+        _at_least(self, 0, "lr", "epochs", "gamma", strict=True)
+        _at_least(self, 0, "momentum", "weight_decay", "start_epoch")
+        _require(self.start_epoch <= self.epochs, "start_epoch",
+                 f"{self.start_epoch} is past optim.epochs {self.epochs}")
+        _require(all(epoch > 0 for epoch in self.schedule), "schedule",
+                 f"epochs must be positive, got {self.schedule}")
+        _require(all(a < b for a, b in zip(self.schedule, self.schedule[1:])), "schedule",
+                 f"must be strictly ascending, got {self.schedule}")
+
+
+@dataclass(kw_only=True)
+class RunConfig(Section):
+    checkpoint: str = "checkpoint"  # -c/--checkpoint: output folder (checkpoints, logs, config)
+    snapshot: int = 0  # --snapshot: also keep a checkpoint every N epochs; 0 = never
+    resume: str = ""  # --resume: checkpoint file to resume from / evaluate; "" = none
+    evaluate: bool = False  # -e/--evaluate: only evaluate on the validation split
+    debug: bool = False  # -d/--debug: show intermediate results (ground truth vs predictions)
+    flip: bool = False  # -f/--flip: flip test (average with the mirrored crop's heatmaps)
+    seed: int = 0  # --seed: seed of weights, augmentation and loader workers
+    device: str = "auto"  # --device: auto | cpu | cuda | cuda:N
+    amp: bool = True  # --no-amp turns off: bf16 autocast on CUDA
+    channels_last: bool = True  # --no-channels-last turns off: channels-last memory format
+    compile: bool = False  # --compile: torch.compile the model
+    log_every: int = 50  # --log-every: iterations between logged training scalars
+    tb_images: int = 8  # --tb-images: validation crops drawn to TensorBoard each epoch
+    progress: bool = True  # --no-progress turns off: tqdm progress bars
+
+    def check(self) -> None:
+        _require(bool(self.checkpoint), "checkpoint", "must not be empty")
+        _require(_DEVICE.fullmatch(self.device) is not None, "device",
+                 f"{self.device!r} is not auto, cpu, cuda or cuda:N")
+        _at_least(self, 0, "snapshot", "seed", "tb_images")
+        _at_least(self, 0, "log_every", strict=True)
+
+
+@dataclass(kw_only=True)
+class Config(Section):
+    """The training configuration: one section per concern."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# -- types ------------------------------------------------------------------------------------
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path and key else path or key
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """Field name -> resolved annotation, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)) if typing.get_origin(tp) is None else str(tp)
+
+
+def _check_value(value: Any, tp: Any, *, key: str, source: str) -> Any:
+    """Return ``value`` as a ``tp`` (int -> float for floats, lists copied) or raise ConfigError."""
+    if typing.get_origin(tp) is list:
+        (item_type,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"expected a list of {_type_name(item_type)}, got {value!r}",
+                              key=key, source=source)
+        return [_check_value(v, item_type, key=f"{key}[{i}]", source=source)
+                for i, v in enumerate(value)]
+    if tp is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
+        value = float(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if tp not in (bool, int, float, str):
+        raise TypeError(f"config field {key} has unsupported type {tp!r}")
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"expected {tp.__name__}, got {type(value).__name__} {value!r}",
+                          key=key, source=source)
+    return value
+
+
+def _field_type(config_type: type, dotted: str, *, source: str) -> Any:
+    """The annotation of the leaf field at ``dotted``; ConfigError listing valid keys otherwise."""
+    tp, path = config_type, ""
+    for part in dotted.split("."):
+        if not _is_section(tp):
+            raise ConfigError(f"{path} is a {_type_name(tp)}, not a section", key=dotted,
+                              source=source)
+        hints = _hints(tp)
+        if part not in hints:
+            raise ConfigError(_unknown_message(part, hints, path), key=dotted, source=source)
+        tp, path = hints[part], _join(path, part)
+    if _is_section(tp):
+        raise ConfigError(f"is a section; set its keys instead ({', '.join(_hints(tp))})",
+                          key=dotted, source=source)
+    return tp
+
+
+def _unknown_message(key: object, hints: dict[str, Any], path: str) -> str:
+    close = difflib.get_close_matches(str(key), list(hints), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    return f"unknown key{hint} Valid keys in {path or 'the top level'}: {', '.join(hints)}"
+
+
+# -- dict <-> config ----------------------------------------------------------------------------
+def config_from_dict(d: dict, *, source: str, config_type: type = Config) -> Any:
+    """Build ``config_type`` from a nested dict; missing keys keep their defaults.
+
+    Raises ConfigError naming ``source`` and the dotted key for unknown sections or keys, values
+    of the wrong type and values that fail a section's checks.
+    """
+    return _build(config_type, d, path="", source=source)
+
+
+def _build(cls: type, d: Any, *, path: str, source: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"expected a mapping of keys, got {d!r}", key=path, source=source)
+    hints = _hints(cls)
+    kwargs = {}
+    for key, value in d.items():
+        dotted = _join(path, str(key))
+        if key not in hints:
+            raise ConfigError(_unknown_message(key, hints, path), key=dotted, source=source)
+        tp = hints[key]
+        if _is_section(tp):
+            kwargs[key] = _build(tp, value, path=dotted, source=source)
+        else:
+            kwargs[key] = _check_value(value, tp, key=dotted, source=source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise err.within(path, source) from None
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict of ``cfg`` (a fresh copy; lists are copied)."""
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | Path, *, config_type: type = Config) -> Any:
+    """Read a YAML config file (a mapping of sections; missing keys keep their defaults)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file: {err.strerror}", source=str(path)) from None
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"invalid YAML: {err}", source=str(path)) from None
+    return config_from_dict({} if d is None else d, source=str(path), config_type=config_type)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write ``cfg`` as YAML, atomically; ``load_config(path) == cfg`` afterwards."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+    with atomic_write(path, "w") as f:
+        f.write(f"# animalpose {type(cfg).__name__}, resolved (load with load_config)\n{text}")
+
+
+def _set_leaf(d: dict, dotted: str, value: Any) -> None:
+    *sections, leaf = dotted.split(".")
+    for part in sections:
+        d = d[part]
+    d[leaf] = value
+
+
+def _parse_override(item: str, config_type: type, *, source: str) -> tuple[str, Any]:
+    """``"a.b=value"`` -> (``"a.b"``, type-checked value). Values are YAML; for ``str`` fields a
+    value that YAML reads as something else (``no``, ``123``, empty) is taken verbatim."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"expected KEY=VALUE, got {item!r}", source=source)
+    tp = _field_type(config_type, key, source=source)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"invalid YAML value {text!r}: {err}", key=key, source=source) from None
+    if tp is str and not isinstance(value, str):
+        value = text
+    return key, _check_value(value, tp, key=key, source=source)
+
+
+def apply_overrides(cfg: Any, overrides: list[str], *, source: str = "--set") -> Any:
+    """A new config with ``["data.animal=tiger", "optim.schedule=[5, 7]", ...]`` applied.
+
+    All overrides are applied before validation, so related keys may change together.
+    """
+    d = config_to_dict(cfg)
+    for item in overrides:
+        _set_leaf(d, *_parse_override(item, type(cfg), source=source))
+    return config_from_dict(d, source=source, config_type=type(cfg))
+
+
+# -- the command line ---------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Flag:
+    """One command-line flag that sets one config field. Its type is the field's type.
+
+    ``kind`` None derives the argparse action from the field type: bool -> "store_true",
+    list -> "list" (``nargs="+"``), anything else -> "value". "store_false" is for ``--no-x``.
+    """
+
+    names: tuple[str, ...]  # option strings, e.g. ("-a", "--arch")
+    field: str  # dotted config path, e.g. "model.arch"
+    help: str  # what it does (the default is appended from the dataclass)
+    kind: Literal["value", "store_true", "store_false", "list"] | None = None
+    choices: tuple[str, ...] = ()  # allowed values (argparse checks them too)
+
+
+def _flag(*names: str, field: str, help: str, **kwargs: Any) -> Flag:
+    return Flag(names=names, field=field, help=help, **kwargs)
+
+
+#: Every flag of the reference's train/train.py (reference-compat spec 3), then ours.
+TRAIN_FLAGS: tuple[Flag, ...] = (
+    _flag("--dataset", field="data.dataset", choices=DATASETS,
+          help="dataset (the reference's names; _sp = strong augmentation)"),
+    _flag("--image-path", field="data.image_path",
+          help="data root holding synthetic_animal/, behaviorDiscovery2.0/, real_animal_crop/"),
+    _flag("--animal", field="data.animal",
+          help="animal (synthetic animals other than horse and tiger need a vertex table)"),
+    _flag("--inp-res", field="data.inp_res", help="input crop side in pixels"),
+    _flag("--out-res", field="data.out_res", help="heatmap side in pixels"),
+    _flag("-a", "--arch", field="model.arch", choices=tuple(MODELS), help="model architecture"),
+    _flag("-s", "--stacks", field="model.stacks", help="number of stacked hourglasses"),
+    _flag("-b", "--blocks", field="model.blocks",
+          help="residual blocks at each hourglass location"),
+    _flag("--solver", field="optim.solver", choices=SOLVERS, help="optimiser: RMSprop or Adam"),
+    _flag("-j", "--workers", field="data.workers", help="data-loading worker processes"),
+    _flag("--epochs", field="optim.epochs", help="total number of epochs"),
+    _flag("--start-epoch", field="optim.start_epoch", help="first epoch index (restarts)"),
+    _flag("--train-batch", field="data.train_batch", help="training batch size"),
+    _flag("--test-batch", field="data.test_batch", help="validation batch size"),
+    _flag("--lr", "--learning-rate", field="optim.lr", help="initial learning rate"),
+    _flag("--momentum", field="optim.momentum", help="momentum"),
+    _flag("--weight-decay", "--wd", field="optim.weight_decay", help="weight decay"),
+    _flag("--schedule", field="optim.schedule", help="epochs at which lr is multiplied by gamma"),
+    _flag("--gamma", field="optim.gamma", help="lr factor at each schedule epoch"),
+    _flag("-f", "--flip", field="run.flip", help="flip test during validation"),
+    _flag("--sigma", field="data.sigma", help="target Gaussian sigma (heatmap pixels)"),
+    _flag("--scale-factor", field="data.scale_factor", help="scale jitter (non-_sp datasets)"),
+    _flag("--rot-factor", field="data.rot_factor", help="rotation jitter, degrees (non-_sp)"),
+    _flag("--sigma-decay", field="data.sigma_decay",
+          help="if > 0, sigma is multiplied by it before every epoch"),
+    _flag("--label-type", field="data.label_type", choices=LABEL_TYPES,
+          help="target shape (only Gaussian is implemented)"),
+    _flag("-c", "--checkpoint", field="run.checkpoint", help="output folder for checkpoints"),
+    _flag("--snapshot", field="run.snapshot", help="also keep a checkpoint every N epochs (0: no)"),
+    _flag("--resume", field="run.resume", help="checkpoint to resume from"),
+    _flag("-e", "--evaluate", field="run.evaluate", help="evaluate on the validation split only"),
+    _flag("-d", "--debug", field="run.debug", help="show intermediate results"),
+    # -- animalpose's own ---------------------------------------------------------------------
+    _flag("--seed", field="run.seed", help="seed of weights, augmentation and workers"),
+    _flag("--split-seed", field="data.seed", help="seed of generated train/val splits"),
+    _flag("--device", field="run.device", help="auto, cpu, cuda or cuda:N"),
+    _flag("--no-amp", field="run.amp", kind="store_false", help="no bf16 autocast on CUDA"),
+    _flag("--no-channels-last", field="run.channels_last", kind="store_false",
+          help="keep the default (channels-first) memory format"),
+    _flag("--compile", field="run.compile", help="torch.compile the model"),
+    _flag("--log-every", field="run.log_every", help="iterations between logged scalars"),
+    _flag("--tb-images", field="run.tb_images", help="validation crops drawn to TensorBoard"),
+    _flag("--no-progress", field="run.progress", kind="store_false", help="no progress bars"),
+    _flag("--augment-backend", field="data.augment_backend", choices=AUGMENT_BACKENDS,
+          help="augmentation implementation"),
+    _flag("--legacy-input", field="data.legacy_input",
+          help="the reference's min-max stretch + mean-only input (its checkpoints)"),
+    _flag("--split-dir", field="data.split_dir",
+          help="the reference's data/ folder with split and mean files"),
+    _flag("--vertex-table", field="data.vertex_table",
+          help="JSON file of 18 vertex rows for a synthetic animal without a packaged table"),
+    _flag("--train-limit", field="data.train_limit", help="use the first N training samples"),
+    _flag("--val-limit", field="data.val_limit", help="use the first N validation samples"),
+    _flag("--channels", field="model.channels", help="hourglass width"),
+    _flag("--keypoint-spec", field="model.keypoint_spec", choices=tuple(SPECS),
+          help="keypoint spec name"),
+)  # fmt: skip
+
+#: Kind of flag each field type allows (``kind=None`` picks the first).
+_KINDS_BY_TYPE = {bool: ("store_true", "store_false"), "list": ("list",), "scalar": ("value",)}
+
+
+def _flag_kind(flag: Flag, tp: Any) -> str:
+    allowed = _KINDS_BY_TYPE[bool if tp is bool else
+                             "list" if typing.get_origin(tp) is list else "scalar"]
+    if flag.kind is not None and flag.kind not in allowed:
+        raise ValueError(f"flag {flag.names}: kind {flag.kind!r} does not fit {flag.field}'s "
+                         f"type {_type_name(tp)} (allowed: {allowed})")
+    return flag.kind or allowed[0]
+
+
+def _default_text(defaults: dict[str, Any], dotted: str) -> str:
+    value: Any = defaults
+    for part in dotted.split("."):
+        value = value[part]
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return '""' if value == "" else str(value)
+
+
+def build_parser(
+    *,
+    flags: tuple[Flag, ...] = TRAIN_FLAGS,
+    config_type: type = Config,
+    description: str = "",
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.ArgumentParser:
+    """An ArgumentParser with ``--config``, ``--set`` and one option per flag.
+
+    Flag options default to ``argparse.SUPPRESS``: only flags given on the command line appear
+    in the namespace, under their dotted field path (``getattr(args, "model.stacks")``).
+    """
+    defaults = config_to_dict(config_type())
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
+    parser.add_argument("--config", metavar="FILE.yaml", default=None,
+                        help="YAML config file (overrides the defaults; flags override it)")
+    parser.add_argument("--set", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                        help="override config keys (applied last), e.g. optim.schedule=[30,40]")
+    for flag in flags:
+        tp = _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
+        kind = _flag_kind(flag, tp)
+        kwargs: dict[str, Any] = {
+            "dest": flag.field,
+            "default": argparse.SUPPRESS,
+            "help": f"{flag.help} [{flag.field}, default: {_default_text(defaults, flag.field)}]"
+            .replace("%", "%%"),  # argparse %-formats help strings
+        }
+        if kind in ("store_true", "store_false"):
+            kwargs["action"] = kind
+        else:
+            kwargs["metavar"] = flag.field.rsplit(".", 1)[-1].upper()
+            kwargs["type"] = typing.get_args(tp)[0] if kind == "list" else tp
+            if kind == "list":
+                kwargs["nargs"] = "+"
+            if flag.choices:
+                kwargs["choices"], kwargs["metavar"] = flag.choices, None
+        parser.add_argument(*flag.names, **kwargs)
+    if extra is not None:
+        extra(parser)
+    return parser
+
+
+def parse_config(
+    argv: list[str] | None,
+    *,
+    flags: tuple[Flag, ...] = TRAIN_FLAGS,
+    config_type: type = Config,
+    description: str = "animalpose",
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple[Any, argparse.Namespace]:
+    """Parse ``argv`` (None: ``sys.argv[1:]``) into a validated config and the namespace.
+
+    Precedence: defaults < ``--config`` < given flags < ``--set``. A bad config is a usage error
+    (argparse prints it and exits with status 2). The namespace holds ``config``, ``set``, the
+    given flags (by dotted field) and whatever ``extra`` added.
+    """
+    parser = build_parser(flags=flags, config_type=config_type, description=description,
+                          extra=extra)
+    args = parser.parse_args(argv)
+    flag_names = {flag.field: flag.names[-1] for flag in flags}  # field -> a name for errors
+    try:
+        base = config_type() if args.config is None else load_config(args.config,
+                                                                      config_type=config_type)
+        d = config_to_dict(base)
+        for dotted, name in flag_names.items():
+            if hasattr(args, dotted):
+                tp = _field_type(config_type, dotted, source=f"flag {name}")
+                _set_leaf(d, dotted, _check_value(getattr(args, dotted), tp, key=dotted,
+                                                  source=f"flag {name}"))
+        for item in args.set:
+            _set_leaf(d, *_parse_override(item, config_type, source="--set"))
+        source = "command line" if args.config is None else f"{args.config} + command line"
+        return config_from_dict(d, source=source, config_type=config_type), args
+    except ConfigError as err:
+        parser.error(str(err))
+
+
+def config_table_markdown(flags: tuple[Flag, ...] = TRAIN_FLAGS, *,
+                          config_type: type = Config) -> str:
+    """A Markdown table (flag, field, default, help) of ``flags``, for the docs."""
+    defaults = config_to_dict(config_type())
+    rows = ["| flag | field | default | help |", "| --- | --- | --- | --- |",
+            "| `--config FILE.yaml` | | | YAML config file (defaults < file < flags < --set) |",
+            "| `--set KEY=VALUE ...` | any | | override any field; value parsed as YAML |"]
+    for flag in flags:
+        _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
+        names = ", ".join(f"`{name}`" for name in flag.names)
+        help_text = flag.help + (f" (one of {', '.join(flag.choices)})" if flag.choices else "")
+        default = _default_text(defaults, flag.field)
+        rows.append(f"| {names} | `{flag.field}` | `{default}` | {help_text.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
