@@ -81,14 +81,21 @@ class Normalizer:
         if (self.std <= 0).any():
             raise ValueError(f"std must be positive, got {self.std.flatten().tolist()}")
         self.legacy = bool(legacy)
+        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        # One copy per device, made once: a per-batch host->device copy would stall the stream.
+        if device not in self._on_device:
+            self._on_device[device] = (self.mean.to(device), self.std.to(device))
+        return self._on_device[device]
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float()
-        mean = self.mean.to(x.device)
+        mean, std = self._stats(x.device)
         if self.legacy:
             lo = x.amin(dim=(1, 2, 3), keepdim=True)
             hi = x.amax(dim=(1, 2, 3), keepdim=True)
             # imresize's bytescale: (x - lo) * 255 / (hi - lo), truncated to uint8.
             x = torch.floor((x - lo) * (255.0 / (hi - lo).clamp_min(1e-6)))
             return x / 255.0 - mean
-        return (x / 255.0 - mean) / self.std.to(x.device)
+        return (x / 255.0 - mean) / std

@@ -27,13 +27,12 @@ from animalpose.evaluation.pck import legacy_batch_accuracy
 from animalpose.evaluation.report import pck_table, save_preds_mat
 from animalpose.evaluation.visualize import draw_keypoints
 from animalpose.train.checkpoint import (
-    capture_rng_state,
+    build_checkpoint,
     load_checkpoint,
-    load_model_weights,
-    restore_rng_state,
+    restore_training_state,
     save_checkpoint,
 )
-from animalpose.train.config import Config, config_to_dict, save_config
+from animalpose.train.config import CONFIG_FILE_NAME, Config, config_to_dict, save_config
 from animalpose.train.data import distributed_info, make_loader
 from animalpose.train.loss import KeypointMSELoss
 from animalpose.train.models import build_model
@@ -160,39 +159,27 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
     def _resume(self, path: str) -> None:
         ckpt = load_checkpoint(path, map_location="cpu")
-        load_model_weights(self.model, ckpt, strict=True)
-        if "optimizer" in ckpt and ckpt["optimizer"] and self.train_set is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.start_epoch = int(ckpt.get("epoch", self.start_epoch))
-        if ckpt.get("scheduler"):
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-        else:  # a reference checkpoint: rebuild the schedule position from the epoch
+        training = self.train_set is not None
+        state = restore_training_state(
+            ckpt, model=self.model, optimizer=self.optimizer if training else None,
+            scheduler=self.scheduler if training else None, restore_rng=training,
+        )  # fmt: skip
+        self.start_epoch, self.best_acc = state.start_epoch, state.best_acc
+        if training and ckpt.get("scheduler") is None:
+            # A reference checkpoint has no scheduler: rebuild its position from the epoch.
             self.scheduler.last_epoch = self.start_epoch
-            lr = self.cfg.optim.lr * self.cfg.optim.gamma ** sum(
-                m <= self.start_epoch for m in self.cfg.optim.schedule
-            )
+            done = sum(m <= self.start_epoch for m in self.cfg.optim.schedule)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
-        best = ckpt.get("best_acc", 0.0)
-        self.best_acc = float(best.item() if torch.is_tensor(best) else best)
-        if ckpt.get("rng"):
-            restore_rng_state(ckpt["rng"])
+                group["lr"] = self.cfg.optim.lr * self.cfg.optim.gamma**done
         if self.is_main:
             print(f"=> resumed {path} (next epoch {self.start_epoch}, best acc {self.best_acc:.4f})")
 
     def _save(self, epoch: int, val: EvalResult, is_best: bool) -> None:
-        state = {
-            "epoch": epoch + 1,
-            "arch": self.cfg.model.arch,
-            "state_dict": {f"module.{k}": v for k, v in self.model.state_dict().items()},
-            "best_acc": torch.tensor(self.best_acc),
-            "optimizer": self.optimizer.state_dict(),
-            "config": config_to_dict(self.cfg),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": None,  # bf16 autocast needs no loss scaling
-            "rng": capture_rng_state(),
-            "keypoint_spec": self.spec.name,
-        }
+        state = build_checkpoint(
+            model=self.model, optimizer=self.optimizer, epoch=epoch + 1, best_acc=self.best_acc,
+            keypoint_spec=self.spec.name, arch=self.cfg.model.arch, config=config_to_dict(self.cfg),
+            scheduler=self.scheduler,
+        )  # fmt: skip
         save_checkpoint(state, self.out_dir, is_best=is_best, snapshot=self.cfg.run.snapshot)
         save_preds_mat(self.out_dir / "preds.mat", val.preds)
         if is_best:
@@ -204,11 +191,14 @@ class Trainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return self.normalizer(images).contiguous(memory_format=self.memory_format)
+
     def prepare(self, batch: dict, codec: MSRAHeatmap):
         """Batch -> (normalised images, target heatmaps, weights), all on the device."""
         images = batch["image"].to(self.device, non_blocking=True)
         keypoints = batch["keypoints"].to(self.device, non_blocking=True)
-        x = self.normalizer(images).contiguous(memory_format=self.memory_format)
+        x = self._normalize(images)
         heatmaps, weights = codec.encode(keypoints[..., :2], keypoints[..., 2])
         return x, heatmaps, weights
 
@@ -263,7 +253,7 @@ class Trainer:
     def validate(self, epoch: int = 0) -> EvalResult:
         return evaluate(
             self.model, self.val_loader, codec=build_codec(self.cfg, epoch),
-            normalizer=self.normalizer, device=self.device,
+            normalizer=self._normalize, device=self.device,
             flip_index=self.spec.flip_index if self.cfg.run.flip else None,
             permutation=None,  # datasets return model order
             loss_fn=self.loss_fn, amp=self.amp,
@@ -280,7 +270,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out_dir / "config.yaml")
+            save_config(cfg, self.out_dir / CONFIG_FILE_NAME)
             self.writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
             log = _ReferenceLog(self.out_dir / "log.txt", resume=bool(cfg.run.resume))
             print(

@@ -1,0 +1,198 @@
+"""PCK reports: text tables, JSON/CSV result files, the reference's ``preds.mat``, bar charts.
+
+Inputs are (K,) per-keypoint fractions in [0, 1] (NaN = keypoint never evaluated); every
+output is in percent and says which metric it holds (legacy = the reference's, precise = ours).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from animalpose.datasets.files import atomic_write
+from animalpose.datasets.keypoints import KeypointSpec
+
+__all__ = [
+    "METRIC_LABELS",
+    "summarize",
+    "pck_table",
+    "save_results",
+    "save_preds_mat",
+    "plot_pck",
+]
+
+#: Labels written beside every number so legacy and precise PCK are never confused.
+METRIC_LABELS: dict[str, str] = {
+    "legacy": "PCK@0.05 legacy (reference metric: heatmap argmax vs target argmax, "
+    "mean of per-batch fractions)",
+    "precise": "PCK@0.05 precise (sub-pixel predictions vs annotations in image pixels, "
+    "pooled over samples)",
+}
+RESULTS_JSON = "pck_results.json"
+RESULTS_CSV = "pck_results.csv"
+#: Key of the predictions array in the reference's ``preds*.mat`` files.
+PREDS_MAT_KEY = "preds"
+PERCENT = 100.0
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def _check(per_keypoint: np.ndarray, spec: KeypointSpec) -> np.ndarray:
+    values = np.asarray(per_keypoint, dtype=np.float64)
+    if values.shape != (spec.num_keypoints,):
+        raise ValueError(
+            f"expected ({spec.num_keypoints},) per-keypoint values for spec {spec.name!r}, "
+            f"got shape {values.shape}"
+        )
+    return values
+
+
+def summarize(per_keypoint: np.ndarray, spec: KeypointSpec) -> dict[str, Any]:
+    """(K,) fractions -> percent per keypoint, per part (mean of its keypoints) and the mean
+    over keypoints; NaN entries are ignored by the means (a mean of nothing is NaN)."""
+    values = _check(per_keypoint, spec) * PERCENT
+    return {
+        "per_keypoint": dict(zip(spec.keypoints, values.tolist())),
+        "per_part": {part: _nanmean(values[idx]) for part, idx in spec.part_indices.items()},
+        "mean": _nanmean(values),
+    }
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.2f}"
+
+
+def pck_table(per_keypoint: np.ndarray, spec: KeypointSpec, *, title: str) -> str:
+    """A text table: one row per keypoint, one per part, then the mean, in percent.
+
+    ``title`` should name the metric (see :data:`METRIC_LABELS`).
+    """
+    summary = summarize(per_keypoint, spec)
+    width = max(len(n) for n in (*spec.keypoints, *spec.part_indices, "keypoint"))
+    rule = "-" * (width + 12)
+    lines = [title, rule, f"{'keypoint':<{width}}  {'PCK (%)':>8}", rule]
+    lines += [f"{n:<{width}}  {_fmt(v):>8}" for n, v in summary["per_keypoint"].items()]
+    lines += [rule, f"{'part':<{width}}  {'PCK (%)':>8}", rule]
+    lines += [f"{n:<{width}}  {_fmt(v):>8}" for n, v in summary["per_part"].items()]
+    lines += [rule, f"{'mean':<{width}}  {_fmt(summary['mean']):>8}", rule]
+    return "\n".join(lines)
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def save_results(
+    directory: str | os.PathLike,
+    *,
+    spec: KeypointSpec,
+    legacy: np.ndarray | None,
+    precise: np.ndarray | None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``pck_results.json`` and ``pck_results.csv`` atomically into ``directory``.
+
+    JSON: ``{"spec", "unit": "percent", "metrics": {name: {"label", "per_keypoint",
+    "per_part", "mean"}}, "extra"}`` with NaN written as null. CSV columns: metric, group
+    (keypoint / part / mean), name, pck_percent (empty for NaN). ``extra`` must be
+    JSON-serialisable (e.g. checkpoint path, dataset, counts as lists).
+
+    Returns:
+        (json path, csv path).
+    """
+    metrics = {
+        name: values for name, values in (("legacy", legacy), ("precise", precise))
+        if values is not None
+    }  # fmt: skip
+    if not metrics:
+        raise ValueError("save_results needs at least one of legacy / precise")
+    summaries = {name: summarize(values, spec) for name, values in metrics.items()}
+    doc = {
+        "spec": spec.name,
+        "unit": "percent",
+        "metrics": {
+            name: {
+                "label": METRIC_LABELS[name],
+                "per_keypoint": {k: _json_number(v) for k, v in s["per_keypoint"].items()},
+                "per_part": {k: _json_number(v) for k, v in s["per_part"].items()},
+                "mean": _json_number(s["mean"]),
+            }
+            for name, s in summaries.items()
+        },
+        "extra": extra or {},
+    }
+    text = json.dumps(doc, indent=2, allow_nan=False)
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["metric", "group", "name", "pck_percent"])
+    for name, s in summaries.items():
+        for group, entries in (("keypoint", s["per_keypoint"]), ("part", s["per_part"]),
+                               ("mean", {"mean": s["mean"]})):
+            for key, value in entries.items():
+                writer.writerow([name, group, key, f"{value:.4f}" if math.isfinite(value) else ""])
+    directory = Path(directory)
+    json_path, csv_path = directory / RESULTS_JSON, directory / RESULTS_CSV
+    with atomic_write(json_path, "w") as f:
+        f.write(text + "\n")
+    with atomic_write(csv_path, "w") as f:
+        f.write(rows.getvalue())
+    return json_path, csv_path
+
+
+def save_preds_mat(path: str | os.PathLike, preds: np.ndarray) -> Path:
+    """Write (N, K, 2) image-pixel predictions as the reference's ``preds*.mat`` (key ``preds``,
+    float32 like the reference's torch tensor), atomically."""
+    import scipy.io
+
+    array = np.asarray(preds, dtype=np.float32)
+    if array.ndim != 3 or array.shape[-1] != 2:
+        raise ValueError(f"preds must be (N, K, 2), got shape {array.shape}")
+    path = Path(path)
+    with atomic_write(path, "wb") as f:
+        scipy.io.savemat(f, {PREDS_MAT_KEY: array})
+    return path
+
+
+def plot_pck(
+    path_png: str | os.PathLike, *, spec: KeypointSpec, results: dict[str, np.ndarray]
+) -> Path:
+    """Grouped bar chart of per-keypoint PCK (percent) for labelled result sets, plus the mean.
+
+    ``results`` maps a label (e.g. ``"legacy"``, ``"precise"`` or a run name) to (K,) fractions.
+    NaN values get an empty (zero-height) bar.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not results:
+        raise ValueError("plot_pck needs at least one result set")
+    names = [*spec.keypoints, "mean"]
+    x = np.arange(len(names))
+    width = 0.8 / len(results)
+    fig = Figure(figsize=(max(8.0, 0.55 * len(names) * max(1, len(results)) ** 0.5), 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (label, values) in enumerate(results.items()):
+        summary = summarize(values, spec)
+        heights = np.array([*summary["per_keypoint"].values(), summary["mean"]])
+        ax.bar(x + (i - (len(results) - 1) / 2) * width, np.nan_to_num(heights, nan=0.0),
+               width, label=f"{label} (mean {_fmt(summary['mean'])})")
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("PCK@0.05 (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path_png)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    return path
