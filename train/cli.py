@@ -13,7 +13,8 @@ from animalpose.datasets.files import DataError
 from animalpose.evaluation.report import pck_table, plot_pck, save_preds_mat, save_results
 from animalpose.evaluation.visualize import draw_keypoints
 from animalpose.train.checkpoint import load_checkpoint
-from animalpose.train.config import TRAIN_FLAGS, Config, ConfigError, config_from_dict, parse_config
+from animalpose.train.config import Config, ConfigError, config_from_dict, config_to_dict
+from animalpose.train.flags import TRAIN_FLAGS, parse_config
 from animalpose.train.trainer import Trainer
 
 __all__ = ["train_main", "test_main"]
@@ -38,8 +39,6 @@ def _adopt_checkpoint_model(cfg: Config, argv: list[str]) -> Config:
     model_flags = {"-a", "--arch", "-s", "--stacks", "-b", "--blocks", "--inp-res", "--out-res"}
     if given & model_flags:
         return cfg
-    from animalpose.train.config import config_to_dict
-
     merged = config_to_dict(cfg)
     merged["model"] = saved.get("model", merged["model"])
     for key in ("inp_res", "out_res", "sigma", "legacy_input"):

@@ -1,24 +1,20 @@
-"""Typed configuration: YAML files in ``configs/`` -> dataclasses, and the reference's CLI flags.
+"""Typed configuration: YAML files in ``configs/`` -> dataclasses (flags: ``animalpose.train.flags``).
 
 Precedence (lowest first): dataclass defaults < ``--config file.yaml`` < flags given on the
 command line < ``--set key=value`` (dotted keys, repeatable, values parsed with
 ``yaml.safe_load``). Unknown keys and wrongly typed values are errors that name the file and the
-dotted key. The machinery (loading, overrides, the parser, the docs table) is generic over the root
-dataclass type and the flag table, so later scripts extend both::
+dotted key. Loading and overrides are generic over the root dataclass type, so later scripts
+extend it::
 
     @dataclass(kw_only=True)
     class CCSSLConfig(Config):
         adapt: AdaptConfig = field(default_factory=AdaptConfig)
-
-    CCSSL_FLAGS = TRAIN_FLAGS + (Flag(names=("--gamma_",), field="adapt.target_weight", help=...),)
-    cfg, args = parse_config(argv, flags=CCSSL_FLAGS, config_type=CCSSLConfig, description=...)
 
 Supported field types: ``bool``, ``int``, ``float``, ``str``, ``list[<one of those>]`` and nested
 dataclasses (sections). Every section validates itself in ``__post_init__`` (``check``).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import functools
@@ -27,7 +23,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any
 
 import yaml
 
@@ -38,9 +34,8 @@ from animalpose.train.models import MODELS
 
 __all__ = [
     "AUGMENT_BACKENDS", "CONFIG_FILE_NAME", "Config", "ConfigError", "DATASETS", "DataConfig",
-    "Flag", "LABEL_TYPES", "ModelConfig", "OptimConfig", "RunConfig", "SOLVERS", "Section",
-    "TRAIN_FLAGS", "apply_overrides", "build_parser", "config_from_dict", "config_table_markdown",
-    "config_to_dict", "load_config", "parse_config", "save_config",
+    "LABEL_TYPES", "ModelConfig", "OptimConfig", "RunConfig", "SOLVERS", "Section",
+    "apply_overrides", "config_from_dict", "config_to_dict", "load_config", "save_config",
 ]  # fmt: skip
 
 #: File name of the resolved config written beside every checkpoint.
@@ -380,202 +375,3 @@ def apply_overrides(cfg: Any, overrides: list[str], *, source: str = "--set") ->
     for item in overrides:
         _set_leaf(d, *_parse_override(item, type(cfg), source=source))
     return config_from_dict(d, source=source, config_type=type(cfg))
-
-
-# -- the command line ---------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class Flag:
-    """One command-line flag that sets one config field. Its type is the field's type.
-
-    ``kind`` None derives the argparse action from the field type: bool -> "store_true",
-    list -> "list" (``nargs="+"``), anything else -> "value". "store_false" is for ``--no-x``.
-    """
-
-    names: tuple[str, ...]  # option strings, e.g. ("-a", "--arch")
-    field: str  # dotted config path, e.g. "model.arch"
-    help: str  # what it does (the default is appended from the dataclass)
-    kind: Literal["value", "store_true", "store_false", "list"] | None = None
-    choices: tuple[str, ...] = ()  # allowed values (argparse checks them too)
-
-
-def _flag(*names: str, field: str, help: str, **kwargs: Any) -> Flag:
-    return Flag(names=names, field=field, help=help, **kwargs)
-
-
-#: Every flag of the reference's train/train.py (reference-compat spec 3), then ours.
-TRAIN_FLAGS: tuple[Flag, ...] = (
-    _flag("--dataset", field="data.dataset", choices=DATASETS,
-          help="dataset (the reference's names; _sp = strong augmentation)"),
-    _flag("--image-path", field="data.image_path",
-          help="data root holding synthetic_animal/, behaviorDiscovery2.0/, real_animal_crop/"),
-    _flag("--animal", field="data.animal",
-          help="animal (synthetic animals other than horse and tiger need a vertex table)"),
-    _flag("--inp-res", field="data.inp_res", help="input crop side in pixels"),
-    _flag("--out-res", field="data.out_res", help="heatmap side in pixels"),
-    _flag("-a", "--arch", field="model.arch", choices=tuple(MODELS), help="model architecture"),
-    _flag("-s", "--stacks", field="model.stacks", help="number of stacked hourglasses"),
-    _flag("-b", "--blocks", field="model.blocks",
-          help="residual blocks at each hourglass location"),
-    _flag("--solver", field="optim.solver", choices=SOLVERS, help="optimiser: RMSprop or Adam"),
-    _flag("-j", "--workers", field="data.workers", help="data-loading worker processes"),
-    _flag("--epochs", field="optim.epochs", help="total number of epochs"),
-    _flag("--start-epoch", field="optim.start_epoch", help="first epoch index (restarts)"),
-    _flag("--train-batch", field="data.train_batch", help="training batch size"),
-    _flag("--test-batch", field="data.test_batch", help="validation batch size"),
-    _flag("--lr", "--learning-rate", field="optim.lr", help="initial learning rate"),
-    _flag("--momentum", field="optim.momentum", help="momentum"),
-    _flag("--weight-decay", "--wd", field="optim.weight_decay", help="weight decay"),
-    _flag("--schedule", field="optim.schedule", help="epochs at which lr is multiplied by gamma"),
-    _flag("--gamma", field="optim.gamma", help="lr factor at each schedule epoch"),
-    _flag("-f", "--flip", field="run.flip", help="flip test during validation"),
-    _flag("--sigma", field="data.sigma", help="target Gaussian sigma (heatmap pixels)"),
-    _flag("--scale-factor", field="data.scale_factor", help="scale jitter (non-_sp datasets)"),
-    _flag("--rot-factor", field="data.rot_factor", help="rotation jitter, degrees (non-_sp)"),
-    _flag("--sigma-decay", field="data.sigma_decay",
-          help="if > 0, sigma is multiplied by it before every epoch"),
-    _flag("--label-type", field="data.label_type", choices=LABEL_TYPES,
-          help="target shape (only Gaussian is implemented)"),
-    _flag("-c", "--checkpoint", field="run.checkpoint", help="output folder for checkpoints"),
-    _flag("--snapshot", field="run.snapshot", help="also keep a checkpoint every N epochs (0: no)"),
-    _flag("--resume", field="run.resume", help="checkpoint to resume from"),
-    _flag("-e", "--evaluate", field="run.evaluate", help="evaluate on the validation split only"),
-    _flag("-d", "--debug", field="run.debug", help="show intermediate results"),
-    # -- animalpose's own ---------------------------------------------------------------------
-    _flag("--seed", field="run.seed", help="seed of weights, augmentation and workers"),
-    _flag("--split-seed", field="data.seed", help="seed of generated train/val splits"),
-    _flag("--device", field="run.device", help="auto, cpu, cuda or cuda:N"),
-    _flag("--no-amp", field="run.amp", kind="store_false", help="no bf16 autocast on CUDA"),
-    _flag("--no-channels-last", field="run.channels_last", kind="store_false",
-          help="keep the default (channels-first) memory format"),
-    _flag("--compile", field="run.compile", help="torch.compile the model"),
-    _flag("--log-every", field="run.log_every", help="iterations between logged scalars"),
-    _flag("--tb-images", field="run.tb_images", help="validation crops drawn to TensorBoard"),
-    _flag("--no-progress", field="run.progress", kind="store_false", help="no progress bars"),
-    _flag("--augment-backend", field="data.augment_backend", choices=AUGMENT_BACKENDS,
-          help="augmentation implementation"),
-    _flag("--legacy-input", field="data.legacy_input",
-          help="the reference's min-max stretch + mean-only input (its checkpoints)"),
-    _flag("--split-dir", field="data.split_dir",
-          help="the reference's data/ folder with split and mean files"),
-    _flag("--vertex-table", field="data.vertex_table",
-          help="JSON file of 18 vertex rows for a synthetic animal without a packaged table"),
-    _flag("--train-limit", field="data.train_limit", help="use the first N training samples"),
-    _flag("--val-limit", field="data.val_limit", help="use the first N validation samples"),
-    _flag("--channels", field="model.channels", help="hourglass width"),
-    _flag("--keypoint-spec", field="model.keypoint_spec", choices=tuple(SPECS),
-          help="keypoint spec name"),
-)  # fmt: skip
-
-#: Kind of flag each field type allows (``kind=None`` picks the first).
-_KINDS_BY_TYPE = {bool: ("store_true", "store_false"), "list": ("list",), "scalar": ("value",)}
-
-
-def _flag_kind(flag: Flag, tp: Any) -> str:
-    allowed = _KINDS_BY_TYPE[bool if tp is bool else
-                             "list" if typing.get_origin(tp) is list else "scalar"]
-    if flag.kind is not None and flag.kind not in allowed:
-        raise ValueError(f"flag {flag.names}: kind {flag.kind!r} does not fit {flag.field}'s "
-                         f"type {_type_name(tp)} (allowed: {allowed})")
-    return flag.kind or allowed[0]
-
-
-def _default_text(defaults: dict[str, Any], dotted: str) -> str:
-    value: Any = defaults
-    for part in dotted.split("."):
-        value = value[part]
-    if isinstance(value, list):
-        return " ".join(map(str, value))
-    return '""' if value == "" else str(value)
-
-
-def build_parser(
-    *,
-    flags: tuple[Flag, ...] = TRAIN_FLAGS,
-    config_type: type = Config,
-    description: str = "",
-    extra: Callable[[argparse.ArgumentParser], None] | None = None,
-) -> argparse.ArgumentParser:
-    """An ArgumentParser with ``--config``, ``--set`` and one option per flag.
-
-    Flag options default to ``argparse.SUPPRESS``: only flags given on the command line appear
-    in the namespace, under their dotted field path (``getattr(args, "model.stacks")``).
-    """
-    defaults = config_to_dict(config_type())
-    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
-    parser.add_argument("--config", metavar="FILE.yaml", default=None,
-                        help="YAML config file (overrides the defaults; flags override it)")
-    parser.add_argument("--set", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                        help="override config keys (applied last), e.g. optim.schedule=[30,40]")
-    for flag in flags:
-        tp = _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
-        kind = _flag_kind(flag, tp)
-        kwargs: dict[str, Any] = {
-            "dest": flag.field,
-            "default": argparse.SUPPRESS,
-            "help": f"{flag.help} [{flag.field}, default: {_default_text(defaults, flag.field)}]"
-            .replace("%", "%%"),  # argparse %-formats help strings
-        }
-        if kind in ("store_true", "store_false"):
-            kwargs["action"] = kind
-        else:
-            kwargs["metavar"] = flag.field.rsplit(".", 1)[-1].upper()
-            kwargs["type"] = typing.get_args(tp)[0] if kind == "list" else tp
-            if kind == "list":
-                kwargs["nargs"] = "+"
-            if flag.choices:
-                kwargs["choices"], kwargs["metavar"] = flag.choices, None
-        parser.add_argument(*flag.names, **kwargs)
-    if extra is not None:
-        extra(parser)
-    return parser
-
-
-def parse_config(
-    argv: list[str] | None,
-    *,
-    flags: tuple[Flag, ...] = TRAIN_FLAGS,
-    config_type: type = Config,
-    description: str = "animalpose",
-    extra: Callable[[argparse.ArgumentParser], None] | None = None,
-) -> tuple[Any, argparse.Namespace]:
-    """Parse ``argv`` (None: ``sys.argv[1:]``) into a validated config and the namespace.
-
-    Precedence: defaults < ``--config`` < given flags < ``--set``. A bad config is a usage error
-    (argparse prints it and exits with status 2). The namespace holds ``config``, ``set``, the
-    given flags (by dotted field) and whatever ``extra`` added.
-    """
-    parser = build_parser(flags=flags, config_type=config_type, description=description,
-                          extra=extra)
-    args = parser.parse_args(argv)
-    flag_names = {flag.field: flag.names[-1] for flag in flags}  # field -> a name for errors
-    try:
-        base = config_type() if args.config is None else load_config(args.config,
-                                                                      config_type=config_type)
-        d = config_to_dict(base)
-        for dotted, name in flag_names.items():
-            if hasattr(args, dotted):
-                tp = _field_type(config_type, dotted, source=f"flag {name}")
-                _set_leaf(d, dotted, _check_value(getattr(args, dotted), tp, key=dotted,
-                                                  source=f"flag {name}"))
-        for item in args.set:
-            _set_leaf(d, *_parse_override(item, config_type, source="--set"))
-        source = "command line" if args.config is None else f"{args.config} + command line"
-        return config_from_dict(d, source=source, config_type=config_type), args
-    except ConfigError as err:
-        parser.error(str(err))
-
-
-def config_table_markdown(flags: tuple[Flag, ...] = TRAIN_FLAGS, *,
-                          config_type: type = Config) -> str:
-    """A Markdown table (flag, field, default, help) of ``flags``, for the docs."""
-    defaults = config_to_dict(config_type())
-    rows = ["| flag | field | default | help |", "| --- | --- | --- | --- |",
-            "| `--config FILE.yaml` | | | YAML config file (defaults < file < flags < --set) |",
-            "| `--set KEY=VALUE ...` | any | | override any field; value parsed as YAML |"]
-    for flag in flags:
-        _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
-        names = ", ".join(f"`{name}`" for name in flag.names)
-        help_text = flag.help + (f" (one of {', '.join(flag.choices)})" if flag.choices else "")
-        default = _default_text(defaults, flag.field)
-        rows.append(f"| {names} | `{flag.field}` | `{default}` | {help_text.replace('|', '/')} |")
-    return "\n".join(rows) + "\n"

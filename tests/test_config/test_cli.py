@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from animalpose.train.config import (
-    TRAIN_FLAGS, Config, ConfigError, Flag, Section, build_parser, config_table_markdown,
-    load_config, parse_config, save_config,
+from animalpose.train.config import Config, ConfigError, Section, load_config, save_config
+from animalpose.train.flags import (
+    TRAIN_FLAGS, Flag, build_parser, config_table_markdown, parse_config,
 )  # fmt: skip
 
 # Every flag of the reference's train/train.py (reference-compat spec 3) -> its default there.
