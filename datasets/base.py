@@ -1,0 +1,133 @@
+"""The dataset base class: the sample contract, per-sample seeded randomness, epochs.
+
+Every dataset returns the dict of docs/architecture.md ("The sample contract"). Randomness is a
+pure function of ``(seed, epoch, index)`` (``np.random.default_rng([seed, epoch, index])``), so a
+sample is the same whichever DataLoader worker builds it, and ``set_epoch`` changes it. The epoch
+lives in a shared-memory tensor so that persistent workers see ``set_epoch`` calls made in the
+main process.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from animalpose.datasets.files import DataError
+from animalpose.datasets.geometry import apply_affine
+from animalpose.datasets.keypoints import KeypointSpec
+from animalpose.datasets.transforms import CropResult
+from torch.utils.data import Dataset
+
+__all__ = ["SPLITS", "Augmenter", "KeypointDataset", "compose_affine"]
+
+#: ``aug(image (H, W, 3) uint8, keypoints (K, 3) source pixels, center (2,), size, rng)``.
+Augmenter = Callable[..., CropResult]
+
+#: Split names every dataset accepts: the training split, the validation split, and every
+#: sample (in loader order; used to preprocess or pseudo-label a whole data set).
+SPLITS = ("train", "valid", "all")
+
+
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine ``outer o inner`` (apply ``inner`` first)."""
+    o = np.vstack([np.asarray(outer, dtype=np.float64), [0.0, 0.0, 1.0]])
+    i = np.vstack([np.asarray(inner, dtype=np.float64), [0.0, 0.0, 1.0]])
+    return (o @ i)[:2]
+
+
+class KeypointDataset(Dataset):
+    """Base of every keypoint dataset.
+
+    Args:
+        augmenter: crop/augment callable (``transforms.CenterCrop`` or an ``augment`` pipeline).
+        spec: the keypoint spec of the model (K keypoints).
+        seed: non-negative seed of every per-sample random draw.
+    """
+
+    def __init__(self, *, augmenter: Augmenter, spec: KeypointSpec, seed: int) -> None:
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, got {seed}")
+        self.augmenter = augmenter
+        self.spec = spec
+        self.seed = int(seed)
+        # Shared memory so persistent DataLoader workers see the main process's set_epoch.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draw of ``epoch`` (visible to running workers)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch}")
+        self._epoch[0] = int(epoch)
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator of sample ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    def __len__(self) -> int:  # pragma: no cover - subclasses implement it
+        raise NotImplementedError
+
+    def _sample(
+        self,
+        index: int,
+        image: np.ndarray,
+        keypoints_image: np.ndarray,
+        center: np.ndarray,
+        size: float,
+        shot: int = -1,
+        frame: int = -1,
+        *,
+        pre_matrix: np.ndarray | None = None,
+        source: str = "",
+    ) -> dict:
+        """Augment one sample and pack it in the contract dict.
+
+        Args:
+            index: position in the dataset.
+            image: (H, W, 3) uint8 RGB.
+            keypoints_image: (K, 3) annotation in source pixels, model order, visible column.
+            center: (2,) crop centre in source pixels; size: crop side in source pixels.
+            shot, frame: TigDog shot id and global frame number (-1 when not video data).
+            pre_matrix: when ``image`` is already a crop of the source by this 2x3 affine (the
+                real_animal_crop files), the augmenter works on the whole ``image`` and the
+                returned ``meta["matrix"]`` still maps *source* pixels to the output crop.
+            source: file name used in error messages.
+        """
+        keypoints_image = np.asarray(keypoints_image, dtype=np.float64)
+        center = np.asarray(center, dtype=np.float64).reshape(2)
+        if not (np.isfinite(size) and size > 0) or not np.isfinite(center).all():
+            raise DataError(
+                f"{source or f'sample {index}'}: degenerate crop (center {center.tolist()}, "
+                f"size {size}); the annotation has no extent"
+            )
+        rng = self.rng(index)
+        if pre_matrix is None:
+            result = self.augmenter(image, keypoints_image, center, float(size), rng)
+            matrix = np.asarray(result.matrix, dtype=np.float64)
+        else:
+            h, w = image.shape[:2]
+            moved = np.concatenate(
+                [apply_affine(keypoints_image[:, :2], pre_matrix), keypoints_image[:, 2:3]], axis=1
+            )
+            whole = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+            result = self.augmenter(image, moved, whole, float(max(w, h)), rng)
+            matrix = compose_affine(result.matrix, pre_matrix)
+        crop = np.ascontiguousarray(np.asarray(result.image, dtype=np.uint8).transpose(2, 0, 1))
+        meta = {
+            "index": int(index),
+            "matrix": matrix,
+            "center": center.copy(),
+            "size": np.array([size, size], dtype=np.float64),
+            "keypoints_image": keypoints_image.copy(),
+            "flipped": bool(result.flipped),
+            "shot": int(shot),
+            "frame": int(frame),
+        }
+        return {
+            "image": torch.from_numpy(crop),
+            "keypoints": torch.from_numpy(np.asarray(result.keypoints, dtype=np.float32)),
+            "meta": meta,
+        }

@@ -1,0 +1,135 @@
+"""The one place that turns a ``--dataset`` name into a dataset object and its mean/std.
+
+``DATASETS`` lists the reference's dataset names (reference-compat spec 1.4): the class, the
+augmentation of the training split (``_sp``: the strong pipeline; others: the classic one) and
+which mean file normalises the input (spec 1.2: the synthetic mean for everything except
+supervised ``real_animal`` training, which uses ``mean_by_video``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from animalpose.datasets.base import KeypointDataset
+from animalpose.datasets.files import DataError
+from animalpose.datasets.keypoints import KeypointSpec
+from animalpose.datasets.splits import MEAN_NAME
+from animalpose.datasets.synthetic import (
+    SyntheticAnimal,
+    reference_synthetic_dir,
+    synthetic_dir,
+    synthetic_mean_std,
+)
+from animalpose.datasets.tigdog import RealAnimal, RealAnimalCrop, tigdog_mean_std
+from animalpose.datasets.transforms import CenterCrop
+
+__all__ = ["DATASETS", "KNOWN_SYNTHETIC_MEANS", "DatasetEntry", "build_dataset", "dataset_mean_std"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """cls: dataset class. train_augment: ``augment.build_augmenter`` kind of the train split.
+    mean: ``"synthetic"`` (the animal's synthetic mean.pth.tar) or ``"video"`` (TigDog's
+    mean_by_video.pth.tar). synthetic: the class takes a vertex table."""
+
+    cls: type[KeypointDataset]
+    train_augment: str
+    mean: str
+    synthetic: bool
+
+
+DATASETS: dict[str, DatasetEntry] = {
+    "synthetic_animal": DatasetEntry(SyntheticAnimal, "classic", "synthetic", True),
+    "synthetic_animal_sp": DatasetEntry(SyntheticAnimal, "strong", "synthetic", True),
+    "real_animal": DatasetEntry(RealAnimal, "classic", "video", False),
+    "real_animal_sp": DatasetEntry(RealAnimal, "strong", "synthetic", False),
+    "real_animal_crop": DatasetEntry(RealAnimalCrop, "classic", "synthetic", False),
+}
+
+#: The reference's synthetic mean.pth.tar values (reference-compat spec 1.1), used when neither
+#: the file nor the synthetic data are available (e.g. evaluating a reference checkpoint on TigDog
+#: without the dead synthetic download).
+KNOWN_SYNTHETIC_MEANS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "horse": ((0.4038, 0.3956, 0.3925), (0.2611, 0.2452, 0.2299)),
+    "tiger": ((0.3959, 0.3861, 0.3818), (0.2567, 0.2410, 0.2283)),
+}
+
+
+def _entry(name: str) -> DatasetEntry:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+
+
+def build_dataset(
+    name: str,
+    *,
+    root: str | os.PathLike,
+    animal: str,
+    split: str,
+    input_size: int,
+    spec: KeypointSpec,
+    seed: int,
+    scale_factor: float,
+    rot_factor: float,
+    augment_backend: str,
+    split_dir: str | os.PathLike | None = None,
+    vertex_table: str | os.PathLike | Sequence[int] | None = None,
+    limit: int = 0,
+) -> KeypointDataset:
+    """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented with the
+    dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``."""
+    entry = _entry(name)
+    if split == "train":
+        from animalpose.datasets.augment import build_augmenter  # lazy: optional heavy deps
+
+        augmenter = build_augmenter(
+            entry.train_augment, output_size=input_size, flip_index=spec.flip_index,
+            scale_factor=scale_factor, rot_factor=rot_factor, backend=augment_backend,
+        )  # fmt: skip
+    else:
+        augmenter = CenterCrop(input_size)
+    kwargs = {"root": root, "animal": animal, "split": split, "augmenter": augmenter,
+              "spec": spec, "seed": seed, "split_dir": split_dir, "limit": limit}
+    if entry.synthetic:
+        kwargs["vertex_table"] = vertex_table
+    return entry.cls(**kwargs)
+
+
+def dataset_mean_std(
+    name: str,
+    *,
+    root: str | os.PathLike,
+    animal: str,
+    seed: int = 0,
+    split_dir: str | os.PathLike | None = None,
+    vertex_table: str | os.PathLike | Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std), float64 (3,) RGB in [0, 1], that normalise the input of dataset ``name``.
+
+    Read from the reference's files (``split_dir`` mirror first, then beside the data) or
+    computed over the training split and saved. When the synthetic data of ``animal`` is absent
+    the reference's published synthetic values are used, with a warning. ``vertex_table`` is
+    accepted for symmetry with ``build_dataset`` (the mean does not depend on it).
+    """
+    entry = _entry(name)
+    if entry.mean == "video":
+        return tigdog_mean_std(root=root, animal=animal, seed=seed, split_dir=split_dir)
+    mirror = reference_synthetic_dir(split_dir, animal) / MEAN_NAME if split_dir else None
+    if (mirror is not None and mirror.is_file()) or synthetic_dir(root, animal).is_dir():
+        return synthetic_mean_std(root=root, animal=animal, seed=seed, split_dir=split_dir)
+    if animal not in KNOWN_SYNTHETIC_MEANS:
+        raise DataError(
+            f"{synthetic_dir(root, animal)}: no synthetic data for {animal!r} to compute the mean "
+            f"from, and no published values (known: {sorted(KNOWN_SYNTHETIC_MEANS)})"
+        )
+    mean, std = KNOWN_SYNTHETIC_MEANS[animal]
+    log.warning("%s not found: using the reference's published synthetic %s mean %s / std %s",
+                synthetic_dir(root, animal), animal, mean, std)  # fmt: skip
+    return np.array(mean, dtype=np.float64), np.array(std, dtype=np.float64)

@@ -1,0 +1,294 @@
+"""Train/validation split files and per-channel mean/std files, in the reference's formats.
+
+Split files are ``.npy`` arrays of indices into a dataset's full, sorted sample list (the
+reference's ``train_idxs.npy`` / ``valid_idxs.npy`` and, for TigDog,
+``train_idxs_by_video.npy`` / ``valid_idxs_by_video.npy``). Existing files are read first from
+``search_dirs`` (the user's mirror of the reference's ``data/`` folder), then from the data
+directory; only when none exist is a new split drawn, *seeded*, and saved atomically beside the
+data (never in the working directory). The reference drew unseeded splits
+(reference-compat spec 1.1); ours are reproducible.
+
+Mean files are the reference's ``mean.pth.tar``: ``torch.save`` of
+``{'mean': FloatTensor(3), 'std': FloatTensor(3)}``, RGB in [0, 1], read with
+``weights_only=True``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from animalpose.datasets.files import DataError, atomic_write
+from tqdm import tqdm
+
+__all__ = [
+    "MEAN_NAME",
+    "SPLIT_NAMES",
+    "VIDEO_MEAN_NAME",
+    "VIDEO_SPLIT_NAMES",
+    "compute_mean_std",
+    "load_or_compute_mean",
+    "load_or_create_split",
+    "load_or_create_video_split",
+    "read_mean",
+    "read_split",
+    "save_mean",
+]
+
+log = logging.getLogger(__name__)
+
+#: Reference split file names of the synthetic datasets (data/synthetic_animal/<animal>_.../).
+SPLIT_NAMES = ("train_idxs.npy", "valid_idxs.npy")
+#: Reference split file names of TigDog, split by video (data/real_animal/<animal>/).
+VIDEO_SPLIT_NAMES = ("train_idxs_by_video.npy", "valid_idxs_by_video.npy")
+#: Reference mean file of the synthetic datasets.
+MEAN_NAME = "mean.pth.tar"
+#: Reference mean file of supervised real (TigDog) training.
+VIDEO_MEAN_NAME = "mean_by_video.pth.tar"
+#: The reference holds out a fifth of the images (``len // 5``) or of the shots.
+REFERENCE_TRAIN_FRACTION = 0.8
+#: Seconds to wait for the second file of a pair that another process is still writing.
+PARTNER_WAIT_S = 2.0
+
+
+def _held_out(n: int, train_fraction: float) -> int:
+    """Validation count: ``floor(n * (1 - train_fraction))`` (the reference's ``n // 5``)."""
+    return int(np.floor(n * (1.0 - train_fraction) + 1e-9))
+
+
+def read_split(
+    train_path: Path, valid_path: Path, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate a pair of split files holding indices into ``range(n)``.
+
+    The order stored in the files is kept (the reference's validation files are in draw order).
+
+    Raises:
+        DataError: a file is unreadable, not a 1-D integer array, empty, out of range, has
+            duplicates, or the two files share an index (naming the file).
+    """
+    arrays = []
+    for path in (train_path, valid_path):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise DataError(f"{path}: split file not found (its partner exists)") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{path}: cannot read split file ({exc})") from exc
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(
+                f"{path}: split file must be a 1-D integer array, got shape {arr.shape} "
+                f"dtype {arr.dtype}"
+            )
+        if arr.size == 0:
+            raise DataError(f"{path}: split file is empty")
+        if arr.min() < 0 or arr.max() >= n:
+            raise DataError(
+                f"{path}: split indices must lie in [0, {n}) for this data set, found "
+                f"[{arr.min()}, {arr.max()}]; the split file does not match the data"
+            )
+        if np.unique(arr).size != arr.size:
+            raise DataError(f"{path}: split file lists an index twice")
+        arrays.append(arr.astype(np.int64))
+    shared = np.intersect1d(arrays[0], arrays[1])
+    if shared.size:
+        raise DataError(
+            f"{train_path} and {valid_path}: {shared.size} indices are in both splits "
+            f"(first {int(shared[0])})"
+        )
+    return arrays[0], arrays[1]
+
+
+def _find_split(
+    directory: Path, names: Sequence[str], search_dirs: Iterable[str | os.PathLike]
+) -> tuple[Path, Path] | None:
+    for folder in [*map(Path, search_dirs), Path(directory)]:
+        train_path, valid_path = folder / names[0], folder / names[1]
+        if train_path.exists() or valid_path.exists():
+            # Another process (a DDP rank) may be between writing the two files.
+            deadline = time.monotonic() + PARTNER_WAIT_S
+            while not (train_path.exists() and valid_path.exists()):
+                if time.monotonic() > deadline:
+                    break  # read_split names the missing file
+                time.sleep(0.05)
+            return train_path, valid_path
+    return None
+
+
+def _save_split(directory: Path, names: Sequence[str], train: np.ndarray, valid: np.ndarray):
+    for name, arr in zip(names, (train, valid)):
+        with atomic_write(Path(directory) / name) as f:
+            np.save(f, np.asarray(arr, dtype=np.int64))
+    log.info("saved a new split (%d train / %d valid) in %s", len(train), len(valid), directory)
+
+
+def load_or_create_split(
+    directory: str | os.PathLike,
+    *,
+    names: Sequence[str] = SPLIT_NAMES,
+    n: int,
+    train_fraction: float = REFERENCE_TRAIN_FRACTION,
+    seed: int,
+    search_dirs: Iterable[str | os.PathLike] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image-level split of ``n`` samples: read the split files, or draw and save a seeded one.
+
+    Args:
+        directory: where our split files live (beside the data); created files go here.
+        names: (train file, valid file) names.
+        n: number of samples (indices are into ``range(n)``).
+        train_fraction: share of samples in the training split of a new split.
+        seed: seed of a new split.
+        search_dirs: folders searched first for existing files (a reference ``data/`` mirror).
+
+    Returns:
+        (train, valid) int64 index arrays; a new split is sorted.
+    """
+    found = _find_split(Path(directory), names, search_dirs)
+    if found is not None:
+        log.info("reading split files %s, %s", *found)
+        return read_split(found[0], found[1], n)
+    n_valid = _held_out(n, train_fraction)
+    if n < 2 or n_valid < 1 or n_valid >= n:
+        raise DataError(
+            f"{directory}: cannot split {n} samples with train fraction {train_fraction} "
+            "(both splits must be non-empty)"
+        )
+    rng = np.random.default_rng(seed)
+    valid = np.sort(rng.choice(n, size=n_valid, replace=False))
+    train = np.setdiff1d(np.arange(n), valid)
+    _save_split(Path(directory), names, train, valid)
+    return train, valid
+
+
+def load_or_create_video_split(
+    directory: str | os.PathLike,
+    *,
+    names: Sequence[str] = VIDEO_SPLIT_NAMES,
+    shots: np.ndarray,
+    kept: np.ndarray,
+    train_fraction: float = REFERENCE_TRAIN_FRACTION,
+    seed: int,
+    search_dirs: Iterable[str | os.PathLike] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split by video: every kept frame of a shot goes to the same side.
+
+    Args:
+        shots: (N,) shot id of every frame of the full frame list.
+        kept: indices of the frames that pass the annotation filter; only these are split.
+        train_fraction: share of shots for training (the reference holds out ``shots // 5``,
+            at least one here).
+
+    Returns:
+        (train, valid) sorted int64 indices into the full frame list (video/frame order).
+
+    Raises:
+        DataError: existing files that are invalid or list frames outside ``kept``.
+    """
+    shots = np.asarray(shots)
+    kept = np.asarray(kept, dtype=np.int64)
+    found = _find_split(Path(directory), names, search_dirs)
+    if found is not None:
+        log.info("reading split files %s, %s", *found)
+        train, valid = read_split(found[0], found[1], len(shots))
+        for path, arr in zip(found, (train, valid)):
+            dropped = np.setdiff1d(arr, kept)
+            if dropped.size:
+                raise DataError(
+                    f"{path}: lists {dropped.size} frames that the annotation filter drops "
+                    f"(first: index {int(dropped[0])}); the split file does not match this copy "
+                    "of the data"
+                )
+        mixed = np.intersect1d(shots[train], shots[valid])
+        if mixed.size:
+            log.warning("%s: shots %s have frames on both sides of the split", found[0], mixed[:5])
+        return train, valid
+    kept_shots = np.unique(shots[kept])
+    if kept_shots.size < 2:
+        raise DataError(
+            f"{directory}: a split by video needs at least 2 annotated shots, found "
+            f"{kept_shots.size}"
+        )
+    n_valid = min(max(1, _held_out(kept_shots.size, train_fraction)), kept_shots.size - 1)
+    rng = np.random.default_rng(seed)
+    valid_shots = rng.choice(kept_shots, size=n_valid, replace=False)
+    in_valid = np.isin(shots[kept], valid_shots)
+    train, valid = np.sort(kept[~in_valid]), np.sort(kept[in_valid])
+    _save_split(Path(directory), names, train, valid)
+    return train, valid
+
+
+# --- mean / std files ---------------------------------------------------------------------------
+
+
+def read_mean(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a reference-format mean file: returns (mean, std), float64 (3,) RGB in [0, 1]."""
+    path = Path(path)
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: mean file not found") from None
+    except Exception as exc:  # torch raises UnpicklingError/RuntimeError for foreign pickles
+        raise DataError(f"{path}: cannot read mean file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(content, dict) or "mean" not in content or "std" not in content:
+        raise DataError(f"{path}: mean file must hold a dict with 'mean' and 'std'")
+    out = []
+    for key in ("mean", "std"):
+        value = np.asarray(torch.as_tensor(content[key]).double().flatten())
+        if value.shape != (3,) or not np.isfinite(value).all():
+            raise DataError(f"{path}: {key!r} must be 3 finite numbers, got {value.tolist()}")
+        out.append(value)
+    if (out[1] <= 0).any():
+        raise DataError(f"{path}: 'std' must be positive, got {out[1].tolist()}")
+    return out[0], out[1]
+
+
+def save_mean(path: str | os.PathLike, mean: np.ndarray, std: np.ndarray) -> None:
+    """Write (mean, std) atomically in the reference's format (FloatTensors of 3)."""
+    content = {
+        "mean": torch.as_tensor(np.asarray(mean), dtype=torch.float32).reshape(3),
+        "std": torch.as_tensor(np.asarray(std), dtype=torch.float32).reshape(3),
+    }
+    with atomic_write(path) as f:
+        torch.save(content, f)
+
+
+def compute_mean_std(
+    read: Callable[[int], np.ndarray], count: int, *, desc: str = "mean/std"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of RGB pixel values / 255, averaged over ``count`` images.
+
+    As the reference, each image contributes its own per-channel mean and (unbiased) std and the
+    results are averaged over images. ``read(i)`` returns image ``i`` as (H, W, 3) uint8 RGB.
+    """
+    if count < 1:
+        raise ValueError("compute_mean_std needs at least one image")
+    mean_sum = np.zeros(3)
+    std_sum = np.zeros(3)
+    for i in tqdm(range(count), desc=desc, unit="img", leave=False):
+        pixels = read(i).reshape(-1, 3).astype(np.float64) / 255.0
+        mean_sum += pixels.mean(axis=0)
+        std_sum += pixels.std(axis=0, ddof=1)
+    return mean_sum / count, std_sum / count
+
+
+def load_or_compute_mean(
+    path: str | os.PathLike,
+    compute: Callable[[], tuple[np.ndarray, np.ndarray]],
+    *,
+    search_paths: Iterable[str | os.PathLike] = (),
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) from the first existing file of ``search_paths`` then ``path``; otherwise
+    ``compute()`` them and save them to ``path`` in the reference's format."""
+    for candidate in [*map(Path, search_paths), Path(path)]:
+        if candidate.exists():
+            log.info("reading mean/std from %s", candidate)
+            return read_mean(candidate)
+    log.info("computing mean/std (saved to %s)", path)
+    mean, std = compute()
+    save_mean(path, mean, std)
+    return read_mean(path)  # the float32 values a later run reads back

@@ -1,0 +1,186 @@
+"""The synthetic-animal loader on the fixture written in the reference's layout."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from animalpose.datasets.files import DataError
+from animalpose.datasets.fixtures import KEYPOINT_COLOURS, marker_radius
+from animalpose.datasets.images import read_image
+from animalpose.datasets.keypoints import ANIMAL18, VERTEX_TABLES
+from animalpose.datasets.synthetic import SyntheticAnimal, load_vertex_table, synthetic_dir
+from animalpose.datasets.transforms import CenterCrop
+
+S = 64  # crop side used in these tests
+
+
+def _dataset(root, split="valid", **kwargs):
+    return SyntheticAnimal(root=root, animal="horse", split=split, augmenter=CenterCrop(S),
+                           spec=ANIMAL18, seed=0, **kwargs)  # fmt: skip
+
+
+def test_layout_counts_and_lexicographic_order(synthetic):
+    NUM_SYNTHETIC = synthetic.num_images
+    folder = synthetic_dir(synthetic.root, "horse")
+    names = sorted(p.name for p in folder.glob("*img.png"))
+    assert len(names) == NUM_SYNTHETIC
+    everything = _dataset(synthetic.root, split="all")
+    assert [p.name for p in everything.images] == names
+    assert names[:3] == ["0_SK_horse_fixture_img.png", "10_SK_horse_fixture_img.png",
+                         "11_SK_horse_fixture_img.png"]  # fmt: skip
+    train, valid = _dataset(synthetic.root, "train"), _dataset(synthetic.root, "valid")
+    assert len(valid) == NUM_SYNTHETIC // 5 and len(train) == NUM_SYNTHETIC - NUM_SYNTHETIC // 5
+    np.testing.assert_array_equal(train.indices, np.load(folder / "train_idxs.npy"))
+    assert not set(train.indices) & set(valid.indices)
+    assert len(_dataset(synthetic.root, "train", limit=3)) == 3
+
+
+def _expected(dataset, index):
+    """Independent crop of sample ``index`` from the raw files (reference-compat spec 1.1)."""
+    image = read_image(dataset.image_path(index))
+    h, w = image.shape[:2]
+    vertices = np.load(str(dataset.image_path(index)).replace("img.png", "kpts.npy")).astype(float)
+    x = np.clip(vertices[:, 0], 0, w - 1)
+    y = np.clip(vertices[:, 1], 0, h - 1)
+    cx, cy = (x.min() + x.max()) / 2, (y.min() + y.max()) / 2
+    side = 1.25 * max(x.max() - x.min(), y.max() - y.min())
+    kp = vertices[list(VERTEX_TABLES["horse"]), :2].astype(np.float64)
+    crop = (kp - [cx, cy]) * (S / side) + (S - 1) / 2
+    return crop, (cx, cy), side
+
+
+def test_crop_keypoints_match_independent_computation(synthetic):
+    ds = _dataset(synthetic.root)
+    for i in range(len(ds)):
+        sample = ds[i]
+        crop, center, side = _expected(ds, i)
+        np.testing.assert_allclose(sample["meta"]["center"], center, atol=1e-3)
+        np.testing.assert_allclose(sample["meta"]["size"], [side, side], atol=1e-3)
+        inside = sample["keypoints"][:, 2].numpy() > 0
+        assert inside.sum() >= 15  # visible forced to 1 (the file's far-side zeros ignored)
+        np.testing.assert_allclose(sample["keypoints"][inside, :2].numpy(), crop[inside], atol=1e-3)
+        m = sample["meta"]["matrix"]
+        kp_image = sample["meta"]["keypoints_image"]
+        np.testing.assert_allclose(kp_image[:, :2] @ m[:, :2].T + m[:, 2], crop, atol=1e-6)
+
+
+def test_drawn_keypoint_colour_is_under_the_crop_keypoint(synthetic):
+    """The fixture's image and annotation agree: each keypoint's disk colour is at its crop
+    location (skipping keypoints covered by a later-drawn disk)."""
+    ds = _dataset(synthetic.root, split="all")
+    # The largest disk the fixture can draw at this frame size, plus anti-aliasing.
+    w, h = synthetic.frame_size
+    reach = marker_radius(0.4 * min(w, h * 4 / 3)) + 1.5
+    checked = 0
+    for i in range(len(ds)):
+        sample = ds[i]
+        image = sample["image"].numpy().transpose(1, 2, 0).astype(int)
+        kp_src = sample["meta"]["keypoints_image"][:, :2]
+        for k, (x, y, v) in enumerate(sample["keypoints"].numpy()):
+            later = np.linalg.norm(kp_src[k + 1:] - kp_src[k], axis=1)
+            if v == 0 or (later < 2 * reach).any():
+                continue
+            pixel = image[round(float(y)), round(float(x))]
+            nearest = np.argmin(np.abs(KEYPOINT_COLOURS.astype(int) - pixel).sum(axis=1))
+            assert nearest == k, (i, k, pixel)
+            checked += 1
+    assert checked > 0.6 * len(ds) * 18
+
+
+def test_contract_types(synthetic):
+    sample = _dataset(synthetic.root)[0]
+    assert sample["image"].dtype == torch.uint8 and sample["image"].shape == (3, S, S)
+    assert sample["keypoints"].dtype == torch.float32 and sample["keypoints"].shape == (18, 3)
+    meta = sample["meta"]
+    assert meta["matrix"].dtype == np.float64 and meta["matrix"].shape == (2, 3)
+    assert meta["keypoints_image"].shape == (18, 3)
+    assert meta["shot"] == -1 and meta["frame"] == -1 and meta["flipped"] is False
+
+
+def _copy(synthetic, tmp_path, count=6):
+    src = synthetic_dir(synthetic.root, "horse")
+    dst = synthetic_dir(tmp_path, "horse")
+    dst.mkdir(parents=True)
+    for p in sorted(src.glob("*img.png"))[:count]:
+        shutil.copy(p, dst / p.name)
+        kp = p.name.replace("img.png", "kpts.npy")
+        shutil.copy(src / kp, dst / kp)
+    return dst
+
+
+def test_bad_keypoint_file_shape_names_the_file(synthetic, tmp_path):
+    dst = _copy(synthetic, tmp_path)
+    victim = sorted(dst.glob("*kpts.npy"))[2]
+    np.save(victim, np.zeros((10, 3)))
+    message = rf"{victim.name}: keypoint array must have shape \(3299, 3\)"
+    with pytest.raises(DataError, match=message):
+        _dataset(tmp_path, split="all")
+
+
+def test_missing_root_folder_and_images(tmp_path):
+    with pytest.raises(DataError, match=r"nowhere: image path does not exist.*synthetic_animal/"):
+        _dataset(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="horse_combineds5r5_texture: folder not found"):
+        _dataset(tmp_path)
+    synthetic_dir(tmp_path, "horse").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"no \*img.png images"):
+        _dataset(tmp_path)
+
+
+def test_truncated_png_names_the_file(synthetic, tmp_path):
+    dst = _copy(synthetic, tmp_path)
+    ds = _dataset(tmp_path, split="all")
+    victim = ds.image_path(1)
+    victim.write_bytes(victim.read_bytes()[:-200])
+    with pytest.raises(DataError, match=rf"{victim.name}: truncated PNG"):
+        ds[1]
+    assert ds[0]["image"].shape == (3, S, S)
+    assert dst.exists()
+
+
+def test_empty_split_file_names_the_file(synthetic, tmp_path):
+    dst = _copy(synthetic, tmp_path)
+    np.save(dst / "train_idxs.npy", np.arange(5))
+    np.save(dst / "valid_idxs.npy", np.array([], dtype=np.int64))
+    with pytest.raises(DataError, match="valid_idxs.npy: split file is empty"):
+        _dataset(tmp_path)
+
+
+def test_reference_split_mirror_is_honoured(synthetic, tmp_path):
+    _copy(synthetic, tmp_path)
+    mirror = tmp_path / "data" / "synthetic_animal" / "horse_combineds5r5_texture"
+    mirror.mkdir(parents=True)
+    np.save(mirror / "train_idxs.npy", np.array([5, 0, 1, 2]))
+    np.save(mirror / "valid_idxs.npy", np.array([4, 3]))
+    ds = _dataset(tmp_path, split_dir=tmp_path / "data")
+    assert ds.indices.tolist() == [4, 3]
+
+
+def test_vertex_table_json_and_errors(tmp_path):
+    table = tmp_path / "zebra.json"
+    rows = list(range(100, 118))
+    table.write_text(json.dumps({"animal": "zebra", "rows": rows}))
+    assert load_vertex_table("zebra", table, num_keypoints=18).tolist() == rows
+    assert load_vertex_table("sheep", num_keypoints=18)[0] == 2046  # packaged table
+    assert load_vertex_table("horse", num_keypoints=18).tolist() == list(VERTEX_TABLES["horse"])
+    with pytest.raises(DataError, match="no vertex table for animal 'zebra'"):
+        load_vertex_table("zebra", num_keypoints=18)
+    table.write_text(json.dumps({"animal": "zebra", "rows": rows[:10]}))
+    with pytest.raises(DataError, match="zebra.json: vertex table must list 18 integer rows"):
+        load_vertex_table("zebra", table, num_keypoints=18)
+    with pytest.raises(DataError, match=r"distinct and in \[0, 3299\)"):
+        load_vertex_table("zebra", [5000] + rows[1:], num_keypoints=18)
+
+
+def test_keypoints_outside_the_frame_are_not_visible(synthetic, tmp_path):
+    dst = _copy(synthetic, tmp_path, count=5)
+    path = min(dst.glob("*kpts.npy"))
+    vertices = np.load(path)
+    vertices[VERTEX_TABLES["horse"][3], :2] = (-50.0, 20.0)  # left front hoof off the frame
+    np.save(path, vertices)
+    sample = _dataset(tmp_path, split="all")[0]
+    assert sample["meta"]["keypoints_image"][3, 2] == 0
+    assert sample["keypoints"][3].tolist() == [0.0, 0.0, 0.0]

@@ -1,0 +1,210 @@
+"""The TigDog loaders (real_animal, real_animal_crop) and the crop script on the fixture."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+from animalpose.datasets.files import DataError
+from animalpose.datasets.fixtures import KEYPOINT_COLOURS
+from animalpose.datasets.images import read_image
+from animalpose.datasets.keypoints import ANIMAL18, TIGER_PERMUTATION
+from animalpose.datasets.tigdog import (
+    RealAnimal,
+    RealAnimalCrop,
+    crop_path,
+    load_tigdog,
+    write_real_crops,
+)
+from animalpose.datasets.transforms import CenterCrop
+
+S = 96  # crop side used in these tests
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _dataset(root, animal="horse", split="valid", cls=RealAnimal, **kwargs):
+    return cls(root=root, animal=animal, split=split, augmenter=CenterCrop(S), spec=ANIMAL18,
+               seed=0, **kwargs)  # fmt: skip
+
+
+def _raw(root, animal):
+    """Independent reading of the fixture's files: list of (shot, frame, (19, 3) landmarks)."""
+    base = Path(root) / "behaviorDiscovery2.0"
+    ranges = scipy.io.loadmat(base / "ranges" / animal / "ranges.mat")["ranges"]
+    out = []
+    for shot, start, end in ranges:
+        path = base / "landmarks" / animal / f"{shot}.mat"
+        if not path.exists():
+            continue
+        cells = scipy.io.loadmat(path)["landmarks"]
+        for f in range(start, end + 1):
+            record = cells[f - start, 0][0, 0]
+            out.append((int(shot), int(f), np.hstack([record["coords"], record["visibility"]])))
+    return out
+
+
+def test_frame_list_order_filter_and_skipped_shot(tigdog):
+    data = load_tigdog(tigdog.root, "horse")
+    raw = _raw(tigdog.root, "horse")
+    assert len(raw) == tigdog.shots * tigdog.frames_per_shot  # the shot without a file skipped
+    assert data.shots.tolist() == [r[0] for r in raw]
+    assert data.frames.tolist() == [r[1] for r in raw]
+    assert (np.diff(data.frames) > 0).all()
+    gaps = np.flatnonzero(np.diff(data.frames) > 1)
+    assert len(gaps) == 1  # the skipped shot's frame numbers are missing from the list
+    visible = np.array([(r[2][:18, 2] > 0).sum() for r in raw])
+    assert data.kept.tolist() == np.flatnonzero(visible > 9).tolist()
+    assert 0 < len(data.kept) < len(raw)  # the fixture has frames the filter drops
+    assert data.frame_path(0).name == f"{raw[0][1]:08d}.jpg"
+
+
+def test_split_by_shot_and_files_beside_the_data(tigdog):
+    train, valid = _dataset(tigdog.root, split="train"), _dataset(tigdog.root)
+    data = train.data
+    assert not set(data.shots[train.indices]) & set(data.shots[valid.indices])
+    assert len(set(data.shots[valid.indices])) == 1  # 6 shots // 5
+    assert (np.diff(valid.indices) > 0).all()  # loader order = video/frame order
+    folder = Path(tigdog.root) / "behaviorDiscovery2.0" / "splits" / "horse"
+    np.testing.assert_array_equal(np.load(folder / "valid_idxs_by_video.npy"), valid.indices)
+    sample = valid[2]
+    j = valid.indices[2]
+    assert sample["meta"]["shot"] == data.shots[j] and sample["meta"]["frame"] == data.frames[j]
+
+
+def test_reference_split_files_in_split_dir_are_honoured(tigdog, tmp_path):
+    data = load_tigdog(tigdog.root, "horse")
+    mirror = tmp_path / "real_animal" / "horse"
+    mirror.mkdir(parents=True)
+    np.save(mirror / "train_idxs_by_video.npy", data.kept[3:])
+    np.save(mirror / "valid_idxs_by_video.npy", data.kept[:3])
+    ds = _dataset(tigdog.root, split_dir=tmp_path)
+    assert ds.indices.tolist() == data.kept[:3].tolist()
+
+
+@pytest.mark.parametrize("animal", ["horse", "tiger"])
+def test_crop_keypoints_equal_annotation_through_matrix(tigdog, animal):
+    """Independent: landmarks from the .mat, tiger slots permuted, box of positive coordinates,
+    side 1.5 x longer side, mapped by the explicit crop formula."""
+    ds = _dataset(tigdog.root, animal=animal, split="all")
+    raw = _raw(tigdog.root, animal)
+    order = list(TIGER_PERMUTATION) if animal == "tiger" else list(range(18))
+    for i in range(0, len(ds), 3):
+        sample = ds[i]
+        lm = raw[ds.indices[i]][2][:18][order]
+        xs, ys = lm[lm[:, 0] > 0, 0], lm[lm[:, 1] > 0, 1]
+        center = np.array([(xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2])
+        side = 1.5 * max(np.ptp(xs), np.ptp(ys))
+        crop = (lm[:, :2] - center) * (S / side) + (S - 1) / 2
+        np.testing.assert_allclose(sample["meta"]["center"], center)
+        np.testing.assert_allclose(sample["meta"]["size"], [side, side])
+        np.testing.assert_allclose(sample["meta"]["keypoints_image"][:, :2], lm[:, :2])
+        visible = (lm[:, 2] > 0) & (lm[:, 0] > 0) & (lm[:, 1] > 0)
+        np.testing.assert_array_equal(sample["keypoints"][:, 2].numpy() > 0, visible)
+        np.testing.assert_allclose(sample["keypoints"][visible, :2].numpy(), crop[visible],
+                                   atol=1e-4)  # fmt: skip
+        assert (sample["keypoints"][~visible] == 0).all()
+        m = sample["meta"]["matrix"]
+        np.testing.assert_allclose(lm[:, :2] @ m[:, :2].T + m[:, 2], crop, atol=1e-9)
+
+
+@pytest.mark.parametrize("animal", ["horse", "tiger"])
+def test_drawn_keypoint_colour_is_under_the_crop_keypoint(tigdog, animal):
+    """Model-order channel k shows keypoint k's colour: for the tiger this only holds when the
+    loader undoes the fixture's TigDog slot permutation."""
+    ds = _dataset(tigdog.root, animal=animal, split="all")
+    hits = total = 0
+    for i in range(0, len(ds), 2):
+        sample = ds[i]
+        image = sample["image"].numpy().transpose(1, 2, 0).astype(int)
+        kp_src = sample["meta"]["keypoints_image"]
+        for k, (x, y, v) in enumerate(sample["keypoints"].numpy()):
+            close = np.linalg.norm(kp_src[k + 1:, :2] - kp_src[k, :2], axis=1) < 10
+            if v == 0 or close.any():
+                continue
+            pixel = image[round(float(y)), round(float(x))]
+            hits += np.argmin(np.abs(KEYPOINT_COLOURS.astype(int) - pixel).sum(axis=1)) == k
+            total += 1
+    assert total > 100 and hits / total > 0.95
+
+
+def test_tiger_permutation_round_trip(tigdog):
+    """The fixture stores tiger landmarks in TigDog slot order; applying the (self-inverse)
+    permutation to the loader's model order gives the stored slots back."""
+    data = load_tigdog(tigdog.root, "tiger")
+    raw = _raw(tigdog.root, "tiger")
+    perm = list(TIGER_PERMUTATION)
+    for j in data.kept[:10]:
+        np.testing.assert_array_equal(data.keypoints[j][perm][:, :2], raw[j][2][:18, :2])
+        assert not np.array_equal(data.keypoints[j][:, :2], raw[j][2][:18, :2])
+
+
+def test_crop_real_writes_center_crops_and_crop_dataset_reads_them(tigdog, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0",
+                    ignore=shutil.ignore_patterns("splits"))  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(REPO / "datasets" / "crop_real.py"), "--image-path", str(root),
+         "--animal", "horse"], capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = load_tigdog(root, "horse")
+    written = sorted((root / "real_animal_crop" / "real_horse_crop").glob("crop_*.jpg"))
+    assert [p.name for p in written] == [f"crop_{data.frames[j]:08d}.jpg" for j in data.kept]
+    frames = _dataset(root, split="all")
+    crops = _dataset(root, split="all", cls=RealAnimalCrop)
+    for i in (0, len(frames) // 2, len(frames) - 1):
+        crop = read_image(crop_path(root, "horse", data.frames[frames.indices[i]]))
+        keypoints, center, size = frames.annotation(i)
+        expected = CenterCrop(256)(read_image(frames.image_path(i)), keypoints, center, size)
+        assert crop.shape == (256, 256, 3)
+        assert np.abs(crop.astype(int) - expected.image).mean() < 3  # JPEG error only
+        a, b = frames[i], crops[i]
+        np.testing.assert_allclose(a["meta"]["matrix"], b["meta"]["matrix"], atol=1e-9)
+        np.testing.assert_allclose(a["keypoints"].numpy(), b["keypoints"].numpy(), atol=1e-4)
+        assert np.abs(a["image"].numpy().astype(int) - b["image"].numpy()).mean() < 6
+        assert b["meta"]["frame"] == a["meta"]["frame"]
+    assert write_real_crops(root, "horse", progress=False) == 0  # existing files are skipped
+
+
+def test_missing_crop_files_point_to_the_script(tigdog, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0")
+    with pytest.raises(DataError, match=r"crop_\d{8}.jpg: image not found.*crop_real.py"):
+        _dataset(root, cls=RealAnimalCrop)
+
+
+def _copy_tigdog(tigdog, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0",
+                    ignore=shutil.ignore_patterns("splits", "tiger"))  # fmt: skip
+    return root
+
+
+def test_bad_tigdog_inputs_name_the_file(tigdog, tmp_path):
+    with pytest.raises(DataError, match="image path does not exist.*behaviorDiscovery2.0"):
+        _dataset(tmp_path / "nowhere")
+    root = _copy_tigdog(tigdog, tmp_path)
+    ranges = root / "behaviorDiscovery2.0" / "ranges" / "horse" / "ranges.mat"
+    good = scipy.io.loadmat(ranges)["ranges"]
+    scipy.io.savemat(ranges, {"shots": good})
+    with pytest.raises(DataError, match=r"ranges.mat: MATLAB file has no variable 'ranges'"):
+        _dataset(root)
+    scipy.io.savemat(ranges, {"ranges": good})
+    landmark = root / "behaviorDiscovery2.0" / "landmarks" / "horse" / f"{good[0, 0]}.mat"
+    scipy.io.savemat(landmark, {"points": np.zeros(3)})
+    message = rf"{good[0, 0]}.mat: MATLAB file has no variable 'landmarks'"
+    with pytest.raises(DataError, match=message):
+        _dataset(root)
+
+
+def test_truncated_jpeg_frame_names_the_file(tigdog, tmp_path):
+    root = _copy_tigdog(tigdog, tmp_path)
+    ds = _dataset(root)
+    victim = ds.image_path(0)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    with pytest.raises(DataError, match=rf"{victim.name}: truncated JPEG"):
+        ds[0]
