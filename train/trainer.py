@@ -27,6 +27,7 @@ from animalpose.evaluation.pck import legacy_batch_accuracy
 from animalpose.evaluation.report import pck_table, save_preds_mat
 from animalpose.evaluation.visualize import draw_keypoints
 from animalpose.train.checkpoint import (
+    BEST_NAME,
     build_checkpoint,
     load_checkpoint,
     restore_training_state,
@@ -289,7 +290,8 @@ class Trainer:
                 continue
             val = self.validate(epoch)
             val_acc = float(np.nanmean(val.legacy)) if np.isfinite(val.legacy).any() else 0.0
-            is_best = val_acc > self.best_acc
+            # The first validated epoch always writes model_best (the reference needs acc > 0).
+            is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
             self.best_acc = max(val_acc, self.best_acc)
             self._save(epoch, val, is_best)
             log.append([epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc])

@@ -1,0 +1,115 @@
+"""Train, resume and evaluate through the real entry points on a tiny reference-layout data set."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from animalpose.datasets.fixtures import make_synthetic_fixture, make_tigdog_fixture
+from animalpose.train.checkpoint import REFERENCE_KEYS
+from animalpose.train import cli
+from animalpose.train.trainer import LOG_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("animal_data")
+    make_synthetic_fixture(root, animal="horse", num_images=40, seed=0, frame_size=(160, 120))
+    make_tigdog_fixture(root, animal="horse", num_shots=4, frames_per_shot=6, seed=0,
+                        frame_size=(160, 120))
+    return root
+
+
+def _argv(root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--dataset", "synthetic_animal_sp", "--image-path", str(root), "--animal", "horse",
+        "--stacks", "1", "--blocks", "1", "--channels", "16", "--inp-res", "64", "--out-res", "16",
+        "--train-batch", "8", "--test-batch", "8", "-j", "0", "--solver", "adam", "--lr", "1e-3",
+        "--schedule", "1", "-c", str(out), "--no-progress", "--device", "cpu",
+        "--set", "run.log_every=1", "--set", "run.tb_images=2", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def full_run(data_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_full")
+    assert cli.train_main(_argv(data_root, out, "--epochs", "2")) == 0
+    return out
+
+
+def test_training_writes_every_artefact(full_run):
+    ckpt = torch.load(full_run / "checkpoint.pth.tar", map_location="cpu", weights_only=True)
+    assert set(REFERENCE_KEYS) <= set(ckpt)
+    assert ckpt["epoch"] == 2 and ckpt["arch"] == "hg" and ckpt["keypoint_spec"] == "animal18"
+    assert all(k.startswith("module.") for k in ckpt["state_dict"])
+    assert ckpt["config"]["model"]["channels"] == 16
+    assert (full_run / "model_best.pth.tar").is_file() and (full_run / "config.yaml").is_file()
+    rows = (full_run / "log.txt").read_text().splitlines()
+    assert rows[0].split("\t") == list(LOG_COLUMNS) and len(rows) == 3
+    assert [float(r.split("\t")[0]) for r in rows[1:]] == [1.0, 2.0]
+    assert float(rows[2].split("\t")[1]) == pytest.approx(1e-4)  # lr x 0.1 after epoch 1
+    preds = scipy.io.loadmat(full_run / "preds.mat")["preds"]
+    assert preds.shape == (8, 18, 2)  # 20 % of 40 images validate
+    events = EventAccumulator(str(full_run / "tensorboard")).Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/lr", "epoch/val_pck_legacy", "epoch/val_pck_precise"} <= set(
+        tags["scalars"]
+    )
+    assert len(events.Scalars("epoch/val_pck_legacy")) == 2
+    assert tags["images"], "validation crops with predictions are logged"
+
+
+def test_resume_continues_as_if_never_stopped(data_root, full_run, tmp_path):
+    out = tmp_path / "run_resumed"
+    assert cli.train_main(_argv(data_root, out, "--epochs", "1")) == 0
+    assert cli.train_main(_argv(data_root, out, "--epochs", "2", "--resume",
+                            str(out / "checkpoint.pth.tar"))) == 0
+    a = torch.load(full_run / "checkpoint.pth.tar", weights_only=True)
+    b = torch.load(out / "checkpoint.pth.tar", weights_only=True)
+    assert b["epoch"] == 2
+    for key, value in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][key], value, rtol=0, atol=1e-6, msg=key)
+    log_a = (full_run / "log.txt").read_text().splitlines()
+    log_b = (out / "log.txt").read_text().splitlines()
+    assert len(log_b) == 3 and log_b[0] == log_a[0]
+    np.testing.assert_allclose(
+        [float(v) for v in log_b[2].split("\t")], [float(v) for v in log_a[2].split("\t")],
+        rtol=1e-5,
+    )
+
+
+def test_evaluation_script_reports_both_metrics(data_root, full_run, tmp_path):
+    out = tmp_path / "eval"
+    argv = _argv(data_root, out, "--evaluate", "--resume", str(full_run / "model_best.pth.tar"),
+                 "--dataset", "real_animal_sp", "-f")
+    assert cli.test_main(argv + ["--overlays", "2"]) == 0
+    results = json.loads((out / "pck_results.json").read_text())
+    text = json.dumps(results)
+    assert "legacy" in text and "precise" in text
+    preds = scipy.io.loadmat(out / "preds_valid.mat")["preds"]
+    assert preds.ndim == 3 and preds.shape[1:] == (18, 2)
+    assert (out / "pck.png").stat().st_size > 1000
+    assert len(list((out / "overlays").glob("*.png"))) == 2
+
+
+def test_reference_checkpoint_evaluates_with_legacy_input(data_root, full_run, tmp_path):
+    ours = torch.load(full_run / "model_best.pth.tar", weights_only=True)
+    reference = {  # exactly the reference's keys, nothing of ours
+        "epoch": 2, "arch": "hg", "state_dict": ours["state_dict"],
+        "best_acc": torch.tensor(0.1), "optimizer": ours["optimizer"],
+    }  # fmt: skip
+    path = tmp_path / "reference.pth.tar"
+    torch.save(reference, path)
+    out = tmp_path / "eval_ref"
+    argv = _argv(data_root, out, "-e", "--resume", str(path), "--legacy-input")
+    assert cli.train_main(argv) == 0  # the reference's own `train.py -e` path
+    assert (out / "preds_valid.mat").is_file() and (out / "pck_results.json").is_file()
+
+
+def test_bad_data_root_is_a_clear_error(tmp_path, capsys):
+    assert cli.train_main(_argv(tmp_path / "nowhere", tmp_path / "o", "--epochs", "1")) == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err
