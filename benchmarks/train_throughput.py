@@ -24,37 +24,45 @@ from animalpose.train.config import Config, apply_overrides
 from animalpose.train.trainer import Trainer, build_codec
 
 
+def _pss_bytes(pid: str) -> int:
+    """Proportional set size: shared pages (torch's libraries in every worker) counted once."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no Pss line for pid {pid}")
+
+
 class HostMemory:
-    """Samples the summed RSS of this process and all its descendants (Linux /proc)."""
+    """Samples the summed PSS of this process and all its descendants (Linux /proc)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _tree_rss(self) -> int:
+    def _tree_pss(self) -> int:
         children: dict[int, list[int]] = {}
-        rss: dict[int, int] = {}
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
                 ppid = int(stat.rsplit(")", 1)[1].split()[1])
-                pages = int(Path(f"/proc/{entry}/statm").read_text().split()[1])
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-            rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
         total, stack = 0, [os.getpid()]
         while stack:
             pid = stack.pop()
-            total += rss.get(pid, 0)
+            try:
+                total += _pss_bytes(str(pid))
+            except (OSError, ValueError):
+                pass
             stack.extend(children.get(pid, []))
         return total
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
+            self.peak = max(self.peak, self._tree_pss())
             time.sleep(self.interval)
 
     def __enter__(self):
@@ -103,7 +111,8 @@ def model_only(trainer: Trainer, *, batch: int, iters: int, warmup: int) -> floa
     return batch * iters / (time.perf_counter() - t0)
 
 
-def end_to_end(trainer: Trainer, *, iters: int, warmup: int) -> float:
+def end_to_end(trainer: Trainer, *, iters: int, warmup: int, train_step: bool = True) -> float:
+    """img/s of the real loader feeding the training step (``train_step=False``: loader alone)."""
     codec = build_codec(trainer.cfg)
     trainer.net.train()
     loader, epoch, done, t0 = trainer.train_loader, 0, 0, 0.0
@@ -115,7 +124,8 @@ def end_to_end(trainer: Trainer, *, iters: int, warmup: int) -> float:
             if done == warmup:
                 _sync(trainer.device)
                 t0, images = time.perf_counter(), 0
-            _step(trainer, batch, codec)
+            if train_step:
+                _step(trainer, batch, codec)
             images += batch["image"].shape[0]
             done += 1
             if done >= warmup + iters:
@@ -163,6 +173,7 @@ def main() -> None:
             torch.cuda.reset_peak_memory_stats(dev)
         mo = model_only(trainer, batch=args.batch, iters=args.iters, warmup=args.warmup)
         e2e = end_to_end(trainer, iters=args.iters, warmup=args.warmup)
+        loader_only = end_to_end(trainer, iters=args.iters, warmup=args.warmup, train_step=False)
         t0 = time.perf_counter()
         val = trainer.validate()
         eval_rate = len(val.preds) / (time.perf_counter() - t0)
@@ -171,8 +182,9 @@ def main() -> None:
         "model": f"hg stacks={args.stacks} channels={args.channels} input={args.inp_res}",
         "batch": args.batch, "workers": args.workers, "augment_backend": args.backend,
         "amp_bf16": trainer.amp, "model_only_img_s": round(mo, 1), "end_to_end_img_s": round(e2e, 1),
-        "end_to_end_fraction": round(e2e / mo, 3), "eval_img_s_incl_loader_start": round(eval_rate, 1),
-        "peak_host_rss_gb_all_processes": round(mem.peak / 2**30, 2),
+        "end_to_end_fraction": round(e2e / mo, 3),
+        "loader_only_img_s": round(loader_only, 1), "eval_img_s_incl_loader_start": round(eval_rate, 1),
+        "peak_host_pss_gb_all_processes": round(mem.peak / 2**30, 2),
         "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2) if dev.type == "cuda" else None,
     }  # fmt: skip
     for k, v in figures.items():

@@ -82,9 +82,14 @@ def build_dataset(
     split_dir: str | os.PathLike | None = None,
     vertex_table: str | os.PathLike | Sequence[int] | None = None,
     limit: int = 0,
+    augment_seed: int | None = None,
 ) -> KeypointDataset:
     """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented with the
-    dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``."""
+    dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``.
+
+    ``seed`` keys the split files created when absent; ``augment_seed`` (default: ``seed``) keys
+    the per-sample augmentation draws, so runs with different seeds share one split.
+    """
     entry = _entry(name)
     if split == "train":
         from animalpose.datasets.augment import build_augmenter  # lazy: optional heavy deps
@@ -99,7 +104,12 @@ def build_dataset(
               "spec": spec, "seed": seed, "split_dir": split_dir, "limit": limit}
     if entry.synthetic:
         kwargs["vertex_table"] = vertex_table
-    return entry.cls(**kwargs)
+    dataset = entry.cls(**kwargs)
+    if augment_seed is not None:
+        if augment_seed < 0:
+            raise ValueError(f"augment_seed must be non-negative, got {augment_seed}")
+        dataset.seed = int(augment_seed)
+    return dataset
 
 
 def dataset_mean_std(

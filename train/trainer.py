@@ -111,7 +111,11 @@ class Trainer:
         )  # fmt: skip
         self.val_set = build_dataset(d.dataset, split="valid", limit=d.val_limit, **common)
         self.train_set = (
-            build_dataset(d.dataset, split="train", limit=d.train_limit, **common) if train else None
+            build_dataset(
+                d.dataset, split="train", limit=d.train_limit, augment_seed=cfg.run.seed, **common
+            )
+            if train
+            else None
         )
         mean, std = dataset_mean_std(
             d.dataset, root=d.image_path, animal=d.animal, split_dir=d.split_dir or None,

@@ -116,3 +116,13 @@ def test_reference_mean_file_in_split_dir_wins(combined, tmp_path):
     _, std = dataset_mean_std("synthetic_animal", root=combined, animal="horse",
                               split_dir=tmp_path)  # fmt: skip
     np.testing.assert_allclose(std, [0.2611, 0.2452, 0.2299], atol=1e-6)
+
+
+def test_augment_seed_changes_draws_but_not_the_split(combined):
+    a = _build("synthetic_animal_sp", combined, "train")
+    b = _build("synthetic_animal_sp", combined, "train", augment_seed=7)
+    c = _build("synthetic_animal_sp", combined, "train", augment_seed=0)
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a[0]["meta"]["keypoints_image"], b[0]["meta"]["keypoints_image"])
+    assert torch.equal(a[0]["image"], c[0]["image"])  # augment_seed == seed: the same draw
+    assert any(not torch.equal(a[i]["image"], b[i]["image"]) for i in range(3))
