@@ -178,7 +178,7 @@ def test_quickstart_config(configs_dir):
         "data": {"dataset": "synthetic_animal_sp", "image_path": "./animal_data", "inp_res": 128,
                  "out_res": 32, "train_batch": 16, "test_batch": 32, "workers": 2},
         "model": {"stacks": 1, "blocks": 1, "channels": 64},
-        "optim": {"epochs": 4, "lr": 1e-3, "solver": "adam", "schedule": [3]},
+        "optim": {"epochs": 15, "lr": 2e-3, "solver": "adam", "schedule": [12]},
         "run": {"amp": False, "log_every": 10, "checkpoint": "runs/quickstart"},
     }  # fmt: skip
     assert cfg == config_from_dict(expected, source="expected")
