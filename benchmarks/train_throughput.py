@@ -79,17 +79,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _step(trainer: Trainer, batch: dict, codec) -> torch.Tensor:
-    x, heatmaps, weights = trainer.prepare(batch, codec)
-    with trainer._autocast():
-        outputs = trainer.net(x)
-    loss = trainer.loss_fn(outputs, heatmaps, weights)
-    trainer.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    trainer.optimizer.step()
-    return loss.detach()
-
-
 def model_only(trainer: Trainer, *, batch: int, iters: int, warmup: int) -> float:
     cfg, dev = trainer.cfg, trainer.device
     s, k = cfg.data.inp_res, trainer.spec.num_keypoints
@@ -102,11 +91,11 @@ def model_only(trainer: Trainer, *, batch: int, iters: int, warmup: int) -> floa
     codec = build_codec(cfg)
     trainer.net.train()
     for _ in range(warmup):
-        _step(trainer, fake, codec)
+        trainer.step(fake, codec)
     _sync(dev)
     t0 = time.perf_counter()
     for _ in range(iters):
-        _step(trainer, fake, codec)
+        trainer.step(fake, codec)
     _sync(dev)
     return batch * iters / (time.perf_counter() - t0)
 
@@ -125,7 +114,7 @@ def end_to_end(trainer: Trainer, *, iters: int, warmup: int, train_step: bool = 
                 _sync(trainer.device)
                 t0, images = time.perf_counter(), 0
             if train_step:
-                _step(trainer, batch, codec)
+                trainer.step(batch, codec)
             images += batch["image"].shape[0]
             done += 1
             if done >= warmup + iters:

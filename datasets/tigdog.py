@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from animalpose.datasets.base import SPLITS, Augmenter, KeypointDataset
+from animalpose.datasets.base import SPLITS, KeypointDataset
 from animalpose.datasets.files import DataError, load_mat
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.datasets.images import read_image, write_image
-from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec
+from animalpose.datasets.keypoints import TIGER_PERMUTATION
 from animalpose.datasets.splits import (
     VIDEO_MEAN_NAME,
     VIDEO_SPLIT_NAMES,
@@ -246,7 +246,10 @@ def tigdog_split(
 class _TigDogBase(KeypointDataset):
     """Shared construction of the two TigDog datasets."""
 
-    def __init__(self, *, root, animal, split, augmenter, spec, seed, split_dir, limit) -> None:
+    def __init__(
+        self, *, root: str | os.PathLike, animal: str, split: str, augmenter: Augmenter,
+        spec: KeypointSpec, seed: int, split_dir: str | os.PathLike | None = None, limit: int = 0,
+    ) -> None:  # fmt: skip
         super().__init__(augmenter=augmenter, spec=spec, seed=seed)
         if spec.num_keypoints != NUM_LANDMARKS:
             raise ValueError(f"TigDog has {NUM_LANDMARKS} keypoints; spec {spec.name!r} has "
@@ -296,13 +299,6 @@ class RealAnimal(_TigDogBase):
     mirror searched for ``real_animal/<animal>/{train,valid}_idxs_by_video.npy``.
     """
 
-    def __init__(
-        self, *, root: str | os.PathLike, animal: str, split: str, augmenter: Augmenter,
-        spec: KeypointSpec, seed: int, split_dir: str | os.PathLike | None = None, limit: int = 0,
-    ) -> None:  # fmt: skip
-        super().__init__(root=root, animal=animal, split=split, augmenter=augmenter, spec=spec,
-                         seed=seed, split_dir=split_dir, limit=limit)  # fmt: skip
-
     def image_path(self, index: int) -> Path:
         return self.data.frame_path(self.indices[index])
 
@@ -326,13 +322,6 @@ class RealAnimalCrop(_TigDogBase):
     """
 
     _missing_hint = "; write the crops with `python datasets/crop_real.py`"
-
-    def __init__(
-        self, *, root: str | os.PathLike, animal: str, split: str, augmenter: Augmenter,
-        spec: KeypointSpec, seed: int, split_dir: str | os.PathLike | None = None, limit: int = 0,
-    ) -> None:  # fmt: skip
-        super().__init__(root=root, animal=animal, split=split, augmenter=augmenter, spec=spec,
-                         seed=seed, split_dir=split_dir, limit=limit)  # fmt: skip
 
     def image_path(self, index: int) -> Path:
         return crop_path(self.root, self.animal, self.data.frames[self.indices[index]])

@@ -181,11 +181,7 @@ class LegacyPCK:
         """(K,) float64 mean per-batch fraction; NaN where the keypoint was never valid."""
         if self._sum is None:
             raise RuntimeError("LegacyPCK.compute() called before any update()")
-        total = self._sum.cpu().numpy()
-        batches = self._batches.cpu().numpy()
-        out = np.full(total.shape, np.nan)
-        np.divide(total, batches, out=out, where=batches > 0)
-        return out
+        return _ratio(self._sum, self._batches)
 
 
 def pck_hits(
@@ -253,8 +249,12 @@ class PrecisePCK:
         """(K,) float64 hits / counts; NaN where the count is 0."""
         if self._hits is None:
             raise RuntimeError("PrecisePCK.compute() called before any update()")
-        hits = self._hits.cpu().numpy()
-        counts = self._counts.cpu().numpy()
-        out = np.full(hits.shape, np.nan)
-        np.divide(hits, counts, out=out, where=counts > 0)
-        return out
+        return _ratio(self._hits, self._counts)
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> np.ndarray:
+    """``numerator / denominator`` as float64 NumPy (one transfer), NaN where the count is 0."""
+    num, den = numerator.cpu().numpy(), denominator.cpu().numpy()
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out

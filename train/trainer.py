@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from animalpose.datasets.build import build_dataset, dataset_mean_std
 from animalpose.datasets.codec import MSRAHeatmap
-from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec, get_spec
+from animalpose.datasets.keypoints import KeypointSpec, get_spec
 from animalpose.datasets.transforms import Normalizer
 from animalpose.evaluation.inference import EvalResult, evaluate
 from animalpose.evaluation.pck import legacy_batch_accuracy
@@ -207,6 +207,17 @@ class Trainer:
         heatmaps, weights = codec.encode(keypoints[..., :2], keypoints[..., 2])
         return x, heatmaps, weights
 
+    def step(self, batch: dict, codec: MSRAHeatmap):
+        """One optimisation step on ``batch`` -> (loss, per-stack outputs, target heatmaps)."""
+        x, heatmaps, weights = self.prepare(batch, codec)
+        with self._autocast():
+            outputs = self.net(x)
+        loss = self.loss_fn(outputs, heatmaps, weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), outputs, heatmaps
+
     def train_epoch(self, epoch: int) -> EpochStats:
         codec = build_codec(self.cfg, epoch)
         self.net.train()
@@ -224,18 +235,12 @@ class Trainer:
         start = _now(self.device)
         images_seen = 0
         for it, batch in enumerate(self.train_loader):
-            x, heatmaps, weights = self.prepare(batch, codec)
-            with self._autocast():
-                outputs = self.net(x)
-            loss = self.loss_fn(outputs, heatmaps, weights)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            loss, outputs, heatmaps = self.step(batch, codec)
             acc = legacy_batch_accuracy(outputs[-1].detach().float(), heatmaps)
             valid = acc >= 0
             acc_sum += torch.where(valid, acc, 0).sum() / valid.sum().clamp_min(1)
             loss_sum += loss.detach()
-            n = x.shape[0]
+            n = heatmaps.shape[0]
             images_seen += n
             bar.update(n * self.world_size)
             if self.cfg.run.debug and epoch == self.start_epoch and it == 0 and self.is_main:
