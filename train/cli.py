@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from animalpose.datasets.files import DataError
-from animalpose.evaluation.report import pck_table, plot_pck, save_preds_mat, save_results
+from animalpose.evaluation.report import plot_pck, save_preds_mat, save_results
 from animalpose.evaluation.visualize import draw_keypoints
 from animalpose.train.checkpoint import load_checkpoint
 from animalpose.train.config import Config, ConfigError, config_from_dict, config_to_dict
