@@ -99,7 +99,6 @@ class Trainer:
         torch.manual_seed(cfg.run.seed)
         self.spec: KeypointSpec = get_spec(cfg.model.keypoint_spec)
         self.out_dir = Path(cfg.run.checkpoint)
-        self.codec = build_codec(cfg)
         self.amp = cfg.run.amp and self.device.type == "cuda"
 
         d = cfg.data
