@@ -35,6 +35,10 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.66",
         "matplotlib>=3.9",
+        # The built-in 3-D animal generator: dm_control's skinned dog. mujoco 4 breaks
+        # suite.load('dog') (no MjModel.flex_vertedge), so both are pinned.
+        "dm-control==1.0.50",
+        "mujoco==3.17.0",
     ],
     extras_require={"test": ["pytest>=8"]},
 )

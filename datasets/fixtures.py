@@ -7,6 +7,9 @@ thick limbs coloured by side (left limbs red, right limbs blue, head yellow), an
 distinct colour (``KEYPOINT_COLOURS``) on every keypoint, drawn last in channel order. The
 annotations are exact, so a model can learn them and tests can check image against annotation.
 Used by the tests, the benchmarks and the README quickstart (``datasets/make_fixture.py``).
+The drawing pieces (``CartoonAnimal``, ``walk``, ``draw_animal`` with a ``Palette`` and without
+markers, ``body_points``, ``background``) are also the generator's fallback renderer
+(``flat_render.py``).
 """
 from __future__ import annotations
 
@@ -25,10 +28,21 @@ from animalpose.datasets.tigdog import LANDMARK_ORDER, NUM_LANDMARKS, TIGDOG_FOL
 
 __all__ = [
     "KEYPOINT_COLOURS",
+    "CartoonAnimal",
+    "Palette",
+    "background",
+    "body_ellipse",
+    "body_points",
+    "draw_animal",
+    "extent",
+    "fixture_palette",
+    "keypoint_array",
     "main",
     "make_synthetic_fixture",
     "make_tigdog_fixture",
     "marker_radius",
+    "offset_range",
+    "walk",
 ]
 
 K = ANIMAL18.num_keypoints
@@ -83,7 +97,7 @@ def _chain(start: np.ndarray, angles, lengths) -> list[np.ndarray]:
 
 
 @dataclass
-class _Animal:
+class CartoonAnimal:
     """Appearance and placement of one animal (kept over a video shot)."""
 
     facing_left: bool
@@ -97,7 +111,7 @@ class _Animal:
     jitter: np.ndarray  # (3,) colour offset
 
     @classmethod
-    def random(cls, rng: np.random.Generator, frame_size: tuple[int, int]) -> _Animal:
+    def random(cls, rng: np.random.Generator, frame_size: tuple[int, int]) -> CartoonAnimal:
         w, h = frame_size
         return cls(
             facing_left=bool(rng.integers(0, 2)), rotation=float(rng.uniform(-15, 15)),
@@ -163,11 +177,12 @@ def _mirror_name(name: str) -> str:
     return name
 
 
-def _keypoints(points: dict[str, np.ndarray]) -> np.ndarray:
+def keypoint_array(points: dict[str, np.ndarray]) -> np.ndarray:
+    """(18, 2) keypoints in model order from named points."""
     return np.stack([points[n] for n in ANIMAL18.keypoints])
 
 
-def _cloud(animal: _Animal, points: dict[str, np.ndarray], rng, n: int) -> np.ndarray:
+def body_points(animal: CartoonAnimal, points: dict[str, np.ndarray], rng, n: int) -> np.ndarray:
     """(n, 3) points scattered over body, limbs, neck and head in image pixels (origin offset),
     with 1 for the near side and 0 for the far side (a stand-in for occlusion flags)."""
     segments = [(a, b) for side in ("left", "right") for a, b in _LIMBS[side]]
@@ -211,11 +226,49 @@ def _fixed(p: np.ndarray) -> tuple[int, int]:
     return round(float(p[0]) * (1 << _SHIFT)), round(float(p[1]) * (1 << _SHIFT))
 
 
-def _draw(image: np.ndarray, animal: _Animal, points: dict[str, np.ndarray]) -> None:
-    """Draw the animal in place (points in image pixels)."""
+@dataclass(frozen=True)
+class Palette:
+    """RGB colours of an animal's parts: the limbs of each side, the body (trunk, neck, tail)
+    and the head."""
+
+    left: tuple[int, int, int]
+    right: tuple[int, int, int]
+    body: tuple[int, int, int]
+    head: tuple[int, int, int]
+
+
+def fixture_palette(animal: CartoonAnimal) -> Palette:
+    """The fixtures' colours: red left limbs, blue right limbs, yellow head, brown body, all
+    shifted by the animal's colour jitter."""
 
     def tint(colour):
         return tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(colour, animal.jitter))
+
+    return Palette(left=tint(_SIDE_COLOURS["left"]), right=tint(_SIDE_COLOURS["right"]),
+                   body=tint(_BODY), head=tint(_HEAD))  # fmt: skip
+
+
+def body_ellipse(
+    animal: CartoonAnimal, points: dict[str, np.ndarray]
+) -> tuple[np.ndarray, tuple[float, float], float]:
+    """The trunk as drawn: (centre (2,), (half length, half height) in pixels, angle in
+    degrees of the long axis, image axes)."""
+    shoulder = (points["left_shoulder"] + points["right_shoulder"]) / 2
+    axis = shoulder - points["hip"]
+    angle = float(np.degrees(np.arctan2(axis[1], axis[0])))
+    half = float(np.linalg.norm(axis)) / 2 + 0.12 * animal.length
+    return (shoulder + points["hip"]) / 2, (half, 0.2 * animal.length), angle
+
+
+def draw_animal(
+    image: np.ndarray, animal: CartoonAnimal, points: dict[str, np.ndarray], *,
+    palette: Palette | None = None, markers: bool = True,
+) -> None:  # fmt: skip
+    """Draw the animal in place (points in image pixels): far limbs, trunk, tail, neck, head,
+    near limbs, then (``markers``) one ``KEYPOINT_COLOURS`` disk per keypoint.
+    ``palette`` defaults to ``fixture_palette(animal)``."""
+    colours = palette or fixture_palette(animal)
+    side_colour = {"left": colours.left, "right": colours.right}
 
     def line(a, b, colour, width):
         cv2.line(image, _fixed(points[a] if isinstance(a, str) else a),
@@ -224,26 +277,26 @@ def _draw(image: np.ndarray, animal: _Animal, points: dict[str, np.ndarray]) -> 
 
     far = "left" if animal.near == "right" else "right"
     for a, b in _LIMBS[far]:
-        line(a, b, tint(_SIDE_COLOURS[far]), _LIMB)
+        line(a, b, side_colour[far], _LIMB)
+    centre, (half, height), angle = body_ellipse(animal, points)
+    axes = (int(half * (1 << _SHIFT)), int(height * (1 << _SHIFT)))
+    cv2.ellipse(image, _fixed(centre), axes, angle, 0, 360, colours.body, -1, cv2.LINE_AA,
+                _SHIFT)  # fmt: skip
     shoulder = (points["left_shoulder"] + points["right_shoulder"]) / 2
-    axis = shoulder - points["hip"]
-    angle = float(np.degrees(np.arctan2(axis[1], axis[0])))
-    half = float(np.linalg.norm(axis)) / 2 + 0.12 * animal.length
-    axes = (int(half * (1 << _SHIFT)), int(0.2 * animal.length * (1 << _SHIFT)))
-    cv2.ellipse(image, _fixed((shoulder + points["hip"]) / 2), axes, angle, 0, 360, tint(_BODY),
-                -1, cv2.LINE_AA, _SHIFT)  # fmt: skip
-    line("hip", "tail", tint(_BODY), _LIMB / 2)
-    line(shoulder, "poll", tint(_BODY), _NECK)
-    line("poll", "muzzle", tint(_HEAD), _HEAD_WIDTH)
+    line("hip", "tail", colours.body, _LIMB / 2)
+    line(shoulder, "poll", colours.body, _NECK)
+    line("poll", "muzzle", colours.head, _HEAD_WIDTH)
     for a, b in _LIMBS[animal.near]:
-        line(a, b, tint(_SIDE_COLOURS[animal.near]), _LIMB)
+        line(a, b, side_colour[animal.near], _LIMB)
+    if not markers:
+        return
     radius = round(marker_radius(animal.length) * (1 << _SHIFT))
     for i, name in enumerate(ANIMAL18.keypoints):
         colour = tuple(int(v) for v in KEYPOINT_COLOURS[i])
         cv2.circle(image, _fixed(points[name]), radius, colour, -1, cv2.LINE_AA, _SHIFT)
 
 
-def _offset_range(
+def offset_range(
     extents: np.ndarray, frame_size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) offsets keeping (x0, y0, x1, y1) ``extents`` inside the frame (4 px margin);
@@ -255,7 +308,8 @@ def _offset_range(
     return np.minimum(lo, mid), np.maximum(hi, mid)
 
 
-def _extent(*arrays: np.ndarray) -> np.ndarray:
+def extent(*arrays: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) box of the (N, >=2) point arrays."""
     pts = np.concatenate([a[:, :2] for a in arrays])
     return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
 
@@ -281,16 +335,16 @@ def make_synthetic_fixture(
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(num_images):
-        beast = _Animal.random(rng, frame_size)
+        beast = CartoonAnimal.random(rng, frame_size)
         points = beast.posed(float(rng.uniform(0, 2 * np.pi)))
-        cloud = _cloud(beast, points, rng, len(others))
-        lo, hi = _offset_range(_extent(_keypoints(points), cloud), frame_size)
+        cloud = body_points(beast, points, rng, len(others))
+        lo, hi = offset_range(extent(keypoint_array(points), cloud), frame_size)
         offset = rng.uniform(lo, hi)
         points = {n: p + offset for n, p in points.items()}
         image = background(rng, frame_size)
-        _draw(image, beast, points)
+        draw_animal(image, beast, points)
         vertices = np.zeros((NUM_VERTICES, 3))
-        vertices[rows, :2], vertices[rows, 2] = _keypoints(points), 1.0
+        vertices[rows, :2], vertices[rows, 2] = keypoint_array(points), 1.0
         vertices[others, :2], vertices[others, 2] = cloud[:, :2] + offset, cloud[:, 2]
         base = f"{i}_SK_{animal}_fixture_"
         write_image(out / f"{base}img.png", image, atomic=False)
@@ -346,29 +400,39 @@ def make_tigdog_fixture(
     return base
 
 
-def _write_shot(base, animal, shot, start, count, rng, frame_size, slots) -> None:
-    beast = _Animal.random(rng, frame_size)
+def walk(
+    rng: np.random.Generator, frame_size: tuple[int, int], count: int
+) -> tuple[CartoonAnimal, list[dict[str, np.ndarray]]]:
+    """A random animal trotting across a (w, h) frame for ``count`` frames: (animal, named
+    points in image pixels per frame). The gait phase advances ``_PHASE_STEP`` per frame and
+    the animal drifts at a constant velocity chosen so that every frame stays inside the frame
+    (it stands still when the walk does not fit)."""
+    beast = CartoonAnimal.random(rng, frame_size)
     phases = float(rng.uniform(0, 2 * np.pi)) + _PHASE_STEP * np.arange(count)
     frames = [beast.posed(p) for p in phases]
     direction = -1.0 if beast.facing_left else 1.0
     velocity = np.array([direction * _SPEED * beast.length, rng.uniform(-0.5, 0.5)])
-    extents = [_extent(_keypoints(p), p["tail"][None], p["muzzle"][None]) for p in frames]
+    extents = [extent(keypoint_array(p), p["tail"][None], p["muzzle"][None]) for p in frames]
     for v in (velocity, np.zeros(2)):
-        ranges = [_offset_range(e, frame_size) for e in extents]
+        ranges = [offset_range(e, frame_size) for e in extents]
         lo = np.max([r[0] - v * t for t, r in enumerate(ranges)], axis=0)
         hi = np.min([r[1] - v * t for t, r in enumerate(ranges)], axis=0)
         if (lo <= hi).all():
             break
     offset0 = rng.uniform(np.minimum(lo, hi), np.maximum(lo, hi))
+    return beast, [{n: p + offset0 + v * t for n, p in pts.items()} for t, pts in enumerate(frames)]
+
+
+def _write_shot(base, animal, shot, start, count, rng, frame_size, slots) -> None:
+    beast, frames = walk(rng, frame_size, count)
     scene = background(rng, frame_size)
     cells = np.empty((count, 1), dtype=object)
     w, h = frame_size
     for t, points in enumerate(frames):
-        points = {n: p + offset0 + v * t for n, p in points.items()}
         image = scene.copy()
-        _draw(image, beast, points)
+        draw_animal(image, beast, points)
         write_image(base / animal / f"{start + t:08d}.jpg", image, atomic=False)
-        model = np.concatenate([_keypoints(points), points["tail"][None]])
+        model = np.concatenate([keypoint_array(points), points["tail"][None]])
         coords = np.concatenate([model[:NUM_LANDMARKS][slots], model[NUM_LANDMARKS:]])
         visible = np.ones(_FIXTURE_LANDMARKS)
         inside = (coords[:, 0] > 0) & (coords[:, 0] < w) & (coords[:, 1] > 0) & (coords[:, 1] < h)

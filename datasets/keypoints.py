@@ -181,6 +181,9 @@ VERTEX_TABLES: dict[str, tuple[int, ...]] = {
               1548, 967, 877),
     "tiger": (2753, 2679, 2032, 1451, 1287, 3085, 1632, 229, 1441, 1280, 2201, 1662, 266, 158, 270,
               152, 219, 129),
+    # The built-in generator's dm_control dog (datasets/generate.py) writes its 18 keypoints in
+    # rows 0..17 of each _kpts.npy, followed by projected skin vertices.
+    "dog": tuple(range(18)),
 }  # fmt: skip
 for _animal, _rows in VERTEX_TABLES.items():
     if len(_rows) != ANIMAL18.num_keypoints or len(set(_rows)) != len(_rows):

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from animalpose.datasets.base import SPLITS, KeypointDataset
+from animalpose.datasets.base import SPLITS, Augmenter, KeypointDataset
 from animalpose.datasets.files import DataError, load_mat
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.datasets.images import read_image, write_image
-from animalpose.datasets.keypoints import TIGER_PERMUTATION
+from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec
 from animalpose.datasets.splits import (
     VIDEO_MEAN_NAME,
     VIDEO_SPLIT_NAMES,

@@ -1,0 +1,346 @@
+"""Writers of the generator's two on-disk layouts, byte-compatible with the loaders
+(``synthetic.py``, ``tigdog.py``; reference-compat spec 1.1 and 1.2).
+
+Synthetic layout (``SyntheticLayout``; one job = one still)::
+
+    synthetic_animal/<animal>_combineds5r5_texture/
+        <index>_<animal>_<style>_img.png    RGB PNG, the rendered frame
+        <index>_<animal>_<style>_kpts.npy   float32 (3299, 3): rows 0..17 the keypoints in model
+                                            order (x, y, visible), rows 18.. projected body
+                                            vertices (x, y, 1); VERTEX_TABLES[animal] = 0..17
+        generator.json                      the manifest of the run (see below)
+
+The keypoint file is written first and the image last, both atomically, so a listed image always
+has its keypoints. Indices are not zero-padded (as the reference's base names).
+
+TigDog layout (``TigDogLayout``; one job = one shot; job ``i`` is shot ``i + 1`` with global
+frames ``i * F + 1 .. (i + 1) * F``)::
+
+    behaviorDiscovery2.0/
+        <animal>/<8-digit frame>.jpg         JPEG, quality 95 (``images.write_image``)
+        landmarks/<animal>/<shot>.mat        `landmarks`: F x 1 cell of 1x1 structs with fields
+                                             coordinates (18 x 2 float64, 0-based pixels, model
+                                             order), visibility (18 x 1: 1 = in the frame) and
+                                             occluded (18 x 1: 1 = in the frame but hidden by the
+                                             body, from the renderer; an extra field the loaders
+                                             ignore, as they read fields by position)
+        ranges/<animal>/ranges.mat           `ranges`: int32 N x 3 [shot, start, end] of the
+                                             complete shots, sorted by shot
+        ranges/<animal>/generator.json       the manifest of the run
+
+As in TigDog, a landmark outside the frame is unannotated: coordinates (0, 0) and visibility 0.
+"In the frame" means 0 < x < w - 0.5 and 0 < y < h - 0.5 (the loaders treat non-positive
+coordinates as missing). Points occluded by the body stay annotated and visible, as TigDog's
+annotators marked them. A shot's frames are written before its landmark file, which marks the
+shot complete; ``ranges.mat`` is rewritten (atomically) as shots complete. MATLAB files get a
+fixed header text (scipy writes the time of day), so equal content gives equal bytes.
+
+Manifest ``generator.json``: the settings of the run that wrote the folder (generator version,
+renderer, animal, style, layout, frame size, seed and counts). A run whose settings differ is
+refused unless forced, so one folder never mixes two runs.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from animalpose.datasets.files import DataError, atomic_write, load_mat
+from animalpose.datasets.images import check_complete, write_image
+from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
+from animalpose.datasets.splits import MEAN_NAME, SPLIT_NAMES, VIDEO_MEAN_NAME, VIDEO_SPLIT_NAMES
+from animalpose.datasets.synthetic import IMAGE_SUFFIX, KEYPOINTS_SUFFIX, synthetic_dir
+from animalpose.datasets.tigdog import split_folder, tigdog_dir
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "MANIFEST_NAME",
+    "SyntheticLayout",
+    "TigDogLayout",
+    "check_manifest",
+    "mat_bytes",
+    "remove_stray_temp_files",
+    "write_manifest",
+]
+
+#: Version of what the generator writes; bump when the same settings would give other files.
+GENERATOR_VERSION = 1
+MANIFEST_NAME = "generator.json"
+#: Header text of the MATLAB 5 files we write (116 bytes, space padded, like MATLAB's own).
+MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: animalpose generator"
+_MAT_HEADER_BYTES = 116
+#: Bytes read from each end of an image file to check that it is complete.
+_CHECK_BYTES = 1024
+
+
+def mat_bytes(variables: dict[str, np.ndarray]) -> bytes:
+    """A MATLAB 5 file holding ``variables`` (scipy.io.savemat) with a fixed header text."""
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, variables, format="5")
+    data = bytearray(buffer.getvalue())
+    data[:_MAT_HEADER_BYTES] = MAT_HEADER.ljust(_MAT_HEADER_BYTES, b" ")
+    return bytes(data)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def _image_complete(path: Path) -> bool:
+    """True when ``path`` exists and its JPEG/PNG end marker is there (reads only both ends)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(0)
+            if size <= 2 * _CHECK_BYTES:
+                data = f.read()
+            else:
+                head = f.read(_CHECK_BYTES)
+                f.seek(-_CHECK_BYTES, os.SEEK_END)
+                data = head + f.read()
+    except OSError:
+        return False
+    try:
+        check_complete(data, path)
+    except DataError:
+        return False
+    return len(data) > 0
+
+
+def remove_stray_temp_files(folders: Iterable[Path], names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files ``atomic_write`` leaves when its process is killed
+    (``.<name>.<random>.tmp``), for target names ending in one of ``names``. Returns them."""
+    suffixes = tuple(names)
+    removed = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*.tmp"):
+            target = path.name[1:].rsplit(".", 2)[0]
+            if target.endswith(suffixes):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+# --- manifest -----------------------------------------------------------------------------------
+
+
+def check_manifest(path: Path, settings: dict, *, has_data: bool, force: bool) -> None:
+    """Refuse to write a run with ``settings`` into a folder written with other settings.
+
+    Raises:
+        DataError: ``path`` records different settings, or the folder holds data (``has_data``)
+            but no manifest (not written by the generator); never when ``force``.
+    """
+    if force:
+        return
+    if not path.exists():
+        if has_data:
+            raise DataError(
+                f"{path.parent}: holds data that the generator did not write (no {MANIFEST_NAME});"
+                " choose another --image-path, or pass --force to write into it anyway"
+            )
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the generator manifest ({exc})") from exc
+    if not isinstance(recorded, dict):
+        raise DataError(f"{path}: the generator manifest must be a JSON object")
+    differ = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+    if differ:
+        detail = ", ".join(f"{k}: {recorded.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
+        raise DataError(
+            f"{path}: this folder was generated with other settings ({detail}); use another "
+            "--image-path, delete the folder, or pass --force to mix the runs"
+        )
+
+
+def write_manifest(path: Path, settings: dict) -> None:
+    """Write ``settings`` as ``generator.json`` (atomically, sorted keys)."""
+    _write_bytes(path, (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
+
+
+# --- synthetic layout ---------------------------------------------------------------------------
+
+
+class SyntheticLayout:
+    """The synthetic layout of one style: stills ``<index>_<animal>_<style>_{img.png,kpts.npy}``.
+
+    Args:
+        root: the image path. animal: the renderer's animal name. style: a render_api style.
+    """
+
+    kind = "synthetic"
+
+    def __init__(self, *, root: str | os.PathLike, animal: str, style: str) -> None:
+        self.folder = synthetic_dir(root, animal)
+        self.animal = animal
+        self.style = style
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / MANIFEST_NAME
+
+    def paths(self, index: int) -> tuple[Path, Path]:
+        """(image, keypoints) files of still ``index``."""
+        base = f"{index}_{self.animal}_{self.style}_"
+        return self.folder / f"{base}{IMAGE_SUFFIX}", self.folder / f"{base}{KEYPOINTS_SUFFIX}"
+
+    def has_data(self) -> bool:
+        return self.folder.is_dir() and any(self.folder.glob(f"*{IMAGE_SUFFIX}"))
+
+    def is_complete(self, index: int) -> bool:
+        """Both files of still ``index`` exist, the image is whole, the array has its shape."""
+        image, keypoints = self.paths(index)
+        if not _image_complete(image):
+            return False
+        try:
+            array = np.load(keypoints, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            return False
+        return array.shape == (NUM_VERTEX_ROWS, 3)
+
+    def write_still(self, index: int, frame: RenderedFrame) -> None:
+        """Write still ``index``: keypoints, then image, each atomically."""
+        image_path, keypoints_path = self.paths(index)
+        rows = np.ones((NUM_VERTEX_ROWS, 3), dtype=np.float64)
+        rows[:NUM_KEYPOINTS] = frame.keypoints
+        rows[NUM_KEYPOINTS:, :2] = frame.vertices
+        buffer = io.BytesIO()
+        np.save(buffer, rows.astype(np.float32))
+        _write_bytes(keypoints_path, buffer.getvalue())
+        write_image(image_path, frame.image)
+
+    def derived_files(self) -> list[Path]:
+        """Split and mean files the loaders create from the data (stale once it changes)."""
+        return [self.folder / name for name in (*SPLIT_NAMES, MEAN_NAME)]
+
+    def temp_folders(self) -> list[Path]:
+        return [self.folder]
+
+    def output_names(self) -> tuple[str, ...]:
+        return (IMAGE_SUFFIX, KEYPOINTS_SUFFIX, MANIFEST_NAME)
+
+
+# --- TigDog layout ------------------------------------------------------------------------------
+
+
+def _landmark_struct(frame: RenderedFrame, frame_size: tuple[int, int]) -> np.ndarray:
+    """The 1x1 MATLAB struct of one frame (see the module docstring)."""
+    w, h = frame_size
+    coords = np.asarray(frame.keypoints[:, :2], dtype=np.float64).copy()
+    x, y = coords[:, 0], coords[:, 1]
+    inside = (x > 0) & (x < w - 0.5) & (y > 0) & (y < h - 0.5)
+    coords[~inside] = 0.0
+    occluded = inside & (frame.keypoints[:, 2] <= 0)
+    record = np.empty((1, 1), dtype=[("coordinates", object), ("visibility", object),
+                                     ("occluded", object)])  # fmt: skip
+    record[0, 0]["coordinates"] = coords
+    record[0, 0]["visibility"] = inside.astype(np.float64).reshape(-1, 1)
+    record[0, 0]["occluded"] = occluded.astype(np.float64).reshape(-1, 1)
+    return record
+
+
+class TigDogLayout:
+    """The TigDog layout of one style: shots of ``frames_per_shot`` frames.
+
+    Args:
+        root: the image path. animal: the renderer's animal name.
+        frames_per_shot: F, frames of every shot.
+    """
+
+    kind = "tigdog"
+
+    def __init__(self, *, root: str | os.PathLike, animal: str, frames_per_shot: int) -> None:
+        if frames_per_shot < 1:
+            raise ValueError(f"frames_per_shot must be positive, got {frames_per_shot}")
+        self.base = tigdog_dir(root)
+        self.root = Path(root)
+        self.animal = animal
+        self.frames_per_shot = int(frames_per_shot)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.base / "ranges" / self.animal / MANIFEST_NAME
+
+    @property
+    def ranges_path(self) -> Path:
+        return self.base / "ranges" / self.animal / "ranges.mat"
+
+    def shot_range(self, index: int) -> tuple[int, int, int]:
+        """(shot id, first frame, last frame) of job ``index``; frames are numbered from 1."""
+        start = index * self.frames_per_shot + 1
+        return index + 1, start, start + self.frames_per_shot - 1
+
+    def frame_path(self, frame: int) -> Path:
+        return self.base / self.animal / f"{frame:08d}.jpg"
+
+    def landmarks_path(self, shot: int) -> Path:
+        return self.base / "landmarks" / self.animal / f"{shot}.mat"
+
+    def has_data(self) -> bool:
+        landmarks = self.base / "landmarks" / self.animal
+        return self.ranges_path.exists() or (landmarks.is_dir() and any(landmarks.glob("*.mat")))
+
+    def is_complete(self, index: int) -> bool:
+        """The shot's landmark file holds F cells and all F frames are whole images."""
+        shot, start, end = self.shot_range(index)
+        path = self.landmarks_path(shot)
+        if not path.exists():
+            return False
+        try:
+            cells = np.asarray(load_mat(path, ("landmarks",))["landmarks"], dtype=object)
+        except DataError:
+            return False
+        if cells.size != self.frames_per_shot:
+            return False
+        return all(_image_complete(self.frame_path(f)) for f in range(start, end + 1))
+
+    def write_shot(
+        self, index: int, frames: Iterable[RenderedFrame], frame_size: tuple[int, int]
+    ) -> tuple[int, int, int]:
+        """Write the frames of shot ``index`` (each atomically), then its landmark file.
+        Returns its ranges row (shot, start, end)."""
+        shot, start, end = self.shot_range(index)
+        cells = np.empty((self.frames_per_shot, 1), dtype=object)
+        count = 0
+        for t, frame in enumerate(frames):
+            if t >= self.frames_per_shot:
+                raise ValueError(f"shot {shot}: the renderer gave more than "
+                                 f"{self.frames_per_shot} frames")  # fmt: skip
+            write_image(self.frame_path(start + t), frame.image)
+            cells[t, 0] = _landmark_struct(frame, frame_size)
+            count += 1
+        if count != self.frames_per_shot:
+            raise ValueError(f"shot {shot}: the renderer gave {count} of "
+                             f"{self.frames_per_shot} frames")  # fmt: skip
+        _write_bytes(self.landmarks_path(shot), mat_bytes({"landmarks": cells}))
+        return shot, start, end
+
+    def write_ranges(self, indices: Iterable[int]) -> None:
+        """Rewrite ``ranges.mat`` listing the shots of job ``indices`` (sorted); remove it when
+        there are none."""
+        rows = sorted(self.shot_range(i) for i in indices)
+        if not rows:
+            self.ranges_path.unlink(missing_ok=True)
+            return
+        _write_bytes(self.ranges_path, mat_bytes({"ranges": np.asarray(rows, dtype=np.int32)}))
+
+    def derived_files(self) -> list[Path]:
+        """Split and mean files the loader creates from the data (stale once it changes)."""
+        folder = split_folder(self.root, self.animal)
+        return [folder / name for name in (*VIDEO_SPLIT_NAMES, VIDEO_MEAN_NAME)]
+
+    def temp_folders(self) -> list[Path]:
+        return [self.base / self.animal, self.base / "landmarks" / self.animal,
+                self.base / "ranges" / self.animal]  # fmt: skip
+
+    def output_names(self) -> tuple[str, ...]:
+        return (".jpg", ".mat", MANIFEST_NAME)

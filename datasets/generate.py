@@ -1,0 +1,453 @@
+"""Generate the built-in synthetic animal data in the reference's layouts (docs/generator.md).
+
+    python datasets/generate.py --image-path animal_data [--renderer dog|flat]
+        [--source-images N] [--target-shots S] [--frames-per-shot F] [--size 640x480]
+        [--processes P] [--seed 0] [--source-layout synthetic|tigdog]
+        [--target-layout tigdog|synthetic] [--force]
+
+Two styles (``render_api.STYLES``): ``source`` (random textures, like the reference's CAD
+renders) goes to the synthetic layout by default, ``target`` (natural look, camera effects) to the
+TigDog layout; ``gen_layouts.py`` says what is written where. Counts: the synthetic layout holds
+stills, the TigDog layout shots of F frames. ``--source-images N`` is N stills, or ceil(N / F)
+shots in the TigDog layout; ``--target-shots S`` is S shots, or S * F stills in the synthetic
+layout. A count of 0 skips the style.
+
+The work is a list of jobs, one still or one shot each, and job ``i`` of a style draws everything
+from ``np.random.default_rng([seed, style_id, i])``: the files are the same for a seed whatever
+the process count or the order jobs finish in. Jobs run in ``--processes`` worker processes
+(start method "spawn"; each builds its own renderer, whose GL context must not cross a fork, and
+closes it on exit). A rerun skips the jobs whose files are complete, so an interrupted run is
+resumed by running the same command again; files are written atomically, so a killed run leaves
+no half-written sample. Each layout folder records the settings in ``generator.json``; a run
+with other settings is refused unless ``--force``.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import logging
+import math
+import multiprocessing
+import multiprocessing.util
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from animalpose.datasets.gen_layouts import (
+    GENERATOR_VERSION,
+    SyntheticLayout,
+    TigDogLayout,
+    check_manifest,
+    remove_stray_temp_files,
+    write_manifest,
+)
+from animalpose.datasets.render_api import STYLES, AnimalRenderer
+from tqdm import tqdm
+
+__all__ = [
+    "DEFAULT_LAYOUTS",
+    "RENDERERS",
+    "GenerationReport",
+    "GeneratorSettings",
+    "Job",
+    "default_processes",
+    "generate",
+    "job_rng",
+    "main",
+    "plan_jobs",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _dog_renderer(check: bool) -> type:
+    """The 3-D dm_control dog (needs headless OpenGL: EGL or OSMesa)."""
+    from animalpose.datasets import dog_render
+
+    if check:
+        ok, reason = dog_render.gl_available()
+        if not ok:
+            raise RuntimeError(f"the 'dog' renderer needs headless OpenGL, which is not available"
+                               f" here ({reason}); use --renderer flat")  # fmt: skip
+        if reason.startswith("MUJOCO_GL="):  # spawned workers inherit it and skip the probe
+            os.environ.setdefault("MUJOCO_GL", reason.split("=", 1)[1])
+    return dog_render.DogRenderer
+
+
+def _flat_renderer(check: bool) -> type:
+    """The NumPy/OpenCV cartoon dog (no OpenGL; fallback and unit tests)."""
+    from animalpose.datasets.flat_render import FlatRenderer
+
+    return FlatRenderer
+
+
+#: Renderer name -> function importing its class lazily (``check``: verify it can run here).
+RENDERERS: dict[str, Callable[[bool], type]] = {"dog": _dog_renderer, "flat": _flat_renderer}
+#: Layout name -> writer class; default layout of each style.
+LAYOUTS = {"synthetic": SyntheticLayout, "tigdog": TigDogLayout}
+DEFAULT_LAYOUTS = {"source": "synthetic", "target": "tigdog"}
+#: Default process count: about 1 GB of RAM per rendering process (860 MB RSS measured for the
+#: dog renderer, docs/generator.md) and 8 GB machines -> at most 6 beside the main process.
+MAX_DEFAULT_PROCESSES = 6
+#: Seconds between rewrites of ranges.mat while shots complete (and once at the end).
+RANGES_REWRITE_S = 2.0
+#: Exit status after Ctrl-C (128 + SIGINT, the shell convention).
+INTERRUPTED_STATUS = 130
+#: Jobs queued per worker process (keeps the pool busy, interruption prompt).
+QUEUED_PER_PROCESS = 4
+
+
+def default_processes() -> int:
+    """min(usable CPUs, MAX_DEFAULT_PROCESSES)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """What to generate. root: the image path. size: frame (w, h). Counts as in the module
+    docstring; layouts: ``"synthetic"`` or ``"tigdog"`` per style."""
+
+    root: Path
+    renderer: str = "dog"
+    source_images: int = 10000
+    target_shots: int = 200
+    frames_per_shot: int = 50
+    size: tuple[int, int] = (640, 480)
+    seed: int = 0
+    source_layout: str = DEFAULT_LAYOUTS["source"]
+    target_layout: str = DEFAULT_LAYOUTS["target"]
+
+    def __post_init__(self) -> None:
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {self.renderer!r}; known: {sorted(RENDERERS)}")
+        for name in ("source_layout", "target_layout"):
+            if getattr(self, name) not in LAYOUTS:
+                raise ValueError(f"{name} must be one of {sorted(LAYOUTS)}, "
+                                 f"got {getattr(self, name)!r}")  # fmt: skip
+        if self.source_images < 0 or self.target_shots < 0 or self.frames_per_shot < 1:
+            raise ValueError("counts must be non-negative and frames_per_shot positive")
+        if self.seed < 0 or min(self.size) < 16:
+            raise ValueError(f"seed must be >= 0 and the size at least 16x16, got {self.seed}, "
+                             f"{self.size}")  # fmt: skip
+        if self.source_layout == self.target_layout and self.source_images and self.target_shots:
+            raise ValueError(
+                f"source and target would share the {self.source_layout} layout of one image "
+                "path (one data set of two styles); use different layouts, or generate them "
+                "into different --image-path folders"
+            )
+
+    def layout_name(self, style: str) -> str:
+        return self.source_layout if style == "source" else self.target_layout
+
+    def num_jobs(self, style: str) -> int:
+        """Stills (synthetic layout) or shots (TigDog layout) of ``style``."""
+        f = self.frames_per_shot
+        tigdog = self.layout_name(style) == "tigdog"
+        if style == "source":
+            return math.ceil(self.source_images / f) if tigdog else self.source_images
+        return self.target_shots if tigdog else self.target_shots * f
+
+    def manifest(self, style: str, animal: str) -> dict:
+        """The ``generator.json`` content of ``style``'s layout folder."""
+        layout = self.layout_name(style)
+        counts = ({"shots": self.num_jobs(style), "frames_per_shot": self.frames_per_shot}
+                  if layout == "tigdog" else {"images": self.num_jobs(style)})  # fmt: skip
+        return {"generator_version": GENERATOR_VERSION, "renderer": self.renderer,
+                "animal": animal, "style": style, "layout": layout, "size": list(self.size),
+                "seed": self.seed, **counts}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: still ``index`` (synthetic layout) or shot ``index`` (TigDog)."""
+
+    style: str
+    layout: str
+    index: int
+    frames: int  # images this job writes
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """written: jobs run now; skipped: jobs already complete; images: images written now;
+    seconds: wall time of the jobs; removed_temp: stray temporary files deleted."""
+
+    written: int
+    skipped: int
+    images: int
+    seconds: float
+    removed_temp: int
+
+
+def job_rng(seed: int, job: Job) -> np.random.Generator:
+    """The generator of ``job``: ``default_rng([seed, style_id, index])``."""
+    return np.random.default_rng([seed, STYLES.index(job.style), job.index])
+
+
+def _layouts(settings: GeneratorSettings, animal: str) -> dict:
+    out = {}
+    for style in STYLES:
+        if settings.num_jobs(style) == 0:
+            continue
+        if settings.layout_name(style) == "synthetic":
+            out[style] = SyntheticLayout(root=settings.root, animal=animal, style=style)
+        else:
+            out[style] = TigDogLayout(root=settings.root, animal=animal,
+                                      frames_per_shot=settings.frames_per_shot)  # fmt: skip
+    return out
+
+
+def plan_jobs(settings: GeneratorSettings) -> list[Job]:
+    """Every job of the run, source jobs first, in index order."""
+    jobs = []
+    for style in STYLES:
+        layout = settings.layout_name(style)
+        frames = settings.frames_per_shot if layout == "tigdog" else 1
+        jobs += [Job(style, layout, i, frames) for i in range(settings.num_jobs(style))]
+    return jobs
+
+
+# --- running jobs -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Runner:
+    """A renderer and the layout writers; one per worker process (or the main process)."""
+
+    renderer: AnimalRenderer
+    layouts: dict
+    seed: int
+    size: tuple[int, int]
+
+    def run(self, job: Job) -> Job:
+        rng = job_rng(self.seed, job)
+        layout = self.layouts[job.style]
+        if job.layout == "synthetic":
+            layout.write_still(job.index, self.renderer.render_still(rng, job.style))
+        else:
+            frames = self.renderer.render_shot(rng, job.style, job.frames)
+            layout.write_shot(job.index, frames, self.size)
+        return job
+
+
+def _build_runner(settings: GeneratorSettings, animal: str) -> _Runner:
+    cls = RENDERERS[settings.renderer](False)
+    renderer = cls(width=settings.size[0], height=settings.size[1])
+    if renderer.name != animal:
+        raise RuntimeError(f"renderer {settings.renderer!r} draws {renderer.name!r}, its class "
+                           f"says {animal!r}")  # fmt: skip
+    return _Runner(renderer, _layouts(settings, animal), settings.seed, settings.size)
+
+
+#: The worker process's runner, set by ``_init_worker`` (process-local; never in the main one).
+_WORKER_RUNNER: _Runner | None = None
+
+
+def _init_worker(settings: GeneratorSettings, animal: str) -> None:
+    global _WORKER_RUNNER
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+    _WORKER_RUNNER = _build_runner(settings, animal)
+    # Run at the worker's normal exit (multiprocessing's exit hook), releasing the GL context.
+    multiprocessing.util.Finalize(None, _WORKER_RUNNER.renderer.close, exitpriority=10)
+
+
+def _run_in_worker(job: Job) -> Job:
+    assert _WORKER_RUNNER is not None, "worker not initialised"
+    return _WORKER_RUNNER.run(job)
+
+
+class _Progress:
+    """Bookkeeping in the main process: progress bar, ranges.mat rewrites, the caller's hook."""
+
+    def __init__(self, layouts: dict, complete: dict, bar: tqdm, on_job_done) -> None:
+        self.layouts, self.complete, self.bar = layouts, complete, bar
+        self.on_job_done = on_job_done
+        self.dirty: set[str] = set()
+        self.last_write = time.monotonic()
+        self.written = self.images = 0
+
+    def done(self, job: Job) -> None:
+        self.complete[job.style].add(job.index)
+        self.written += 1
+        self.images += job.frames
+        self.bar.update(job.frames)
+        if job.layout == "tigdog":
+            self.dirty.add(job.style)
+            if time.monotonic() - self.last_write > RANGES_REWRITE_S:
+                self.flush()
+        if self.on_job_done is not None:
+            self.on_job_done(job)
+
+    def flush(self) -> None:
+        for style in sorted(self.dirty):
+            self.layouts[style].write_ranges(self.complete[style])
+        self.dirty.clear()
+        self.last_write = time.monotonic()
+
+
+def _run_pool(todo, settings, animal, processes, progress: _Progress) -> None:
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=processes, mp_context=context,
+                                initializer=_init_worker, initargs=(settings, animal)) as pool:  # fmt: skip
+        pending: set[cf.Future] = set()
+        queue = iter(todo)
+        try:
+            while True:
+                for job in queue:
+                    pending.add(pool.submit(_run_in_worker, job))
+                    if len(pending) >= QUEUED_PER_PROCESS * processes:
+                        break
+                if not pending:
+                    return
+                finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    progress.done(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def generate(
+    settings: GeneratorSettings,
+    *,
+    processes: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    on_job_done: Callable[[Job], None] | None = None,
+) -> GenerationReport:
+    """Run (or resume) the generation described by ``settings``.
+
+    Args:
+        processes: worker processes (None: ``default_processes()``); 1 runs in this process.
+        force: write even where a manifest records other settings (the runs are mixed).
+        progress: show a tqdm bar (images, with ETA).
+        on_job_done: called in this process after each job completes (e.g. for a GUI).
+
+    Raises:
+        DataError: a folder holds another run (see ``gen_layouts.check_manifest``).
+        RuntimeError: the renderer cannot run here (e.g. no OpenGL for ``dog``).
+        TypeError: the renderer class does not name its animal (class attribute ``name``).
+    """
+    processes = default_processes() if processes is None else int(processes)
+    if processes < 1:
+        raise ValueError(f"processes must be positive, got {processes}")
+    cls = RENDERERS[settings.renderer](True)
+    animal = getattr(cls, "name", None)
+    if not isinstance(animal, str):
+        raise TypeError(f"renderer class {cls.__name__} must name its animal in a class "
+                        "attribute `name`")  # fmt: skip
+    layouts = _layouts(settings, animal)
+    for style, layout in layouts.items():
+        check_manifest(layout.manifest_path, settings.manifest(style, animal),
+                       has_data=layout.has_data(), force=force)  # fmt: skip
+    removed = []
+    for layout in layouts.values():
+        removed += remove_stray_temp_files(layout.temp_folders(), layout.output_names())
+    jobs = plan_jobs(settings)
+    complete = {s: {j.index for j in jobs if j.style == s and layouts[s].is_complete(j.index)}
+                for s in layouts}  # fmt: skip
+    todo = [j for j in jobs if j.index not in complete[j.style]]
+    for style, layout in layouts.items():
+        write_manifest(layout.manifest_path, settings.manifest(style, animal))
+        if any(j.style == style for j in todo):
+            for path in layout.derived_files():  # splits / means of the old data are stale
+                path.unlink(missing_ok=True)
+    total = sum(j.frames for j in todo)
+    bar = tqdm(total=total, unit="img", desc=f"generating ({processes} proc)", disable=not progress,
+               dynamic_ncols=True)  # fmt: skip
+    tracker = _Progress(layouts, complete, bar, on_job_done)
+    tracker.dirty = {s for s, layout in layouts.items() if layout.kind == "tigdog"}
+    start = time.monotonic()
+    try:
+        if todo and processes == 1:
+            runner = _build_runner(settings, animal)
+            try:
+                for job in todo:
+                    tracker.done(runner.run(job))
+            finally:
+                runner.renderer.close()
+        elif todo:
+            _run_pool(todo, settings, animal, min(processes, len(todo)), tracker)
+    finally:
+        tracker.flush()
+        bar.close()
+    return GenerationReport(written=tracker.written, skipped=len(jobs) - len(todo),
+                            images=tracker.images, seconds=time.monotonic() - start,
+                            removed_temp=len(removed))  # fmt: skip
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT (e.g. 640x480), got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
+    defaults = GeneratorSettings(root=Path("."))
+    parser = argparse.ArgumentParser(
+        description="Render the built-in synthetic animal data into the reference's layouts: "
+        "source style -> synthetic_animal/, target style -> behaviorDiscovery2.0/ (by default). "
+        "Rerun the same command to resume."
+    )
+    parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
+    parser.add_argument("--renderer", choices=sorted(RENDERERS), default=defaults.renderer)
+    parser.add_argument("--source-images", type=int, default=defaults.source_images,
+                        help="source-style images (0: none)")  # fmt: skip
+    parser.add_argument("--target-shots", type=int, default=defaults.target_shots,
+                        help="target-style shots (0: none)")  # fmt: skip
+    parser.add_argument("--frames-per-shot", type=int, default=defaults.frames_per_shot)
+    parser.add_argument("--size", type=_parse_size, default=defaults.size,
+                        help="frame size WIDTHxHEIGHT (default 640x480, the reference's)")  # fmt: skip
+    parser.add_argument("--processes", type=int, default=None,
+                        help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), "
+                        "about 1 GB RAM each)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--source-layout", choices=sorted(LAYOUTS), default=defaults.source_layout)
+    parser.add_argument("--target-layout", choices=sorted(LAYOUTS), default=defaults.target_layout)
+    parser.add_argument("--force", action="store_true",
+                        help="write into folders generated with other settings")  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        settings = GeneratorSettings(
+            root=Path(args.image_path), renderer=args.renderer, source_images=args.source_images,
+            target_shots=args.target_shots, frames_per_shot=args.frames_per_shot, size=args.size,
+            seed=args.seed, source_layout=args.source_layout, target_layout=args.target_layout,
+        )  # fmt: skip
+        report = generate(settings, processes=args.processes, force=args.force,
+                          progress=not args.no_progress)  # fmt: skip
+    except (ValueError, RuntimeError, TypeError) as exc:  # DataError is a ValueError
+        parser.exit(2, f"error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(INTERRUPTED_STATUS, "interrupted: complete samples are kept; run the same "
+                    "command again to resume\n")  # fmt: skip
+    rate = report.images / report.seconds if report.seconds > 0 else 0.0
+    print(json.dumps({"jobs_written": report.written, "jobs_skipped": report.skipped,
+                      "images": report.images, "seconds": round(report.seconds, 1),
+                      "images_per_s": round(rate, 1), "stray_temp_removed": report.removed_temp}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    # Run through the installed package so worker processes unpickle the same module.
+    from animalpose.datasets.generate import main as _main
+
+    raise SystemExit(_main())

@@ -1,0 +1,65 @@
+"""The renderer interface of the built-in animal generator (see docs/generator.md).
+
+A renderer turns random draws into frames with exact keypoints. Two implementations exist:
+``dog_render.DogRenderer`` (dm_control's skinned 3-D dog, the real generator) and
+``flat_render.FlatRenderer`` (a NumPy/OpenCV drawing for machines without OpenGL, used by unit
+tests). The pipeline (``generate.py``) only talks to this interface.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import numpy as np
+
+__all__ = ["STYLES", "RenderedFrame", "AnimalRenderer", "NUM_KEYPOINTS", "NUM_VERTEX_ROWS"]
+
+#: Appearance domains: "source" looks like the reference's CAD renders (random textures and
+#: backgrounds); "target" is meant to look like real footage (natural coats, photographic ground
+#: and backgrounds, natural light, blur / noise / JPEG).
+STYLES = ("source", "target")
+#: The 18 TigDog keypoints, model order (animalpose.datasets.keypoints.ANIMAL18).
+NUM_KEYPOINTS = 18
+#: Rows of a synthetic-layout ``_kpts.npy`` (the reference's 3299 projected mesh vertices). The
+#: generator writes the 18 keypoints in rows 0..17 and projected skin vertices after them.
+NUM_VERTEX_ROWS = 3299
+
+
+@dataclass
+class RenderedFrame:
+    """One rendered frame.
+
+    image: (H, W, 3) uint8 RGB, style effects applied.
+    keypoints: (18, 3) float64, model order: x, y in 0-based pixels and visible (1 when the
+        keypoint is in the frame and not occluded by the body, from the depth buffer; else 0).
+    vertices: (NUM_VERTEX_ROWS - 18, 2) float64 projected skin vertices (a fixed subsample), for
+        the animal's box.
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    vertices: np.ndarray
+
+
+class AnimalRenderer(Protocol):
+    """What the generator pipeline needs from a renderer. All randomness comes from ``rng``:
+    equal seeds give identical frames."""
+
+    name: str  # animal name used in the layouts, e.g. "dog"
+    width: int
+    height: int
+
+    def render_still(self, rng: np.random.Generator, style: str) -> RenderedFrame:
+        """An independent sample: random pose, shape, coat, light, camera, ground, background."""
+        ...
+
+    def render_shot(
+        self, rng: np.random.Generator, style: str, num_frames: int
+    ) -> Iterator[RenderedFrame]:
+        """A shot: one animal and scene, smooth gait-like motion and a smoothly moving camera,
+        so optical flow between consecutive frames is meaningful."""
+        ...
+
+    def close(self) -> None:
+        """Release the GL context (renderers are built inside each worker process)."""
+        ...
