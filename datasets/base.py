@@ -18,7 +18,7 @@ from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms import CropResult
 from torch.utils.data import Dataset
 
-__all__ = ["SPLITS", "Augmenter", "KeypointDataset", "compose_affine"]
+__all__ = ["EVAL_SPLITS", "SPLITS", "TEST_SPLIT", "Augmenter", "KeypointDataset", "compose_affine"]
 
 #: ``aug(image (H, W, 3) uint8, keypoints (K, 3) source pixels, center (2,), size, rng)``.
 Augmenter = Callable[..., CropResult]
@@ -26,6 +26,11 @@ Augmenter = Callable[..., CropResult]
 #: Split names every dataset accepts: the training split, the validation split, and every
 #: sample (in loader order; used to preprocess or pseudo-label a whole data set).
 SPLITS = ("train", "valid", "all")
+#: The held-out split of a benchmark: only TigDog-layout data written by
+#: ``python datasets/generate.py --benchmark NAME`` has one (``datasets/benchmark.py``).
+TEST_SPLIT = "test"
+#: Splits an evaluation may report on: "valid" (the split that selects models) or "test".
+EVAL_SPLITS = ("valid", TEST_SPLIT)
 
 
 def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from animalpose.datasets.base import KeypointDataset
+from animalpose.datasets.base import TEST_SPLIT, KeypointDataset
 from animalpose.datasets.files import DataError
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.splits import MEAN_NAME
@@ -85,12 +85,19 @@ def build_dataset(
     augment_seed: int | None = None,
 ) -> KeypointDataset:
     """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented with the
-    dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``.
+    dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``. Split
+    ``"test"`` exists only for the TigDog datasets of a benchmark (DataError otherwise).
 
     ``seed`` keys the split files created when absent; ``augment_seed`` (default: ``seed``) keys
     the per-sample augmentation draws, so runs with different seeds share one split.
     """
     entry = _entry(name)
+    if split == TEST_SPLIT and entry.synthetic:
+        raise DataError(
+            f"{synthetic_dir(root, animal)}: dataset {name!r} has no test split (a benchmark holds "
+            "out test shots of its TigDog-layout target set); evaluate the test split with "
+            "real_animal, real_animal_sp or real_animal_crop, or use split 'valid'"
+        )
     if split == "train":
         from animalpose.datasets.augment import build_augmenter  # lazy: optional heavy deps
 

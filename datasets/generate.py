@@ -4,6 +4,12 @@
         [--source-images N] [--target-shots S] [--frames-per-shot F] [--size 640x480]
         [--processes P] [--seed 0] [--source-layout synthetic|tigdog]
         [--target-layout tigdog|synthetic] [--force]
+    python datasets/generate.py --benchmark dogshift-v1[-cpu] --image-path animal_data
+        [--renderer dog|flat] [--processes P] [--force]
+
+``--benchmark NAME`` generates a named benchmark (``benchmark.py``: counts, size and seed come
+from its spec, so the count, size, seed and layout flags are refused) and then writes its
+train/valid/test split files by shot and ``benchmark.json``.
 
 Two styles (``render_api.STYLES``): ``source`` (random textures, like the reference's CAD
 renders) goes to the synthetic layout by default, ``target`` (natural look, camera effects) to the
@@ -47,6 +53,8 @@ from animalpose.datasets.gen_layouts import (
     write_manifest,
 )
 from animalpose.datasets.render_api import STYLES, AnimalRenderer
+from animalpose.datasets.splits import VIDEO_TEST_NAME
+from animalpose.datasets.tigdog import split_folder
 from tqdm import tqdm
 
 __all__ = [
@@ -191,6 +199,20 @@ class GenerationReport:
 def job_rng(seed: int, job: Job) -> np.random.Generator:
     """The generator of ``job``: ``default_rng([seed, style_id, index])``."""
     return np.random.default_rng([seed, STYLES.index(job.style), job.index])
+
+
+#: ``benchmark.BENCHMARK_FILE`` (benchmark.py builds on this module, so it is not imported).
+_BENCHMARK_FILE = "benchmark.json"
+
+
+def _stale_files(layout) -> list[Path]:
+    """Files derived from a layout's data (splits, means, a benchmark's test split and record):
+    removed when new jobs change the data."""
+    paths = list(layout.derived_files())
+    if layout.kind == "tigdog":
+        folder = split_folder(layout.root, layout.animal)
+        paths += [folder / VIDEO_TEST_NAME, folder / _BENCHMARK_FILE]
+    return paths
 
 
 def _layouts(settings: GeneratorSettings, animal: str) -> dict:
@@ -365,7 +387,7 @@ def generate(
     for style, layout in layouts.items():
         write_manifest(layout.manifest_path, settings.manifest(style, animal))
         if any(j.style == style for j in todo):
-            for path in layout.derived_files():  # splits / means of the old data are stale
+            for path in _stale_files(layout):  # splits / means of the old data are stale
                 path.unlink(missing_ok=True)
     total = sum(j.frames for j in todo)
     bar = tqdm(total=total, unit="img", desc=f"generating ({processes} proc)", disable=not progress,
@@ -398,51 +420,97 @@ def _parse_size(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The command line (see the module docstring)."""
-    defaults = GeneratorSettings(root=Path("."))
+#: Flags that set what to generate (dest -> option); a benchmark's spec sets them instead.
+_SPEC_FLAGS = {"source_images": "--source-images", "target_shots": "--target-shots",
+               "frames_per_shot": "--frames-per-shot", "size": "--size", "seed": "--seed",
+               "source_layout": "--source-layout", "target_layout": "--target-layout"}  # fmt: skip
+
+
+def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Render the built-in synthetic animal data into the reference's layouts: "
         "source style -> synthetic_animal/, target style -> behaviorDiscovery2.0/ (by default). "
         "Rerun the same command to resume."
     )
     parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
-    parser.add_argument("--renderer", choices=sorted(RENDERERS), default=defaults.renderer)
-    parser.add_argument("--source-images", type=int, default=defaults.source_images,
-                        help="source-style images (0: none)")  # fmt: skip
-    parser.add_argument("--target-shots", type=int, default=defaults.target_shots,
-                        help="target-style shots (0: none)")  # fmt: skip
-    parser.add_argument("--frames-per-shot", type=int, default=defaults.frames_per_shot)
-    parser.add_argument("--size", type=_parse_size, default=defaults.size,
+    parser.add_argument("--benchmark", default=None, metavar="NAME",
+                        help="generate a named benchmark (animalpose.datasets.benchmark."
+                        "BENCHMARKS, e.g. dogshift-v1, dogshift-v1-cpu) and write its "
+                        "train/valid/test splits; the flags below that set counts, size, seed "
+                        "or layouts are then refused")  # fmt: skip
+    parser.add_argument("--renderer", choices=sorted(RENDERERS), default=None,
+                        help=f"renderer (default {defaults.renderer}, or the benchmark's)")  # fmt: skip
+    # The spec flags default to None so that a given one can be told from an absent one.
+    parser.add_argument("--source-images", type=int, default=None,
+                        help=f"source-style images, 0: none (default {defaults.source_images})")  # fmt: skip
+    parser.add_argument("--target-shots", type=int, default=None,
+                        help=f"target-style shots, 0: none (default {defaults.target_shots})")  # fmt: skip
+    parser.add_argument("--frames-per-shot", type=int, default=None,
+                        help=f"frames of every shot (default {defaults.frames_per_shot})")  # fmt: skip
+    parser.add_argument("--size", type=_parse_size, default=None,
                         help="frame size WIDTHxHEIGHT (default 640x480, the reference's)")  # fmt: skip
     parser.add_argument("--processes", type=int, default=None,
                         help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), "
                         "about 1 GB RAM each)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--source-layout", choices=sorted(LAYOUTS), default=defaults.source_layout)
-    parser.add_argument("--target-layout", choices=sorted(LAYOUTS), default=defaults.target_layout)
+    parser.add_argument("--seed", type=int, default=None, help=f"default {defaults.seed}")
+    parser.add_argument("--source-layout", choices=sorted(LAYOUTS), default=None,
+                        help=f"default {defaults.source_layout}")  # fmt: skip
+    parser.add_argument("--target-layout", choices=sorted(LAYOUTS), default=None,
+                        help=f"default {defaults.target_layout}")  # fmt: skip
     parser.add_argument("--force", action="store_true",
                         help="write into folders generated with other settings")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _summary(report: GenerationReport) -> dict:
+    rate = report.images / report.seconds if report.seconds > 0 else 0.0
+    return {"jobs_written": report.written, "jobs_skipped": report.skipped,
+            "images": report.images, "seconds": round(report.seconds, 1),
+            "images_per_s": round(rate, 1), "stray_temp_removed": report.removed_temp}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
+    defaults = GeneratorSettings(root=Path("."))
+    parser = _parser(defaults)
     args = parser.parse_args(argv)
+    given = [option for dest, option in _SPEC_FLAGS.items() if getattr(args, dest) is not None]
+    if args.benchmark is not None and given:
+        parser.error(f"--benchmark {args.benchmark} sets the counts, size, seed and layouts; "
+                     f"drop {', '.join(given)} (or generate without --benchmark)")  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    extra: dict = {}
     try:
-        settings = GeneratorSettings(
-            root=Path(args.image_path), renderer=args.renderer, source_images=args.source_images,
-            target_shots=args.target_shots, frames_per_shot=args.frames_per_shot, size=args.size,
-            seed=args.seed, source_layout=args.source_layout, target_layout=args.target_layout,
-        )  # fmt: skip
-        report = generate(settings, processes=args.processes, force=args.force,
-                          progress=not args.no_progress)  # fmt: skip
+        if args.benchmark is not None:
+            # benchmark.py imports this module, so it is imported here, when needed.
+            from animalpose.datasets.benchmark import generate_benchmark, get_benchmark
+
+            try:
+                spec = get_benchmark(args.benchmark)
+            except KeyError as exc:
+                parser.error(exc.args[0])
+            report, record = generate_benchmark(
+                spec, args.image_path, renderer=args.renderer, processes=args.processes,
+                force=args.force, progress=not args.no_progress,
+            )  # fmt: skip
+            extra = {"benchmark": record["name"], "version": record["version"],
+                     "renderer": record["renderer"], "official": record["official"],
+                     "split_frames": {k: v["frames"] for k, v in record["splits"].items()},
+                     "split_shots": {k: len(v["shots"]) for k, v in record["splits"].items()}}  # fmt: skip
+        else:
+            values = {dest: getattr(args, dest) for dest in _SPEC_FLAGS
+                      if getattr(args, dest) is not None}  # fmt: skip
+            settings = GeneratorSettings(root=Path(args.image_path),
+                                         renderer=args.renderer or defaults.renderer, **values)  # fmt: skip
+            report = generate(settings, processes=args.processes, force=args.force,
+                              progress=not args.no_progress)  # fmt: skip
     except (ValueError, RuntimeError, TypeError) as exc:  # DataError is a ValueError
         parser.exit(2, f"error: {exc}\n")
     except KeyboardInterrupt:
         parser.exit(INTERRUPTED_STATUS, "interrupted: complete samples are kept; run the same "
                     "command again to resume\n")  # fmt: skip
-    rate = report.images / report.seconds if report.seconds > 0 else 0.0
-    print(json.dumps({"jobs_written": report.written, "jobs_skipped": report.skipped,
-                      "images": report.images, "seconds": round(report.seconds, 1),
-                      "images_per_s": round(rate, 1), "stray_temp_removed": report.removed_temp}))  # fmt: skip
+    print(json.dumps({**_summary(report), **extra}))
     return 0
 
 

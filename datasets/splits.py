@@ -8,6 +8,11 @@ directory; only when none exist is a new split drawn, *seeded*, and saved atomic
 data (never in the working directory). The reference drew unseeded splits
 (reference-compat spec 1.1); ours are reproducible.
 
+A TigDog-layout benchmark (``datasets/benchmark.py``) adds a third file beside the pair,
+``test_idxs_by_video.npy``: a held-out split for reporting, disjoint by whole shots from the
+train and valid files (``load_or_create_video_splits`` checks it). Without it the two-file
+behaviour is unchanged.
+
 Mean files are the reference's ``mean.pth.tar``: ``torch.save`` of
 ``{'mean': FloatTensor(3), 'std': FloatTensor(3)}``, RGB in [0, 1], read with
 ``weights_only=True``.
@@ -18,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +36,17 @@ __all__ = [
     "SPLIT_NAMES",
     "VIDEO_MEAN_NAME",
     "VIDEO_SPLIT_NAMES",
+    "VIDEO_TEST_NAME",
+    "VideoSplits",
     "compute_mean_std",
     "load_or_compute_mean",
     "load_or_create_split",
     "load_or_create_video_split",
+    "load_or_create_video_splits",
     "read_mean",
     "read_split",
     "save_mean",
+    "save_video_splits",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,9 @@ log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train_idxs.npy", "valid_idxs.npy")
 #: Reference split file names of TigDog, split by video (data/real_animal/<animal>/).
 VIDEO_SPLIT_NAMES = ("train_idxs_by_video.npy", "valid_idxs_by_video.npy")
+#: Our held-out test split of TigDog-layout data, beside the pair (written only by a benchmark,
+#: ``datasets/benchmark.py``; the reference has no test file and reports on its valid split).
+VIDEO_TEST_NAME = "test_idxs_by_video.npy"
 #: Reference mean file of the synthetic datasets.
 MEAN_NAME = "mean.pth.tar"
 #: Reference mean file of supervised real (TigDog) training.
@@ -60,6 +73,37 @@ def _held_out(n: int, train_fraction: float) -> int:
     return int(np.floor(n * (1.0 - train_fraction) + 1e-9))
 
 
+def _read_index_file(path: Path, n: int, *, partner: bool = True) -> np.ndarray:
+    """One split file: a non-empty 1-D integer array of distinct indices into ``range(n)``.
+
+    Raises:
+        DataError: naming ``path`` (missing, unreadable, wrong shape or dtype, empty, out of
+            range, duplicates). ``partner``: the message of a missing file says its partner exists.
+    """
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        hint = " (its partner exists)" if partner else ""
+        raise DataError(f"{path}: split file not found{hint}") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read split file ({exc})") from exc
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(
+            f"{path}: split file must be a 1-D integer array, got shape {arr.shape} "
+            f"dtype {arr.dtype}"
+        )
+    if arr.size == 0:
+        raise DataError(f"{path}: split file is empty")
+    if arr.min() < 0 or arr.max() >= n:
+        raise DataError(
+            f"{path}: split indices must lie in [0, {n}) for this data set, found "
+            f"[{arr.min()}, {arr.max()}]; the split file does not match the data"
+        )
+    if np.unique(arr).size != arr.size:
+        raise DataError(f"{path}: split file lists an index twice")
+    return arr.astype(np.int64)
+
+
 def read_split(
     train_path: Path, valid_path: Path, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -71,29 +115,7 @@ def read_split(
         DataError: a file is unreadable, not a 1-D integer array, empty, out of range, has
             duplicates, or the two files share an index (naming the file).
     """
-    arrays = []
-    for path in (train_path, valid_path):
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(f"{path}: split file not found (its partner exists)") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{path}: cannot read split file ({exc})") from exc
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise DataError(
-                f"{path}: split file must be a 1-D integer array, got shape {arr.shape} "
-                f"dtype {arr.dtype}"
-            )
-        if arr.size == 0:
-            raise DataError(f"{path}: split file is empty")
-        if arr.min() < 0 or arr.max() >= n:
-            raise DataError(
-                f"{path}: split indices must lie in [0, {n}) for this data set, found "
-                f"[{arr.min()}, {arr.max()}]; the split file does not match the data"
-            )
-        if np.unique(arr).size != arr.size:
-            raise DataError(f"{path}: split file lists an index twice")
-        arrays.append(arr.astype(np.int64))
+    arrays = [_read_index_file(path, n) for path in (train_path, valid_path)]
     shared = np.intersect1d(arrays[0], arrays[1])
     if shared.size:
         raise DataError(
@@ -222,6 +244,107 @@ def load_or_create_video_split(
     return train, valid
 
 
+@dataclass(frozen=True)
+class VideoSplits:
+    """The split files of a TigDog-layout data set.
+
+    Attributes:
+        train, valid: int64 indices into the full frame list (as stored).
+        test: the held-out split of a benchmark, or None when the folder has no test file (the
+            reference's two-file layout).
+        folder: the folder the files were read from (or a new train/valid pair written to).
+    """
+
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray | None
+    folder: Path
+
+
+def load_or_create_video_splits(
+    directory: str | os.PathLike,
+    *,
+    names: Sequence[str] = VIDEO_SPLIT_NAMES,
+    test_name: str = VIDEO_TEST_NAME,
+    shots: np.ndarray,
+    kept: np.ndarray,
+    train_fraction: float = REFERENCE_TRAIN_FRACTION,
+    seed: int,
+    search_dirs: Iterable[str | os.PathLike] = (),
+) -> VideoSplits:
+    """``load_or_create_video_split`` plus the optional test file beside the pair.
+
+    Without a test file this is exactly the two-file behaviour (read the pair, or draw and save
+    a seeded one). With one (``test_name`` in the folder the pair is read from), the test
+    indices must be kept frames, and no frame and no shot of the test split may be in the train
+    or valid split.
+
+    Raises:
+        DataError: naming the file: an invalid test file, a test split that shares frames or
+            shots with train/valid, or a test file in ``directory`` without its train/valid pair
+            (a new two-way split would overlap it).
+    """
+    directory = Path(directory)
+    search_dirs = list(search_dirs)
+    found = _find_split(directory, names, search_dirs)
+    if found is None and (directory / test_name).exists():
+        raise DataError(
+            f"{directory / test_name}: a test split without its train/valid files "
+            f"({', '.join(names)}); write the three together (datasets/benchmark.py)"
+        )
+    train, valid = load_or_create_video_split(
+        directory, names=names, shots=shots, kept=kept, train_fraction=train_fraction,
+        seed=seed, search_dirs=search_dirs,
+    )  # fmt: skip
+    folder = found[0].parent if found is not None else directory
+    test_path = folder / test_name
+    if not test_path.exists():
+        return VideoSplits(train, valid, None, folder)
+    shots = np.asarray(shots)
+    test = _read_index_file(test_path, len(shots), partner=False)
+    dropped = np.setdiff1d(test, np.asarray(kept, dtype=np.int64))
+    if dropped.size:
+        raise DataError(
+            f"{test_path}: lists {dropped.size} frames that the annotation filter drops (first: "
+            f"index {int(dropped[0])}); the split file does not match this copy of the data"
+        )
+    for name, other in zip(names, (train, valid)):
+        shared = np.intersect1d(test, other)
+        if shared.size:
+            raise DataError(f"{test_path} and {folder / name}: {shared.size} frames are in both "
+                            f"splits (first: index {int(shared[0])})")  # fmt: skip
+        mixed = np.intersect1d(shots[test], shots[other])
+        if mixed.size:
+            raise DataError(f"{test_path} and {folder / name}: shots {mixed[:5].tolist()} have "
+                            "frames in both splits; a test split holds out whole shots")  # fmt: skip
+    return VideoSplits(train, valid, test, folder)
+
+
+def save_video_splits(
+    directory: str | os.PathLike,
+    *,
+    train: np.ndarray,
+    valid: np.ndarray,
+    test: np.ndarray,
+    names: Sequence[str] = VIDEO_SPLIT_NAMES,
+    test_name: str = VIDEO_TEST_NAME,
+) -> list[Path]:
+    """Write the three split files (int64 ``.npy``), each atomically; returns their paths.
+
+    The test file is written first: should the run be killed between files, the loaders'
+    disjointness checks refuse the mix of a new test file and an old pair.
+    """
+    directory = Path(directory)
+    paths = []
+    for name, arr in ((test_name, test), (names[0], train), (names[1], valid)):
+        with atomic_write(directory / name) as f:
+            np.save(f, np.asarray(arr, dtype=np.int64))
+        paths.append(directory / name)
+    log.info("saved train/valid/test splits (%d / %d / %d frames) in %s", len(train), len(valid),
+             len(test), directory)  # fmt: skip
+    return paths
+
+
 # --- mean / std files ---------------------------------------------------------------------------
 
 
@@ -269,7 +392,8 @@ def compute_mean_std(
         raise ValueError("compute_mean_std needs at least one image")
     mean_sum = np.zeros(3)
     std_sum = np.zeros(3)
-    for i in tqdm(range(count), desc=desc, unit="img", leave=False):
+    # disable=None: no bar when stderr is not a terminal (logs of scripted runs stay readable).
+    for i in tqdm(range(count), desc=desc, unit="img", leave=False, disable=None):
         pixels = read(i).reshape(-1, 3).astype(np.float64) / 255.0
         mean_sum += pixels.mean(axis=0)
         std_sum += pixels.std(axis=0, ddof=1)

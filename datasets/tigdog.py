@@ -24,6 +24,9 @@ Split and mean files: the reference's own (``train_idxs_by_video.npy``,
 ``valid_idxs_by_video.npy``, ``mean_by_video.pth.tar``) are looked for in
 ``<split_dir>/real_animal/<animal>/`` (a mirror of its ``data/`` folder), then in
 ``behaviorDiscovery2.0/splits/<animal>/``, where files we create (seeded, by whole shots) go.
+A benchmark (``datasets/benchmark.py``) also writes ``test_idxs_by_video.npy`` and
+``benchmark.json`` there: split ``"test"`` reads the held-out test file, which must not share a
+frame or a shot with the other two; data without one has no test split.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from animalpose.datasets.base import SPLITS, Augmenter, KeypointDataset
+from animalpose.datasets.base import SPLITS, TEST_SPLIT, Augmenter, KeypointDataset
 from animalpose.datasets.files import DataError, load_mat
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.datasets.images import read_image, write_image
@@ -42,9 +45,10 @@ from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec
 from animalpose.datasets.splits import (
     VIDEO_MEAN_NAME,
     VIDEO_SPLIT_NAMES,
+    VIDEO_TEST_NAME,
     compute_mean_std,
     load_or_compute_mean,
-    load_or_create_video_split,
+    load_or_create_video_splits,
 )
 from animalpose.datasets.transforms import CenterCrop
 from tqdm import tqdm
@@ -54,12 +58,14 @@ __all__ = [
     "MIN_VISIBLE",
     "TIGDOG_BOX_FACTOR",
     "TIGDOG_FOLDER",
+    "VIDEO_SPLITS",
     "RealAnimal",
     "RealAnimalCrop",
     "TigDog",
     "crop_path",
     "crop_real_main",
     "load_tigdog",
+    "split_folder",
     "tigdog_box",
     "tigdog_mean_std",
     "tigdog_split",
@@ -82,6 +88,8 @@ TIGDOG_BOX_FACTOR = 1.5
 #: Side of the reference's pre-cropped frames (get_cropped_TigDog.py).
 CROP_SIZE = 256
 CROP_FOLDER = "real_animal_crop"
+#: Splits of the TigDog datasets: the common ones plus a benchmark's held-out test split.
+VIDEO_SPLITS = (*SPLITS, TEST_SPLIT)
 #: TigDog landmark slot of each model keypoint, by animal (identity when absent).
 LANDMARK_ORDER: dict[str, tuple[int, ...]] = {"tiger": TIGER_PERMUTATION}
 
@@ -230,17 +238,31 @@ def tigdog_box(keypoints: np.ndarray) -> tuple[np.ndarray, float]:
 def tigdog_split(
     data: TigDog, split: str, *, seed: int, split_dir: str | os.PathLike | None = None
 ) -> np.ndarray:
-    """Sorted indices into the frame list of ``split`` ("train", "valid" or "all" kept frames)."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    """Sorted indices into the frame list of ``split``: "train", "valid", "test" (a benchmark's
+    held-out split) or "all" kept frames.
+
+    Raises:
+        DataError: split "test" on data without ``test_idxs_by_video.npy`` (naming the folder),
+            or split files that fail validation (``splits.load_or_create_video_splits``).
+    """
+    if split not in VIDEO_SPLITS:
+        raise ValueError(f"split must be one of {VIDEO_SPLITS}, got {split!r}")
     if split == "all":
         return data.kept
     search = [reference_real_dir(split_dir, data.animal)] if split_dir else []
-    train, valid = load_or_create_video_split(
-        split_folder(data.root, data.animal), names=VIDEO_SPLIT_NAMES, shots=data.shots,
-        kept=data.kept, seed=seed, search_dirs=search,
+    splits = load_or_create_video_splits(
+        split_folder(data.root, data.animal), names=VIDEO_SPLIT_NAMES, test_name=VIDEO_TEST_NAME,
+        shots=data.shots, kept=data.kept, seed=seed, search_dirs=search,
     )  # fmt: skip
-    return train if split == "train" else valid
+    if split == TEST_SPLIT:
+        if splits.test is None:
+            raise DataError(
+                f"{splits.folder}: this data set has no test split ({VIDEO_TEST_NAME} not found); "
+                "generate a benchmark with `python datasets/generate.py --benchmark NAME` (names: "
+                "animalpose.datasets.benchmark.BENCHMARKS), or evaluate on split 'valid'"
+            )
+        return splits.test
+    return splits.train if split == "train" else splits.valid
 
 
 class _TigDogBase(KeypointDataset):

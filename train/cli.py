@@ -48,16 +48,22 @@ def _adopt_checkpoint_model(cfg: Config, argv: list[str]) -> Config:
 
 
 def _report(trainer: Trainer, out_dir: Path, *, overlays: int = 0) -> dict:
-    """Evaluate, print both tables, write preds_valid.mat, JSON/CSV results and the chart."""
+    """Evaluate on ``trainer.eval_split``, print both tables, write ``preds_<split>.mat``
+    (the reference's ``preds_valid.mat`` for the valid split), JSON/CSV results and the chart."""
     val = trainer.evaluate_and_report()
     spec = trainer.spec
+    split = trainer.eval_split
+    preds_name = f"preds_{split}.mat"
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_preds_mat(out_dir / "preds_valid.mat", val.preds)
+    save_preds_mat(out_dir / preds_name, val.preds)
     extra = {
         "checkpoint": str(trainer.cfg.run.resume), "dataset": trainer.cfg.data.dataset,
-        "animal": trainer.cfg.data.animal, "split": "valid", "images": int(len(val.preds)),
+        "animal": trainer.cfg.data.animal, "split": split, "images": int(len(val.preds)),
         "flip_test": bool(trainer.cfg.run.flip), "legacy_input": bool(trainer.cfg.data.legacy_input),
     }  # fmt: skip
+    split_indices = getattr(trainer.val_set, "indices", None)
+    if split_indices is not None:  # which samples: indices into the full sample list, in order
+        extra["sample_indices"] = np.asarray(split_indices)[val.indices].tolist()
     paths = save_results(out_dir, spec=spec, legacy=val.legacy, precise=val.precise, extra=extra)
     plot_pck(
         out_dir / "pck.png", spec=spec,
@@ -72,7 +78,8 @@ def _report(trainer: Trainer, out_dir: Path, *, overlays: int = 0) -> dict:
             img = draw_keypoints(draw_keypoints(crop, gt, spec, color=(0, 255, 0)), pred, spec,
                                  color=(255, 0, 0))
             cv2.imwrite(str(over_dir / f"{i:04d}.png"), img[..., ::-1])
-    print(f"=> results in {out_dir} ({', '.join(Path(p).name for p in paths)}, pck.png, preds_valid.mat)")
+    print(f"=> {split} split results in {out_dir} ({', '.join(Path(p).name for p in paths)}, "
+          f"pck.png, {preds_name})")
     return {"legacy": float(np.nanmean(val.legacy)), "precise": float(np.nanmean(val.precise))}
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from animalpose.datasets.base import EVAL_SPLITS
 from animalpose.datasets.files import atomic_write
 from animalpose.datasets.build import DATASETS as DATASET_REGISTRY
 from animalpose.datasets.keypoints import SPECS
@@ -34,7 +35,7 @@ from animalpose.train.models import MODELS
 
 __all__ = [
     "AUGMENT_BACKENDS", "CONFIG_FILE_NAME", "Config", "ConfigError", "DATASETS", "DataConfig",
-    "LABEL_TYPES", "ModelConfig", "OptimConfig", "RunConfig", "SOLVERS", "Section",
+    "EVAL_SPLITS", "LABEL_TYPES", "ModelConfig", "OptimConfig", "RunConfig", "SOLVERS", "Section",
     "apply_overrides", "config_from_dict", "config_to_dict", "load_config", "save_config",
 ]  # fmt: skip
 
@@ -130,9 +131,13 @@ class DataConfig(Section):
     train_limit: int = 0  # --train-limit: use only the first N training samples; 0 = all
     val_limit: int = 0  # --val-limit: use only the first N validation samples; 0 = all
     seed: int = 0  # --split-seed: seed of generated train/val splits
+    # --eval-split: split that -e/--evaluate and evaluation/test.py report on: "valid", or "test"
+    # (a benchmark's held-out TigDog shots, datasets/benchmark.py); training validates on "valid"
+    eval_split: str = "valid"
 
     def check(self) -> None:
         _one_of(self, "dataset", DATASETS)
+        _one_of(self, "eval_split", EVAL_SPLITS)
         _require(bool(self.image_path), "image_path", "must not be empty")
         _require(bool(self.animal), "animal", "must not be empty")
         _at_least(self, 0, "inp_res", "out_res", "train_batch", "test_batch", "sigma", strict=True)
@@ -192,7 +197,7 @@ class RunConfig(Section):
     checkpoint: str = "checkpoint"  # -c/--checkpoint: output folder (checkpoints, logs, config)
     snapshot: int = 0  # --snapshot: also keep a checkpoint every N epochs; 0 = never
     resume: str = ""  # --resume: checkpoint file to resume from / evaluate; "" = none
-    evaluate: bool = False  # -e/--evaluate: only evaluate on the validation split
+    evaluate: bool = False  # -e/--evaluate: only evaluate (on data.eval_split)
     debug: bool = False  # -d/--debug: show intermediate results (ground truth vs predictions)
     flip: bool = False  # -f/--flip: flip test (average with the mirrored crop's heatmaps)
     seed: int = 0  # --seed: seed of weights, augmentation and loader workers

@@ -18,6 +18,7 @@ from animalpose.datasets.keypoints import SPECS
 from animalpose.train.config import (
     AUGMENT_BACKENDS,
     DATASETS,
+    EVAL_SPLITS,
     LABEL_TYPES,
     SOLVERS,
     Config,
@@ -90,11 +91,15 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag("-c", "--checkpoint", field="run.checkpoint", help="output folder for checkpoints"),
     _flag("--snapshot", field="run.snapshot", help="also keep a checkpoint every N epochs (0: no)"),
     _flag("--resume", field="run.resume", help="checkpoint to resume from"),
-    _flag("-e", "--evaluate", field="run.evaluate", help="evaluate on the validation split only"),
+    _flag("-e", "--evaluate", field="run.evaluate",
+          help="evaluate only, on the --eval-split split (default: the validation split)"),
     _flag("-d", "--debug", field="run.debug", help="show intermediate results"),
     # -- animalpose's own ---------------------------------------------------------------------
     _flag("--seed", field="run.seed", help="seed of weights, augmentation and workers"),
     _flag("--split-seed", field="data.seed", help="seed of generated train/val splits"),
+    _flag("--eval-split", field="data.eval_split", choices=EVAL_SPLITS,
+          help="split that -e and evaluation/test.py report on; test = a benchmark's held-out "
+          "TigDog shots (datasets/generate.py --benchmark); training selects on valid"),
     _flag("--device", field="run.device", help="auto, cpu, cuda or cuda:N"),
     _flag("--no-amp", field="run.amp", kind="store_false", help="no bf16 autocast on CUDA"),
     _flag("--no-channels-last", field="run.channels_last", kind="store_false",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,10 @@ class Trainer:
             augment_backend=d.augment_backend, split_dir=d.split_dir or None,
             vertex_table=d.vertex_table or None,
         )  # fmt: skip
-        self.val_set = build_dataset(d.dataset, split="valid", limit=d.val_limit, **common)
+        # Training validates (selects models) on "valid"; an evaluation-only Trainer reports on
+        # data.eval_split ("valid" or a benchmark's held-out "test").
+        self.eval_split = "valid" if train else d.eval_split
+        self.val_set = build_dataset(d.dataset, split=self.eval_split, limit=d.val_limit, **common)
         self.train_set = (
             build_dataset(
                 d.dataset, split="train", limit=d.train_limit, augment_seed=cfg.run.seed, **common
@@ -271,8 +275,13 @@ class Trainer:
         )  # fmt: skip
 
     # -- the run ------------------------------------------------------------------------------
-    def fit(self) -> dict:
-        """Train from ``start_epoch`` to ``optim.epochs``; returns the last epoch's figures."""
+    def fit(self, *, on_epoch_end: Callable[[int, EvalResult], None] | None = None) -> dict:
+        """Train from ``start_epoch`` to ``optim.epochs``; returns the last epoch's figures.
+
+        ``on_epoch_end(epoch, val)``: called on the main process after each epoch's checkpoint
+        is written (0-based ``epoch``, ``val`` its validation result), e.g. to evaluate the
+        current weights on another split (``benchmarks/domain_gap.py``).
+        """
         cfg = self.cfg
         summary: dict = {}
         if self.is_main:
@@ -315,6 +324,8 @@ class Trainer:
                 f"{(val.loss or 0):.3e} PCK@0.05 legacy {100 * val_acc:.2f} precise "
                 f"{100 * summary['val_acc_precise']:.2f} | {summary['train_img_per_s']:.1f} img/s"
             )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, val)
         if self.is_main and self.writer is not None:
             self.writer.close()
         return summary
@@ -353,10 +364,11 @@ class Trainer:
         cv2.imwrite(str(self.out_dir / "debug_train_batch.png"), grid[..., ::-1])
 
     def evaluate_and_report(self, *, save_dir: Path | None = None) -> EvalResult:
-        """Evaluate the current weights on the validation split and print both PCK tables."""
+        """Evaluate the current weights on ``eval_split`` and print both PCK tables."""
         val = self.validate(self.start_epoch)
-        print(pck_table(val.legacy, self.spec, title="PCK@0.05, legacy metric (reference, paper-comparable)"))
-        print(pck_table(val.precise, self.spec, title="PCK@0.05, precise metric (annotation coordinates, sub-pixel)"))
+        on = f"{self.cfg.data.dataset} {self.eval_split} split, {len(self.val_set)} images"
+        print(pck_table(val.legacy, self.spec, title=f"PCK@0.05, legacy metric (reference, paper-comparable); {on}"))
+        print(pck_table(val.precise, self.spec, title=f"PCK@0.05, precise metric (annotation coordinates, sub-pixel); {on}"))
         return val
 
 

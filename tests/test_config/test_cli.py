@@ -34,7 +34,7 @@ ALTERNATES = {
     "data.workers": 0, "data.train_batch": 12, "data.test_batch": 3,
     "data.augment_backend": "imgaug", "data.legacy_input": True, "data.split_dir": "ref/data",
     "data.vertex_table": "rows.json", "data.train_limit": 10, "data.val_limit": 5,
-    "data.seed": 7, "model.arch": "hg", "model.stacks": 8, "model.blocks": 2,
+    "data.seed": 7, "data.eval_split": "test", "model.arch": "hg", "model.stacks": 8, "model.blocks": 2,
     "model.channels": 128, "model.keypoint_spec": "animal18", "optim.solver": "adam",
     "optim.lr": 1e-3, "optim.momentum": 0.9, "optim.weight_decay": 1e-4, "optim.epochs": 60,
     "optim.start_epoch": 5, "optim.schedule": [10, 20, 30], "optim.gamma": 0.5,

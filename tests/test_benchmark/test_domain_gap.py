@@ -1,0 +1,135 @@
+"""benchmarks/domain_gap.py: aggregation and report on known numbers, then end to end."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from animalpose.train import cli
+
+REPO = Path(__file__).resolve().parents[2]
+PARTS = ("eye", "chin", "hoof", "hip", "knee", "shoulder", "elbow")
+TINY_RECIPE = ["--epochs", "1", "--stacks", "1", "--channels", "16", "--inp-res", "64",
+               "--out-res", "16", "--train-batch", "4", "--test-batch", "4", "--workers", "0",
+               "--device", "cpu", "--no-progress"]  # fmt: skip
+
+
+def _summary(base: float) -> dict:
+    """A ``report.summarize``-shaped result: part i scores base + i, mean base + 10."""
+    return {"per_keypoint": {}, "per_part": {p: base + i for i, p in enumerate(PARTS)},
+            "mean": base + 10}  # fmt: skip
+
+
+def _fake_runs(domain_gap) -> dict:
+    runs = {}
+    for method, m in domain_gap.METHODS.items():
+        for seed, base in ((0, 20.0), (1, 30.0)):
+            offset = 40.0 if method == "oracle" else 0.0
+            checkpoints = {key: {"epoch": seed + 3, "images": 4, "legacy": _summary(base + offset),
+                                 "precise": _summary(base + offset + 1)}
+                           for key, _, _ in m.checkpoints}  # fmt: skip
+            runs.setdefault(method, {})[seed] = {"epochs": [], "checkpoints": checkpoints}
+    return runs
+
+
+def test_stats_mean_and_sample_std(domain_gap):
+    assert domain_gap._stats([20.0, 30.0])["mean"] == 25.0
+    assert domain_gap._stats([20.0, 30.0])["std"] == pytest.approx(math.sqrt(50.0))  # ddof 1
+    assert domain_gap._stats([7.0])["std"] == 0.0
+    assert domain_gap._stats([float("nan"), 4.0])["mean"] == 4.0  # a never-evaluated seed
+    assert domain_gap._stats([float("nan")])["mean"] is None
+
+
+def test_aggregate_table_and_chart_on_known_numbers(domain_gap, bench, tmp_path):
+    table = domain_gap.aggregate(_fake_runs(domain_gap))
+    oracle = table["oracle"]["selected_target_valid"]
+    assert oracle["epochs"] == [3, 4]
+    assert oracle["legacy"]["per_part"]["hoof"]["mean"] == pytest.approx(40 + 25 + 2)
+    assert oracle["precise"]["mean"]["mean"] == pytest.approx(40 + 25 + 1 + 10)
+    assert oracle["precise"]["mean"]["std"] == pytest.approx(math.sqrt(50.0))
+    cfg = domain_gap.Config()
+    page = domain_gap.markdown_report(record=bench.record, cfg=cfg, seeds=[0, 1], table=table)
+    rows = [line for line in page.splitlines() if line.startswith(("| source only", "| oracle"))]
+    assert len(rows) == 2 * 5  # 3 source + 2 oracle checkpoints, per metric
+    std = math.sqrt(50.0)
+    first = f"| source only | selected on source valid | 3, 4 | 25.00 ± {std:.2f} | 26.00 ± "
+    assert first in page
+    assert f"**35.00 ± {std:.2f}**" in page  # source legacy mean: (30 + 40) / 2
+    assert "legacy +40.00, precise +40.00" in page  # the gap line: oracle - source
+    chart = tmp_path / "chart.png"
+    domain_gap.plot_chart(chart, title="t", table=table)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+
+
+def test_end_to_end_one_seed_one_epoch(domain_gap, bench, tmp_path, capsys):
+    out = tmp_path / "gap"
+    argv = ["--benchmark", "tiny-flat", "--image-path", str(bench.root), "--seeds", "0",
+            "--out", str(out), *TINY_RECIPE]  # fmt: skip
+    assert domain_gap.main(argv) == 0
+    assert {p.name for p in out.iterdir()} >= {"domain_gap.md", "domain_gap.json",
+                                              "domain_gap.png", "source", "oracle"}
+    doc = json.loads((out / "domain_gap.json").read_text())
+    n_test = bench.record["splits"]["test"]["frames"]
+    assert doc["benchmark"]["name"] == "tiny-flat" and doc["seeds"] == [0]
+    assert doc["config"]["optim"]["epochs"] == 1 and doc["config"]["data"]["animal"] == "dog"
+    source, oracle = doc["runs"]["source"]["0"], doc["runs"]["oracle"]["0"]
+    assert set(source["checkpoints"]) == {"selected_source_valid", "selected_target_valid", "last"}
+    assert set(oracle["checkpoints"]) == {"selected_target_valid", "last"}
+    for run in (source, oracle):
+        for result in run["checkpoints"].values():
+            assert result["images"] == n_test and result["epoch"] == 1
+            assert set(result["precise"]["per_part"]) == set(PARTS)
+    assert set(source["epochs"][0]) == {"epoch", "valid", "target_valid"}
+    assert (out / "source/seed0/model_best_target_valid.pth.tar").is_file()
+    config = (out / "oracle/seed0/config.yaml").read_text()
+    assert "dataset: real_animal_sp" in config
+    page = (out / "domain_gap.md").read_text()
+    assert page in capsys.readouterr().out
+
+    # Cross-check one number through evaluation/test.py's path on the test split.
+    check = tmp_path / "check"
+    last = out / "oracle/seed0/checkpoint.pth.tar"
+    assert cli.test_main(["--image-path", str(bench.root), "--animal", "dog", "--dataset",
+                          "real_animal_sp", "--resume", str(last), "--eval-split", "test",
+                          "--test-batch", "4", "-j", "0", "--device", "cpu", "--no-progress",
+                          "-c", str(check)]) == 0  # fmt: skip
+    metrics = json.loads((check / "pck_results.json").read_text())["metrics"]
+    for metric in ("legacy", "precise"):
+        got = oracle["checkpoints"]["last"][metric]["mean"]
+        assert got == pytest.approx(metrics[metric]["mean"], abs=1e-9) or (
+            got is None and metrics[metric]["mean"] is None)
+
+
+
+def test_unknown_benchmark_is_a_clear_error(domain_gap, bench, tmp_path, capsys):
+    assert domain_gap.main(["--benchmark", "dogshift-v1", "--image-path", str(bench.root),
+                            "--out", str(tmp_path)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "no benchmark 'dogshift-v1' here" in err and "--benchmark dogshift-v1" in err
+
+
+@pytest.mark.slow
+def test_command_line_two_seeds_then_reuse(bench, tmp_path):
+    out = tmp_path / "gap"
+    command = [sys.executable, str(REPO / "benchmarks" / "domain_gap.py"), "--benchmark",
+               "tiny-flat", "--image-path", str(bench.root), "--seeds", "0", "1", "--out",
+               str(out), *TINY_RECIPE]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads((out / "domain_gap.json").read_text())
+    assert sorted(doc["runs"]["source"]) == ["0", "1"]
+    mean = doc["aggregate"]["oracle"]["last"]["precise"]["mean"]
+    values = [doc["runs"]["oracle"][s]["checkpoints"]["last"]["precise"]["mean"] for s in "01"]
+    finite = [v for v in values if v is not None]
+    if finite:
+        assert mean["mean"] == pytest.approx(np.mean(finite))
+    assert " ± " in (out / "domain_gap.md").read_text()
+    # The same command again reuses the complete runs and reports the same numbers.
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("complete run with this config, not trained again") == 4
+    assert json.loads((out / "domain_gap.json").read_text())["aggregate"] == doc["aggregate"]
