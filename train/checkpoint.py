@@ -274,6 +274,10 @@ def _check_state(state: Mapping[str, Any], path: Path) -> None:
         )
 
 
+#: Entries that are module / optimizer ``state_dict()`` output (always weights_only-loadable).
+_TENSOR_ENTRIES = ("state_dict", "optimizer")
+
+
 def save_checkpoint(
     state: Mapping[str, Any],
     directory: str | os.PathLike,
@@ -285,8 +289,9 @@ def save_checkpoint(
     """Write ``state`` to ``directory/filename`` atomically, plus the reference's copies.
 
     ``model_best.pth.tar`` is written too when ``is_best``; ``checkpoint_<epoch>.pth.tar`` when
-    ``snapshot > 0`` and ``state['epoch'] % snapshot == 0``. The bytes are checked to load with
-    ``torch.load(weights_only=True)`` before anything is written, so an unloadable state (a
+    ``snapshot > 0`` and ``state['epoch'] % snapshot == 0``. Everything but the weights and
+    optimizer state is checked to load with ``torch.load(weights_only=True)`` before anything is
+    written, so an unloadable state (a
     ``Path`` or NumPy array in ``config``, say) raises ``ValueError`` and leaves old files intact.
 
     Returns:
@@ -295,16 +300,21 @@ def save_checkpoint(
     directory = Path(directory)
     path = directory / filename
     _check_state(state, path)
-    buffer = io.BytesIO()
-    torch.save(dict(state), buffer)
-    buffer.seek(0)
+    # Module and optimizer state dicts hold only tensors and plain values; an object that
+    # weights_only refuses can hide in the other entries (config, rng, scheduler). Checking just
+    # those avoids deserialising the weights a second time on every save.
+    metadata = io.BytesIO()
+    torch.save({k: v for k, v in state.items() if k not in _TENSOR_ENTRIES}, metadata)
+    metadata.seek(0)
     try:
-        torch.load(buffer, map_location="cpu", weights_only=True)
+        torch.load(metadata, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(
             f"{path}: checkpoint state would not load with torch.load(weights_only=True); store "
             f"only tensors, numbers, strings, None, lists and dicts ({err})"
         ) from err
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
     data = buffer.getbuffer()
     targets = [path]
     if snapshot > 0 and state["epoch"] % snapshot == 0:
