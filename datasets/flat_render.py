@@ -32,6 +32,7 @@ from animalpose.datasets.fixtures import (
     keypoint_array,
     walk,
 )
+from animalpose.datasets.images import jpeg_round_trip
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, STYLES, RenderedFrame
 
@@ -130,10 +131,7 @@ def _camera_effects(
     out = cv2.GaussianBlur(image, (0, 0), sigma).astype(np.float32)
     out += noise_std * rng.standard_normal(out.shape, np.float32)
     out = np.clip(out, 0, 255).astype(np.uint8)
-    ok, data = cv2.imencode(".jpg", out[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
-        raise RuntimeError("OpenCV could not JPEG-encode a frame")
-    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1])
+    return jpeg_round_trip(out, quality)
 
 
 class FlatRenderer:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from animalpose.datasets.files import DataError, atomic_write
 
-__all__ = ["check_complete", "read_image", "write_image"]
+__all__ = ["check_complete", "jpeg_round_trip", "read_image", "write_image"]
 
 _JPEG_SOI = b"\xff\xd8"
 #: JPEG end-of-image marker. Some writers pad after it, so it is looked for in the file's tail.
@@ -95,3 +95,11 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, atomic: bool = Tr
             f.write(encoded.tobytes())
     else:
         path.write_bytes(encoded.tobytes())
+
+
+def jpeg_round_trip(image: np.ndarray, quality: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> the same image JPEG-encoded at ``quality`` and decoded (artefacts)."""
+    ok, data = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
+        raise RuntimeError("OpenCV could not JPEG-encode a frame")
+    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1])

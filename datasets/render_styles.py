@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from animalpose.datasets.images import jpeg_round_trip
 from animalpose.datasets.render_api import STYLES
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
@@ -778,7 +779,4 @@ def apply_effects(
         chroma = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
         noise = chroma * (0.5 * sigma)[..., None] + luma[..., None]
         out = cv2.add(out, noise, dtype=cv2.CV_8U)
-    ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, effects.jpeg_quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+    return jpeg_round_trip(out, effects.jpeg_quality)
