@@ -83,6 +83,7 @@ def build_dataset(
     vertex_table: str | os.PathLike | Sequence[int] | None = None,
     limit: int = 0,
     augment_seed: int | None = None,
+    augment: bool | None = None,
 ) -> KeypointDataset:
     """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented with the
     dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``. Split
@@ -90,6 +91,8 @@ def build_dataset(
 
     ``seed`` keys the split files created when absent; ``augment_seed`` (default: ``seed``) keys
     the per-sample augmentation draws, so runs with different seeds share one split.
+    ``augment`` overrides the rule above (``False``: the train split with the plain crop, as
+    pseudo-labelling needs it).
     """
     entry = _entry(name)
     if split == TEST_SPLIT and entry.synthetic:
@@ -98,7 +101,7 @@ def build_dataset(
             "out test shots of its TigDog-layout target set); evaluate the test split with "
             "real_animal, real_animal_sp or real_animal_crop, or use split 'valid'"
         )
-    if split == "train":
+    if split == "train" if augment is None else augment:
         from animalpose.datasets.augment import build_augmenter  # lazy: optional heavy deps
 
         augmenter = build_augmenter(

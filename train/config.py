@@ -197,6 +197,9 @@ class RunConfig(Section):
     checkpoint: str = "checkpoint"  # -c/--checkpoint: output folder (checkpoints, logs, config)
     snapshot: int = 0  # --snapshot: also keep a checkpoint every N epochs; 0 = never
     resume: str = ""  # --resume: checkpoint file to resume from / evaluate; "" = none
+    # --pretrained: start from these weights only (fresh optimiser, epoch 0), e.g. CC-SSL-R's
+    # fine-tuning of an adapted model; ignored when resuming; "" = random initialisation
+    pretrained: str = ""
     evaluate: bool = False  # -e/--evaluate: only evaluate (on data.eval_split)
     debug: bool = False  # -d/--debug: show intermediate results (ground truth vs predictions)
     flip: bool = False  # -f/--flip: flip test (average with the mirrored crop's heatmaps)

@@ -91,6 +91,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag("-c", "--checkpoint", field="run.checkpoint", help="output folder for checkpoints"),
     _flag("--snapshot", field="run.snapshot", help="also keep a checkpoint every N epochs (0: no)"),
     _flag("--resume", field="run.resume", help="checkpoint to resume from"),
+    _flag("--pretrained", field="run.pretrained",
+          help="initial weights only (fresh optimiser), e.g. to fine-tune an adapted model"),
     _flag("-e", "--evaluate", field="run.evaluate",
           help="evaluate only, on the --eval-split split (default: the validation split)"),
     _flag("-d", "--debug", field="run.debug", help="show intermediate results"),

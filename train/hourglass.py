@@ -176,8 +176,17 @@ class HourglassNet(nn.Module):
         self.fc_ = nn.ModuleList(fc_)
         self.score_ = nn.ModuleList(score_)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, H, W) normalised images -> ``num_stacks`` x (B, K, H / 4, W / 4) heatmaps."""
+    def forward(
+        self, x: torch.Tensor, *, return_features: bool = False
+    ) -> list[torch.Tensor] | tuple[list[torch.Tensor], torch.Tensor]:
+        """(B, 3, H, W) normalised images -> ``num_stacks`` x (B, K, H / 4, W / 4) heatmaps.
+
+        With ``return_features=True`` (keyword only) returns ``(outputs, features)``: the same
+        heatmap list and the last stack's feature map after ``fc`` (B, channels, H / 4, W / 4),
+        i.e. the input of the last ``score`` conv (the trunk features that WS-CDA's domain
+        discriminator sees, ``animalpose.adapt.domain``). The flag adds no modules or
+        parameters, so the state_dict is the same either way.
+        """
         height, width = x.shape[-2:]
         if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
             raise ValueError(
@@ -199,6 +208,8 @@ class HourglassNet(nn.Module):
             outputs.append(heatmaps)
             if s < self.num_stacks - 1:
                 x = x + self.fc_[s](y) + self.score_[s](heatmaps)
+        if return_features:
+            return outputs, y  # y: the last stack's fc output, nothing modifies it in place
         return outputs
 
 

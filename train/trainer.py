@@ -31,6 +31,7 @@ from animalpose.train.checkpoint import (
     BEST_NAME,
     build_checkpoint,
     load_checkpoint,
+    load_model_weights,
     restore_training_state,
     save_checkpoint,
 )
@@ -109,6 +110,8 @@ class Trainer:
             augment_backend=d.augment_backend, split_dir=d.split_dir or None,
             vertex_table=d.vertex_table or None,
         )  # fmt: skip
+        #: The keyword arguments every dataset of this run is built with (build_dataset).
+        self.dataset_kwargs = common
         # Training validates (selects models) on "valid"; an evaluation-only Trainer reports on
         # data.eval_split ("valid" or a benchmark's held-out "test").
         self.eval_split = "valid" if train else d.eval_split
@@ -141,6 +144,10 @@ class Trainer:
         self.best_acc = 0.0
         if cfg.run.resume:
             self._resume(cfg.run.resume)
+        elif cfg.run.pretrained:
+            load_model_weights(self.model, cfg.run.pretrained)
+            if self.is_main:
+                print(f"=> initial weights from {cfg.run.pretrained}")
 
         self.net: nn.Module = self.model
         if self.world_size > 1:

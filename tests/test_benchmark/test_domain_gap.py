@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from animalpose.adapt import compare
 from animalpose.train import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,22 +38,22 @@ def _fake_runs(domain_gap) -> dict:
 
 
 def test_stats_mean_and_sample_std(domain_gap):
-    assert domain_gap._stats([20.0, 30.0])["mean"] == 25.0
-    assert domain_gap._stats([20.0, 30.0])["std"] == pytest.approx(math.sqrt(50.0))  # ddof 1
-    assert domain_gap._stats([7.0])["std"] == 0.0
-    assert domain_gap._stats([float("nan"), 4.0])["mean"] == 4.0  # a never-evaluated seed
-    assert domain_gap._stats([float("nan")])["mean"] is None
+    assert compare._stats([20.0, 30.0])["mean"] == 25.0
+    assert compare._stats([20.0, 30.0])["std"] == pytest.approx(math.sqrt(50.0))  # ddof 1
+    assert compare._stats([7.0])["std"] == 0.0
+    assert compare._stats([float("nan"), 4.0])["mean"] == 4.0  # a never-evaluated seed
+    assert compare._stats([float("nan")])["mean"] is None
 
 
 def test_aggregate_table_and_chart_on_known_numbers(domain_gap, bench, tmp_path):
-    table = domain_gap.aggregate(_fake_runs(domain_gap))
+    table = compare.aggregate(_fake_runs(domain_gap))
     oracle = table["oracle"]["selected_target_valid"]
     assert oracle["epochs"] == [3, 4]
     assert oracle["legacy"]["per_part"]["hoof"]["mean"] == pytest.approx(40 + 25 + 2)
     assert oracle["precise"]["mean"]["mean"] == pytest.approx(40 + 25 + 1 + 10)
     assert oracle["precise"]["mean"]["std"] == pytest.approx(math.sqrt(50.0))
-    cfg = domain_gap.Config()
-    page = domain_gap.markdown_report(record=bench.record, cfg=cfg, seeds=[0, 1], table=table)
+    cfg = compare.Config()
+    page = compare.markdown_report(record=bench.record, cfg=cfg, seeds=[0, 1], table=table)
     rows = [line for line in page.splitlines() if line.startswith(("| source only", "| oracle"))]
     assert len(rows) == 2 * 5  # 3 source + 2 oracle checkpoints, per metric
     std = math.sqrt(50.0)
@@ -61,7 +62,7 @@ def test_aggregate_table_and_chart_on_known_numbers(domain_gap, bench, tmp_path)
     assert f"**35.00 ± {std:.2f}**" in page  # source legacy mean: (30 + 40) / 2
     assert "legacy +40.00, precise +40.00" in page  # the gap line: oracle - source
     chart = tmp_path / "chart.png"
-    domain_gap.plot_chart(chart, title="t", table=table)
+    compare.plot_chart(chart, title="t", table=table)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
 
 

@@ -39,6 +39,7 @@ ALTERNATES = {
     "optim.lr": 1e-3, "optim.momentum": 0.9, "optim.weight_decay": 1e-4, "optim.epochs": 60,
     "optim.start_epoch": 5, "optim.schedule": [10, 20, 30], "optim.gamma": 0.5,
     "run.checkpoint": "runs/x", "run.snapshot": 10, "run.resume": "ckpt.pth.tar",
+    "run.pretrained": "w.pth.tar",
     "run.evaluate": True, "run.debug": True, "run.flip": True, "run.seed": 42,
     "run.device": "cpu", "run.amp": False, "run.channels_last": False, "run.compile": True,
     "run.log_every": 1, "run.tb_images": 0, "run.progress": False,

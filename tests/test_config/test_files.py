@@ -158,10 +158,15 @@ def test_apply_overrides_errors(item, message):
 
 
 def test_every_file_in_configs_loads(configs_dir):
+    from animalpose.adapt.config import AdaptConfig
+
     paths = sorted(configs_dir.glob("*.yaml"))
     assert len(paths) >= 2
+    adaptation = [p for p in paths if "adapt" in yaml.safe_load(p.read_text())]
+    assert {p.name for p in adaptation} >= {"ccssl.yaml", "wscda.yaml", "ccssl_wscda.yaml"}
     for path in paths:
-        assert isinstance(load_config(path), Config), path
+        config_type = AdaptConfig if path in adaptation else Config
+        assert isinstance(load_config(path, config_type=config_type), config_type), path
 
 
 def test_reference_config_spells_out_the_defaults(configs_dir, leaf_paths):
@@ -175,10 +180,11 @@ def test_reference_config_spells_out_the_defaults(configs_dir, leaf_paths):
 def test_quickstart_config(configs_dir):
     cfg = load_config(configs_dir / "quickstart_cpu.yaml")
     expected = {
-        "data": {"dataset": "synthetic_animal_sp", "image_path": "./animal_data", "inp_res": 128,
-                 "out_res": 32, "train_batch": 16, "test_batch": 32, "workers": 2},
+        "data": {"dataset": "synthetic_animal_sp", "image_path": "./animal_data", "animal": "dog",
+                 "inp_res": 128, "out_res": 32, "sigma": 2.0, "train_batch": 16,
+                 "test_batch": 32, "workers": 2},
         "model": {"stacks": 1, "blocks": 1, "channels": 64},
-        "optim": {"epochs": 15, "lr": 2e-3, "solver": "adam", "schedule": [12]},
+        "optim": {"epochs": 20, "lr": 2e-3, "solver": "adam", "schedule": [16]},
         "run": {"amp": False, "log_every": 10, "checkpoint": "runs/quickstart"},
     }  # fmt: skip
     assert cfg == config_from_dict(expected, source="expected")

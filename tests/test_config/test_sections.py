@@ -18,7 +18,8 @@ REFERENCE_DEFAULTS = {
     "optim.weight_decay": 0.0, "optim.schedule": [60, 90], "optim.gamma": 0.1, "run.flip": False,
     "data.sigma": 1.0, "data.scale_factor": 0.25, "data.rot_factor": 30.0,
     "data.sigma_decay": 0.0, "data.label_type": "Gaussian", "run.checkpoint": "checkpoint",
-    "run.snapshot": 0, "run.resume": "", "run.evaluate": False, "run.debug": False,
+    "run.snapshot": 0, "run.resume": "", "run.pretrained": "", "run.evaluate": False,
+    "run.debug": False,
     "model.channels": 256,  # the hourglass width, the reference's --features default
 }  # fmt: skip
 

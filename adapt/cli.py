@@ -1,0 +1,63 @@
+"""Entry points behind ``adapt/ccssl.py`` and ``adapt/wscda.py``.
+
+Both scripts run the same ``AdaptTrainer``; they differ only in their defaults (CC-SSL:
+pseudo-label rounds on, discriminator off; WS-CDA: discriminator on, pseudo-labels off). A
+config file that sets both (``configs/ccssl_wscda.yaml``) runs the combination through either.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
+from animalpose.datasets.files import DataError
+from animalpose.train.cli import _init_distributed
+from animalpose.train.config import ConfigError
+from animalpose.train.flags import parse_config
+
+__all__ = ["ccssl_main", "wscda_main", "WSCDAConfig"]
+
+
+def _wscda_section() -> AdaptSection:
+    return AdaptSection(pseudo_labels=False, adversarial=True)
+
+
+@dataclass(kw_only=True)
+class WSCDAConfig(AdaptConfig):
+    """WS-CDA's defaults: the discriminator on, no pseudo-labels (PPLO: configs/wscda_pplo.yaml)."""
+
+    adapt: AdaptSection = field(default_factory=_wscda_section)
+
+
+def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from animalpose.adapt.joint import AdaptTrainer  # after argument parsing: fast --help
+
+    try:
+        cfg, _ = parse_config(argv, flags=ADAPT_FLAGS, config_type=config_type,
+                              description=description)  # fmt: skip
+        _init_distributed()
+        AdaptTrainer(cfg).fit()
+    except (DataError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def ccssl_main(argv: list[str] | None = None) -> int:
+    """``python adapt/ccssl.py --resume SOURCE_CKPT ...`` (the reference's CCSSL.py flags)."""
+    return _run(argv, config_type=AdaptConfig, description=(
+        "CC-SSL: adapt a source model to target frames with consistency-checked pseudo-labels "
+        "(flags of the reference's CCSSL.py; see docs/adaptation.md)."))
+
+
+def wscda_main(argv: list[str] | None = None) -> int:
+    """``python adapt/wscda.py --resume SOURCE_CKPT ...``."""
+    return _run(argv, config_type=WSCDAConfig, description=(
+        "WS-CDA: adapt a source model with a domain discriminator on trunk features "
+        "(+ PPLO pseudo-label rounds with configs/wscda_pplo.yaml; see docs/adaptation.md)."))

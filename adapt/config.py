@@ -1,0 +1,170 @@
+"""The adaptation config: the training config plus one ``adapt`` section, and the flag table.
+
+One config drives every method (docs/adaptation.md):
+
+- CC-SSL: ``adapt.pseudo_labels`` on, ``adapt.selection: ccssl`` (the reference's curriculum),
+  equivariance views and temporal consistency on, target images strongly augmented.
+- WS-CDA: ``adapt.adversarial`` on (domain discriminator on trunk features), pseudo-labels off.
+- WS-CDA + PPLO: both on, ``adapt.selection: pplo`` (a growing share per round), views 0.
+- CC-SSL + WS-CDA: the CC-SSL config with ``adapt.adversarial`` on.
+
+``data.dataset`` is the labelled source (the reference's ``--source``); ``adapt.target`` the
+target data set whose labelled valid split selects models; ``adapt.target_ssl`` the target
+images the model trains on (pseudo-labelled, few-labelled, or unlabelled for the discriminator).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from animalpose.train.config import (
+    Config,
+    ConfigError,
+    DATASETS,
+    OptimConfig,
+    Section,
+    _at_least,
+    _one_of,
+    _require,
+)
+from animalpose.train.flags import TRAIN_FLAGS, Flag
+
+__all__ = [
+    "ADAPT_FLAGS",
+    "ADVERSARY_MODES",
+    "AdaptConfig",
+    "AdaptSection",
+    "SELECTIONS",
+    "TARGET_DATASETS",
+]
+
+#: Pseudo-label selection schedules (adapt/selection.py): the reference's curriculum by epoch,
+#: or PPLO's share per round.
+SELECTIONS = ("ccssl", "pplo")
+#: WS-CDA min-max implementations (adapt/domain.py).
+ADVERSARY_MODES = ("grl", "alternating")
+#: Target data sets: TigDog-layout frames or their pre-cropped copies.
+TARGET_DATASETS = ("real_animal", "real_animal_sp", "real_animal_crop")
+
+
+@dataclass(kw_only=True)
+class AdaptSection(Section):
+    target: str = "real_animal"  # --target: labelled target set; its valid split selects models
+    target_ssl: str = "real_animal_sp"  # --target-ssl: target images trained on (train split)
+    target_weight: float = 10.0  # --gamma_: weight of the target pose loss (reference 10)
+    # --target-labels: labelled target frames (few-label WS-CDA): the first N of the train split,
+    # whole shots first; they train with their annotations. 0 = none (unsupervised).
+    target_labels: int = 0
+    # Pseudo-labels (CC-SSL / PPLO) --------------------------------------------------------------
+    pseudo_labels: bool = True  # --no-pseudo-labels turns off: pseudo-label rounds
+    round_every: int = 10  # --round-every: epochs per pseudo-label round (reference 10)
+    selection: str = "ccssl"  # --selection: ccssl (share by epoch) | pplo (share by round)
+    pplo_shares: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # --pplo-shares
+    views: int = 4  # --views: random equivariance views besides the identity (reference 4)
+    view_scale: float = 0.25  # --view-scale: view scale 1 + N(0, .) clipped to 1 -+ this
+    view_rotation: float = 30.0  # --view-rotation: view rotation N(0, .) deg clipped to -+2x
+    temporal: bool = True  # --no-temporal turns off: Lucas-Kanade temporal consistency
+    flow_max_move: float = 15.0  # --flow-max-move: reject flows longer than this (256-px crop)
+    flow_ratio: float = 0.9  # --flow-ratio: substitute when conf / flowed conf < this
+    pseudo_batch: int = 32  # --pseudo-batch: frames per pseudo-labelling forward (x views + 1)
+    pseudo_workers: int = 2  # --pseudo-workers: processes of the optical-flow pass
+    # WS-CDA -------------------------------------------------------------------------------------
+    adversarial: bool = False  # --adversarial: domain discriminator on trunk features (WS-CDA)
+    adversary: str = "grl"  # --adversary: grl (gradient reversal) | alternating updates
+    alpha: float = 1.0  # --alpha: |alpha| of the paper's alpha * L_DDL (alpha = -1 there)
+    beta: float = 500.0  # --beta: the paper's pose weight; trunk sees L_DDL x alpha / beta
+    w1: float = 1.0  # --w1: weight of the human-vs-animal head in L_DDL
+    w2: float = 1.0  # --w2: weight of the animal pose loss (vs human pose loss, weight 1)
+    disc_lr: float = 1.0e-4  # --disc-lr: the discriminator's Adam learning rate
+    disc_hidden: int = 256  # --disc-hidden: the discriminator's width
+    ramp_gamma: float = 10.0  # --ramp-gamma: DANN ramp 2 / (1 + exp(-gamma p)) - 1
+    human_data: str = ""  # --human-data: COCO keypoints root for the human head ("" = off)
+
+    def check(self) -> None:
+        _one_of(self, "target", TARGET_DATASETS)
+        _one_of(self, "target_ssl", TARGET_DATASETS)
+        _one_of(self, "selection", SELECTIONS)
+        _one_of(self, "adversary", ADVERSARY_MODES)
+        _at_least(self, 0, "target_weight", "target_labels", "views", "view_scale",
+                  "view_rotation", "flow_max_move", "pseudo_workers", "alpha", "w1", "w2")
+        _at_least(self, 0, "round_every", "pseudo_batch", "beta", "disc_lr", "disc_hidden",
+                  "ramp_gamma", "flow_ratio", strict=True)
+        _require(self.view_scale < 1, "view_scale", f"must be < 1, got {self.view_scale}")
+        _require(bool(self.pplo_shares) and all(0 < s <= 1 for s in self.pplo_shares),
+                 "pplo_shares", f"shares must be in (0, 1], got {self.pplo_shares}")
+        _require(not self.human_data, "human_data",
+                 "human keypoint data is not supported yet (the human top-down datasets are a "
+                 "later issue); leave it empty: the human-vs-animal head is then off")
+        _require(self.pseudo_labels or self.adversarial or self.target_labels > 0, "pseudo_labels",
+                 "nothing adapts: turn on adapt.pseudo_labels, adapt.adversarial or "
+                 "adapt.target_labels")
+
+
+def _adapt_optim() -> OptimConfig:
+    """CC-SSL's optimiser (reference-compat spec 5): RMSprop 2.5e-4, constant, 60 epochs."""
+    return OptimConfig(solver="rms", lr=2.5e-4, epochs=60, schedule=[])
+
+
+@dataclass(kw_only=True)
+class AdaptConfig(Config):
+    optim: OptimConfig = field(default_factory=_adapt_optim)
+    adapt: AdaptSection = field(default_factory=AdaptSection)
+
+    def check(self) -> None:
+        if self.data.dataset not in DATASETS:  # pragma: no cover - DataConfig checks it
+            raise ConfigError(f"{self.data.dataset!r} is not a dataset", key="data.dataset")
+        if self.data.dataset in TARGET_DATASETS:
+            raise ConfigError(
+                f"the source must be a labelled source data set, got the target set "
+                f"{self.data.dataset!r} (train on target labels with train/train.py: the oracle)",
+                key="data.dataset",
+            )
+
+
+def _flag(*names: str, field: str, help: str, **kwargs) -> Flag:
+    return Flag(names=names, field=field, help=help, **kwargs)
+
+
+#: The reference's CCSSL/options/train_options.py flags first (same names), then ours. Training
+#: flags of train/train.py are accepted too (``--dataset`` is the source; ``--resume`` means the
+#: initial weights here, as in the reference's CCSSL.py).
+_RENAMED = {"--resume", "--pretrained", "--dataset", "--train-batch", "--lr", "--epochs"}
+#: Training flags that mean nothing here (evaluate with evaluation/test.py).
+_NOT_ADAPT = {"--evaluate", "--start-epoch", "--eval-split"}
+ADAPT_FLAGS: tuple[Flag, ...] = (
+    _flag("--source", "--dataset", field="data.dataset", choices=tuple(
+        d for d in DATASETS if d not in TARGET_DATASETS),
+        help="labelled source data set (the reference's --source)"),
+    _flag("--target-ssl", field="adapt.target_ssl", choices=TARGET_DATASETS,
+          help="target images trained on with pseudo-labels"),
+    _flag("--target", field="adapt.target", choices=TARGET_DATASETS,
+          help="target data set with labels for validation / model selection"),
+    _flag("--batch-size", "--train-batch", field="data.train_batch",
+          help="batch size of each domain"),
+    _flag("--learning-rate", "--lr", field="optim.lr", help="learning rate"),
+    _flag("--num-epochs", "--epochs", field="optim.epochs", help="training epochs"),
+    _flag("--gamma_", field="adapt.target_weight", help="target loss weight"),
+    _flag("--resume", "--pretrained", field="run.pretrained",
+          help="source checkpoint to start from (weights only, as the reference's CCSSL.py); an "
+               "interrupted adaptation run continues from its own -c folder regardless"),
+    _flag("--target-labels", field="adapt.target_labels",
+          help="labelled target training frames (few-label); 0 = unsupervised"),
+    _flag("--no-pseudo-labels", field="adapt.pseudo_labels", kind="store_false",
+          help="no pseudo-label rounds"),
+    _flag("--round-every", field="adapt.round_every", help="epochs per pseudo-label round"),
+    _flag("--selection", field="adapt.selection", choices=SELECTIONS,
+          help="pseudo-label selection schedule"),
+    _flag("--pplo-shares", field="adapt.pplo_shares", help="PPLO kept share per round"),
+    _flag("--views", field="adapt.views", help="random equivariance views (0 = identity only)"),
+    _flag("--no-temporal", field="adapt.temporal", kind="store_false",
+          help="no optical-flow temporal consistency"),
+    _flag("--pseudo-workers", field="adapt.pseudo_workers",
+          help="processes for the optical-flow pass"),
+    _flag("--adversarial", field="adapt.adversarial", help="WS-CDA domain discriminator on"),
+    _flag("--adversary", field="adapt.adversary", choices=ADVERSARY_MODES,
+          help="min-max implementation"),
+    _flag("--alpha", field="adapt.alpha", help="WS-CDA |alpha| (discrimination loss weight)"),
+    _flag("--beta", field="adapt.beta", help="WS-CDA beta (pose loss weight)"),
+    _flag("--w1", field="adapt.w1", help="WS-CDA human-vs-animal head weight"),
+    _flag("--w2", field="adapt.w2", help="WS-CDA animal pose loss weight"),
+    _flag("--human-data", field="adapt.human_data", help="COCO keypoints root (not yet)"),
+) + tuple(f for f in TRAIN_FLAGS if not set(f.names) & (_RENAMED | _NOT_ADAPT))

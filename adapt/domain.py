@@ -1,0 +1,387 @@
+"""WS-CDA's domain-adversarial pieces (Cao et al., "Cross-Domain Adaptation for Animal Pose
+Estimation", ICCV 2019, arXiv 1908.05806; spec: /work/shared/spec/wscda.md).
+
+A domain discriminator reads the pose network's trunk features (``HourglassNet.forward(x,
+return_features=True)``) and predicts, per sample, the species (animal = 1, human = 0) and the
+domain (target = real animal = 1, not = 0). The discriminator minimises the domain
+discrimination loss L_DDL; the trunk maximises it (domain confusion) while it minimises the pose
+loss. The paper writes this as ``alpha * L_DDL + beta * L_pose`` with ``alpha * beta < 0``
+(alpha = -1, beta = 500) and gives no optimisation details, so two standard min-max schemes are
+offered (``DomainAdversary(mode=...)``, a config choice):
+
+* ``"grl"``: a gradient reversal layer (Ganin & Lempitsky, "Unsupervised Domain Adaptation by
+  Backpropagation", ICML 2015) between trunk and discriminator; one backward pass trains both.
+* ``"alternating"``: a discriminator step on detached features, then a trunk step on the frozen
+  discriminator's confusion loss (GAN-style alternating updates).
+
+In both, the adversarial term reaches the trunk with the coefficient
+``(|alpha| / beta) * dann_ramp(progress)`` relative to the pose loss (which keeps its usual
+scale), and the discriminator always minimises the unweighted L_DDL with its own Adam optimiser.
+
+Shapes: B batch; features (B, C, h, w); logits (B, 2) with column 0 the species head and column 1
+the domain head (see ``SPECIES``, ``DOMAIN``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ADVERSARY_MODES",
+    "DDLTerms",
+    "DomainAdversary",
+    "DomainDiscriminator",
+    "dann_ramp",
+    "ddl_loss",
+    "grad_reverse",
+]
+
+#: Logit column of the species head (animal = 1 vs human = 0; the paper's y_hat).
+SPECIES = 0
+#: Logit column of the domain head (target domain = 1 vs not; the paper's z_hat).
+DOMAIN = 1
+#: The DANN schedule's gamma (Ganin & Lempitsky 2015, section 5.2: "gamma was set to 10").
+DANN_GAMMA = 10.0
+#: The paper's loss weights (Cao et al. 2019, section 4.2): alpha = -1 on L_DDL, beta = 500 on
+#: L_pose. Only |alpha| / beta matters here: the sign of the min-max is fixed by construction.
+PAPER_ALPHA = 1.0
+PAPER_BETA = 500.0
+#: Discriminator learning rate (Adam); the paper gives none, 1e-4 is the common DANN/ADDA choice.
+DISCRIMINATOR_LR = 1e-4
+#: Discriminator width; the paper does not describe its discriminator.
+DISCRIMINATOR_HIDDEN = 256
+
+#: Negative slope of the discriminator's LeakyReLUs (the DCGAN discriminator's 0.2, Radford et
+#: al. 2016): a plain ReLU lets the trunk "win" by pushing features where the discriminator's
+#: units are dead, which stops its gradients without removing any domain information.
+LEAKY_SLOPE = 0.2
+
+#: The min-max schemes ``DomainAdversary`` implements (the config value -> what it does).
+ADVERSARY_MODES = {
+    "grl": "gradient reversal: one backward pass, discriminator minimises L_DDL, trunk gets "
+    "-coeff * dL_DDL",
+    "alternating": "discriminator step on detached features, then the trunk minimises "
+    "coeff * confusion loss on the frozen discriminator",
+}
+
+
+class _GradReverse(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by ``-coeff``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, coeff: float) -> torch.Tensor:
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad_output * (-ctx.coeff), None
+
+
+def grad_reverse(x: torch.Tensor, coeff: float) -> torch.Tensor:
+    """Gradient reversal layer: returns ``x`` unchanged; its gradient is ``-coeff * grad``.
+
+    Args:
+        x: any tensor (e.g. (B, C, h, w) trunk features).
+        coeff: a Python float >= 0, the reversal strength (``DomainAdversary.coeff``).
+    """
+    return _GradReverse.apply(x, float(coeff))
+
+
+def dann_ramp(progress: float, gamma: float = DANN_GAMMA) -> float:
+    """The DANN schedule ``2 / (1 + exp(-gamma * p)) - 1``: 0 at p = 0, rising towards 1.
+
+    ``progress`` p is the fraction of training done, clipped to [0, 1] (Ganin & Lempitsky 2015).
+    """
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+class DomainDiscriminator(nn.Module):
+    """Two strided 3x3 convs with LeakyReLU, global average pooling and a linear layer.
+
+    ``forward``: (B, in_channels, h, w) features -> (B, 2) logits, column ``SPECIES`` (animal vs
+    human) and column ``DOMAIN`` (target vs not). No normalisation layers: batch statistics
+    over a mixed-domain batch would leak the domain mix into every sample.
+    """
+
+    def __init__(self, *, in_channels: int, hidden: int = DISCRIMINATOR_HIDDEN) -> None:
+        super().__init__()
+        if in_channels < 1 or hidden < 1:
+            raise ValueError(f"in_channels and hidden must be >= 1, got {in_channels}, {hidden}")
+        self.conv1 = nn.Conv2d(in_channels, hidden, kernel_size=3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(hidden, hidden, kernel_size=3, stride=2, padding=1)
+        self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
+        self.fc = nn.Linear(hidden, 2)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, h, w) -> (B, 2) logits."""
+        x = self.act(self.conv1(features))
+        x = self.act(self.conv2(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@dataclass
+class DDLTerms:
+    """The parts of one L_DDL evaluation, all 0-d float32 tensors on the logits' device.
+
+    ``total = w1 * species + domain``. Accuracies are measured against the TRUE labels (also for
+    the confusion loss, whose targets are flipped) with a logit > 0 meaning class 1;
+    ``species_acc`` is NaN when the species head is off, ``domain_acc`` when the batch holds no
+    animal sample.
+    """
+
+    total: torch.Tensor
+    species: torch.Tensor
+    domain: torch.Tensor
+    species_acc: torch.Tensor
+    domain_acc: torch.Tensor
+
+    def detach(self) -> DDLTerms:
+        """The same terms cut from the graph (for logging)."""
+        return DDLTerms(*(getattr(self, name).detach() for name in _TERM_NAMES))
+
+    def scalars(self) -> dict[str, float]:
+        """``{name: float}`` for logging; reads the values back (one host sync per term)."""
+        return {name: float(getattr(self, name)) for name in _TERM_NAMES}
+
+
+_TERM_NAMES = ("total", "species", "domain", "species_acc", "domain_acc")
+
+
+def ddl_loss(
+    logits: torch.Tensor,
+    *,
+    is_animal: torch.Tensor,
+    is_target: torch.Tensor,
+    w1: float = 1.0,
+    species_head: bool = True,
+    flip_labels: bool = False,
+) -> DDLTerms:
+    """The paper's domain discrimination loss, L_DDL = w1 * BCE(species) + BCE(domain).
+
+    The species term covers every sample, the domain term the animal samples only (a human
+    sample's ``is_target`` is ignored). Unlike the paper, which sums over samples, each term is
+    the MEAN over the samples it covers, so the loss (and the weights w1, alpha, beta around it)
+    does not depend on the batch size or on the animal/human mix. Computed from logits with
+    ``binary_cross_entropy_with_logits`` in float32, without host syncs.
+
+    Args:
+        logits: (B, 2) discriminator logits, column 0 species, column 1 domain; B >= 1.
+        is_animal: (B,) bool (or 0/1), the paper's y_i.
+        is_target: (B,) bool (or 0/1), the paper's z_i.
+        w1: weight of the species term (the paper's w1).
+        species_head: False when the run has no human data: the species term is 0 and its
+            accuracy NaN.
+        flip_labels: score against the flipped labels 1 - y and 1 - z instead (the trunk's
+            confusion loss in ``"alternating"`` mode); accuracies still use the true labels.
+
+    Returns:
+        ``DDLTerms``; ``domain`` is 0 (and ``domain_acc`` NaN) when no sample is an animal.
+    """
+    if logits.dim() != 2 or logits.shape[1] != 2 or logits.shape[0] < 1:
+        raise ValueError(f"logits must be (B, 2) with B >= 1, got {tuple(logits.shape)}")
+    batch = logits.shape[0]
+    for name, labels in (("is_animal", is_animal), ("is_target", is_target)):
+        if tuple(labels.shape) != (batch,):
+            raise ValueError(f"{name} must be ({batch},) to match logits, got {tuple(labels.shape)}")
+    logits = logits.float()
+    animal = is_animal.to(device=logits.device, dtype=torch.bool)
+    target = is_target.to(device=logits.device, dtype=torch.bool)
+    animal_f = animal.float()
+    species_labels = animal_f
+    domain_labels = target.float()
+    if flip_labels:
+        species_labels = 1.0 - species_labels
+        domain_labels = 1.0 - domain_labels
+    nan = torch.full((), float("nan"), device=logits.device)
+
+    species_logits, domain_logits = logits[:, SPECIES], logits[:, DOMAIN]
+    if species_head:
+        species = F.binary_cross_entropy_with_logits(species_logits, species_labels)
+        species_acc = ((species_logits > 0) == animal).float().mean()
+    else:
+        species = torch.zeros((), device=logits.device)
+        species_acc = nan
+
+    num_animals = animal_f.sum()
+    per_sample = F.binary_cross_entropy_with_logits(
+        domain_logits, domain_labels, reduction="none"
+    )
+    domain = (per_sample * animal_f).sum() / num_animals.clamp_min(1.0)
+    correct = ((domain_logits > 0) == target).float()
+    domain_acc = (correct * animal_f).sum() / num_animals  # 0 / 0 = NaN without animals
+
+    return DDLTerms(
+        total=w1 * species + domain,
+        species=species,
+        domain=domain,
+        species_acc=species_acc,
+        domain_acc=domain_acc,
+    )
+
+
+class DomainAdversary(nn.Module):
+    """A ``DomainDiscriminator``, its Adam optimiser and the min-max bookkeeping of WS-CDA.
+
+    Args:
+        in_channels: channels C of the trunk features (``HourglassNet.channels``).
+        mode: a key of ``ADVERSARY_MODES``.
+        w1: the paper's species-term weight.
+        alpha, beta: the paper's loss weights; the trunk sees the adversarial term with weight
+            ``coeff(progress) = (|alpha| / beta) * dann_ramp(progress, ramp_gamma)`` relative to
+            its pose loss. ``alpha = 0`` turns adaptation off for the trunk.
+        ramp_gamma: the DANN schedule's gamma.
+        hidden: discriminator width.
+        species_head: train the species head (needs human samples in the batches).
+        lr: the discriminator's Adam learning rate.
+
+    Use, per training step (``progress`` = fraction of training done; features from
+    ``model(x, return_features=True)``)::
+
+        # mode "grl"
+        adv_loss, terms = adversary.trunk_loss(features, is_animal=a, is_target=t, progress=p)
+        (pose_loss + adv_loss).backward(); optimizer.step(); adversary.step()
+
+        # mode "alternating"
+        terms = adversary.discriminator_step(features.detach(), is_animal=a, is_target=t)
+        adv_loss, _ = adversary.trunk_loss(features, is_animal=a, is_target=t, progress=p)
+        (pose_loss + adv_loss).backward(); optimizer.step(); adversary.step()  # a no-op
+
+    The discriminator runs in float32 with autocast off, so the trunk may run under bf16
+    autocast. ``state_dict()`` holds the discriminator's parameters and, as extra state, its
+    optimiser's state, so a run resumes exactly. Under DistributedDataParallel call
+    ``distribute(...)`` once so the discriminator's gradients are averaged across processes.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        mode: str = "grl",
+        w1: float = 1.0,
+        alpha: float = PAPER_ALPHA,
+        beta: float = PAPER_BETA,
+        ramp_gamma: float = DANN_GAMMA,
+        hidden: int = DISCRIMINATOR_HIDDEN,
+        species_head: bool = False,
+        lr: float = DISCRIMINATOR_LR,
+    ) -> None:
+        super().__init__()
+        if mode not in ADVERSARY_MODES:
+            raise ValueError(f"unknown adversary mode {mode!r}; valid: {sorted(ADVERSARY_MODES)}")
+        if beta <= 0:
+            raise ValueError(f"beta (the pose-loss weight) must be > 0, got {beta}")
+        if w1 < 0:
+            raise ValueError(f"w1 must be >= 0, got {w1}")
+        self.mode = mode
+        self.w1 = w1
+        self.alpha = alpha
+        self.beta = beta
+        self.ramp_gamma = ramp_gamma
+        self.species_head = species_head
+        self.discriminator = DomainDiscriminator(in_channels=in_channels, hidden=hidden)
+        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr)
+        # What the discriminator's trainable forward goes through (DDP-wrapped by distribute()).
+        self._net: nn.Module = self.discriminator
+
+    def distribute(self, *, device_ids: list[int] | None = None) -> None:
+        """Wrap the discriminator in DistributedDataParallel (call after ``.to(device)``)."""
+        self._net = nn.parallel.DistributedDataParallel(self.discriminator, device_ids=device_ids)
+
+    def coeff(self, progress: float) -> float:
+        """The adversarial weight relative to the pose loss at ``progress`` in [0, 1]."""
+        return abs(self.alpha) / self.beta * dann_ramp(progress, self.ramp_gamma)
+
+    def _logits(
+        self, features: torch.Tensor, net: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """(B, C, h, w) features of any float dtype -> (B, 2) float32 logits, autocast off."""
+        if features.dim() != 4:
+            raise ValueError(f"features must be (B, C, h, w), got {tuple(features.shape)}")
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return net(features.float())
+
+    def _ddl(self, logits: torch.Tensor, is_animal, is_target, *, flip: bool = False) -> DDLTerms:
+        return ddl_loss(
+            logits, is_animal=is_animal, is_target=is_target, w1=self.w1,
+            species_head=self.species_head, flip_labels=flip,
+        )  # fmt: skip
+
+    def trunk_loss(
+        self,
+        features: torch.Tensor,
+        *,
+        is_animal: torch.Tensor,
+        is_target: torch.Tensor,
+        progress: float,
+    ) -> tuple[torch.Tensor, DDLTerms]:
+        """The adversarial loss to add (unscaled) to the pose loss before ``backward``.
+
+        ``"grl"``: returns L_DDL of the discriminator on ``grad_reverse(features, coeff)``; its
+        backward gives the discriminator d L_DDL and the trunk ``-coeff * d L_DDL / d features``.
+        ``"alternating"``: returns ``coeff * L_conf`` where L_conf is ``ddl_loss`` with flipped
+        labels (BCE of each head against 1 - y and 1 - z, the non-saturating GAN form of "fool
+        the discriminator"; it keeps useful gradients when the discriminator is confident, where
+        maximising L_DDL directly would saturate). The discriminator is evaluated with detached
+        parameters, so no gradient reaches them.
+
+        Args:
+            features: (B, C, h, w) trunk features, attached to the trunk's graph.
+            is_animal, is_target: (B,) labels as in ``ddl_loss``.
+            progress: fraction of training done, for the ramp.
+
+        Returns:
+            ``(loss, terms)``: ``loss`` a 0-d float32 tensor; ``terms`` the detached L_DDL parts
+            ("grl") or confusion-loss parts ("alternating"), accuracies w.r.t. the true labels.
+        """
+        coeff = self.coeff(progress)
+        if self.mode == "grl":
+            reversed_features = grad_reverse(features, coeff)
+            terms = self._ddl(self._logits(reversed_features, self._net), is_animal, is_target)
+            return terms.total, terms.detach()
+        frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+
+        def frozen_forward(x: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(self.discriminator, frozen, (x,))
+
+        logits = self._logits(features, frozen_forward)
+        terms = self._ddl(logits, is_animal, is_target, flip=True)
+        return coeff * terms.total, terms.detach()
+
+    def discriminator_step(
+        self, features: torch.Tensor, *, is_animal: torch.Tensor, is_target: torch.Tensor
+    ) -> DDLTerms:
+        """One Adam step of the discriminator on L_DDL of ``features`` (detached here).
+
+        The ``"alternating"`` mode's first half; in any mode also a way to train a discriminator
+        on a frozen trunk. Returns the detached L_DDL terms before the step.
+        """
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self._ddl(self._logits(features.detach(), self._net), is_animal, is_target)
+        terms.total.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return terms.detach()
+
+    def step(self) -> None:
+        """``"grl"``: step the discriminator on the gradients the joint backward left, then zero
+        them. ``"alternating"``: nothing (``discriminator_step`` already stepped)."""
+        if self.mode == "grl":
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+
+    def get_extra_state(self) -> dict:
+        """Saved with ``state_dict()``: the discriminator optimiser's state."""
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def set_extra_state(self, state: dict) -> None:
+        """Restores the optimiser state written by ``get_extra_state``."""
+        if not isinstance(state, dict) or "optimizer" not in state:
+            raise ValueError("DomainAdversary state: '_extra_state' must hold {'optimizer': ...}")
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,330 @@
+"""Joint source + target training: the one loop behind CC-SSL, WS-CDA, PPLO and their mixes.
+
+Each iteration takes a labelled source batch and a target batch (``TargetMix``: pseudo-labelled,
+few-labelled or unlabelled frames), runs ONE forward pass over both, and minimises
+
+    w2 * L_pose(source) + gamma_ * w2 * L_pose(target labels)  [+ the WS-CDA term]
+
+where the WS-CDA term is ``DomainAdversary.trunk_loss`` on the last stack's features (the
+discriminator learns to tell target from source; the trunk is pushed to confuse it, with weight
+alpha / beta and the DANN ramp). Every ``adapt.round_every`` epochs a pseudo-label round
+predicts the target train split with the current weights (equivariance views, temporal
+consistency), selects the share the schedule allows and stores the round atomically in
+``<checkpoint>/pseudo_labels/round_XX.npz`` before training on it, so a killed run resumes inside
+its round with the same labels. Models are selected on the target valid split.
+
+Differences from the reference's CCSSL.py, on purpose: one forward over the concatenated batch
+(BatchNorm sees both domains at once, as DANN does) instead of two; an epoch is
+``min(len(source), len(target))`` batches as the reference's ``zip``; the run resumes.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from animalpose.adapt.config import AdaptConfig
+from animalpose.adapt.domain import DomainAdversary
+from animalpose.adapt.pseudo_labels import PseudoLabelDataset, PseudoLabels, generate_pseudo_labels
+from animalpose.adapt.selection import SelectionSchedule
+from animalpose.adapt.target_data import TargetMix, first_frames
+from animalpose.adapt.temporal import TemporalConfig
+from animalpose.adapt.views import ViewSampler
+from animalpose.datasets.build import build_dataset
+from animalpose.datasets.files import DataError
+from animalpose.evaluation.inference import EvalResult
+from animalpose.train.checkpoint import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    build_checkpoint,
+    load_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
+from animalpose.train.config import CONFIG_FILE_NAME, config_to_dict, save_config
+from animalpose.train.data import make_loader
+from animalpose.train.trainer import EpochStats, Trainer, _now, _ReferenceLog, build_codec
+
+__all__ = ["AdaptTrainer", "PSEUDO_FOLDER", "round_path"]
+
+#: Pseudo-label rounds, under the run's checkpoint folder.
+PSEUDO_FOLDER = "pseudo_labels"
+#: Checkpoint entry holding the adaptation state (its presence marks an adaptation checkpoint).
+ADAPT_KEY = "adapt"
+
+
+def round_path(out_dir: str | Path, round_index: int) -> Path:
+    return Path(out_dir) / PSEUDO_FOLDER / f"round_{round_index:02d}.npz"
+
+
+class AdaptTrainer(Trainer):
+    """``Trainer`` for adaptation (module docs); ``fit()`` runs it, resuming where it stopped."""
+
+    def __init__(self, cfg: AdaptConfig) -> None:
+        super().__init__(cfg, train=True)
+        a, d = cfg.adapt, cfg.data
+        kw = {k: v for k, v in self.dataset_kwargs.items() if k != "vertex_table"}
+        # Model selection on the labelled target valid split (the source valid set is dropped).
+        self.val_set = build_dataset(a.target, split="valid", limit=d.val_limit, **kw)
+        self.val_loader = make_loader(
+            self.val_set, batch_size=d.test_batch, shuffle=False, workers=d.workers,
+            seed=d.seed, device=self.device, shard=False,
+        )  # fmt: skip
+        # Target frames trained on (strong augmentation = CC-SSL's invariance) ...
+        self.target_set = build_dataset(a.target_ssl, split="train", augment_seed=cfg.run.seed + 1,
+                                        **kw)  # fmt: skip
+        # ... and the same frames as plain crops, for pseudo-labelling.
+        plain = "real_animal_crop" if a.target_ssl == "real_animal_crop" else "real_animal"
+        self.label_set = build_dataset(plain, split="train", augment=False, **kw)
+        self.labelled = first_frames(self.target_set, a.target_labels)
+        self.views = ViewSampler(num_views=a.views, scale_factor=a.view_scale,
+                                 rot_factor=a.view_rotation)  # fmt: skip
+        self.temporal = (
+            TemporalConfig(max_move=a.flow_max_move, ratio=a.flow_ratio) if a.temporal else None
+        )
+        self.schedule = SelectionSchedule(kind=a.selection, shares=tuple(a.pplo_shares))
+        self.adversary: DomainAdversary | None = None
+        if a.adversarial:
+            self.adversary = DomainAdversary(
+                in_channels=cfg.model.channels, mode=a.adversary, w1=a.w1, alpha=a.alpha,
+                beta=a.beta, ramp_gamma=a.ramp_gamma, hidden=a.disc_hidden, species_head=False,
+                lr=a.disc_lr,
+            ).to(self.device)  # fmt: skip
+            if self.world_size > 1:
+                self.adversary.distribute(
+                    device_ids=[self.device.index] if self.device.type == "cuda" else None
+                )
+        self.labels: PseudoLabels | None = None
+        self.round_index = -1
+        self.target_loader = None
+        self._start()
+
+    # -- start / resume -----------------------------------------------------------------------
+    def _start(self) -> None:
+        """Continue this run from its own checkpoint (else ``Trainer`` loaded ``run.pretrained``)."""
+        own = self.out_dir / CHECKPOINT_NAME
+        if own.is_file():
+            ckpt = load_checkpoint(own)
+            if ADAPT_KEY not in ckpt:
+                raise DataError(f"{own}: not an adaptation checkpoint; choose another "
+                                "-c/--checkpoint folder for this run")  # fmt: skip
+            state = restore_training_state(ckpt, model=self.model, optimizer=self.optimizer,
+                                           scheduler=self.scheduler)  # fmt: skip
+            self.start_epoch, self.best_acc = state.start_epoch, state.best_acc
+            if self.adversary is not None and ckpt[ADAPT_KEY].get("adversary") is not None:
+                self.adversary.load_state_dict(ckpt[ADAPT_KEY]["adversary"])
+            if self.is_main:
+                print(f"=> continuing {own} at epoch {self.start_epoch + 1} (best target-valid "
+                      f"PCK {100 * self.best_acc:.2f})")  # fmt: skip
+            self._resumed = True
+            return
+        self._resumed = False
+        if not self.cfg.run.pretrained and self.is_main:
+            print("=> no --resume checkpoint: adapting from random weights")
+
+    def _save(self, epoch: int, val: EvalResult, is_best: bool) -> None:
+        state = build_checkpoint(
+            model=self.model, optimizer=self.optimizer, epoch=epoch + 1, best_acc=self.best_acc,
+            keypoint_spec=self.spec.name, arch=self.cfg.model.arch, config=config_to_dict(self.cfg),
+            scheduler=self.scheduler,
+        )  # fmt: skip
+        state[ADAPT_KEY] = {
+            "round": self.round_index,
+            "adversary": self.adversary.state_dict() if self.adversary is not None else None,
+        }
+        save_checkpoint(state, self.out_dir, is_best=is_best, snapshot=self.cfg.run.snapshot)
+        from animalpose.evaluation.report import save_preds_mat
+
+        save_preds_mat(self.out_dir / "preds.mat", val.preds)
+        if is_best:
+            save_preds_mat(self.out_dir / "preds_best.mat", val.preds)
+
+    # -- pseudo-labels ------------------------------------------------------------------------
+    def pseudo_round(self, round_index: int, epoch: int) -> PseudoLabels:
+        """The labels of ``round_index``: read when stored, else generated, selected, stored."""
+        path = round_path(self.out_dir, round_index)
+        if path.is_file():
+            labels = PseudoLabels.load(path)
+            if self.is_main:
+                print(f"=> pseudo-label round {round_index}: reusing {path}")
+            return labels
+        a = self.cfg.adapt
+        labels = generate_pseudo_labels(
+            self.model, self.label_set, codec=build_codec(self.cfg), normalizer=self._normalize,
+            device=self.device, views=self.views, seed=self.cfg.run.seed,
+            temporal=self.temporal, batch_size=a.pseudo_batch, workers=a.pseudo_workers,
+            amp=self.amp, progress=self.cfg.run.progress and self.is_main,
+            round_index=round_index, epoch=epoch,
+        )  # fmt: skip
+        labels = labels.with_selection(self.schedule.keep_share(round_index=round_index,
+                                                                epoch=epoch))  # fmt: skip
+        if self.is_main:
+            labels.save(path)
+            diag = ", ".join(f"{k} {v:.4g}" for k, v in labels.diagnostics.items())
+            print(f"=> pseudo-label round {round_index} (epoch {epoch + 1}): kept "
+                  f"{labels.keep_share:.0%} above confidence {labels.threshold:.4f}; {diag}")
+            if self.writer is not None:
+                for key, value in labels.diagnostics.items():
+                    if math.isfinite(float(value)):
+                        self.writer.add_scalar(f"pseudo/{key}", float(value), epoch + 1)
+                self.writer.add_scalar("pseudo/threshold", labels.threshold, epoch + 1)
+                self.writer.add_scalar("pseudo/keep_share", labels.keep_share, epoch + 1)
+        if self.world_size > 1:
+            torch.distributed.barrier()
+        return labels
+
+    def _target_loader(self):
+        pseudo = PseudoLabelDataset(self.target_set, self.labels) if self.labels is not None else None
+        mix = TargetMix(self.target_set, pseudo=pseudo, labelled=self.labelled)
+        d = self.cfg.data
+        return make_loader(
+            mix, batch_size=d.train_batch, shuffle=True, workers=d.workers,
+            seed=self.cfg.run.seed + 1, device=self.device, drop_last=len(mix) > d.train_batch,
+        )  # fmt: skip
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def joint_step(self, source: dict, target: dict, codec, progress: float) -> dict:
+        """One optimisation step on a source and a target batch -> loss terms (device tensors)."""
+        a = self.cfg.adapt
+        xs, hs, ws = self.prepare(source, codec)
+        xt, ht, wt = self.prepare(target, codec)
+        n = xs.shape[0]
+        x = torch.cat([xs, xt])
+        adversarial = self.adversary is not None
+        with self._autocast():
+            out = self.net(x, return_features=True) if adversarial else self.net(x)
+        outputs, features = out if adversarial else (out, None)
+        loss_source = a.w2 * self.loss_fn([o[:n] for o in outputs], hs, ws)
+        loss_target = a.target_weight * a.w2 * self.loss_fn([o[n:] for o in outputs], ht, wt)
+        total = loss_source + loss_target
+        terms = {"loss_source": loss_source.detach(), "loss_target": loss_target.detach()}
+        if adversarial:
+            is_target = torch.cat([torch.zeros(n), torch.ones(xt.shape[0])]).to(self.device)
+            is_animal = torch.ones_like(is_target)
+            kw = dict(is_animal=is_animal, is_target=is_target)
+            ddl = None
+            if a.adversary == "alternating":  # the discriminator's step, then the trunk's
+                ddl = self.adversary.discriminator_step(features.detach(), **kw)
+            adv_loss, trunk_terms = self.adversary.trunk_loss(features, progress=progress, **kw)
+            if ddl is None:  # grl: the trunk's forward is the discriminator's L_DDL
+                ddl = trunk_terms
+            total = total + adv_loss
+            terms.update(loss_adversarial=adv_loss.detach(), ddl=ddl.total.detach(),
+                         domain_acc=ddl.domain_acc.detach())  # fmt: skip
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        if adversarial:
+            self.adversary.step()
+        terms["loss"] = total.detach()
+        terms["_outputs"], terms["_heatmaps"] = outputs[-1][:n].detach(), hs
+        return terms
+
+    def train_epoch(self, epoch: int) -> EpochStats:
+        from animalpose.evaluation.pck import legacy_batch_accuracy
+
+        codec = build_codec(self.cfg, epoch)
+        self.net.train()
+        if self.adversary is not None:
+            self.adversary.train()
+        for loader, dataset in ((self.train_loader, self.train_set),
+                                (self.target_loader, self.target_loader.dataset)):  # fmt: skip
+            loader.sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
+        steps = min(len(self.train_loader), len(self.target_loader))
+        total_steps = max(1, steps * self.cfg.optim.epochs)
+        sums: dict[str, torch.Tensor] = {}
+        acc_sum = torch.zeros((), device=self.device)
+        log_every = max(1, self.cfg.run.log_every)
+        batch = self.cfg.data.train_batch
+        bar = tqdm(
+            total=steps * 2 * batch * self.world_size, unit="img",
+            desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}", dynamic_ncols=True,
+            disable=not (self.cfg.run.progress and self.is_main),
+        )  # fmt: skip
+        start = _now(self.device)
+        images = 0
+        for it, (source, target) in enumerate(zip(self.train_loader, self.target_loader)):
+            if it >= steps:
+                break
+            progress = (epoch * steps + it) / total_steps
+            terms = self.joint_step(source, target, codec, progress)
+            acc = legacy_batch_accuracy(terms.pop("_outputs").float(), terms.pop("_heatmaps"))
+            valid = acc >= 0
+            acc_sum += torch.where(valid, acc, 0).sum() / valid.sum().clamp_min(1)
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0) + value.float()
+            n = source["image"].shape[0] + target["image"].shape[0]
+            images += n
+            bar.update(n * self.world_size)
+            if (it + 1) % log_every == 0 or it + 1 == steps:
+                means = {k: (v / (it + 1)).item() for k, v in sums.items()}  # one host sync
+                bar.set_postfix(loss=f"{means['loss']:.3e}")
+                if self.writer is not None:
+                    step = epoch * steps + it + 1
+                    for key, value in means.items():
+                        self.writer.add_scalar(f"train/{key}", value, step)
+                    self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], step)
+        bar.close()
+        seconds = _now(self.device) - start
+        steps = max(steps, 1)
+        return EpochStats((sums["loss"] / steps).item() if sums else 0.0,
+                          (acc_sum / steps).item(), images * self.world_size, seconds)  # fmt: skip
+
+    # -- the run ------------------------------------------------------------------------------
+    def fit(self, *, on_epoch_end=None) -> dict:
+        cfg, a = self.cfg, self.cfg.adapt
+        summary: dict = {}
+        if self.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.out_dir / CONFIG_FILE_NAME)
+            self.writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
+            log = _ReferenceLog(self.out_dir / "log.txt", resume=self._resumed)
+            print(
+                f"=> adapting {cfg.data.dataset} -> {a.target_ssl} ({cfg.data.animal}): "
+                f"{len(self.train_set)} source / {len(self.target_set)} target train "
+                f"({int(self.labelled.sum())} labelled), {len(self.val_set)} target valid; "
+                f"pseudo-labels {'on (' + a.selection + ')' if a.pseudo_labels else 'off'}, "
+                f"adversarial {'on (' + a.adversary + ')' if a.adversarial else 'off'}"
+            )
+        for epoch in range(self.start_epoch, cfg.optim.epochs):
+            round_index = epoch // a.round_every if a.pseudo_labels else -1
+            if round_index != self.round_index or self.target_loader is None:
+                if a.pseudo_labels:
+                    self.labels = self.pseudo_round(round_index, epoch)
+                self.round_index = round_index
+                self.target_loader = self._target_loader()
+            lr = self.optimizer.param_groups[0]["lr"]
+            stats = self.train_epoch(epoch)
+            self.scheduler.step()
+            if self.world_size > 1:
+                torch.distributed.barrier()
+            if not self.is_main:
+                continue
+            val = self.validate(epoch)
+            val_acc = val.legacy_mean if np.isfinite(val.legacy).any() else 0.0
+            is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
+            self.best_acc = max(val_acc, self.best_acc)
+            self._save(epoch, val, is_best)
+            log.append([epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc])
+            self._log_epoch(epoch, stats, val)
+            summary = {
+                "epoch": epoch + 1, "train_loss": stats.loss, "val_acc_legacy": val_acc,
+                "val_acc_precise": val.precise_mean, "best_acc": self.best_acc,
+                "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
+            }  # fmt: skip
+            print(
+                f"epoch {epoch + 1}: loss {stats.loss:.3e} | target valid PCK@0.05 legacy "
+                f"{100 * val_acc:.2f} precise {100 * val.precise_mean:.2f} | "
+                f"{summary['train_img_per_s']:.1f} img/s"
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, val)
+        if self.is_main and self.writer is not None:
+            self.writer.close()
+        return summary

@@ -1,0 +1,122 @@
+"""Which pseudo-labels train: a confidence threshold keeping a scheduled share of the labels.
+
+Two schedules share one rule (pool every keypoint confidence, keep those above a quantile):
+
+- ``"ccssl"``: the reference's curriculum by epoch (CCSSL/CCSSL.py, reference-compat spec 5):
+  ``p = max(1 - 0.02 (epoch + 10), 0.2)``, keep the top ``1 - p`` share, i.e. 20 / 40 / 60 / 80 %
+  at epochs 0 / 10 / 20 / 30 and 80 % from then on.
+- ``"pplo"``: PPLO's progressive rounds (Cao et al. ICCV 2019; docs/wscda spec): round ``r``
+  keeps ``shares[r]``, the last share repeating.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CCSSL_EPOCH_OFFSET",
+    "CCSSL_P_FLOOR",
+    "CCSSL_P_PER_EPOCH",
+    "SELECTION_KINDS",
+    "SelectionSchedule",
+    "ccssl_keep_share",
+    "select_top_share",
+]
+
+#: The reference's curriculum ``p = 1.0 - 0.02 * (epoch + 10)``, floored at ``0.2``
+#: (CCSSL/CCSSL.py, "modify confidence score based on ranking").
+CCSSL_P_PER_EPOCH = 0.02
+CCSSL_EPOCH_OFFSET = 10
+CCSSL_P_FLOOR = 0.2
+#: Shares are rounded to this many decimals so that float noise (``1 - 0.6000000000000001``)
+#: never moves the quantile index ``int(p * n)`` by one.
+_SHARE_DECIMALS = 12
+
+#: Schedule kind -> what drives it.
+SELECTION_KINDS: dict[str, str] = {
+    "ccssl": "the reference's curriculum by epoch",
+    "pplo": "a share per pseudo-label round from `shares`, the last repeating",
+}
+
+
+def ccssl_keep_share(epoch: int) -> float:
+    """Share of pseudo-labels kept at ``epoch``: ``1 - max(1 - 0.02 (epoch + 10), 0.2)``.
+
+    Epochs 0 / 10 / 20 / 30 / 40 / 50 -> 0.2 / 0.4 / 0.6 / 0.8 / 0.8 / 0.8.
+    """
+    if epoch < 0:
+        raise ValueError(f"epoch must be non-negative, got {epoch}")
+    p = max(1.0 - CCSSL_P_PER_EPOCH * (epoch + CCSSL_EPOCH_OFFSET), CCSSL_P_FLOOR)
+    return round(1.0 - p, _SHARE_DECIMALS)
+
+
+def _check_share(share: float, what: str) -> float:
+    share = float(share)
+    if not (0.0 < share <= 1.0):
+        raise ValueError(f"{what} must be in (0, 1], got {share}")
+    return share
+
+
+@dataclass(frozen=True)
+class SelectionSchedule:
+    """The keep share of a pseudo-label round.
+
+    Attributes:
+        kind: a ``SELECTION_KINDS`` key: ``"ccssl"`` (by epoch) or ``"pplo"`` (by round).
+        shares: PPLO's kept share per round, each in (0, 1]; the last one repeats.
+    """
+
+    kind: str = "ccssl"
+    shares: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+
+    def __post_init__(self) -> None:
+        if self.kind not in SELECTION_KINDS:
+            raise ValueError(
+                f"unknown selection kind {self.kind!r}; valid: {sorted(SELECTION_KINDS)}"
+            )
+        if len(self.shares) == 0:
+            raise ValueError("shares must hold at least one share")
+        shares = tuple(_check_share(s, f"shares[{i}]") for i, s in enumerate(self.shares))
+        object.__setattr__(self, "shares", shares)  # frozen: normalise to a tuple of floats
+
+    def keep_share(self, *, round_index: int, epoch: int) -> float:
+        """Share of labels to keep in pseudo-label round ``round_index`` generated at ``epoch``."""
+        if round_index < 0 or epoch < 0:
+            raise ValueError(f"round_index and epoch must be non-negative, got {round_index}, "
+                             f"{epoch}")  # fmt: skip
+        if self.kind == "ccssl":
+            return ccssl_keep_share(epoch)
+        return self.shares[min(round_index, len(self.shares) - 1)]
+
+
+def select_top_share(confidence: np.ndarray, keep_share: float) -> tuple[np.ndarray, float]:
+    """Keep the most confident ``keep_share`` of all keypoint labels.
+
+    As the reference: pool every (finite) confidence, sort, threshold = the element at
+    ``int(p * n)`` with ``p = 1 - keep_share``, keep ``confidence > threshold`` (ties at the
+    threshold are dropped, so slightly less than the share may be kept). A share of 1 keeps
+    every finite label (threshold just below the minimum; the reference's floor never gets
+    there). The reference also pooled one extra 0 (its accumulator's initial value); we do not.
+
+    Args:
+        confidence: (N, K) float confidences (heatmap peaks); NaN/inf never count nor pass.
+        keep_share: share in (0, 1].
+
+    Returns:
+        selected (N, K) bool and the threshold (NaN when no confidence is finite).
+    """
+    keep_share = _check_share(keep_share, "keep_share")
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.ndim != 2:
+        raise ValueError(f"confidence must be (N, K), got shape {conf.shape}")
+    finite = np.isfinite(conf)
+    values = np.sort(conf[finite])
+    if values.size == 0:
+        return np.zeros(conf.shape, dtype=bool), float("nan")
+    p = round(1.0 - keep_share, _SHARE_DECIMALS)
+    threshold = float(values[min(int(p * values.size), values.size - 1)])
+    if keep_share >= 1.0:
+        threshold = float(np.nextafter(values[0], -np.inf))  # keep everything finite
+    selected = finite & (np.where(finite, conf, -np.inf) > threshold)
+    return selected, threshold

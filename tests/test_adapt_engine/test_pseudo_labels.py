@@ -1,0 +1,243 @@
+"""Pseudo-label generation on the TigDog fixture, storage and selection."""
+import numpy as np
+import pytest
+import torch
+from animalpose.adapt.pseudo_labels import PseudoLabels, generate_pseudo_labels
+from animalpose.adapt.selection import select_top_share
+from animalpose.adapt.temporal import TemporalConfig, temporal_refine
+from animalpose.adapt.views import ViewSampler
+from animalpose.datasets.files import DataError
+from animalpose.datasets.geometry import crop_matrix
+from animalpose.evaluation.inference import evaluate
+from animalpose.evaluation.pck import pck_hits
+from animalpose.train.data import make_loader
+
+K = 18
+
+
+@pytest.fixture(scope="module")
+def generate(tiny_model, real_dataset, codec, normalizer):
+    """``generate(**overrides)``: generate_pseudo_labels on the fixture, CPU, no workers."""
+
+    def run(**overrides):
+        kwargs = dict(codec=codec, normalizer=normalizer, device="cpu", views=ViewSampler(),
+                      seed=1, temporal=None, batch_size=4, workers=0, progress=False)
+        kwargs.update(overrides)
+        model = kwargs.pop("model", tiny_model)
+        return generate_pseudo_labels(model, real_dataset, **kwargs)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def labels(generate):
+    return generate(round_index=2, epoch=20)
+
+
+def test_generated_labels_cover_the_dataset_in_order(labels, real_dataset):
+    n = len(real_dataset)
+    assert len(labels) == n and labels.round == 2 and labels.epoch == 20
+    np.testing.assert_array_equal(labels.indices, np.arange(n))
+    assert [(int(s), int(f)) for s, f in zip(labels.shots, labels.frames, strict=True)] == \
+        [real_dataset.shot_frame(i) for i in range(n)]  # fmt: skip
+    assert labels.keypoints.shape == (n, K, 2) and labels.keypoints.dtype == np.float32
+    assert labels.confidence.shape == (n, K) and labels.confidence.dtype == np.float32
+    assert labels.selected.dtype == bool and not labels.selected.any()
+    assert not labels.substituted.any() and np.isnan(labels.threshold)
+    assert np.isfinite(labels.keypoints).all() and np.isfinite(labels.confidence).all()
+
+
+def test_identity_view_alone_equals_the_evaluation_path(generate, tiny_model, real_dataset, codec,
+                                                         normalizer):  # fmt: skip
+    """With no random views the engine must give evaluate()'s predictions (independent code:
+    plain forward, codec decode, inverse crop matrix)."""
+    labels = generate(views=ViewSampler(num_views=0))
+    loader = make_loader(real_dataset, batch_size=5, shuffle=False, workers=0, seed=0,
+                         device=torch.device("cpu"))  # fmt: skip
+    result = evaluate(tiny_model, loader, codec=codec, normalizer=normalizer, device="cpu",
+                      progress=False)  # fmt: skip
+    np.testing.assert_allclose(labels.keypoints, result.preds, atol=1e-3)
+    np.testing.assert_allclose(labels.confidence, result.scores, atol=1e-6)
+
+
+def test_deterministic_for_a_seed_and_independent_of_batch_size(generate, labels):
+    same = generate(round_index=2, epoch=20)
+    np.testing.assert_array_equal(same.keypoints, labels.keypoints)
+    np.testing.assert_array_equal(same.confidence, labels.confidence)
+    # Another batch size: the same views per sample; CPU kernels may block a batch differently
+    # (float32 rounding), hence the tolerance.
+    again = generate(round_index=2, epoch=20, batch_size=7)
+    np.testing.assert_allclose(again.keypoints, labels.keypoints, atol=1e-3)
+    np.testing.assert_allclose(again.confidence, labels.confidence, atol=1e-5)
+    other_seed = generate(round_index=2, epoch=20, seed=2)
+    other_round = generate(round_index=3, epoch=20)
+    assert not np.array_equal(other_seed.confidence, labels.confidence)  # other views
+    assert not np.array_equal(other_round.confidence, labels.confidence)
+
+
+def test_model_runs_in_eval_mode_and_its_mode_is_restored(generate, model_factory):
+    model = model_factory(0).train()
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    generate(model=model, views=ViewSampler(num_views=1))
+    assert model.training  # restored
+    for name, value in model.state_dict().items():  # BatchNorm statistics untouched: eval mode
+        if name in stats:
+            assert torch.equal(value, stats[name]), name
+
+
+def test_temporal_step_is_the_refinement_of_the_predictions(generate, labels, real_dataset):
+    config = TemporalConfig(max_move=60.0)
+    refined = generate(round_index=2, epoch=20, temporal=config)
+    n = len(real_dataset)
+    expected = temporal_refine(
+        image_paths=[real_dataset.image_path(i) for i in range(n)], shots=labels.shots,
+        frames=labels.frames, keypoints=labels.keypoints, confidence=labels.confidence,
+        box_sizes=np.array([real_dataset.annotation(i)[2] for i in range(n)]), config=config,
+    )  # fmt: skip
+    np.testing.assert_array_equal(refined.keypoints, expected.keypoints)
+    np.testing.assert_array_equal(refined.substituted, expected.substituted)
+    assert refined.substituted.any()  # the fixture run exercises the rule
+    first = np.r_[True, labels.shots[1:] != labels.shots[:-1]]
+    gap = np.r_[True, np.diff(labels.frames) > 1]
+    assert not refined.substituted[first | gap].any()
+    assert refined.diagnostics["substituted"] == refined.substituted.sum()
+
+
+def test_crop_files_flow_through_their_frame_matrices(crop_dataset, codec, normalizer,
+                                                     tiny_model):  # fmt: skip
+    kwargs = dict(codec=codec, normalizer=normalizer, device="cpu", views=ViewSampler(), seed=1,
+                  batch_size=4, workers=0, progress=False)
+    config = TemporalConfig(max_move=60.0)
+    raw = generate_pseudo_labels(tiny_model, crop_dataset, temporal=None, **kwargs)
+    refined = generate_pseudo_labels(tiny_model, crop_dataset, temporal=config, **kwargs)
+    n = len(crop_dataset)
+    boxes = [crop_dataset.annotation(i) for i in range(n)]
+    expected = temporal_refine(
+        image_paths=[crop_dataset.image_path(i) for i in range(n)], shots=raw.shots,
+        frames=raw.frames, keypoints=raw.keypoints, confidence=raw.confidence,
+        box_sizes=np.array([b[2] for b in boxes]), config=config,
+        image_matrices=np.stack([crop_matrix(b[1], b[2], (64, 64)) for b in boxes]),
+    )  # fmt: skip
+    assert all(p.name.startswith("crop_") for p in map(crop_dataset.image_path, range(n)))
+    np.testing.assert_array_equal(refined.keypoints, expected.keypoints)
+    np.testing.assert_array_equal(refined.substituted, expected.substituted)
+    assert refined.substituted.any()
+
+
+def test_diagnostics_match_an_independent_pck(labels, real_dataset):
+    n = len(real_dataset)
+    truth = torch.from_numpy(np.stack([real_dataset.annotation(i)[0] for i in range(n)]))
+    sizes = torch.tensor([real_dataset.annotation(i)[2] for i in range(n)])
+    hits, valid = pck_hits(torch.from_numpy(labels.keypoints).double(), truth, sizes)
+    assert labels.diagnostics["pck_all"] == pytest.approx(float(hits.sum() / valid.sum()))
+    np.testing.assert_array_equal(labels.hits == -1, ~valid.numpy())
+    chosen = labels.with_selection(0.5)
+    expected, threshold = select_top_share(labels.confidence, 0.5)
+    np.testing.assert_array_equal(chosen.selected, expected)
+    assert chosen.threshold == threshold and chosen.keep_share == 0.5
+    assert chosen.diagnostics["kept_share"] == pytest.approx(expected.mean())
+    mask = expected & valid.numpy()
+    assert chosen.diagnostics["pck_selected"] == pytest.approx(
+        float(hits.numpy()[mask].sum() / mask.sum()))
+    assert not labels.selected.any()  # with_selection returns a copy
+
+
+def assert_same(a: PseudoLabels, b: PseudoLabels) -> None:
+    for name in ("round", "epoch", "keep_share"):
+        assert getattr(a, name) == getattr(b, name)
+    assert a.threshold == b.threshold or (np.isnan(a.threshold) and np.isnan(b.threshold))
+    for name in ("indices", "shots", "frames", "keypoints", "confidence", "substituted",
+                 "selected", "hits"):  # fmt: skip
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    assert a.diagnostics.keys() == b.diagnostics.keys()
+    np.testing.assert_array_equal(list(a.diagnostics.values()), list(b.diagnostics.values()))
+
+
+def test_save_load_round_trip(labels, tmp_path):
+    chosen = labels.with_selection(0.4)
+    chosen.save(tmp_path / "round2.npz")
+    assert_same(PseudoLabels.load(tmp_path / "round2.npz"), chosen)
+    labels.save(tmp_path / "unselected.npz")  # NaN threshold and NaN diagnostics survive
+    assert_same(PseudoLabels.load(tmp_path / "unselected.npz"), labels)
+    # Atomic writes leave no temporary file behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round2.npz", "unselected.npz"]
+
+
+def random_labels(n: int, k: int = K) -> PseudoLabels:
+    rng = np.random.default_rng(0)
+    return PseudoLabels(
+        round=1, epoch=10, keep_share=0.4, threshold=0.5, indices=np.arange(n),
+        shots=np.repeat(np.arange(n // 50 + 1), 50)[:n], frames=np.arange(n) + 1,
+        keypoints=rng.uniform(0, 1280, (n, k, 2)).astype(np.float32),
+        confidence=rng.uniform(0, 1, (n, k)).astype(np.float32),
+        substituted=rng.uniform(size=(n, k)) < 0.05, selected=rng.uniform(size=(n, k)) < 0.4,
+        hits=rng.integers(-1, 2, (n, k)).astype(np.int8), diagnostics={"pck_all": 0.5},
+    )  # fmt: skip
+
+
+def test_ten_thousand_frames_take_a_few_megabytes(tmp_path):
+    big = random_labels(10_000)
+    big.save(tmp_path / "big.npz")
+    assert (tmp_path / "big.npz").stat().st_size < 4e6
+    assert_same(PseudoLabels.load(tmp_path / "big.npz"), big)
+
+
+def rewrite(path, **changes):
+    """Copy the .npz at ``path`` with entries replaced (None deletes) to a new file."""
+    with np.load(path) as z:
+        content = {k: z[k] for k in z.files}
+    for key, value in changes.items():
+        if value is None:
+            del content[key]
+        else:
+            content[key] = value
+    out = path.with_name(f"bad_{'_'.join(changes)}.npz")
+    np.savez(out, **content)
+    return out
+
+
+def test_load_rejects_bad_files_naming_them(tmp_path):
+    good = tmp_path / "labels.npz"
+    random_labels(20).save(good)
+    with pytest.raises(DataError, match="missing.npz: pseudo-label file not found"):
+        PseudoLabels.load(tmp_path / "missing.npz")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file at all" * 10)
+    with pytest.raises(DataError, match="garbage.npz: not a readable pseudo-label"):
+        PseudoLabels.load(garbage)
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(DataError, match="cut.npz"):
+        PseudoLabels.load(cut)
+    cases = {
+        "selected": (dict(selected=None), "lacks \\['selected'\\]"),
+        "confidence": (dict(confidence=np.zeros((20, K + 1), np.float32)), "'confidence' must be"),
+        "keypoints": (dict(keypoints=np.zeros((20, K, 2))), "'keypoints' must be float32"),
+        "indices": (dict(indices=np.arange(21)), "'shots' must be int64 of shape \\(21,\\)"),
+        "round": (dict(round=np.array([1])), "'round' must be a int64 scalar"),
+        "format": (dict(format=np.asarray("other/1")), "format tag"),
+        "hits": (dict(hits=np.full((20, K), 3, np.int8)), "'hits' must hold only"),
+    }
+    for change, message in cases.values():
+        bad = rewrite(good, **change)
+        with pytest.raises(DataError, match=f"{bad.name}: .*{message}"):
+            PseudoLabels.load(bad)
+    # Object arrays would need pickle: refused, not executed.
+    bad = rewrite(good, diagnostic_names=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(DataError, match=bad.name):
+        PseudoLabels.load(bad)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_generation_matches_cpu(generate, labels, model_factory):
+    model = model_factory(0).cuda()
+    on_gpu = generate(model=model, device="cuda", round_index=2, epoch=20,
+                      temporal=TemporalConfig(max_move=60.0))  # fmt: skip
+    on_cpu = generate(round_index=2, epoch=20, temporal=TemporalConfig(max_move=60.0))
+    np.testing.assert_allclose(on_gpu.confidence, on_cpu.confidence, atol=1e-3)
+    # TF32/cuDNN rounding can move an argmax between near-equal neighbours: most keypoints agree.
+    close = np.linalg.norm(on_gpu.keypoints - on_cpu.keypoints, axis=-1) < 1e-2
+    assert close.mean() > 0.95

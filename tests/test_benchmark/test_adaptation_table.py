@@ -1,0 +1,69 @@
+"""benchmarks/adaptation.py: every method, one seed, one epoch each, on the tiny benchmark."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from animalpose.adapt import compare
+from animalpose.train.checkpoint import load_checkpoint
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_RECIPE = ["--epochs", "1", "--stacks", "1", "--channels", "16", "--inp-res", "64",
+               "--out-res", "16", "--train-batch", "4", "--test-batch", "4", "--workers", "0",
+               "--device", "cpu", "--no-progress"]  # fmt: skip
+
+
+@pytest.fixture
+def adaptation():
+    path = REPO / "benchmarks" / "adaptation.py"
+    spec = importlib.util.spec_from_file_location("animalpose_bench_adaptation", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_every_method_end_to_end(bench, tmp_path, capsys):
+    out = tmp_path / "table"
+    argv = ["--benchmark", "tiny-flat", "--image-path", str(bench.root), "--seeds", "0",
+            "--out", str(out), "--methods", "source", "ccssl", "wscda", "ccssl_wscda",
+            "wscda_pplo", "oracle", "--adapt-epochs", "2", "--adapt-set",
+            "adapt.pseudo_workers=0", "adapt.pseudo_batch=4", *TINY_RECIPE]  # fmt: skip
+    assert compare.main(argv, report="adaptation", methods=compare.ADAPTATION_METHODS) == 0
+    doc = json.loads((out / "adaptation.json").read_text())
+    assert doc["round_every"] == 1 and doc["adapt_epochs"] == 2  # 2 epochs / 6 -> at least 1
+    n_test = bench.record["splits"]["test"]["frames"]
+    for method in ("ccssl", "wscda", "ccssl_wscda", "wscda_pplo"):
+        run = doc["runs"][method]["0"]
+        assert set(run["checkpoints"]) == {"selected_target_valid", "last"}
+        assert all(r["images"] == n_test for r in run["checkpoints"].values())
+        assert run["checkpoints"]["last"]["epoch"] == 2
+        cfg = load_checkpoint(out / method / "seed0" / "checkpoint.pth.tar")["config"]
+        assert cfg["run"]["pretrained"] == str(out / "source" / "seed0" / "model_best.pth.tar")
+    pseudo = {m: (out / m / "seed0" / "pseudo_labels").is_dir() for m in doc["runs"]}
+    assert pseudo == {"source": False, "ccssl": True, "wscda": False, "ccssl_wscda": True,
+                      "wscda_pplo": True, "oracle": False}  # fmt: skip
+    page = (out / "adaptation.md").read_text()
+    for label in ("| CC-SSL |", "| WS-CDA |", "| CC-SSL + WS-CDA |", "| WS-CDA + PPLO |"):
+        assert page.count(label) == 2 * 2  # 2 checkpoints x 2 metric tables
+    assert "CC-SSL − source only (both selected on target valid" in page
+    assert (out / "adaptation.png").stat().st_size > 5000
+    assert page in capsys.readouterr().out
+
+
+def test_adaptation_needs_the_source_run_first(bench, tmp_path, capsys):
+    argv = ["--benchmark", "tiny-flat", "--image-path", str(bench.root), "--methods", "ccssl",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert compare.main(argv, report="adaptation") == 2
+    assert "list 'source' before it" in capsys.readouterr().err
+
+
+def test_script_defaults_are_the_issue_methods(adaptation):
+    args = compare._parser(report="adaptation", methods=compare.ADAPTATION_METHODS).parse_args(
+        ["--benchmark", "x"])
+    assert args.methods == ["source", "ccssl", "wscda", "ccssl_wscda", "oracle"]
+    assert callable(adaptation.main)
