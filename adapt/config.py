@@ -66,7 +66,7 @@ class AdaptSection(Section):
     flow_max_move: float = 15.0  # --flow-max-move: reject flows longer than this (256-px crop)
     flow_ratio: float = 0.9  # --flow-ratio: substitute when conf / flowed conf < this
     pseudo_batch: int = 32  # --pseudo-batch: frames per pseudo-labelling forward (x views + 1)
-    pseudo_workers: int = 2  # --pseudo-workers: processes of the optical-flow pass
+    pseudo_workers: int = 2  # --pseudo-workers: threads of the optical-flow pass (0: inline)
     # WS-CDA -------------------------------------------------------------------------------------
     adversarial: bool = False  # --adversarial: domain discriminator on trunk features (WS-CDA)
     adversary: str = "grl"  # --adversary: grl (gradient reversal) | alternating updates
@@ -158,7 +158,7 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
     _flag("--no-temporal", field="adapt.temporal", kind="store_false",
           help="no optical-flow temporal consistency"),
     _flag("--pseudo-workers", field="adapt.pseudo_workers",
-          help="processes for the optical-flow pass"),
+          help="threads for the optical-flow pass (0: inline)"),
     _flag("--adversarial", field="adapt.adversarial", help="WS-CDA domain discriminator on"),
     _flag("--adversary", field="adapt.adversary", choices=ADVERSARY_MODES,
           help="min-max implementation"),

@@ -18,9 +18,17 @@ In both, the adversarial term reaches the trunk with the coefficient
 ``(|alpha| / beta) * dann_ramp(progress)`` relative to the pose loss (which keeps its usual
 scale), and the discriminator always minimises the unweighted L_DDL with its own Adam optimiser.
 
+Known behaviour (tests/test_adapt_domain/test_adversarial_sign.py shows both modes hiding a
+nuisance from a fresh probe): with "grl" the trunk's gradient is ``-(sigmoid(logit) - label)``
+scaled, so it vanishes for samples the discriminator classifies confidently (the saturating
+minimax of Goodfellow et al. 2014); a discriminator that wins early can stall adaptation. The
+"alternating" confusion loss keeps its gradient there but, as it also pushes source samples
+towards "target", it disturbs the trunk more; keep its weight (|alpha| / beta) modest.
+
 Shapes: B batch; features (B, C, h, w); logits (B, 2) with column 0 the species head and column 1
 the domain head (see ``SPECIES``, ``DOMAIN``).
 """
+
 from __future__ import annotations
 
 import math
@@ -45,13 +53,13 @@ __all__ = [
 SPECIES = 0
 #: Logit column of the domain head (target domain = 1 vs not; the paper's z_hat).
 DOMAIN = 1
-#: The DANN schedule's gamma (Ganin & Lempitsky 2015, section 5.2: "gamma was set to 10").
+#: The DANN schedule's gamma (Ganin & Lempitsky 2015 use 10 in all their experiments).
 DANN_GAMMA = 10.0
-#: The paper's loss weights (Cao et al. 2019, section 4.2): alpha = -1 on L_DDL, beta = 500 on
-#: L_pose. Only |alpha| / beta matters here: the sign of the min-max is fixed by construction.
-PAPER_ALPHA = 1.0
+#: The paper's loss weights (Cao et al. 2019): alpha = -1 on L_DDL, beta = 500 on L_pose. Only
+#: |alpha| / beta is used: the sign of the min-max is fixed by construction (see module doc).
+PAPER_ALPHA = -1.0
 PAPER_BETA = 500.0
-#: Discriminator learning rate (Adam); the paper gives none, 1e-4 is the common DANN/ADDA choice.
+#: Discriminator learning rate (Adam). The paper gives none; a conservative Adam rate.
 DISCRIMINATOR_LR = 1e-4
 #: Discriminator width; the paper does not describe its discriminator.
 DISCRIMINATOR_HIDDEN = 256
@@ -189,7 +197,9 @@ def ddl_loss(
     batch = logits.shape[0]
     for name, labels in (("is_animal", is_animal), ("is_target", is_target)):
         if tuple(labels.shape) != (batch,):
-            raise ValueError(f"{name} must be ({batch},) to match logits, got {tuple(labels.shape)}")
+            raise ValueError(
+                f"{name} must be ({batch},) to match logits, got {tuple(labels.shape)}"
+            )
     logits = logits.float()
     animal = is_animal.to(device=logits.device, dtype=torch.bool)
     target = is_target.to(device=logits.device, dtype=torch.bool)
@@ -210,9 +220,7 @@ def ddl_loss(
         species_acc = nan
 
     num_animals = animal_f.sum()
-    per_sample = F.binary_cross_entropy_with_logits(
-        domain_logits, domain_labels, reduction="none"
-    )
+    per_sample = F.binary_cross_entropy_with_logits(domain_logits, domain_labels, reduction="none")
     domain = (per_sample * animal_f).sum() / num_animals.clamp_min(1.0)
     correct = ((domain_logits > 0) == target).float()
     domain_acc = (correct * animal_f).sum() / num_animals  # 0 / 0 = NaN without animals
@@ -254,9 +262,12 @@ class DomainAdversary(nn.Module):
         (pose_loss + adv_loss).backward(); optimizer.step(); adversary.step()  # a no-op
 
     The discriminator runs in float32 with autocast off, so the trunk may run under bf16
-    autocast. ``state_dict()`` holds the discriminator's parameters and, as extra state, its
-    optimiser's state, so a run resumes exactly. Under DistributedDataParallel call
+    autocast. Move the adversary with ``.to(device)`` before its first step (the optimiser
+    holds its parameters). ``state_dict()`` holds the discriminator's parameters and, as extra
+    state, its optimiser's state, so a run resumes exactly. Under DistributedDataParallel call
     ``distribute(...)`` once so the discriminator's gradients are averaged across processes.
+    In "grl" mode the joint backward leaves gradients on the discriminator: call ``step()``
+    after every such backward, and log terms of extra forwards under ``torch.no_grad()``.
     """
 
     def __init__(
@@ -265,7 +276,7 @@ class DomainAdversary(nn.Module):
         in_channels: int,
         mode: str = "grl",
         w1: float = 1.0,
-        alpha: float = PAPER_ALPHA,
+        alpha: float = abs(PAPER_ALPHA),
         beta: float = PAPER_BETA,
         ramp_gamma: float = DANN_GAMMA,
         hidden: int = DISCRIMINATOR_HIDDEN,
@@ -288,11 +299,13 @@ class DomainAdversary(nn.Module):
         self.discriminator = DomainDiscriminator(in_channels=in_channels, hidden=hidden)
         self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr)
         # What the discriminator's trainable forward goes through (DDP-wrapped by distribute()).
-        self._net: nn.Module = self.discriminator
+        # A tuple, so it is not registered as a submodule: state_dict holds the weights once.
+        self._trainable: tuple[nn.Module] = (self.discriminator,)
 
     def distribute(self, *, device_ids: list[int] | None = None) -> None:
         """Wrap the discriminator in DistributedDataParallel (call after ``.to(device)``)."""
-        self._net = nn.parallel.DistributedDataParallel(self.discriminator, device_ids=device_ids)
+        ddp = nn.parallel.DistributedDataParallel(self.discriminator, device_ids=device_ids)
+        self._trainable = (ddp,)
 
     def coeff(self, progress: float) -> float:
         """The adversarial weight relative to the pose loss at ``progress`` in [0, 1]."""
@@ -307,7 +320,14 @@ class DomainAdversary(nn.Module):
         with torch.autocast(device_type=features.device.type, enabled=False):
             return net(features.float())
 
-    def _ddl(self, logits: torch.Tensor, is_animal, is_target, *, flip: bool = False) -> DDLTerms:
+    def _ddl(
+        self,
+        logits: torch.Tensor,
+        is_animal: torch.Tensor,
+        is_target: torch.Tensor,
+        *,
+        flip: bool = False,
+    ) -> DDLTerms:
         return ddl_loss(
             logits, is_animal=is_animal, is_target=is_target, w1=self.w1,
             species_head=self.species_head, flip_labels=flip,
@@ -343,7 +363,9 @@ class DomainAdversary(nn.Module):
         coeff = self.coeff(progress)
         if self.mode == "grl":
             reversed_features = grad_reverse(features, coeff)
-            terms = self._ddl(self._logits(reversed_features, self._net), is_animal, is_target)
+            terms = self._ddl(
+                self._logits(reversed_features, self._trainable[0]), is_animal, is_target
+            )
             return terms.total, terms.detach()
         frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
 
@@ -363,7 +385,7 @@ class DomainAdversary(nn.Module):
         on a frozen trunk. Returns the detached L_DDL terms before the step.
         """
         self.optimizer.zero_grad(set_to_none=True)
-        terms = self._ddl(self._logits(features.detach(), self._net), is_animal, is_target)
+        terms = self._ddl(self._logits(features.detach(), self._trainable[0]), is_animal, is_target)
         terms.total.backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

@@ -155,7 +155,8 @@ class AdaptTrainer(Trainer):
         labels = generate_pseudo_labels(
             self.model, self.label_set, codec=build_codec(self.cfg), normalizer=self._normalize,
             device=self.device, views=self.views, seed=self.cfg.run.seed,
-            temporal=self.temporal, batch_size=a.pseudo_batch, workers=a.pseudo_workers,
+            temporal=self.temporal, batch_size=a.pseudo_batch, workers=self.cfg.data.workers,
+            flow_workers=a.pseudo_workers,
             amp=self.amp, progress=self.cfg.run.progress and self.is_main,
             round_index=round_index, epoch=epoch,
         )  # fmt: skip
