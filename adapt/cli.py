@@ -10,14 +10,13 @@ import sys
 from dataclasses import dataclass, field
 
 import torch
-
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
 from animalpose.datasets.files import DataError
 from animalpose.train.cli import _init_distributed
 from animalpose.train.config import ConfigError
 from animalpose.train.flags import parse_config
 
-__all__ = ["ccssl_main", "wscda_main", "WSCDAConfig"]
+__all__ = ["WSCDAConfig", "ccssl_main", "wscda_main"]
 
 
 def _wscda_section() -> AdaptSection:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from animalpose.adapt.config import AdaptConfig
+from animalpose.adapt.joint import AdaptTrainer
 from animalpose.datasets.benchmark import (
     BENCHMARKS,
     BenchmarkSpec,
@@ -57,8 +59,6 @@ from animalpose.train.config import (
     load_config,
 )
 from animalpose.train.trainer import Trainer
-from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.joint import AdaptTrainer
 
 REPO = Path(__file__).resolve().parents[1]
 #: Default recipe: the README's CPU quickstart (1 stack, 64 channels, 128 px, 15 epochs).
@@ -259,8 +259,8 @@ def markdown_report(
     m, d, o = cfg.model, cfg.data, cfg.optim
     spread = "" if len(seeds) == 1 else ", mean ± sample std over seeds"
     lines = [
-        f"# {'Adaptation' if adapt_epochs else 'Domain gap'}: {record['name']} "
-        f"(version {record['version']})",
+        (f"# {'Adaptation' if adapt_epochs else 'Domain gap'}: {record['name']} "
+         f"(version {record['version']})"),
         "",
         (f"- data: renderer `{record['renderer']}` "
          f"({'official data' if official else 'NOT the official renderer'}); source "

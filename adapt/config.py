@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from animalpose.train.config import (
+    DATASETS,
     Config,
     ConfigError,
-    DATASETS,
     OptimConfig,
     Section,
     _at_least,
@@ -31,10 +31,10 @@ from animalpose.train.flags import TRAIN_FLAGS, Flag
 __all__ = [
     "ADAPT_FLAGS",
     "ADVERSARY_MODES",
-    "AdaptConfig",
-    "AdaptSection",
     "SELECTIONS",
     "TARGET_DATASETS",
+    "AdaptConfig",
+    "AdaptSection",
 ]
 
 #: Pseudo-label selection schedules (adapt/selection.py): the reference's curriculum by epoch,

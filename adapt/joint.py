@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.domain import DomainAdversary
 from animalpose.adapt.pseudo_labels import PseudoLabelDataset, PseudoLabels, generate_pseudo_labels
@@ -47,8 +45,9 @@ from animalpose.train.checkpoint import (
 from animalpose.train.config import CONFIG_FILE_NAME, config_to_dict, save_config
 from animalpose.train.data import make_loader
 from animalpose.train.trainer import EpochStats, Trainer, _now, _ReferenceLog, build_codec
+from tqdm import tqdm
 
-__all__ = ["AdaptTrainer", "PSEUDO_FOLDER", "round_path"]
+__all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_path"]
 
 #: Pseudo-label rounds, under the run's checkpoint folder.
 PSEUDO_FOLDER = "pseudo_labels"
@@ -205,7 +204,7 @@ class AdaptTrainer(Trainer):
         if adversarial:
             is_target = torch.cat([torch.zeros(n), torch.ones(xt.shape[0])]).to(self.device)
             is_animal = torch.ones_like(is_target)
-            kw = dict(is_animal=is_animal, is_target=is_target)
+            kw = {"is_animal": is_animal, "is_target": is_target}
             ddl = None
             if a.adversary == "alternating":  # the discriminator's step, then the trunk's
                 ddl = self.adversary.discriminator_step(features.detach(), **kw)

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
 from animalpose.adapt.pseudo_labels import PseudoLabelDataset
 from animalpose.datasets.base import KeypointDataset
+from torch.utils.data import Dataset
 
 __all__ = ["ANNOTATED", "NONE", "PSEUDO", "TargetMix", "first_frames"]
 

@@ -21,9 +21,8 @@ adversary's sign inverted (gradient not reversed, labels not flipped) the probe 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from animalpose.adapt.domain import DomainAdversary, ddl_loss
+from torch import nn
 
 SEED = 0
 SIZE = 12  # image side, px

@@ -7,8 +7,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
 from animalpose.adapt.domain import (
     ADVERSARY_MODES,
     DomainAdversary,
@@ -16,6 +14,7 @@ from animalpose.adapt.domain import (
     dann_ramp,
     ddl_loss,
 )
+from torch import nn
 
 C = 6  # feature channels of the toy batches
 

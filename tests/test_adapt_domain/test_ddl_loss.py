@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from animalpose.adapt.domain import ddl_loss
 
 

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from animalpose.adapt.domain import dann_ramp, grad_reverse
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from animalpose.adapt.domain import DomainAdversary
 from animalpose.train.hourglass import HourglassNet
 

@@ -72,7 +72,7 @@ def test_two_gloo_processes_equal_one(tmp_path, tigdog, tiny_model, real_dataset
            if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_", "MASTER_"))}  # fmt: skip
     cmd = [sys.executable, str(tmp_path / "run.py"), str(tigdog.root), str(tmp_path / "weights.pt"),
            str(tmp_path), str(free_port())]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     single = generate_pseudo_labels(
         tiny_model, real_dataset, codec=codec, normalizer=normalizer, device="cpu",

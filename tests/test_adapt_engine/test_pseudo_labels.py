@@ -20,8 +20,8 @@ def generate(tiny_model, real_dataset, codec, normalizer):
     """``generate(**overrides)``: generate_pseudo_labels on the fixture, CPU, no workers."""
 
     def run(**overrides):
-        kwargs = dict(codec=codec, normalizer=normalizer, device="cpu", views=ViewSampler(),
-                      seed=1, temporal=None, batch_size=4, workers=0, progress=False)
+        kwargs = {"codec": codec, "normalizer": normalizer, "device": "cpu", "views": ViewSampler(),
+                      "seed": 1, "temporal": None, "batch_size": 4, "workers": 0, "progress": False}
         kwargs.update(overrides)
         model = kwargs.pop("model", tiny_model)
         return generate_pseudo_labels(model, real_dataset, **kwargs)
@@ -105,8 +105,8 @@ def test_temporal_step_is_the_refinement_of_the_predictions(generate, labels, re
 
 def test_crop_files_flow_through_their_frame_matrices(crop_dataset, codec, normalizer,
                                                      tiny_model):  # fmt: skip
-    kwargs = dict(codec=codec, normalizer=normalizer, device="cpu", views=ViewSampler(), seed=1,
-                  batch_size=4, workers=0, progress=False)
+    kwargs = {"codec": codec, "normalizer": normalizer, "device": "cpu", "views": ViewSampler(), "seed": 1,
+                  "batch_size": 4, "workers": 0, "progress": False}
     config = TemporalConfig(max_move=60.0)
     raw = generate_pseudo_labels(tiny_model, crop_dataset, temporal=None, **kwargs)
     refined = generate_pseudo_labels(tiny_model, crop_dataset, temporal=config, **kwargs)
@@ -212,13 +212,13 @@ def test_load_rejects_bad_files_naming_them(tmp_path):
     with pytest.raises(DataError, match="cut.npz"):
         PseudoLabels.load(cut)
     cases = {
-        "selected": (dict(selected=None), "lacks \\['selected'\\]"),
-        "confidence": (dict(confidence=np.zeros((20, K + 1), np.float32)), "'confidence' must be"),
-        "keypoints": (dict(keypoints=np.zeros((20, K, 2))), "'keypoints' must be float32"),
-        "indices": (dict(indices=np.arange(21)), "'shots' must be int64 of shape \\(21,\\)"),
-        "round": (dict(round=np.array([1])), "'round' must be a int64 scalar"),
-        "format": (dict(format=np.asarray("other/1")), "format tag"),
-        "hits": (dict(hits=np.full((20, K), 3, np.int8)), "'hits' must hold only"),
+        "selected": ({"selected": None}, "lacks \\['selected'\\]"),
+        "confidence": ({"confidence": np.zeros((20, K + 1), np.float32)}, "'confidence' must be"),
+        "keypoints": ({"keypoints": np.zeros((20, K, 2))}, "'keypoints' must be float32"),
+        "indices": ({"indices": np.arange(21)}, "'shots' must be int64 of shape \\(21,\\)"),
+        "round": ({"round": np.array([1])}, "'round' must be a int64 scalar"),
+        "format": ({"format": np.asarray("other/1")}, "format tag"),
+        "hits": ({"hits": np.full((20, K), 3, np.int8)}, "'hits' must hold only"),
     }
     for change, message in cases.values():
         bad = rewrite(good, **change)

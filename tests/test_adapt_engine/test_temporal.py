@@ -100,8 +100,8 @@ def scenario(tmp_path_factory):
     conf[8] = 0.05
     conf[10] = 0.1  # shot 40: flow of 2.24 px vs the box-scaled limit
     boxes = np.full(len(frames), 256.0)
-    return dict(image_paths=paths, shots=shots, frames=frames, keypoints=keypoints,
-                confidence=conf, box_sizes=boxes)  # fmt: skip
+    return {"image_paths": paths, "shots": shots, "frames": frames, "keypoints": keypoints,
+                "confidence": conf, "box_sizes": boxes}  # fmt: skip
 
 
 def test_refinement_rules_on_a_known_motion(scenario):

@@ -18,7 +18,7 @@ def test_torchrun_two_processes_adapt_with_both_methods(tiny, adapt_argv, tmp_pa
     cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(REPO / "adapt/ccssl.py"),
            *adapt_argv(out, "--num-epochs", "2", "--round-every", "1", "--adversarial")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_"))}
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env,
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
                             timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert len((out / "log.txt").read_text().splitlines()) == 3  # rank 0 logs each epoch once

@@ -27,17 +27,23 @@ def adaptation():
     sys.modules.pop(spec.name, None)
 
 
-def test_every_method_end_to_end(bench, tmp_path, capsys):
+#: Every adaptation method (slow test) / the combination, which runs every code path (default).
+ALL = ("source", "ccssl", "wscda", "ccssl_wscda", "wscda_pplo", "oracle")
+QUICK = ("source", "ccssl_wscda", "oracle")
+
+
+@pytest.mark.parametrize("methods", [pytest.param(ALL, marks=pytest.mark.slow), QUICK])
+def test_methods_end_to_end(bench, tmp_path, capsys, methods):
     out = tmp_path / "table"
     argv = ["--benchmark", "tiny-flat", "--image-path", str(bench.root), "--seeds", "0",
-            "--out", str(out), "--methods", "source", "ccssl", "wscda", "ccssl_wscda",
-            "wscda_pplo", "oracle", "--adapt-epochs", "2", "--adapt-set",
+            "--out", str(out), "--methods", *methods, "--adapt-epochs", "2", "--adapt-set",
             "adapt.pseudo_workers=0", "adapt.pseudo_batch=4", *TINY_RECIPE]  # fmt: skip
     assert compare.main(argv, report="adaptation", methods=compare.ADAPTATION_METHODS) == 0
     doc = json.loads((out / "adaptation.json").read_text())
     assert doc["round_every"] == 1 and doc["adapt_epochs"] == 2  # 2 epochs / 6 -> at least 1
     n_test = bench.record["splits"]["test"]["frames"]
-    for method in ("ccssl", "wscda", "ccssl_wscda", "wscda_pplo"):
+    adapted = [m for m in methods if compare.METHODS[m].adapts]
+    for method in adapted:
         run = doc["runs"][method]["0"]
         assert set(run["checkpoints"]) == {"selected_target_valid", "last"}
         assert all(r["images"] == n_test for r in run["checkpoints"].values())
@@ -45,12 +51,14 @@ def test_every_method_end_to_end(bench, tmp_path, capsys):
         cfg = load_checkpoint(out / method / "seed0" / "checkpoint.pth.tar")["config"]
         assert cfg["run"]["pretrained"] == str(out / "source" / "seed0" / "model_best.pth.tar")
     pseudo = {m: (out / m / "seed0" / "pseudo_labels").is_dir() for m in doc["runs"]}
-    assert pseudo == {"source": False, "ccssl": True, "wscda": False, "ccssl_wscda": True,
-                      "wscda_pplo": True, "oracle": False}  # fmt: skip
+    expected = {"source": False, "ccssl": True, "wscda": False, "ccssl_wscda": True,
+                "wscda_pplo": True, "oracle": False}  # fmt: skip
+    assert pseudo == {m: expected[m] for m in methods}
     page = (out / "adaptation.md").read_text()
-    for label in ("| CC-SSL |", "| WS-CDA |", "| CC-SSL + WS-CDA |", "| WS-CDA + PPLO |"):
-        assert page.count(label) == 2 * 2  # 2 checkpoints x 2 metric tables
-    assert "CC-SSL − source only (both selected on target valid" in page
+    for method in adapted:
+        label = compare.METHODS[method].label
+        assert page.count(f"| {label} |") == 2 * 2  # 2 checkpoints x 2 metric tables
+        assert f"{label} − source only (both selected on target valid" in page
     assert (out / "adaptation.png").stat().st_size > 5000
     assert page in capsys.readouterr().out
 
