@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.domain import DomainAdversary
@@ -35,16 +34,15 @@ from animalpose.datasets.build import build_dataset
 from animalpose.datasets.files import DataError
 from animalpose.evaluation.inference import EvalResult
 from animalpose.train.checkpoint import (
-    BEST_NAME,
     CHECKPOINT_NAME,
     build_checkpoint,
     load_checkpoint,
     restore_training_state,
     save_checkpoint,
 )
-from animalpose.train.config import CONFIG_FILE_NAME, config_to_dict, save_config
+from animalpose.train.config import config_to_dict
 from animalpose.train.data import make_loader
-from animalpose.train.trainer import EpochStats, Trainer, _now, _ReferenceLog, build_codec
+from animalpose.train.trainer import EpochStats, Trainer, _now, build_codec
 from tqdm import tqdm
 
 __all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_path"]
@@ -274,57 +272,29 @@ class AdaptTrainer(Trainer):
         return EpochStats((sums["loss"] / steps).item() if sums else 0.0,
                           (acc_sum / steps).item(), images * self.world_size, seconds)  # fmt: skip
 
-    # -- the run ------------------------------------------------------------------------------
-    def fit(self, *, on_epoch_end=None) -> dict:
-        cfg, a = self.cfg, self.cfg.adapt
-        summary: dict = {}
-        if self.is_main:
-            from torch.utils.tensorboard import SummaryWriter
+    # -- the run (Trainer.fit with these hooks) ---------------------------------------------
+    val_label = "target valid"
 
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.out_dir / CONFIG_FILE_NAME)
-            self.writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
-            log = _ReferenceLog(self.out_dir / "log.txt", resume=self._resumed)
-            print(
-                f"=> adapting {cfg.data.dataset} -> {a.target_ssl} ({cfg.data.animal}): "
-                f"{len(self.train_set)} source / {len(self.target_set)} target train "
-                f"({int(self.labelled.sum())} labelled), {len(self.val_set)} target valid; "
-                f"pseudo-labels {'on (' + a.selection + ')' if a.pseudo_labels else 'off'}, "
-                f"adversarial {'on (' + a.adversary + ')' if a.adversarial else 'off'}"
-            )
-        for epoch in range(self.start_epoch, cfg.optim.epochs):
-            round_index = epoch // a.round_every if a.pseudo_labels else -1
-            if round_index != self.round_index or self.target_loader is None:
-                if a.pseudo_labels:
-                    self.labels = self.pseudo_round(round_index, epoch)
-                self.round_index = round_index
-                self.target_loader = self._target_loader()
-            lr = self.optimizer.param_groups[0]["lr"]
-            stats = self.train_epoch(epoch)
-            self.scheduler.step()
-            if self.world_size > 1:
-                torch.distributed.barrier()
-            if not self.is_main:
-                continue
-            val = self.validate(epoch)
-            val_acc = val.legacy_mean if np.isfinite(val.legacy).any() else 0.0
-            is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
-            self.best_acc = max(val_acc, self.best_acc)
-            self._save(epoch, val, is_best)
-            log.append([epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc])
-            self._log_epoch(epoch, stats, val)
-            summary = {
-                "epoch": epoch + 1, "train_loss": stats.loss, "val_acc_legacy": val_acc,
-                "val_acc_precise": val.precise_mean, "best_acc": self.best_acc,
-                "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
-            }  # fmt: skip
-            print(
-                f"epoch {epoch + 1}: loss {stats.loss:.3e} | target valid PCK@0.05 legacy "
-                f"{100 * val_acc:.2f} precise {100 * val.precise_mean:.2f} | "
-                f"{summary['train_img_per_s']:.1f} img/s"
-            )
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, val)
-        if self.is_main and self.writer is not None:
-            self.writer.close()
-        return summary
+    @property
+    def continues_run(self) -> bool:
+        return self._resumed
+
+    def describe(self) -> str:
+        a = self.cfg.adapt
+        return (
+            f"=> adapting {self.cfg.data.dataset} -> {a.target_ssl} ({self.cfg.data.animal}): "
+            f"{len(self.train_set)} source / {len(self.target_set)} target train "
+            f"({int(self.labelled.sum())} labelled), {len(self.val_set)} target valid; "
+            f"pseudo-labels {'on (' + a.selection + ')' if a.pseudo_labels else 'off'}, "
+            f"adversarial {'on (' + a.adversary + ')' if a.adversarial else 'off'}"
+        )
+
+    def before_epoch(self, epoch: int) -> None:
+        """A new pseudo-label round when one starts (or the run resumes), and its target loader."""
+        a = self.cfg.adapt
+        round_index = epoch // a.round_every if a.pseudo_labels else -1
+        if round_index != self.round_index or self.target_loader is None:
+            if a.pseudo_labels:
+                self.labels = self.pseudo_round(round_index, epoch)
+            self.round_index = round_index
+            self.target_loader = self._target_loader()

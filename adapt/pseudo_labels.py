@@ -11,7 +11,6 @@ Keypoints are stored in frame pixels, so the labels do not depend on the crop th
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import zipfile
@@ -30,7 +29,7 @@ from animalpose.datasets.files import DataError, atomic_write
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.datasets.images import read_image
 from animalpose.datasets.tigdog import RealAnimal, RealAnimalCrop
-from animalpose.evaluation.inference import crop_to_image
+from animalpose.evaluation.inference import crop_to_image, eval_mode
 from animalpose.evaluation.pck import PCK_ALPHA
 from animalpose.train.data import distributed_info, make_loader
 from torch import nn
@@ -194,16 +193,6 @@ def _diagnostics(hits: np.ndarray, selected: np.ndarray, substituted: np.ndarray
 # --- generation ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def _draw_views(views: ViewSampler, seed: int, round_index: int, indices: list[int]):
     """(V+1, B) scales and degrees, each sample's from ``default_rng([seed, round, index])``."""
     draws = [views.sample(np.random.default_rng([seed, round_index, i]), 1) for i in indices]
@@ -311,7 +300,7 @@ def generate_pseudo_labels(
     # Ranks may run different numbers of batches: never forward through DDP's collectives.
     net = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     start = time.perf_counter()
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         if hi > lo:
             rows, got = _predict(net, dataset, codec=codec, normalizer=normalizer, device=device,
                                  views=views, seed=seed, round_index=round_index, lo=lo, hi=hi,

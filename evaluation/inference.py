@@ -20,7 +20,7 @@ from animalpose.datasets.codec import MSRAHeatmap
 from animalpose.datasets.files import DataError
 from animalpose.evaluation.pck import LegacyPCK, PrecisePCK
 
-__all__ = ["EvalResult", "Overlay", "flip_back", "predict", "evaluate", "crop_to_image"]
+__all__ = ["EvalResult", "Overlay", "crop_to_image", "eval_mode", "evaluate", "flip_back", "predict"]
 
 #: (crop uint8 (H, W, 3) RGB, prediction (K, 3) crop pixels (x, y, score),
 #: ground truth (K, 3) crop pixels (x, y, visible)).
@@ -130,7 +130,8 @@ def _flip_tensor(flip_index: Sequence[int] | np.ndarray | torch.Tensor | None,
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module):
+def eval_mode(model: nn.Module):
+    """Run the block with ``model`` in eval mode, then restore its training flag."""
     was_training = model.training
     model.eval()
     try:
@@ -152,7 +153,7 @@ def predict(
     flipped-back heatmaps are averaged in. The model's train/eval mode is restored afterwards.
     """
     index = _flip_tensor(flip_index, images.device)
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         return _forward(model, images, index, amp)[1]
 
 
@@ -218,7 +219,7 @@ def evaluate(
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     samples = 0
     overlays: list[Overlay] = []
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         for number, batch in enumerate(tqdm(loader, desc="eval", disable=not progress)):
             _check_batch(batch, number)
             meta = batch["meta"]

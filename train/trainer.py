@@ -282,6 +282,27 @@ class Trainer:
         )  # fmt: skip
 
     # -- the run ------------------------------------------------------------------------------
+    #: How epoch lines name the validation split.
+    val_label = "val"
+
+    @property
+    def continues_run(self) -> bool:
+        """This run continues an earlier one (``log.txt`` is appended to, not restarted)."""
+        return bool(self.cfg.run.resume)
+
+    def describe(self) -> str:
+        """The line printed when ``fit`` starts."""
+        cfg = self.cfg
+        return (
+            f"=> {cfg.data.dataset} ({cfg.data.animal}): {len(self.train_set)} train / "
+            f"{len(self.val_set)} valid samples; {cfg.model.arch} {cfg.model.stacks} stacks, "
+            f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters; "
+            f"device {self.device}"
+        )
+
+    def before_epoch(self, epoch: int) -> None:
+        """Called at the start of each epoch of ``fit`` on every process (adaptation: rounds)."""
+
     def fit(self, *, on_epoch_end: Callable[[int, EvalResult], None] | None = None) -> dict:
         """Train from ``start_epoch`` to ``optim.epochs``; returns the last epoch's figures.
 
@@ -297,14 +318,10 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out_dir / CONFIG_FILE_NAME)
             self.writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
-            log = _ReferenceLog(self.out_dir / "log.txt", resume=bool(cfg.run.resume))
-            print(
-                f"=> {cfg.data.dataset} ({cfg.data.animal}): {len(self.train_set)} train / "
-                f"{len(self.val_set)} valid samples; {cfg.model.arch} {cfg.model.stacks} stacks, "
-                f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters; "
-                f"device {self.device}"
-            )
+            log = _ReferenceLog(self.out_dir / "log.txt", resume=self.continues_run)
+            print(self.describe())
         for epoch in range(self.start_epoch, cfg.optim.epochs):
+            self.before_epoch(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
             stats = self.train_epoch(epoch)
             self.scheduler.step()
@@ -327,9 +344,10 @@ class Trainer:
                 "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
             }  # fmt: skip
             print(
-                f"epoch {epoch + 1}: train loss {stats.loss:.3e} acc {stats.acc:.4f} | val loss "
-                f"{(val.loss or 0):.3e} PCK@0.05 legacy {100 * val_acc:.2f} precise "
-                f"{100 * summary['val_acc_precise']:.2f} | {summary['train_img_per_s']:.1f} img/s"
+                f"epoch {epoch + 1}: train loss {stats.loss:.3e} acc {stats.acc:.4f} | "
+                f"{self.val_label} loss {(val.loss or 0):.3e} PCK@0.05 legacy {100 * val_acc:.2f} "
+                f"precise {100 * summary['val_acc_precise']:.2f} | "
+                f"{summary['train_img_per_s']:.1f} img/s"
             )
             if on_epoch_end is not None:
                 on_epoch_end(epoch, val)
