@@ -9,11 +9,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-import torch
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
-from animalpose.datasets.files import DataError
-from animalpose.train.cli import _init_distributed
-from animalpose.train.config import ConfigError
+from animalpose.train.cli import _init_distributed, run_training
 from animalpose.train.flags import parse_config
 
 __all__ = ["WSCDAConfig", "ccssl_main", "wscda_main"]
@@ -34,18 +31,13 @@ def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from animalpose.adapt.joint import AdaptTrainer  # after argument parsing: fast --help
 
-    try:
+    def body() -> None:
         cfg, _ = parse_config(argv, flags=ADAPT_FLAGS, config_type=config_type,
                               description=description)  # fmt: skip
         _init_distributed()
         AdaptTrainer(cfg).fit()
-    except (DataError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return 0
+
+    return run_training(body)
 
 
 def ccssl_main(argv: list[str] | None = None) -> int:

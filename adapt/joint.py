@@ -32,15 +32,11 @@ from animalpose.adapt.temporal import TemporalConfig
 from animalpose.adapt.views import ViewSampler
 from animalpose.datasets.build import build_dataset
 from animalpose.datasets.files import DataError
-from animalpose.evaluation.inference import EvalResult
 from animalpose.train.checkpoint import (
     CHECKPOINT_NAME,
-    build_checkpoint,
     load_checkpoint,
     restore_training_state,
-    save_checkpoint,
 )
-from animalpose.train.config import config_to_dict
 from animalpose.train.data import make_loader
 from animalpose.train.trainer import EpochStats, Trainer, _now, build_codec
 from tqdm import tqdm
@@ -62,14 +58,8 @@ class AdaptTrainer(Trainer):
 
     def __init__(self, cfg: AdaptConfig) -> None:
         super().__init__(cfg, train=True)
-        a, d = cfg.adapt, cfg.data
-        kw = {k: v for k, v in self.dataset_kwargs.items() if k != "vertex_table"}
-        # Model selection on the labelled target valid split (the source valid set is dropped).
-        self.val_set = build_dataset(a.target, split="valid", limit=d.val_limit, **kw)
-        self.val_loader = make_loader(
-            self.val_set, batch_size=d.test_batch, shuffle=False, workers=d.workers,
-            seed=d.seed, device=self.device, shard=False,
-        )  # fmt: skip
+        a = cfg.adapt
+        kw = self.dataset_kwargs
         # Target frames trained on (strong augmentation = CC-SSL's invariance) ...
         self.target_set = build_dataset(a.target_ssl, split="train", augment_seed=cfg.run.seed + 1,
                                         **kw)  # fmt: skip
@@ -122,22 +112,18 @@ class AdaptTrainer(Trainer):
         if not self.cfg.run.pretrained and self.is_main:
             print("=> no --resume checkpoint: adapting from random weights")
 
-    def _save(self, epoch: int, val: EvalResult, is_best: bool) -> None:
-        state = build_checkpoint(
-            model=self.model, optimizer=self.optimizer, epoch=epoch + 1, best_acc=self.best_acc,
-            keypoint_spec=self.spec.name, arch=self.cfg.model.arch, config=config_to_dict(self.cfg),
-            scheduler=self.scheduler,
-        )  # fmt: skip
+    @property
+    def validation_dataset(self) -> str:
+        """Models are selected on the labelled target set's valid split."""
+        return self.cfg.adapt.target
+
+    def checkpoint_state(self, epoch: int) -> dict:
+        state = super().checkpoint_state(epoch)
         state[ADAPT_KEY] = {
             "round": self.round_index,
             "adversary": self.adversary.state_dict() if self.adversary is not None else None,
         }
-        save_checkpoint(state, self.out_dir, is_best=is_best, snapshot=self.cfg.run.snapshot)
-        from animalpose.evaluation.report import save_preds_mat
-
-        save_preds_mat(self.out_dir / "preds.mat", val.preds)
-        if is_best:
-            save_preds_mat(self.out_dir / "preds_best.mat", val.preds)
+        return state
 
     # -- pseudo-labels ------------------------------------------------------------------------
     def pseudo_round(self, round_index: int, epoch: int) -> PseudoLabels:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from animalpose.train.config import Config, ConfigError, config_from_dict, confi
 from animalpose.train.flags import TRAIN_FLAGS, parse_config
 from animalpose.train.trainer import Trainer
 
-__all__ = ["train_main", "test_main"]
+__all__ = ["run_training", "test_main", "train_main"]
 
 
 def _init_distributed() -> None:
@@ -83,9 +84,24 @@ def _report(trainer: Trainer, out_dir: Path, *, overlays: int = 0) -> dict:
     return {"legacy": float(np.nanmean(val.legacy)), "precise": float(np.nanmean(val.precise))}
 
 
+def run_training(body: Callable[[], None]) -> int:
+    """Run a training entry point's ``body``: 0 on success, 2 (the message on stderr) for bad
+    data or config; the process group that ``torchrun`` runs join is left in every case."""
+    try:
+        body()
+    except (DataError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
 def train_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def body() -> None:
         cfg, _ = parse_config(argv, flags=TRAIN_FLAGS, description="Train a keypoint model "
                               "(the reference's train/train.py flags; see docs/configs.md).")
         _init_distributed()
@@ -94,15 +110,10 @@ def train_main(argv: list[str] | None = None) -> int:
                 raise ConfigError("-e/--evaluate needs --resume CHECKPOINT")
             cfg = _adopt_checkpoint_model(cfg, argv)
             _report(Trainer(cfg, train=False), Path(cfg.run.checkpoint))
-            return 0
+            return
         Trainer(cfg).fit()
-    except (DataError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return 0
+
+    return run_training(body)
 
 
 def test_main(argv: list[str] | None = None) -> int:

@@ -115,7 +115,8 @@ class Trainer:
         # Training validates (selects models) on "valid"; an evaluation-only Trainer reports on
         # data.eval_split ("valid" or a benchmark's held-out "test").
         self.eval_split = "valid" if train else d.eval_split
-        self.val_set = build_dataset(d.dataset, split=self.eval_split, limit=d.val_limit, **common)
+        self.val_set = build_dataset(self.validation_dataset, split=self.eval_split,
+                                     limit=d.val_limit, **common)  # fmt: skip
         self.train_set = (
             build_dataset(
                 d.dataset, split="train", limit=d.train_limit, augment_seed=cfg.run.seed, **common
@@ -189,12 +190,21 @@ class Trainer:
         if self.is_main:
             print(f"=> resumed {path} (next epoch {self.start_epoch}, best acc {self.best_acc:.4f})")
 
-    def _save(self, epoch: int, val: EvalResult, is_best: bool) -> None:
-        state = build_checkpoint(
+    @property
+    def validation_dataset(self) -> str:
+        """The data set whose ``eval_split`` validates (selects) models: the training set's."""
+        return self.cfg.data.dataset
+
+    def checkpoint_state(self, epoch: int) -> dict:
+        """The checkpoint written after 0-based ``epoch`` (the reference's keys plus ours)."""
+        return build_checkpoint(
             model=self.model, optimizer=self.optimizer, epoch=epoch + 1, best_acc=self.best_acc,
             keypoint_spec=self.spec.name, arch=self.cfg.model.arch, config=config_to_dict(self.cfg),
             scheduler=self.scheduler,
         )  # fmt: skip
+
+    def _save(self, epoch: int, val: EvalResult, is_best: bool) -> None:
+        state = self.checkpoint_state(epoch)
         save_checkpoint(state, self.out_dir, is_best=is_best, snapshot=self.cfg.run.snapshot)
         save_preds_mat(self.out_dir / "preds.mat", val.preds)
         if is_best:
