@@ -3,10 +3,10 @@
 Behind ``benchmarks/domain_gap.py`` (source only vs oracle) and ``benchmarks/adaptation.py``
 (source only, CC-SSL, WS-CDA, CC-SSL + WS-CDA, WS-CDA + PPLO, oracle)::
 
-    python datasets/generate.py --benchmark dogshift-v1-cpu --image-path animal_data
-    python benchmarks/adaptation.py --benchmark dogshift-v1-cpu --image-path animal_data \\
-        --seeds 0 1 2 [--out runs/adaptation/dogshift-v1-cpu] [--epochs 15] [--adapt-epochs 12]
-    python benchmarks/adaptation.py --benchmark dogshift-v1 --gpu-full --seeds 0 1 2
+    python datasets/generate.py --benchmark dogshift-v2-cpu --image-path animal_data
+    python benchmarks/adaptation.py --benchmark dogshift-v2-cpu --image-path animal_data \\
+        --seeds 0 1 2 [--out runs/adaptation/dogshift-v2-cpu] [--epochs 15] [--adapt-epochs 12]
+    python benchmarks/adaptation.py --benchmark dogshift-v2 --gpu-full --seeds 0 1 2
 
 For every seed (the recipe is ``configs/quickstart_cpu.yaml`` by default; ``--gpu-full``: the
 reference's 4-stack recipe ``configs/hg_synthetic_sp.yaml``):

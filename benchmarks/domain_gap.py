@@ -1,9 +1,9 @@
 """Domain gap of a benchmark: source only vs target-supervised oracle on the held-out test split.
 
-    python datasets/generate.py --benchmark dogshift-v1-cpu --image-path animal_data
-    python benchmarks/domain_gap.py --benchmark dogshift-v1-cpu --image-path animal_data \\
-        --seeds 0 1 2 [--out runs/domain_gap/dogshift-v1-cpu] [--epochs 15] [--device cpu]
-    python benchmarks/domain_gap.py --benchmark dogshift-v1 --gpu-full --seeds 0 1 2
+    python datasets/generate.py --benchmark dogshift-v2-cpu --image-path animal_data
+    python benchmarks/domain_gap.py --benchmark dogshift-v2-cpu --image-path animal_data \\
+        --seeds 0 1 2 [--out runs/domain_gap/dogshift-v2-cpu] [--epochs 15] [--device cpu]
+    python benchmarks/domain_gap.py --benchmark dogshift-v2 --gpu-full --seeds 0 1 2
 
 The protocol and outputs are those of ``animalpose.adapt.compare`` (docs/adaptation.md) with
 the methods ``source`` and ``oracle``; ``benchmarks/adaptation.py`` adds the adaptation methods.

@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 from animalpose.datasets import dog_scene as scene
+from animalpose.datasets.ground_cover import Cover, Vegetation, get_cover, sample_vegetation
 from animalpose.datasets import render_styles as styles
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
@@ -448,8 +449,10 @@ class DogRenderer:
     def _frame(
         self, rng: np.random.Generator, *, skin: np.ndarray, girth: float,
         backdrop: styles.Backdrop, effects: styles.CameraEffects,
+        vegetation: Vegetation | None = None,
     ) -> RenderedFrame:  # fmt: skip
-        """Render, composite and degrade the posed scene; project keypoints and vertices."""
+        """Render, composite (backdrop, then ground cover) and degrade the posed scene; project
+        keypoints and vertices."""
         rgb, depth, empty, camera = self._render()
         d = self.data
         points = self._keypoints.locate(d.xpos, d.geom_xpos, skin)
@@ -473,6 +476,8 @@ class DogRenderer:
         image = styles.apply_fog(rgb, depth=depth, fog=fog)
         image = np.where(empty[..., None], background, image)
         image = _smooth_edges(image, depth)
+        if vegetation is not None:
+            image = vegetation.draw(image, depth, camera, focus=distance)
         image = styles.apply_effects(image, depth=depth, focus=distance,
                                      effects=effects, rng=rng)  # fmt: skip
         ground = scene.ground_depth(camera, ground_z=0.0, half_size=GROUND_HALF_SIZE_M,
@@ -518,7 +523,8 @@ class DogRenderer:
         return self._joints.names
 
     def _still(self, rng: np.random.Generator, style: str, *, skin: np.ndarray, girth: float,
-               view: scene.CameraView, effects: bool = True) -> RenderedFrame:  # fmt: skip
+               view: scene.CameraView, effects: bool = True,
+               cover: Cover | None = None) -> RenderedFrame:  # fmt: skip
         lookat, distance, elevation = scene.fit_camera(
             view=view, points=skin[self._subsample], aspect=self.width / self.height, ground_z=0.0
         )
@@ -527,29 +533,39 @@ class DogRenderer:
         backdrop = self._backdrop(rng, style, elevations=(elevation, elevation), wrap=False)
         self._apply_look(rng, style, backdrop.horizon_colour())
         fx = styles.sample_effects(rng, style) if effects else styles.CameraEffects(enabled=False)
-        return self._frame(rng, skin=skin, girth=girth, backdrop=backdrop, effects=fx)
+        grass = None if cover is None else sample_vegetation(rng, cover, centre=np.zeros(2))
+        return self._frame(rng, skin=skin, girth=girth, backdrop=backdrop, effects=fx,
+                           vegetation=grass)  # fmt: skip
 
-    def render_still(self, rng: np.random.Generator, style: str) -> RenderedFrame:
-        """An independent sample: random shape, pose, camera, coat, ground, light, backdrop."""
+    def render_still(
+        self, rng: np.random.Generator, style: str, *, breed: str = "mixed", cover: str = "none"
+    ) -> RenderedFrame:
+        """An independent sample: random shape (of ``breed``, ``dog_scene.BREEDS``), pose,
+        camera, coat, ground, light, backdrop, and ground ``cover`` (``ground_cover.COVERS``)."""
         styles.check_style(style)
+        grass = get_cover(cover)
         self._active = object()
-        girth = self._apply_shape(scene.sample_shape(rng))
+        girth = self._apply_shape(scene.sample_shape(rng, breed))
         self.model.geom_pos[self._floor] = 0.0
         skin = self._pose(scene.sample_pose(self._joints, rng), np.zeros(2),
                           float(rng.uniform(-math.pi, math.pi)))  # fmt: skip
-        return self._still(rng, style, skin=skin, girth=girth, view=scene.sample_view(rng))
+        return self._still(rng, style, skin=skin, girth=girth, view=scene.sample_view(rng),
+                           cover=grass)  # fmt: skip
 
     def render_shot(
-        self, rng: np.random.Generator, style: str, num_frames: int
-    ) -> Iterator[RenderedFrame]:
-        """``num_frames`` frames at ``SHOT_FPS`` of one dog walking, trotting or standing, filmed
-        by a camera that follows it while orbiting, tilting and zooming smoothly. Consume one shot
-        at a time: rendering anything else with this renderer ends the shot (RuntimeError)."""
+        self, rng: np.random.Generator, style: str, num_frames: int, *, breed: str = "mixed",
+        cover: str = "none",
+    ) -> Iterator[RenderedFrame]:  # fmt: skip
+        """``num_frames`` frames at ``SHOT_FPS`` of one dog (of ``breed``) walking, trotting or
+        standing in ground ``cover``, filmed by a camera that follows it while orbiting, tilting
+        and zooming smoothly. Consume one shot at a time: rendering anything else with this
+        renderer ends the shot (RuntimeError)."""
         styles.check_style(style)
+        grass = get_cover(cover)
         if num_frames < 1:
             raise ValueError(f"num_frames must be positive, got {num_frames}")
         token = self._active = object()
-        girth = self._apply_shape(scene.sample_shape(rng))
+        girth = self._apply_shape(scene.sample_shape(rng, breed))
         motion = scene.sample_motion(self._joints, rng)
         path = scene.sample_camera_path(rng)
         duration = (num_frames - 1) / SHOT_FPS
@@ -568,13 +584,19 @@ class DogRenderer:
                                   wrap=True)  # fmt: skip
         self._apply_look(rng, style, backdrop.horizon_colour())
         effects = styles.sample_effects(rng, style)
+        vegetation = None
+        if grass is not None:
+            reach = max(float(np.linalg.norm(motion.root(t)[0] - middle))
+                        for t in np.linspace(0.0, duration, 5))  # fmt: skip
+            vegetation = sample_vegetation(rng, grass, centre=middle, path_half_length=reach)
         return self._shot_frames(rng, token, motion, path, lookat0, distance0, elevation0,
-                                 girth, backdrop, effects, num_frames)  # fmt: skip
+                                 girth, backdrop, effects, num_frames, vegetation)  # fmt: skip
 
     def _shot_frames(
         self, rng: np.random.Generator, token: object, motion: scene.ShotMotion,
         path: scene.CameraPath, lookat0: np.ndarray, distance0: float, elevation0: float,
         girth: float, backdrop: styles.Backdrop, effects: styles.CameraEffects, num_frames: int,
+        vegetation: Vegetation | None,
     ) -> Iterator[RenderedFrame]:  # fmt: skip
         xy0, _ = motion.root(0.0)
         for k in range(num_frames):
@@ -593,7 +615,8 @@ class DogRenderer:
             self._set_camera(lookat=lookat, distance=distance,
                              azimuth=path.view.azimuth_deg + path.azimuth_rate * t,
                              elevation=elevation, fovy=path.view.fovy_deg)  # fmt: skip
-            yield self._frame(rng, skin=skin, girth=girth, backdrop=backdrop, effects=effects)
+            yield self._frame(rng, skin=skin, girth=girth, backdrop=backdrop, effects=effects,
+                              vegetation=vegetation)  # fmt: skip
 
     def close(self) -> None:
         """Free the GL context. Safe to call twice."""

@@ -34,13 +34,16 @@ keypoint's depth with the depth buffer using a tolerance of about the local body
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
+    "BREEDS",
     "KEYPOINT_SOURCES",
+    "Breed",
     "CameraPath",
     "CameraView",
     "FrameGeometry",
@@ -53,6 +56,7 @@ __all__ = [
     "farthest_point_subsample",
     "fit_camera",
     "free_camera_frame",
+    "get_breed",
     "ground_depth",
     "level_pitch",
     "sample_camera_path",
@@ -677,21 +681,73 @@ class ShapeSample:
     girths: dict[str, float]
 
 
-def sample_shape(rng: np.random.Generator) -> ShapeSample:
-    leg = rng.uniform(0.85, 1.35)
+@dataclass(frozen=True)
+class Breed:
+    """Uniform ranges (low, high) of one kind of dog's shape factors: ``leg`` scales both leg
+    chains (each then jittered by +-4 %), ``neck``/``lumbar``/``tail`` the other
+    ``SHAPE_CHAINS``, the ``*_girth`` ranges the ``GIRTH_GROUPS`` factors. 1 is the model's own
+    proportion."""
+
+    leg: tuple[float, float]
+    neck: tuple[float, float]
+    lumbar: tuple[float, float]
+    tail: tuple[float, float]
+    trunk_girth: tuple[float, float]
+    neck_girth: tuple[float, float]
+    leg_girth: tuple[float, float]
+    tail_girth: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            low, high = getattr(self, f.name)
+            if not 0.2 <= low <= high <= 3.0:
+                raise ValueError(f"Breed.{f.name} must be a range inside [0.2, 3], got "
+                                 f"{(low, high)}")  # fmt: skip
+
+    def mean_leg(self) -> float:
+        return 0.5 * (self.leg[0] + self.leg[1])
+
+
+#: Kinds of dog, by name. "mixed" (every source style, and the target of dogshift-v1) draws each
+#: dog from wide ranges around the model's proportions. "basset" is a breed outside them: legs
+#: half as long, a long back, a heavy trunk; the target dogs of dogshift-v2, a shift of shape that
+#: no image augmentation of the source undoes (docs/generator.md).
+BREEDS: dict[str, Breed] = {
+    "mixed": Breed(leg=(0.85, 1.35), neck=(0.8, 1.3), lumbar=(0.85, 1.2), tail=(0.6, 1.3),
+                   trunk_girth=(0.88, 1.2), neck_girth=(0.9, 1.2), leg_girth=(0.85, 1.2),
+                   tail_girth=(0.8, 1.8)),
+    "basset": Breed(leg=(0.5, 0.62), neck=(0.75, 0.95), lumbar=(1.3, 1.5), tail=(0.6, 0.9),
+                    trunk_girth=(1.25, 1.4), neck_girth=(1.2, 1.35), leg_girth=(1.25, 1.45),
+                    tail_girth=(1.2, 1.6)),
+}  # fmt: skip
+
+
+def get_breed(name: str) -> Breed:
+    """``BREEDS[name]``; ValueError listing the names otherwise."""
+    try:
+        return BREEDS[name]
+    except KeyError:
+        raise ValueError(f"unknown breed {name!r}; known: {sorted(BREEDS)}") from None
+
+
+def sample_shape(rng: np.random.Generator, breed: str = "mixed") -> ShapeSample:
+    """One dog of ``breed`` (``BREEDS``). Every breed makes the same draws from ``rng``, so
+    scenes of equal seeds differ only in shape."""
+    b = get_breed(breed)
+    leg = rng.uniform(*b.leg)
     return ShapeSample(
         lengths={
             "front_leg": leg * rng.uniform(0.96, 1.04),
             "hind_leg": leg * rng.uniform(0.96, 1.04),
-            "neck": rng.uniform(0.8, 1.3),
-            "lumbar": rng.uniform(0.85, 1.2),
-            "tail": rng.uniform(0.6, 1.3),
+            "neck": rng.uniform(*b.neck),
+            "lumbar": rng.uniform(*b.lumbar),
+            "tail": rng.uniform(*b.tail),
         },
         girths={
-            "trunk": rng.uniform(0.88, 1.2),
-            "neck": rng.uniform(0.9, 1.2),
-            "leg": rng.uniform(0.85, 1.2),
-            "tail": rng.uniform(0.8, 1.8),
+            "trunk": rng.uniform(*b.trunk_girth),
+            "neck": rng.uniform(*b.neck_girth),
+            "leg": rng.uniform(*b.leg_girth),
+            "tail": rng.uniform(*b.tail_girth),
         },
     )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -401,13 +402,15 @@ def make_tigdog_fixture(
 
 
 def walk(
-    rng: np.random.Generator, frame_size: tuple[int, int], count: int
+    rng: np.random.Generator, frame_size: tuple[int, int], count: int, *, legs: float = 1.0
 ) -> tuple[CartoonAnimal, list[dict[str, np.ndarray]]]:
     """A random animal trotting across a (w, h) frame for ``count`` frames: (animal, named
     points in image pixels per frame). The gait phase advances ``_PHASE_STEP`` per frame and
     the animal drifts at a constant velocity chosen so that every frame stays inside the frame
-    (it stands still when the walk does not fit)."""
+    (it stands still when the walk does not fit). ``legs`` scales the random leg length."""
     beast = CartoonAnimal.random(rng, frame_size)
+    if legs != 1.0:
+        beast = dataclasses.replace(beast, legs=beast.legs * legs)
     phases = float(rng.uniform(0, 2 * np.pi)) + _PHASE_STEP * np.arange(count)
     frames = [beast.posed(p) for p in phases]
     direction = -1.0 if beast.facing_left else 1.0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from animalpose.datasets.dog_scene import BREEDS, get_breed
 from animalpose.datasets.fixtures import (
     CartoonAnimal,
     Palette,
@@ -161,15 +162,21 @@ class FlatRenderer:
         return _Look(_coat_palette(rng, near), _natural_scene(rng, size), start, step, effects)
 
     def render_shot(
-        self, rng: np.random.Generator, style: str, num_frames: int
-    ) -> Iterator[RenderedFrame]:
-        """``num_frames`` frames of one animal trotting while the camera pans."""
+        self, rng: np.random.Generator, style: str, num_frames: int, *, breed: str = "mixed",
+        cover: str = "none",
+    ) -> Iterator[RenderedFrame]:  # fmt: skip
+        """``num_frames`` frames of one animal trotting while the camera pans. ``breed`` scales
+        the legs by its mean leg factor over "mixed"'s (the cartoon has no other shape knobs);
+        the cartoon has no ground ``cover`` ("none" only)."""
+        if cover != "none":
+            raise ValueError(f"the flat renderer draws no ground cover, got {cover!r}")
         if style not in STYLES:
             raise ValueError(f"unknown style {style!r}; known: {list(STYLES)}")
         if num_frames < 1:
             raise ValueError(f"a shot needs at least one frame, got {num_frames}")
         size = (self.width, self.height)
-        beast, frames = walk(rng, size, num_frames)
+        legs = get_breed(breed).mean_leg() / BREEDS["mixed"].mean_leg()
+        beast, frames = walk(rng, size, num_frames, legs=legs)
         look = self._look(rng, style, beast.near, num_frames)
         vertex_seed = int(rng.integers(2**63))
         for t, points in enumerate(frames):
@@ -185,9 +192,11 @@ class FlatRenderer:
                                 NUM_VERTEX_ROWS - NUM_KEYPOINTS)  # fmt: skip
             yield RenderedFrame(image=image, keypoints=keypoints, vertices=cloud[:, :2])
 
-    def render_still(self, rng: np.random.Generator, style: str) -> RenderedFrame:
+    def render_still(
+        self, rng: np.random.Generator, style: str, *, breed: str = "mixed", cover: str = "none"
+    ) -> RenderedFrame:
         """An independent sample: a one-frame shot (random animal, phase, place and look)."""
-        return next(iter(self.render_shot(rng, style, 1)))
+        return next(iter(self.render_shot(rng, style, 1, breed=breed, cover=cover)))
 
     def close(self) -> None:
         """Nothing to release (no GL context)."""

@@ -3,12 +3,14 @@
     python datasets/generate.py --image-path animal_data [--renderer dog|flat]
         [--source-images N] [--target-shots S] [--frames-per-shot F] [--size 640x480]
         [--processes P] [--seed 0] [--source-layout synthetic|tigdog]
-        [--target-layout tigdog|synthetic] [--force]
-    python datasets/generate.py --benchmark dogshift-v1[-cpu] --image-path animal_data
+        [--target-layout tigdog|synthetic] [--source-breed B] [--target-breed B]
+        [--source-cover C] [--target-cover C] [--force]
+    python datasets/generate.py --benchmark dogshift-v2[-cpu] --image-path animal_data
         [--renderer dog|flat] [--processes P] [--force]
 
 ``--benchmark NAME`` generates a named benchmark (``benchmark.py``: counts, size and seed come
-from its spec, so the count, size, seed and layout flags are refused) and then writes its
+from its spec, so the count, size, seed, layout, breed and cover flags are
+refused) and then writes its
 train/valid/test split files by shot and ``benchmark.json``.
 
 Two styles (``render_api.STYLES``): ``source`` (random textures, like the reference's CAD
@@ -16,7 +18,10 @@ renders) goes to the synthetic layout by default, ``target`` (natural look, came
 TigDog layout; ``gen_layouts.py`` says what is written where. Counts: the synthetic layout holds
 stills, the TigDog layout shots of F frames. ``--source-images N`` is N stills, or ceil(N / F)
 shots in the TigDog layout; ``--target-shots S`` is S shots, or S * F stills in the synthetic
-layout. A count of 0 skips the style.
+layout. A count of 0 skips the style. ``--source-breed`` / ``--target-breed`` choose each
+style's shape distribution (``dog_scene.BREEDS``: ``mixed``, the default, or ``basset``),
+``--source-cover`` / ``--target-cover`` its ground cover (``ground_cover.COVERS``: ``none``, the
+default, or ``grass``; the dog renderer only).
 
 The work is a list of jobs, one still or one shot each, and job ``i`` of a style draws everything
 from ``np.random.default_rng([seed, style_id, i])``: the files are the same for a seed whatever
@@ -44,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from animalpose.datasets.dog_scene import BREEDS
 from animalpose.datasets.gen_layouts import (
     GENERATOR_VERSION,
     SyntheticLayout,
@@ -52,6 +58,7 @@ from animalpose.datasets.gen_layouts import (
     remove_stray_temp_files,
     write_manifest,
 )
+from animalpose.datasets.ground_cover import COVERS
 from animalpose.datasets.render_api import STYLES, AnimalRenderer
 from animalpose.datasets.splits import VIDEO_TEST_NAME
 from animalpose.datasets.tigdog import split_folder
@@ -133,10 +140,25 @@ class GeneratorSettings:
     seed: int = 0
     source_layout: str = DEFAULT_LAYOUTS["source"]
     target_layout: str = DEFAULT_LAYOUTS["target"]
+    source_breed: str = "mixed"
+    target_breed: str = "mixed"
+    source_cover: str = "none"
+    target_cover: str = "none"
 
     def __post_init__(self) -> None:
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; known: {sorted(RENDERERS)}")
+        for name in ("source_breed", "target_breed"):
+            if getattr(self, name) not in BREEDS:
+                raise ValueError(f"{name} must be one of {sorted(BREEDS)}, "
+                                 f"got {getattr(self, name)!r}")  # fmt: skip
+        for name in ("source_cover", "target_cover"):
+            if getattr(self, name) not in COVERS:
+                raise ValueError(f"{name} must be one of {sorted(COVERS)}, "
+                                 f"got {getattr(self, name)!r}")  # fmt: skip
+            if self.renderer == "flat" and getattr(self, name) != "none":
+                raise ValueError(f"the flat renderer draws no ground cover ({name} "
+                                 f"{getattr(self, name)!r}); use the dog renderer")  # fmt: skip
         for name in ("source_layout", "target_layout"):
             if getattr(self, name) not in LAYOUTS:
                 raise ValueError(f"{name} must be one of {sorted(LAYOUTS)}, "
@@ -156,6 +178,12 @@ class GeneratorSettings:
     def layout_name(self, style: str) -> str:
         return self.source_layout if style == "source" else self.target_layout
 
+    def breed(self, style: str) -> str:
+        return self.source_breed if style == "source" else self.target_breed
+
+    def cover(self, style: str) -> str:
+        return self.source_cover if style == "source" else self.target_cover
+
     def num_jobs(self, style: str) -> int:
         """Stills (synthetic layout) or shots (TigDog layout) of ``style``."""
         f = self.frames_per_shot
@@ -170,8 +198,9 @@ class GeneratorSettings:
         counts = ({"shots": self.num_jobs(style), "frames_per_shot": self.frames_per_shot}
                   if layout == "tigdog" else {"images": self.num_jobs(style)})  # fmt: skip
         return {"generator_version": GENERATOR_VERSION, "renderer": self.renderer,
-                "animal": animal, "style": style, "layout": layout, "size": list(self.size),
-                "seed": self.seed, **counts}  # fmt: skip
+                "animal": animal, "style": style, "breed": self.breed(style),
+                "cover": self.cover(style), "layout": layout,
+                "size": list(self.size), "seed": self.seed, **counts}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -249,14 +278,17 @@ class _Runner:
     layouts: dict
     seed: int
     size: tuple[int, int]
+    breeds: dict[str, str]  # style -> breed
+    covers: dict[str, str]  # style -> ground cover
 
     def run(self, job: Job) -> Job:
         rng = job_rng(self.seed, job)
         layout = self.layouts[job.style]
+        scene = {"breed": self.breeds[job.style], "cover": self.covers[job.style]}
         if job.layout == "synthetic":
-            layout.write_still(job.index, self.renderer.render_still(rng, job.style))
+            layout.write_still(job.index, self.renderer.render_still(rng, job.style, **scene))
         else:
-            frames = self.renderer.render_shot(rng, job.style, job.frames)
+            frames = self.renderer.render_shot(rng, job.style, job.frames, **scene)
             layout.write_shot(job.index, frames, self.size)
         return job
 
@@ -267,7 +299,9 @@ def _build_runner(settings: GeneratorSettings, animal: str) -> _Runner:
     if renderer.name != animal:
         raise RuntimeError(f"renderer {settings.renderer!r} draws {renderer.name!r}, its class "
                            f"says {animal!r}")  # fmt: skip
-    return _Runner(renderer, _layouts(settings, animal), settings.seed, settings.size)
+    return _Runner(renderer, _layouts(settings, animal), settings.seed, settings.size,
+                   {style: settings.breed(style) for style in STYLES},
+                   {style: settings.cover(style) for style in STYLES})  # fmt: skip
 
 
 #: The worker process's runner, set by ``_init_worker`` (process-local; never in the main one).
@@ -423,7 +457,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 #: Flags that set what to generate (dest -> option); a benchmark's spec sets them instead.
 _SPEC_FLAGS = {"source_images": "--source-images", "target_shots": "--target-shots",
                "frames_per_shot": "--frames-per-shot", "size": "--size", "seed": "--seed",
-               "source_layout": "--source-layout", "target_layout": "--target-layout"}  # fmt: skip
+               "source_layout": "--source-layout", "target_layout": "--target-layout",
+               "source_breed": "--source-breed", "target_breed": "--target-breed",
+               "source_cover": "--source-cover", "target_cover": "--target-cover"}  # fmt: skip
 
 
 def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
@@ -435,7 +471,7 @@ def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
     parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
     parser.add_argument("--benchmark", default=None, metavar="NAME",
                         help="generate a named benchmark (animalpose.datasets.benchmark."
-                        "BENCHMARKS, e.g. dogshift-v1, dogshift-v1-cpu) and write its "
+                        "BENCHMARKS, e.g. dogshift-v2, dogshift-v2-cpu) and write its "
                         "train/valid/test splits; the flags below that set counts, size, seed "
                         "or layouts are then refused")  # fmt: skip
     parser.add_argument("--renderer", choices=sorted(RENDERERS), default=None,
@@ -457,6 +493,14 @@ def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
                         help=f"default {defaults.source_layout}")  # fmt: skip
     parser.add_argument("--target-layout", choices=sorted(LAYOUTS), default=None,
                         help=f"default {defaults.target_layout}")  # fmt: skip
+    parser.add_argument("--source-breed", choices=sorted(BREEDS), default=None,
+                        help=f"shape of the source dogs (default {defaults.source_breed})")  # fmt: skip
+    parser.add_argument("--target-breed", choices=sorted(BREEDS), default=None,
+                        help=f"shape of the target dogs (default {defaults.target_breed})")  # fmt: skip
+    parser.add_argument("--source-cover", choices=sorted(COVERS), default=None,
+                        help=f"ground cover of source scenes (default {defaults.source_cover})")  # fmt: skip
+    parser.add_argument("--target-cover", choices=sorted(COVERS), default=None,
+                        help=f"ground cover of target scenes (default {defaults.target_cover})")  # fmt: skip
     parser.add_argument("--force", action="store_true",
                         help="write into folders generated with other settings")  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -477,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     given = [option for dest, option in _SPEC_FLAGS.items() if getattr(args, dest) is not None]
     if args.benchmark is not None and given:
-        parser.error(f"--benchmark {args.benchmark} sets the counts, size, seed and layouts; "
+        parser.error(f"--benchmark {args.benchmark} sets the counts, size, seed, layouts, breeds and covers; "
                      f"drop {', '.join(given)} (or generate without --benchmark)")  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     extra: dict = {}

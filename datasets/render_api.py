@@ -49,13 +49,17 @@ class AnimalRenderer(Protocol):
     width: int
     height: int
 
-    def render_still(self, rng: np.random.Generator, style: str) -> RenderedFrame:
-        """An independent sample: random pose, shape, coat, light, camera, ground, background."""
+    def render_still(
+        self, rng: np.random.Generator, style: str, *, breed: str = "mixed", cover: str = "none"
+    ) -> RenderedFrame:
+        """An independent sample: random pose, shape (of ``breed``, ``dog_scene.BREEDS``), coat,
+        light, camera, ground, ground ``cover`` (``ground_cover.COVERS``), background."""
         ...
 
     def render_shot(
-        self, rng: np.random.Generator, style: str, num_frames: int
-    ) -> Iterator[RenderedFrame]:
+        self, rng: np.random.Generator, style: str, num_frames: int, *, breed: str = "mixed",
+        cover: str = "none",
+    ) -> Iterator[RenderedFrame]:  # fmt: skip
         """A shot: one animal and scene, smooth gait-like motion and a smoothly moving camera,
         so optical flow between consecutive frames is meaningful."""
         ...

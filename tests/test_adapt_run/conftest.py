@@ -16,6 +16,7 @@ TINY = BenchmarkSpec(
     name="tiny-adapt", version=1, description="adaptation unit-test benchmark", renderer="flat",
     animal="dog", size=(96, 72), source_images=16, target_shots=8, frames_per_shot=4, seed=3,
     generator_version=1, split_fractions=(0.5, 0.25, 0.25), split_seed=2,
+    target_breed="mixed", target_cover="none",
 )  # fmt: skip
 
 #: A tiny model and loop: CPU, no workers, no progress bars.

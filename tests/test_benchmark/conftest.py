@@ -19,6 +19,7 @@ TINY = BenchmarkSpec(
     name="tiny-flat", version=1, description="unit-test benchmark", renderer="flat",
     animal="dog", size=(96, 72), source_images=12, target_shots=10, frames_per_shot=3, seed=5,
     generator_version=1, split_fractions=(0.6, 0.2, 0.2), split_seed=11,
+    target_breed="mixed", target_cover="none",
 )  # fmt: skip
 
 

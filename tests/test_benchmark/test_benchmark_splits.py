@@ -80,6 +80,20 @@ def test_registered_benchmarks():
         names = ("source_images", "target_shots", "frames_per_shot", "size", "seed")
         assert [getattr(settings, n) for n in names] == [getattr(spec, n) for n in names]
     assert benchmark_settings(cpu, "unused", renderer="flat").renderer == "flat"
+    # v2 is v1 with basset targets in grass: every other setting equal, so its source data is
+    # v1's and the gap comes from the target scenes alone.
+    for v1, v2 in (("dogshift-v1", "dogshift-v2"), ("dogshift-v1-cpu", "dogshift-v2-cpu")):
+        old, new = BENCHMARKS[v1].to_dict(), BENCHMARKS[v2].to_dict()
+        assert (old["target_breed"], old["target_cover"]) == ("mixed", "none")
+        assert (new["target_breed"], new["target_cover"]) == ("basset", "grass")
+        same = ("name", "version", "description", "target_breed", "target_cover")
+        assert {k: v for k, v in old.items() if k not in same} == {
+            k: v for k, v in new.items() if k not in same}
+        settings = benchmark_settings(BENCHMARKS[v2], "unused")
+        assert (settings.source_breed, settings.target_breed) == ("mixed", "basset")
+        assert (settings.source_cover, settings.target_cover) == ("none", "grass")
+    with pytest.raises(ValueError, match="unknown target_cover 'snow'"):
+        dataclasses.replace(cpu, target_cover="snow")
     with pytest.raises(ValueError, match="summing to 1"):
         dataclasses.replace(cpu, split_fractions=(0.5, 0.2, 0.2))
     with pytest.raises(KeyError, match="dogshift-v1-cpu"):
@@ -179,8 +193,10 @@ def test_command_line_generates_a_registered_benchmark(tiny_spec, tmp_path, monk
     (["--benchmark", "dogshift-v1-cpu", "--size", "64x48", "--seed", "2"],
      "drop --size, --seed"),
     (["--benchmark", "dogshift-v1-cpu", "--source-images", "5"], "drop --source-images"),
+    (["--benchmark", "dogshift-v2-cpu", "--target-breed", "mixed"], "drop --target-breed"),
     (["--benchmark", "nope"],
-     "unknown benchmark 'nope'; known: ['dogshift-v1', 'dogshift-v1-cpu']"),
+     "unknown benchmark 'nope'; known: ['dogshift-v1', 'dogshift-v1-cpu', 'dogshift-v2', "
+     "'dogshift-v2-cpu']"),
 ])  # fmt: skip
 def test_command_line_refuses_explicit_counts_with_a_benchmark(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:

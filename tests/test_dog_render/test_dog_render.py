@@ -143,3 +143,35 @@ def test_bad_arguments_are_rejected(dog):
     with pytest.raises(ValueError, match="angles"):
         dog.render_view(np.random.default_rng(0), "source", angles=np.zeros(3),
                         view=scene.CameraView(0.0, 5.0, 40.0, 0.8, (0, 0)))  # fmt: skip
+
+
+def _leg_over_body(points: np.ndarray) -> float:
+    """3-D length of the front legs (shoulder to hoof) over the shoulder-to-hip distance."""
+    k = {n: points[i] for i, n in enumerate(ANIMAL18.keypoints)}
+    legs = np.mean([np.linalg.norm(k[f"{s}_shoulder"] - k[f"{s}_front_hoof"])
+                    for s in ("left", "right")])  # fmt: skip
+    return legs / np.linalg.norm(0.5 * (k["left_shoulder"] + k["right_shoulder"]) - k["hip"])
+
+
+def test_breed_and_cover_change_the_dog_and_the_image_not_the_scene(dog):
+    """Equal seeds: a basset's legs are shorter relative to its body than the mixed dog's in the
+    same pose; grass changes pixels but not a single keypoint label."""
+    ratios = {}
+    for breed in ("mixed", "basset"):
+        ratios[breed] = []
+        for seed in range(4):
+            dog.render_still(np.random.default_rng(seed), "target", breed=breed)
+            ratios[breed].append(_leg_over_body(dog.last_geometry.points))
+    assert all(b < 0.7 * m for m, b in zip(ratios["mixed"], ratios["basset"])), ratios
+    bare = dog.render_still(np.random.default_rng(9), "target", breed="basset")
+    grass = dog.render_still(np.random.default_rng(9), "target", breed="basset", cover="grass")
+    np.testing.assert_array_equal(bare.keypoints, grass.keypoints)
+    np.testing.assert_array_equal(bare.vertices, grass.vertices)
+    # Blades replace ground and body pixels: far more than camera noise changes (the noise
+    # draws differ, as the grass is drawn from the same generator first).
+    changed = np.abs(grass.image.astype(int) - bare.image.astype(int)).max(axis=2) > 60
+    assert changed.mean() > 0.005, changed.mean()  # 1.8 % at seed 9
+    with pytest.raises(ValueError, match="unknown ground cover"):
+        dog.render_still(np.random.default_rng(0), "target", cover="snow")
+    with pytest.raises(ValueError, match="unknown breed"):
+        dog.render_shot(np.random.default_rng(0), "target", 2, breed="corgi")

@@ -274,3 +274,46 @@ def test_keypoint_model_reads_bodies_geoms_chin_and_paw_centroids():
     np.testing.assert_allclose(tol, scene.VISIBILITY_RADIUS_SCALE * model.radius
                                + scene.VISIBILITY_MARGIN_M)  # fmt: skip
     assert (model.tolerance(1.2) > tol).all()
+
+
+def test_every_breed_makes_the_same_draws_inside_its_ranges():
+    for seed in range(25):
+        after = set()
+        for name, breed in scene.BREEDS.items():
+            rng = np.random.default_rng(seed)
+            shape = scene.sample_shape(rng, name)
+            after.add(float(rng.random()))  # the generator state after the draws
+            leg = breed.leg
+            for chain in ("front_leg", "hind_leg"):
+                assert 0.96 * leg[0] <= shape.lengths[chain] <= 1.04 * leg[1]
+            for chain in ("neck", "lumbar", "tail"):
+                low, high = getattr(breed, chain)
+                assert low <= shape.lengths[chain] <= high
+            for group in ("trunk", "neck", "leg", "tail"):
+                low, high = getattr(breed, f"{group}_girth")
+                assert low <= shape.girths[group] <= high
+        assert len(after) == 1, "breeds must consume the same draws (equal scenes otherwise)"
+
+
+def test_mixed_shape_draws_are_the_documented_uniforms():
+    """The default breed is the generator's original shape sampler: each factor is
+    low + (high - low) * u for the next uniform u, in the documented order."""
+    u = np.random.default_rng(11).random(10)
+    shape = scene.sample_shape(np.random.default_rng(11))
+    leg = 0.85 + 0.5 * u[0]
+    expected = [leg * (0.96 + 0.08 * u[1]), leg * (0.96 + 0.08 * u[2]), 0.8 + 0.5 * u[3],
+                0.85 + 0.35 * u[4], 0.6 + 0.7 * u[5], 0.88 + 0.32 * u[6], 0.9 + 0.3 * u[7],
+                0.85 + 0.35 * u[8], 0.8 + 1.0 * u[9]]  # fmt: skip
+    got = [*shape.lengths.values(), *shape.girths.values()]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_the_basset_lies_outside_the_mixed_ranges():
+    mixed, basset = scene.BREEDS["mixed"], scene.BREEDS["basset"]
+    assert basset.leg[1] * 1.04 < mixed.leg[0] * 0.96  # every basset has shorter legs
+    assert basset.lumbar[0] > mixed.lumbar[1] and basset.trunk_girth[0] > mixed.trunk_girth[1]
+    with pytest.raises(ValueError, match="unknown breed 'corgi'"):
+        scene.sample_shape(np.random.default_rng(0), "corgi")
+    with pytest.raises(ValueError, match="Breed.leg"):
+        scene.Breed(leg=(1.2, 0.9), neck=(1, 1), lumbar=(1, 1), tail=(1, 1), trunk_girth=(1, 1),
+                    neck_girth=(1, 1), leg_girth=(1, 1), tail_girth=(1, 1))  # fmt: skip
