@@ -53,3 +53,15 @@ def test_command_line_errors_exit_with_status_2(gen, reference_copy, capsys):
               "--seed", "1", "--no-progress"])  # fmt: skip
     assert exit_info.value.code == 2
     assert "generated with other settings" in capsys.readouterr().err
+
+
+def test_breed_and_cover_flags_reach_the_manifest(tmp_path, capsys):
+    base = ["--image-path", str(tmp_path), "--renderer", "flat", "--source-images", "0",
+            "--target-shots", "1", "--frames-per-shot", "2", "--size", "64x48", "--no-progress"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main([*base, "--target-cover", "grass"])
+    assert exit_info.value.code == 2 and "flat renderer draws no ground cover" in (
+        capsys.readouterr().err)
+    assert main([*base, "--target-breed", "basset"]) == 0
+    manifest = json.loads(next(tmp_path.rglob("generator.json")).read_text())
+    assert (manifest["breed"], manifest["cover"]) == ("basset", "none")
