@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.joint import AdaptTrainer
+from animalpose.adapt.joint import AdaptTrainer, settings_changed
 from animalpose.datasets.benchmark import (
     BENCHMARKS,
     BenchmarkSpec,
@@ -160,6 +160,14 @@ def adapt_config(
     return apply_overrides(acfg, overrides, source="--adapt-set")
 
 
+def _record_differs(saved: dict, current: dict) -> bool:
+    """Whether a complete run's recorded config trains something else than ``current``: any
+    difference but display, loading, device and the run's folder (a copied or moved output
+    folder is reused)."""
+    epochs = [d.get("optim", {}).get("epochs") for d in (saved, current)]
+    return bool(settings_changed(saved, current)) or epochs[0] != epochs[1]
+
+
 def train_run(cfg: Config, method: str) -> list[dict]:
     """Train one run into ``cfg.run.checkpoint`` (an ``AdaptConfig`` runs ``AdaptTrainer``);
     returns its per-epoch validation means."""
@@ -168,7 +176,7 @@ def train_run(cfg: Config, method: str) -> list[dict]:
     settings = config_to_dict(_with(cfg, {"run.progress": True}))  # the run, not its display
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        if record.get("config") == settings and record.get("complete"):
+        if record.get("complete") and not _record_differs(record.get("config") or {}, settings):
             print(f"=> {out}: complete run with this config, not trained again")
             return record["epochs"]
     # Built first: a Trainer seeds torch, and the training Trainer must start from its own seed.

@@ -38,6 +38,7 @@ from animalpose.train.checkpoint import (
     restore_training_state,
 )
 from animalpose.train.data import make_loader
+from animalpose.train.config import config_to_dict
 from animalpose.train.trainer import EpochStats, Trainer, _now, build_codec
 from tqdm import tqdm
 
@@ -51,6 +52,34 @@ ADAPT_KEY = "adapt"
 
 def round_path(out_dir: str | Path, round_index: int) -> Path:
     return Path(out_dir) / PSEUDO_FOLDER / f"round_{round_index:02d}.npz"
+
+
+#: Settings a continued run may change: its length (``optim.epochs``: running the same command
+#: with more epochs extends a run) and display, loading and device, which do not change what is
+#: trained. Any other difference from the checkpoint's config refuses to continue: a folder holds
+#: one run.
+CONTINUE_FREE_KEYS = frozenset({
+    "optim.epochs", "run.progress", "run.device", "run.checkpoint", "run.evaluate",
+    "data.workers", "data.test_batch", "adapt.pseudo_batch", "adapt.pseudo_workers",
+})  # fmt: skip
+
+
+def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, saved value, current value) for every setting that differs between two
+    ``config_to_dict`` dicts, except ``CONTINUE_FREE_KEYS``; a key missing on one side counts
+    as None there."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flat(saved), flat(current)
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if k not in CONTINUE_FREE_KEYS and a.get(k) != b.get(k)]  # fmt: skip
 
 
 class AdaptTrainer(Trainer):
@@ -98,6 +127,15 @@ class AdaptTrainer(Trainer):
             if ADAPT_KEY not in ckpt:
                 raise DataError(f"{own}: not an adaptation checkpoint; choose another "
                                 "-c/--checkpoint folder for this run")  # fmt: skip
+            changed = settings_changed(ckpt.get("config") or {}, config_to_dict(self.cfg))
+            if changed:
+                raise DataError(
+                    f"{own}: this folder holds an adaptation run with other settings ("
+                    + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:4])
+                    + (", ..." if len(changed) > 4 else "")
+                    + "); run it with its own settings to continue it, or choose another "
+                    "-c/--checkpoint folder"
+                )
             state = restore_training_state(ckpt, model=self.model, optimizer=self.optimizer,
                                            scheduler=self.scheduler)  # fmt: skip
             self.start_epoch, self.best_acc = state.start_epoch, state.best_acc

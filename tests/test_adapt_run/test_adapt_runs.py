@@ -119,3 +119,34 @@ def test_ccssl_r_starts_from_the_adapted_weights_with_a_fresh_optimiser(tiny, tm
     source = _weights(tiny.source)
     for key, value in trainer.model.state_dict().items():
         torch.testing.assert_close(value, source["module." + key], rtol=0, atol=0)
+
+
+def test_a_folder_of_a_run_with_other_settings_is_refused(tiny, adapt_argv, tmp_path, capsys):
+    """Continuing is for the same run: more epochs or another device are fine, another learning
+    rate is another run and must not be stitched onto this one."""
+    out = tmp_path / "run"
+    assert wscda_main(adapt_argv(out, "--num-epochs", "1")) == 0
+    before = (out / "checkpoint.pth.tar").read_bytes()
+    assert wscda_main(adapt_argv(out, "--num-epochs", "1", "--learning-rate", "5e-4")) == 2
+    err = capsys.readouterr().err
+    assert "holds an adaptation run with other settings (optim.lr: 0.001 there, 0.0005 now)" in err
+    assert (out / "checkpoint.pth.tar").read_bytes() == before  # nothing overwritten
+
+
+def test_settings_changed_ignores_only_display_loading_device_and_length():
+    from animalpose.adapt.compare import _record_differs
+    from animalpose.adapt.joint import settings_changed
+
+    saved = {"optim": {"lr": 1e-3, "epochs": 6, "schedule": [3]},
+             "run": {"checkpoint": "a", "progress": True, "seed": 0},
+             "adapt": {"alpha": -1.0, "pseudo_batch": 64}}  # fmt: skip
+    moved = {"optim": {"lr": 1e-3, "epochs": 12, "schedule": [3]},
+             "run": {"checkpoint": "b", "progress": False, "seed": 0},
+             "adapt": {"alpha": -1.0, "pseudo_batch": 8}}  # fmt: skip
+    assert settings_changed(saved, moved) == []
+    other = {**moved, "run": {**moved["run"], "seed": 1}, "adapt": {"beta": 2.0}}
+    assert settings_changed(saved, other) == [("adapt.alpha", -1.0, None),
+                                              ("adapt.beta", None, 2.0), ("run.seed", 0, 1)]  # fmt: skip
+    # The comparison reuses a complete run from a moved folder, not one of another length.
+    assert not _record_differs(saved, {**saved, "run": moved["run"]})
+    assert _record_differs(saved, moved)
