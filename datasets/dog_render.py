@@ -26,8 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 from animalpose.datasets import dog_scene as scene
-from animalpose.datasets.ground_cover import Cover, Vegetation, get_cover, sample_vegetation
 from animalpose.datasets import render_styles as styles
+from animalpose.datasets.ground_cover import Cover, Vegetation, get_cover, sample_vegetation
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
 

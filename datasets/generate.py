@@ -9,9 +9,8 @@
         [--renderer dog|flat] [--processes P] [--force]
 
 ``--benchmark NAME`` generates a named benchmark (``benchmark.py``: counts, size and seed come
-from its spec, so the count, size, seed, layout, breed and cover flags are
-refused) and then writes its
-train/valid/test split files by shot and ``benchmark.json``.
+from its spec, so the count, size, seed, layout, breed and cover flags are refused) and then
+writes its train/valid/test split files by shot and ``benchmark.json``.
 
 Two styles (``render_api.STYLES``): ``source`` (random textures, like the reference's CAD
 renders) goes to the synthetic layout by default, ``target`` (natural look, camera effects) to the
@@ -278,13 +277,12 @@ class _Runner:
     layouts: dict
     seed: int
     size: tuple[int, int]
-    breeds: dict[str, str]  # style -> breed
-    covers: dict[str, str]  # style -> ground cover
+    scenes: dict[str, dict[str, str]]  # style -> the renderer's breed and cover arguments
 
     def run(self, job: Job) -> Job:
         rng = job_rng(self.seed, job)
         layout = self.layouts[job.style]
-        scene = {"breed": self.breeds[job.style], "cover": self.covers[job.style]}
+        scene = self.scenes[job.style]
         if job.layout == "synthetic":
             layout.write_still(job.index, self.renderer.render_still(rng, job.style, **scene))
         else:
@@ -300,8 +298,8 @@ def _build_runner(settings: GeneratorSettings, animal: str) -> _Runner:
         raise RuntimeError(f"renderer {settings.renderer!r} draws {renderer.name!r}, its class "
                            f"says {animal!r}")  # fmt: skip
     return _Runner(renderer, _layouts(settings, animal), settings.seed, settings.size,
-                   {style: settings.breed(style) for style in STYLES},
-                   {style: settings.cover(style) for style in STYLES})  # fmt: skip
+                   {style: {"breed": settings.breed(style), "cover": settings.cover(style)}
+                    for style in STYLES})  # fmt: skip
 
 
 #: The worker process's runner, set by ``_init_worker`` (process-local; never in the main one).
