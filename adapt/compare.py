@@ -173,7 +173,7 @@ def train_run(cfg: Config, method: str) -> list[dict]:
     returns its per-epoch validation means."""
     out = Path(cfg.run.checkpoint)
     record_path = out / RUN_RECORD
-    settings = config_to_dict(_with(cfg, {"run.progress": True}))  # the run, not its display
+    settings = config_to_dict(cfg)
     if record_path.exists():
         record = json.loads(record_path.read_text())
         if record.get("complete") and not _record_differs(record.get("config") or {}, settings):

@@ -37,8 +37,8 @@ from animalpose.train.checkpoint import (
     load_checkpoint,
     restore_training_state,
 )
-from animalpose.train.data import make_loader
 from animalpose.train.config import config_to_dict
+from animalpose.train.data import make_loader
 from animalpose.train.trainer import EpochStats, Trainer, _now, build_codec
 from tqdm import tqdm
 
