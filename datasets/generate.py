@@ -147,21 +147,15 @@ class GeneratorSettings:
     def __post_init__(self) -> None:
         if self.renderer not in RENDERERS:
             raise ValueError(f"unknown renderer {self.renderer!r}; known: {sorted(RENDERERS)}")
-        for name in ("source_breed", "target_breed"):
-            if getattr(self, name) not in BREEDS:
-                raise ValueError(f"{name} must be one of {sorted(BREEDS)}, "
-                                 f"got {getattr(self, name)!r}")  # fmt: skip
+        for known, kind in ((BREEDS, "breed"), (COVERS, "cover"), (LAYOUTS, "layout")):
+            for name in (f"source_{kind}", f"target_{kind}"):
+                if getattr(self, name) not in known:
+                    raise ValueError(f"{name} must be one of {sorted(known)}, "
+                                     f"got {getattr(self, name)!r}")  # fmt: skip
         for name in ("source_cover", "target_cover"):
-            if getattr(self, name) not in COVERS:
-                raise ValueError(f"{name} must be one of {sorted(COVERS)}, "
-                                 f"got {getattr(self, name)!r}")  # fmt: skip
             if self.renderer == "flat" and getattr(self, name) != "none":
                 raise ValueError(f"the flat renderer draws no ground cover ({name} "
                                  f"{getattr(self, name)!r}); use the dog renderer")  # fmt: skip
-        for name in ("source_layout", "target_layout"):
-            if getattr(self, name) not in LAYOUTS:
-                raise ValueError(f"{name} must be one of {sorted(LAYOUTS)}, "
-                                 f"got {getattr(self, name)!r}")  # fmt: skip
         if self.source_images < 0 or self.target_shots < 0 or self.frames_per_shot < 1:
             raise ValueError("counts must be non-negative and frames_per_shot positive")
         if self.seed < 0 or min(self.size) < 16:
