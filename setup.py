@@ -4,6 +4,7 @@ datasets/ -> animalpose.datasets, train/ -> animalpose.train, adapt/ -> animalpo
 evaluation/ -> animalpose.evaluation. No top-level ``datasets`` or ``train`` package is
 installed (Hugging Face owns ``datasets``).
 """
+
 from setuptools import setup
 
 FOLDERS = {
@@ -41,5 +42,5 @@ setup(
         "dm-control==1.0.50",
         "mujoco==3.17.0",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "ruff==0.17.6"]},
 )

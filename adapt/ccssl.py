@@ -3,6 +3,7 @@
 Takes the reference's CCSSL.py flags (see ``python adapt/ccssl.py --help`` and
 docs/adaptation.md).
 """
+
 import sys
 
 from animalpose.adapt.cli import ccssl_main

@@ -4,6 +4,7 @@ Both scripts run the same ``AdaptTrainer``; they differ only in their defaults (
 pseudo-label rounds on, discriminator off; WS-CDA: discriminator on, pseudo-labels off). A
 config file that sets both (``configs/ccssl_wscda.yaml``) runs the combination through either.
 """
+
 from __future__ import annotations
 
 import sys
@@ -32,8 +33,9 @@ def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
     from animalpose.adapt.joint import AdaptTrainer  # after argument parsing: fast --help
 
     def body() -> None:
-        cfg, _ = parse_config(argv, flags=ADAPT_FLAGS, config_type=config_type,
-                              description=description)  # fmt: skip
+        cfg, _ = parse_config(
+            argv, flags=ADAPT_FLAGS, config_type=config_type, description=description
+        )
         _init_distributed()
         AdaptTrainer(cfg).fit()
 
@@ -42,13 +44,23 @@ def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
 
 def ccssl_main(argv: list[str] | None = None) -> int:
     """``python adapt/ccssl.py --resume SOURCE_CKPT ...`` (the reference's CCSSL.py flags)."""
-    return _run(argv, config_type=AdaptConfig, description=(
-        "CC-SSL: adapt a source model to target frames with consistency-checked pseudo-labels "
-        "(flags of the reference's CCSSL.py; see docs/adaptation.md)."))
+    return _run(
+        argv,
+        config_type=AdaptConfig,
+        description=(
+            "CC-SSL: adapt a source model to target frames with consistency-checked pseudo-labels "
+            "(flags of the reference's CCSSL.py; see docs/adaptation.md)."
+        ),
+    )
 
 
 def wscda_main(argv: list[str] | None = None) -> int:
     """``python adapt/wscda.py --resume SOURCE_CKPT ...``."""
-    return _run(argv, config_type=WSCDAConfig, description=(
-        "WS-CDA: adapt a source model with a domain discriminator on trunk features "
-        "(+ PPLO pseudo-label rounds with configs/wscda_pplo.yaml; see docs/adaptation.md)."))
+    return _run(
+        argv,
+        config_type=WSCDAConfig,
+        description=(
+            "WS-CDA: adapt a source model with a domain discriminator on trunk features "
+            "(+ PPLO pseudo-label rounds with configs/wscda_pplo.yaml; see docs/adaptation.md)."
+        ),
+    )

@@ -28,6 +28,7 @@ metrics. Written to ``--out``: ``<report>.md`` (per part and mean, mean +- sampl
 seeds), ``<report>.png``, ``<report>.json`` (every number) and one folder per run
 (``<method>/seed<k>/``). A complete run with the same config is not trained again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.joint import AdaptTrainer, settings_changed
 from animalpose.datasets.benchmark import (
@@ -93,24 +95,41 @@ class Method:
         return bool(self.adapt)
 
 
-_TARGET_SELECTED = (("selected_target_valid", BEST_NAME, "selected on target valid"),
-                    ("last", LAST_NAME, "last epoch"))  # fmt: skip
+_TARGET_SELECTED = (
+    ("selected_target_valid", BEST_NAME, "selected on target valid"),
+    ("last", LAST_NAME, "last epoch"),
+)
 METHODS: dict[str, Method] = {
-    "source": Method("source only", (
-        ("selected_source_valid", BEST_NAME, "selected on source valid"),
-        ("selected_target_valid", TARGET_BEST_NAME, "selected on target valid"),
-        ("last", LAST_NAME, "last epoch"))),
-    "ccssl": Method("CC-SSL", _TARGET_SELECTED,
-                    adapt=(("pseudo_labels", True), ("adversarial", False))),
-    "wscda": Method("WS-CDA", _TARGET_SELECTED,
-                    adapt=(("pseudo_labels", False), ("adversarial", True))),
-    "ccssl_wscda": Method("CC-SSL + WS-CDA", _TARGET_SELECTED,
-                          adapt=(("pseudo_labels", True), ("adversarial", True))),
-    "wscda_pplo": Method("WS-CDA + PPLO", _TARGET_SELECTED, adapt=(
-        ("pseudo_labels", True), ("adversarial", True), ("selection", "pplo"), ("views", 0),
-        ("temporal", False))),
+    "source": Method(
+        "source only",
+        (
+            ("selected_source_valid", BEST_NAME, "selected on source valid"),
+            ("selected_target_valid", TARGET_BEST_NAME, "selected on target valid"),
+            ("last", LAST_NAME, "last epoch"),
+        ),
+    ),
+    "ccssl": Method(
+        "CC-SSL", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", False))
+    ),
+    "wscda": Method(
+        "WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", False), ("adversarial", True))
+    ),
+    "ccssl_wscda": Method(
+        "CC-SSL + WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", True))
+    ),
+    "wscda_pplo": Method(
+        "WS-CDA + PPLO",
+        _TARGET_SELECTED,
+        adapt=(
+            ("pseudo_labels", True),
+            ("adversarial", True),
+            ("selection", "pplo"),
+            ("views", 0),
+            ("temporal", False),
+        ),
+    ),
     "oracle": Method("oracle (target train, labels)", _TARGET_SELECTED, dataset="real_animal_sp"),
-}  # fmt: skip
+}
 #: The methods of benchmarks/domain_gap.py and of benchmarks/adaptation.py, in run order
 #: (source first: the adaptation methods start from its model).
 GAP_METHODS = ("source", "oracle")
@@ -119,23 +138,41 @@ ADAPTATION_METHODS = ("source", "ccssl", "wscda", "ccssl_wscda", "oracle")
 
 def _with(cfg: Config, values: dict[str, object]) -> Config:
     """``cfg`` with the dotted keys of ``values`` replaced (validated, as ``--set``)."""
-    return apply_overrides(cfg, [f"{key}={value}" for key, value in values.items()],
-                           source="compare")  # fmt: skip
+    return apply_overrides(
+        cfg, [f"{key}={value}" for key, value in values.items()], source="compare"
+    )
 
 
 def base_config(args: argparse.Namespace, spec: BenchmarkSpec) -> Config:
     """The shared recipe: YAML file, preset, option flags, then ``--set``."""
     cfg = load_config(args.config or (GPU_CONFIG if args.gpu_full else CPU_CONFIG))
     overrides = list(GPU_OVERRIDES if args.gpu_full else ())
-    options = {"epochs": "optim.epochs", "stacks": "model.stacks", "channels": "model.channels",
-               "inp_res": "data.inp_res", "out_res": "data.out_res", "lr": "optim.lr",
-               "train_batch": "data.train_batch", "test_batch": "data.test_batch",
-               "workers": "data.workers", "device": "run.device"}  # fmt: skip
-    overrides += [f"{key}={getattr(args, name)}" for name, key in options.items()
-                  if getattr(args, name) is not None]  # fmt: skip
-    overrides += [f"data.image_path={args.image_path}", f"data.animal={spec.animal}",
-                  f"data.seed={spec.split_seed}", f"run.progress={not args.no_progress}",
-                  "run.evaluate=false", "run.resume=''", *args.set]  # fmt: skip
+    options = {
+        "epochs": "optim.epochs",
+        "stacks": "model.stacks",
+        "channels": "model.channels",
+        "inp_res": "data.inp_res",
+        "out_res": "data.out_res",
+        "lr": "optim.lr",
+        "train_batch": "data.train_batch",
+        "test_batch": "data.test_batch",
+        "workers": "data.workers",
+        "device": "run.device",
+    }
+    overrides += [
+        f"{key}={getattr(args, name)}"
+        for name, key in options.items()
+        if getattr(args, name) is not None
+    ]
+    overrides += [
+        f"data.image_path={args.image_path}",
+        f"data.animal={spec.animal}",
+        f"data.seed={spec.split_seed}",
+        f"run.progress={not args.no_progress}",
+        "run.evaluate=false",
+        "run.resume=''",
+        *args.set,
+    ]
     return apply_overrides(cfg, overrides, source="domain_gap options")
 
 
@@ -210,8 +247,13 @@ def train_run(cfg: Config, method: str) -> list[dict]:
 
 def evaluate_checkpoint(cfg: Config, path: Path) -> dict:
     """Both metrics of checkpoint ``path`` on the target test split."""
-    trainer = Trainer(_with(cfg, {"data.dataset": TARGET_DATASET, "data.eval_split": "test",
-                                  "run.resume": str(path)}), train=False)  # fmt: skip
+    trainer = Trainer(
+        _with(
+            cfg,
+            {"data.dataset": TARGET_DATASET, "data.eval_split": "test", "run.resume": str(path)},
+        ),
+        train=False,
+    )
     val = trainer.validate(trainer.start_epoch)
     summaries = {metric: summarize(getattr(val, metric), trainer.spec) for metric in METRICS}
     return {"epoch": int(trainer.start_epoch), "images": len(val.preds), **summaries}
@@ -241,10 +283,11 @@ def aggregate(runs: dict) -> dict:
             for metric in METRICS:
                 parts = list(results[0][metric]["per_part"])
                 entry[metric] = {
-                    "per_part": {p: _stats([r[metric]["per_part"][p] for r in results])
-                                 for p in parts},
+                    "per_part": {
+                        p: _stats([r[metric]["per_part"][p] for r in results]) for p in parts
+                    },
                     "mean": _stats([r[metric]["mean"] for r in results]),
-                }  # fmt: skip
+                }
             out.setdefault(method, {})[key] = entry
     return out
 
@@ -256,31 +299,45 @@ def _cell(stats: dict, seeds: int) -> str:
 
 
 def markdown_report(
-    *, record: dict, cfg: Config, seeds: list[int], table: dict, adapt_epochs: int | None = None,
+    *,
+    record: dict,
+    cfg: Config,
+    seeds: list[int],
+    table: dict,
+    adapt_epochs: int | None = None,
     round_every: int = 10,
 ) -> str:
     """The Markdown page: header, one table per metric, the gap line (and, with adaptation
     methods, each one's change over source only)."""
     source, official = record["source"], record["official"]
-    target = ", ".join(f"{n} {len(v['shots'])} shots / {v['frames']} frames"
-                       for n, v in record["splits"].items())  # fmt: skip
+    target = ", ".join(
+        f"{n} {len(v['shots'])} shots / {v['frames']} frames" for n, v in record["splits"].items()
+    )
     m, d, o = cfg.model, cfg.data, cfg.optim
     spread = "" if len(seeds) == 1 else ", mean ± sample std over seeds"
     lines = [
-        (f"# {'Adaptation' if adapt_epochs else 'Domain gap'}: {record['name']} "
-         f"(version {record['version']})"),
+        (
+            f"# {'Adaptation' if adapt_epochs else 'Domain gap'}: {record['name']} "
+            f"(version {record['version']})"
+        ),
         "",
-        (f"- data: renderer `{record['renderer']}` "
-         f"({'official data' if official else 'NOT the official renderer'}); source "
-         f"{source['images']} stills ({source['train']} train / {source['valid']} valid); "
-         f"target {target}"),
-        (f"- model: {m.arch} {m.stacks} stack(s), {m.channels} channels, {d.inp_res} px input, "
-         f"{o.epochs} epochs, {o.solver} lr {o.lr}, batch {d.train_batch}; seeds "
-         f"{', '.join(map(str, seeds))}"),
+        (
+            f"- data: renderer `{record['renderer']}` "
+            f"({'official data' if official else 'NOT the official renderer'}); source "
+            f"{source['images']} stills ({source['train']} train / {source['valid']} valid); "
+            f"target {target}"
+        ),
+        (
+            f"- model: {m.arch} {m.stacks} stack(s), {m.channels} channels, {d.inp_res} px input, "
+            f"{o.epochs} epochs, {o.solver} lr {o.lr}, batch {d.train_batch}; seeds "
+            f"{', '.join(map(str, seeds))}"
+        ),
         f"- evaluated on the target TEST split; PCK@0.05 in percent{spread}",
-        ("- source only: synthetic_animal_sp on the source set; oracle: real_animal_sp on the "
-         "target train split with labels; epoch = epochs trained, per seed"),
-    ]  # fmt: skip
+        (
+            "- source only: synthetic_animal_sp on the source set; oracle: real_animal_sp on the "
+            "target train split with labels; epoch = epochs trained, per seed"
+        ),
+    ]
     if adapt_epochs:
         lines.append(
             f"- adaptation: from each seed's source-only model (selected on source valid), "
@@ -290,16 +347,23 @@ def markdown_report(
     for metric in METRICS:
         first = next(iter(next(iter(table.values())).values()))
         parts = list(first[metric]["per_part"])
-        lines += ["", f"## {METRIC_LABELS[metric]}", "",
-                  "| model | checkpoint | epoch | " + " | ".join(parts) + " | mean |",
-                  "| --- | --- | --- |" + " ---: |" * len(parts) + " ---: |"]  # fmt: skip
+        lines += [
+            "",
+            f"## {METRIC_LABELS[metric]}",
+            "",
+            "| model | checkpoint | epoch | " + " | ".join(parts) + " | mean |",
+            "| --- | --- | --- |" + " ---: |" * len(parts) + " ---: |",
+        ]
         for method, entries in table.items():
             for key, _, label in METHODS[method].checkpoints:
                 e = entries[key][metric]
                 cells = [_cell(e["per_part"][p], len(seeds)) for p in parts]
                 epochs = ", ".join(map(str, entries[key]["epochs"]))
-                lines.append(f"| {METHODS[method].label} | {label} | {epochs} | "
-                             + " | ".join(cells) + f" | **{_cell(e['mean'], len(seeds))}** |")
+                lines.append(
+                    f"| {METHODS[method].label} | {label} | {epochs} | "
+                    + " | ".join(cells)
+                    + f" | **{_cell(e['mean'], len(seeds))}** |"
+                )
     if {"source", "oracle"} <= set(table):
         gaps = []
         for metric in METRICS:
@@ -307,8 +371,13 @@ def markdown_report(
             source = table["source"]["selected_source_valid"][metric]["mean"]["mean"]
             if oracle is not None and source is not None:
                 gaps.append(f"{metric} {oracle - source:+.2f}")
-        lines += ["", ("Domain gap (oracle selected on target valid − source only selected on "
-                       f"source valid, mean PCK points): {', '.join(gaps) or 'n/a'}")]  # fmt: skip
+        lines += [
+            "",
+            (
+                "Domain gap (oracle selected on target valid − source only selected on "
+                f"source valid, mean PCK points): {', '.join(gaps) or 'n/a'}"
+            ),
+        ]
     if "source" in table:
         for method in (m for m in table if METHODS[m].adapts):
             deltas = []
@@ -317,8 +386,10 @@ def markdown_report(
                 base = table["source"]["selected_target_valid"][metric]["mean"]["mean"]
                 if got is not None and base is not None:
                     deltas.append(f"{metric} {got - base:+.2f}")
-            lines.append(f"\n{METHODS[method].label} − source only (both selected on target "
-                         f"valid, mean PCK points): {', '.join(deltas) or 'n/a'}")
+            lines.append(
+                f"\n{METHODS[method].label} − source only (both selected on target "
+                f"valid, mean PCK points): {', '.join(deltas) or 'n/a'}"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -328,9 +399,11 @@ def plot_chart(path: Path, *, title: str, table: dict) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = [(f"{METHODS[m].label}, {label}", entries[key])
-            for m, entries in table.items()
-            for key, _, label in METHODS[m].checkpoints]  # fmt: skip
+    rows = [
+        (f"{METHODS[m].label}, {label}", entries[key])
+        for m, entries in table.items()
+        for key, _, label in METHODS[m].checkpoints
+    ]
     fig = Figure(figsize=(11, 8))
     FigureCanvasAgg(fig)
     for i, metric in enumerate(METRICS):
@@ -341,8 +414,14 @@ def plot_chart(path: Path, *, title: str, table: dict) -> None:
             stats = [*(entry[metric]["per_part"][p] for p in parts), entry[metric]["mean"]]
             heights = [s["mean"] if s["mean"] is not None else 0.0 for s in stats]
             errors = [s["std"] if s["std"] is not None else 0.0 for s in stats]
-            ax.bar(x + (j - (len(rows) - 1) / 2) * width, heights, width, yerr=errors,
-                   capsize=2, label=label)  # fmt: skip
+            ax.bar(
+                x + (j - (len(rows) - 1) / 2) * width,
+                heights,
+                width,
+                yerr=errors,
+                capsize=2,
+                label=label,
+            )
         ax.set_xticks(x, [*parts, "mean"])
         ax.set_ylim(0, 100)
         ax.set_ylabel(f"PCK@0.05 {metric} (%)")
@@ -360,40 +439,90 @@ def plot_chart(path: Path, *, title: str, table: dict) -> None:
 
 
 def _parser(*, report: str, methods: tuple[str, ...]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=f"{report}: PCK of {', '.join(methods)} on a "
-                                "benchmark's held-out target test split (docs/adaptation.md).")
-    p.add_argument("--benchmark", required=True, help=f"benchmark name (registered: "
-                   f"{', '.join(BENCHMARKS)}; or any benchmark.json under --image-path)")
+    p = argparse.ArgumentParser(
+        description=f"{report}: PCK of {', '.join(methods)} on a "
+        "benchmark's held-out target test split (docs/adaptation.md)."
+    )
+    p.add_argument(
+        "--benchmark",
+        required=True,
+        help=f"benchmark name (registered: "
+        f"{', '.join(BENCHMARKS)}; or any benchmark.json under --image-path)",
+    )
     p.add_argument("--image-path", default="./animal_data", help="data root of the benchmark")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
-    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(methods),
-                   help="methods, run in this order (adaptation needs source first)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=list(methods),
+        help="methods, run in this order (adaptation needs source first)",
+    )
     p.add_argument("--out", default=None, help=f"output folder (default runs/{report}/<name>)")
     p.add_argument("--config", default=None, help=f"recipe YAML (default {CPU_CONFIG.name})")
-    p.add_argument("--gpu-full", action="store_true",
-                   help=f"the reference's 4-stack recipe ({GPU_CONFIG.name}, 8 workers)")
-    for name, tp in (("epochs", int), ("stacks", int), ("channels", int), ("inp-res", int),
-                     ("out-res", int), ("train-batch", int), ("test-batch", int),
-                     ("workers", int), ("lr", float), ("device", str)):  # fmt: skip
+    p.add_argument(
+        "--gpu-full",
+        action="store_true",
+        help=f"the reference's 4-stack recipe ({GPU_CONFIG.name}, 8 workers)",
+    )
+    for name, tp in (
+        ("epochs", int),
+        ("stacks", int),
+        ("channels", int),
+        ("inp-res", int),
+        ("out-res", int),
+        ("train-batch", int),
+        ("test-batch", int),
+        ("workers", int),
+        ("lr", float),
+        ("device", str),
+    ):
         p.add_argument(f"--{name}", type=tp, default=None, help="overrides the recipe")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override any config key (applied last)")
-    p.add_argument("--adapt-epochs", type=int, default=None,
-                   help="adaptation epochs (default: the recipe's epochs)")
-    p.add_argument("--round-every", type=int, default=None,
-                   help="epochs per pseudo-label round (default: adapt epochs / 6, at least 1)")
-    p.add_argument("--adapt-set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override adaptation config keys, e.g. adapt.target_weight=5")
-    p.add_argument("--generate", action="store_true",
-                   help="generate the (registered) benchmark first when absent")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key (applied last)",
+    )
+    p.add_argument(
+        "--adapt-epochs",
+        type=int,
+        default=None,
+        help="adaptation epochs (default: the recipe's epochs)",
+    )
+    p.add_argument(
+        "--round-every",
+        type=int,
+        default=None,
+        help="epochs per pseudo-label round (default: adapt epochs / 6, at least 1)",
+    )
+    p.add_argument(
+        "--adapt-set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override adaptation config keys, e.g. adapt.target_weight=5",
+    )
+    p.add_argument(
+        "--generate",
+        action="store_true",
+        help="generate the (registered) benchmark first when absent",
+    )
     p.add_argument("--renderer", default=None, help="with --generate: renderer (e.g. flat)")
     p.add_argument("--processes", type=int, default=None, help="with --generate: processes")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
-def main(argv: list[str] | None = None, *, report: str = "domain_gap",
-         methods: tuple[str, ...] = GAP_METHODS) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    report: str = "domain_gap",
+    methods: tuple[str, ...] = GAP_METHODS,
+) -> int:
     """Run ``methods`` (``--methods`` overrides) and write ``<report>.md/.json/.png``."""
     args = _parser(report=report, methods=methods).parse_args(argv)
     try:
@@ -401,16 +530,22 @@ def main(argv: list[str] | None = None, *, report: str = "domain_gap",
             try:
                 find_benchmark(args.image_path, args.benchmark)
             except DataError:
-                generate_benchmark(get_benchmark(args.benchmark), args.image_path,
-                                   renderer=args.renderer, processes=args.processes,
-                                   progress=not args.no_progress)  # fmt: skip
+                generate_benchmark(
+                    get_benchmark(args.benchmark),
+                    args.image_path,
+                    renderer=args.renderer,
+                    processes=args.processes,
+                    progress=not args.no_progress,
+                )
         record = find_benchmark(args.image_path, args.benchmark)
         spec = BenchmarkSpec.from_dict(record["spec"])
         cfg = base_config(args, spec)
         adapting = [m for m in args.methods if METHODS[m].adapts]
         if adapting and "source" not in args.methods[: args.methods.index(adapting[0])]:
-            raise ConfigError(f"--methods: {adapting[0]} starts from the source-only model; "
-                              "list 'source' before it")  # fmt: skip
+            raise ConfigError(
+                f"--methods: {adapting[0]} starts from the source-only model; "
+                "list 'source' before it"
+            )
     except (DataError, ConfigError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -424,34 +559,66 @@ def main(argv: list[str] | None = None, *, report: str = "domain_gap",
             m = METHODS[method]
             for seed in args.seeds:
                 run_dir = out / method / f"seed{seed}"
-                run_cfg = _with(cfg, {"data.dataset": m.dataset, "run.seed": seed,
-                                      "run.checkpoint": str(run_dir)})  # fmt: skip
+                run_cfg = _with(
+                    cfg,
+                    {"data.dataset": m.dataset, "run.seed": seed, "run.checkpoint": str(run_dir)},
+                )
                 train_cfg = run_cfg
                 if m.adapts:
                     init = out / "source" / f"seed{seed}" / BEST_NAME
-                    train_cfg = adapt_config(run_cfg, method, init=init, epochs=adapt_epochs,
-                                             round_every=round_every, overrides=args.adapt_set)
+                    train_cfg = adapt_config(
+                        run_cfg,
+                        method,
+                        init=init,
+                        epochs=adapt_epochs,
+                        round_every=round_every,
+                        overrides=args.adapt_set,
+                    )
                 epochs = train_run(train_cfg, method)
-                checkpoints = {key: evaluate_checkpoint(run_cfg, run_dir / name)
-                               for key, name, _ in m.checkpoints}  # fmt: skip
+                checkpoints = {
+                    key: evaluate_checkpoint(run_cfg, run_dir / name)
+                    for key, name, _ in m.checkpoints
+                }
                 runs.setdefault(method, {})[seed] = {"epochs": epochs, "checkpoints": checkpoints}
     except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = aggregate(runs)
-    page = markdown_report(record=record, cfg=cfg, seeds=list(args.seeds), table=table,
-                           adapt_epochs=adapt_epochs if adapting else None,
-                           round_every=round_every)  # fmt: skip
-    doc = {"benchmark": {k: record[k] for k in ("name", "version", "renderer", "official",
-                                                "spec", "splits", "source", "target")},
-           "config": config_to_dict(cfg), "seeds": list(args.seeds), "methods": list(args.methods),
-           "adapt_epochs": adapt_epochs, "round_every": round_every,
-           "adapt_set": list(args.adapt_set),
-           "command": [sys.argv[0], *(argv if argv is not None else sys.argv[1:])],
-           "seconds": round(time.monotonic() - start, 1), "unit": "percent",
-           "metric_labels": {m: METRIC_LABELS[m] for m in METRICS},
-           "runs": {m: {str(s): r for s, r in by_seed.items()} for m, by_seed in runs.items()},
-           "aggregate": table}  # fmt: skip
+    page = markdown_report(
+        record=record,
+        cfg=cfg,
+        seeds=list(args.seeds),
+        table=table,
+        adapt_epochs=adapt_epochs if adapting else None,
+        round_every=round_every,
+    )
+    doc = {
+        "benchmark": {
+            k: record[k]
+            for k in (
+                "name",
+                "version",
+                "renderer",
+                "official",
+                "spec",
+                "splits",
+                "source",
+                "target",
+            )
+        },
+        "config": config_to_dict(cfg),
+        "seeds": list(args.seeds),
+        "methods": list(args.methods),
+        "adapt_epochs": adapt_epochs,
+        "round_every": round_every,
+        "adapt_set": list(args.adapt_set),
+        "command": [sys.argv[0], *(argv if argv is not None else sys.argv[1:])],
+        "seconds": round(time.monotonic() - start, 1),
+        "unit": "percent",
+        "metric_labels": {m: METRIC_LABELS[m] for m in METRICS},
+        "runs": {m: {str(s): r for s, r in by_seed.items()} for m, by_seed in runs.items()},
+        "aggregate": table,
+    }
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / f"{report}.md", "w") as f:
         f.write(page)

@@ -12,6 +12,7 @@ One config drives every method (docs/adaptation.md):
 target data set whose labelled valid split selects models; ``adapt.target_ssl`` the target
 images the model trains on (pseudo-labelled, few-labelled, or unlabelled for the discriminator).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -84,19 +85,49 @@ class AdaptSection(Section):
         _one_of(self, "target_ssl", TARGET_DATASETS)
         _one_of(self, "selection", SELECTIONS)
         _one_of(self, "adversary", ADVERSARY_MODES)
-        _at_least(self, 0, "target_weight", "target_labels", "views", "view_scale",
-                  "view_rotation", "flow_max_move", "pseudo_workers", "alpha", "w1", "w2")
-        _at_least(self, 0, "round_every", "pseudo_batch", "beta", "disc_lr", "disc_hidden",
-                  "ramp_gamma", "flow_ratio", strict=True)
+        _at_least(
+            self,
+            0,
+            "target_weight",
+            "target_labels",
+            "views",
+            "view_scale",
+            "view_rotation",
+            "flow_max_move",
+            "pseudo_workers",
+            "alpha",
+            "w1",
+            "w2",
+        )
+        _at_least(
+            self,
+            0,
+            "round_every",
+            "pseudo_batch",
+            "beta",
+            "disc_lr",
+            "disc_hidden",
+            "ramp_gamma",
+            "flow_ratio",
+            strict=True,
+        )
         _require(self.view_scale < 1, "view_scale", f"must be < 1, got {self.view_scale}")
-        _require(bool(self.pplo_shares) and all(0 < s <= 1 for s in self.pplo_shares),
-                 "pplo_shares", f"shares must be in (0, 1], got {self.pplo_shares}")
-        _require(not self.human_data, "human_data",
-                 "human keypoint data is not supported yet (the human top-down datasets are a "
-                 "later issue); leave it empty: the human-vs-animal head is then off")
-        _require(self.pseudo_labels or self.adversarial or self.target_labels > 0, "pseudo_labels",
-                 "nothing adapts: turn on adapt.pseudo_labels, adapt.adversarial or "
-                 "adapt.target_labels")
+        _require(
+            bool(self.pplo_shares) and all(0 < s <= 1 for s in self.pplo_shares),
+            "pplo_shares",
+            f"shares must be in (0, 1], got {self.pplo_shares}",
+        )
+        _require(
+            not self.human_data,
+            "human_data",
+            "human keypoint data is not supported yet (the human top-down datasets are a "
+            "later issue); leave it empty: the human-vs-animal head is then off",
+        )
+        _require(
+            self.pseudo_labels or self.adversarial or self.target_labels > 0,
+            "pseudo_labels",
+            "nothing adapts: turn on adapt.pseudo_labels, adapt.adversarial or adapt.target_labels",
+        )
 
 
 def _adapt_optim() -> OptimConfig:
@@ -131,37 +162,76 @@ _RENAMED = {"--resume", "--pretrained", "--dataset", "--train-batch", "--lr", "-
 #: Training flags that mean nothing here (evaluate with evaluation/test.py).
 _NOT_ADAPT = {"--evaluate", "--start-epoch", "--eval-split"}
 ADAPT_FLAGS: tuple[Flag, ...] = (
-    _flag("--source", "--dataset", field="data.dataset", choices=tuple(
-        d for d in DATASETS if d not in TARGET_DATASETS),
-        help="labelled source data set (the reference's --source)"),
-    _flag("--target-ssl", field="adapt.target_ssl", choices=TARGET_DATASETS,
-          help="target images trained on with pseudo-labels"),
-    _flag("--target", field="adapt.target", choices=TARGET_DATASETS,
-          help="target data set with labels for validation / model selection"),
-    _flag("--batch-size", "--train-batch", field="data.train_batch",
-          help="batch size of each domain"),
+    _flag(
+        "--source",
+        "--dataset",
+        field="data.dataset",
+        choices=tuple(d for d in DATASETS if d not in TARGET_DATASETS),
+        help="labelled source data set (the reference's --source)",
+    ),
+    _flag(
+        "--target-ssl",
+        field="adapt.target_ssl",
+        choices=TARGET_DATASETS,
+        help="target images trained on with pseudo-labels",
+    ),
+    _flag(
+        "--target",
+        field="adapt.target",
+        choices=TARGET_DATASETS,
+        help="target data set with labels for validation / model selection",
+    ),
+    _flag(
+        "--batch-size", "--train-batch", field="data.train_batch", help="batch size of each domain"
+    ),
     _flag("--learning-rate", "--lr", field="optim.lr", help="learning rate"),
     _flag("--num-epochs", "--epochs", field="optim.epochs", help="training epochs"),
     _flag("--gamma_", field="adapt.target_weight", help="target loss weight"),
-    _flag("--resume", "--pretrained", field="run.pretrained",
-          help="source checkpoint to start from (weights only, as the reference's CCSSL.py); an "
-               "interrupted adaptation run continues from its own -c folder regardless"),
-    _flag("--target-labels", field="adapt.target_labels",
-          help="labelled target training frames (few-label); 0 = unsupervised"),
-    _flag("--no-pseudo-labels", field="adapt.pseudo_labels", kind="store_false",
-          help="no pseudo-label rounds"),
+    _flag(
+        "--resume",
+        "--pretrained",
+        field="run.pretrained",
+        help="source checkpoint to start from (weights only, as the reference's CCSSL.py); an "
+        "interrupted adaptation run continues from its own -c folder regardless",
+    ),
+    _flag(
+        "--target-labels",
+        field="adapt.target_labels",
+        help="labelled target training frames (few-label); 0 = unsupervised",
+    ),
+    _flag(
+        "--no-pseudo-labels",
+        field="adapt.pseudo_labels",
+        kind="store_false",
+        help="no pseudo-label rounds",
+    ),
     _flag("--round-every", field="adapt.round_every", help="epochs per pseudo-label round"),
-    _flag("--selection", field="adapt.selection", choices=SELECTIONS,
-          help="pseudo-label selection schedule"),
+    _flag(
+        "--selection",
+        field="adapt.selection",
+        choices=SELECTIONS,
+        help="pseudo-label selection schedule",
+    ),
     _flag("--pplo-shares", field="adapt.pplo_shares", help="PPLO kept share per round"),
     _flag("--views", field="adapt.views", help="random equivariance views (0 = identity only)"),
-    _flag("--no-temporal", field="adapt.temporal", kind="store_false",
-          help="no optical-flow temporal consistency"),
-    _flag("--pseudo-workers", field="adapt.pseudo_workers",
-          help="threads for the optical-flow pass (0: inline)"),
+    _flag(
+        "--no-temporal",
+        field="adapt.temporal",
+        kind="store_false",
+        help="no optical-flow temporal consistency",
+    ),
+    _flag(
+        "--pseudo-workers",
+        field="adapt.pseudo_workers",
+        help="threads for the optical-flow pass (0: inline)",
+    ),
     _flag("--adversarial", field="adapt.adversarial", help="WS-CDA domain discriminator on"),
-    _flag("--adversary", field="adapt.adversary", choices=ADVERSARY_MODES,
-          help="min-max implementation"),
+    _flag(
+        "--adversary",
+        field="adapt.adversary",
+        choices=ADVERSARY_MODES,
+        help="min-max implementation",
+    ),
     _flag("--alpha", field="adapt.alpha", help="WS-CDA |alpha| (discrimination loss weight)"),
     _flag("--beta", field="adapt.beta", help="WS-CDA beta (pose loss weight)"),
     _flag("--w1", field="adapt.w1", help="WS-CDA human-vs-animal head weight"),

@@ -329,9 +329,13 @@ class DomainAdversary(nn.Module):
         flip: bool = False,
     ) -> DDLTerms:
         return ddl_loss(
-            logits, is_animal=is_animal, is_target=is_target, w1=self.w1,
-            species_head=self.species_head, flip_labels=flip,
-        )  # fmt: skip
+            logits,
+            is_animal=is_animal,
+            is_target=is_target,
+            w1=self.w1,
+            species_head=self.species_head,
+            flip_labels=flip,
+        )
 
     def trunk_loss(
         self,

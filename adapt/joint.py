@@ -17,12 +17,15 @@ Differences from the reference's CCSSL.py, on purpose: one forward over the conc
 (BatchNorm sees both domains at once, as DANN does) instead of two; an epoch is
 ``min(len(source), len(target))`` batches as the reference's ``zip``; the run resumes.
 """
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.domain import DomainAdversary
 from animalpose.adapt.pseudo_labels import PseudoLabelDataset, PseudoLabels, generate_pseudo_labels
@@ -40,7 +43,6 @@ from animalpose.train.checkpoint import (
 from animalpose.train.config import config_to_dict
 from animalpose.train.data import make_loader
 from animalpose.train.trainer import EpochStats, Trainer, _now, build_codec
-from tqdm import tqdm
 
 __all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_path"]
 
@@ -58,16 +60,26 @@ def round_path(out_dir: str | Path, round_index: int) -> Path:
 #: with more epochs extends a run) and display, loading and device, which do not change what is
 #: trained. Any other difference from the checkpoint's config refuses to continue: a folder holds
 #: one run.
-CONTINUE_FREE_KEYS = frozenset({
-    "optim.epochs", "run.progress", "run.device", "run.checkpoint", "run.evaluate",
-    "data.workers", "data.test_batch", "adapt.pseudo_batch", "adapt.pseudo_workers",
-})  # fmt: skip
+CONTINUE_FREE_KEYS = frozenset(
+    {
+        "optim.epochs",
+        "run.progress",
+        "run.device",
+        "run.checkpoint",
+        "run.evaluate",
+        "data.workers",
+        "data.test_batch",
+        "adapt.pseudo_batch",
+        "adapt.pseudo_workers",
+    }
+)
 
 
 def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, object]]:
     """(dotted key, saved value, current value) for every setting that differs between two
     ``config_to_dict`` dicts, except ``CONTINUE_FREE_KEYS``; a key missing on one side counts
     as None there."""
+
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in d.items():
@@ -78,8 +90,11 @@ def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, obje
         return out
 
     a, b = flat(saved), flat(current)
-    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
-            if k not in CONTINUE_FREE_KEYS and a.get(k) != b.get(k)]  # fmt: skip
+    return [
+        (k, a.get(k), b.get(k))
+        for k in sorted(set(a) | set(b))
+        if k not in CONTINUE_FREE_KEYS and a.get(k) != b.get(k)
+    ]
 
 
 class AdaptTrainer(Trainer):
@@ -90,14 +105,16 @@ class AdaptTrainer(Trainer):
         a = cfg.adapt
         kw = self.dataset_kwargs
         # Target frames trained on (strong augmentation = CC-SSL's invariance) ...
-        self.target_set = build_dataset(a.target_ssl, split="train", augment_seed=cfg.run.seed + 1,
-                                        **kw)  # fmt: skip
+        self.target_set = build_dataset(
+            a.target_ssl, split="train", augment_seed=cfg.run.seed + 1, **kw
+        )
         # ... and the same frames as plain crops, for pseudo-labelling.
         plain = "real_animal_crop" if a.target_ssl == "real_animal_crop" else "real_animal"
         self.label_set = build_dataset(plain, split="train", augment=False, **kw)
         self.labelled = first_frames(self.target_set, a.target_labels)
-        self.views = ViewSampler(num_views=a.views, scale_factor=a.view_scale,
-                                 rot_factor=a.view_rotation)  # fmt: skip
+        self.views = ViewSampler(
+            num_views=a.views, scale_factor=a.view_scale, rot_factor=a.view_rotation
+        )
         self.temporal = (
             TemporalConfig(max_move=a.flow_max_move, ratio=a.flow_ratio) if a.temporal else None
         )
@@ -105,10 +122,16 @@ class AdaptTrainer(Trainer):
         self.adversary: DomainAdversary | None = None
         if a.adversarial:
             self.adversary = DomainAdversary(
-                in_channels=cfg.model.channels, mode=a.adversary, w1=a.w1, alpha=a.alpha,
-                beta=a.beta, ramp_gamma=a.ramp_gamma, hidden=a.disc_hidden, species_head=False,
+                in_channels=cfg.model.channels,
+                mode=a.adversary,
+                w1=a.w1,
+                alpha=a.alpha,
+                beta=a.beta,
+                ramp_gamma=a.ramp_gamma,
+                hidden=a.disc_hidden,
+                species_head=False,
                 lr=a.disc_lr,
-            ).to(self.device)  # fmt: skip
+            ).to(self.device)
             if self.world_size > 1:
                 self.adversary.distribute(
                     device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -120,13 +143,15 @@ class AdaptTrainer(Trainer):
 
     # -- start / resume -----------------------------------------------------------------------
     def _start(self) -> None:
-        """Continue this run from its own checkpoint (else ``Trainer`` loaded ``run.pretrained``)."""
+        """Continue from this run's checkpoint (else ``Trainer`` loaded ``run.pretrained``)."""
         own = self.out_dir / CHECKPOINT_NAME
         if own.is_file():
             ckpt = load_checkpoint(own)
             if ADAPT_KEY not in ckpt:
-                raise DataError(f"{own}: not an adaptation checkpoint; choose another "
-                                "-c/--checkpoint folder for this run")  # fmt: skip
+                raise DataError(
+                    f"{own}: not an adaptation checkpoint; choose another "
+                    "-c/--checkpoint folder for this run"
+                )
             changed = settings_changed(ckpt.get("config") or {}, config_to_dict(self.cfg))
             if changed:
                 raise DataError(
@@ -136,14 +161,17 @@ class AdaptTrainer(Trainer):
                     + "); run it with its own settings to continue it, or choose another "
                     "-c/--checkpoint folder"
                 )
-            state = restore_training_state(ckpt, model=self.model, optimizer=self.optimizer,
-                                           scheduler=self.scheduler)  # fmt: skip
+            state = restore_training_state(
+                ckpt, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler
+            )
             self.start_epoch, self.best_acc = state.start_epoch, state.best_acc
             if self.adversary is not None and ckpt[ADAPT_KEY].get("adversary") is not None:
                 self.adversary.load_state_dict(ckpt[ADAPT_KEY]["adversary"])
             if self.is_main:
-                print(f"=> continuing {own} at epoch {self.start_epoch + 1} (best target-valid "
-                      f"PCK {100 * self.best_acc:.2f})")  # fmt: skip
+                print(
+                    f"=> continuing {own} at epoch {self.start_epoch + 1} (best target-valid "
+                    f"PCK {100 * self.best_acc:.2f})"
+                )
             self._resumed = True
             return
         self._resumed = False
@@ -174,20 +202,32 @@ class AdaptTrainer(Trainer):
             return labels
         a = self.cfg.adapt
         labels = generate_pseudo_labels(
-            self.model, self.label_set, codec=build_codec(self.cfg), normalizer=self._normalize,
-            device=self.device, views=self.views, seed=self.cfg.run.seed,
-            temporal=self.temporal, batch_size=a.pseudo_batch, workers=self.cfg.data.workers,
+            self.model,
+            self.label_set,
+            codec=build_codec(self.cfg),
+            normalizer=self._normalize,
+            device=self.device,
+            views=self.views,
+            seed=self.cfg.run.seed,
+            temporal=self.temporal,
+            batch_size=a.pseudo_batch,
+            workers=self.cfg.data.workers,
             flow_workers=a.pseudo_workers,
-            amp=self.amp, progress=self.cfg.run.progress and self.is_main,
-            round_index=round_index, epoch=epoch,
-        )  # fmt: skip
-        labels = labels.with_selection(self.schedule.keep_share(round_index=round_index,
-                                                                epoch=epoch))  # fmt: skip
+            amp=self.amp,
+            progress=self.cfg.run.progress and self.is_main,
+            round_index=round_index,
+            epoch=epoch,
+        )
+        labels = labels.with_selection(
+            self.schedule.keep_share(round_index=round_index, epoch=epoch)
+        )
         if self.is_main:
             labels.save(path)
             diag = ", ".join(f"{k} {v:.4g}" for k, v in labels.diagnostics.items())
-            print(f"=> pseudo-label round {round_index} (epoch {epoch + 1}): kept "
-                  f"{labels.keep_share:.0%} above confidence {labels.threshold:.4f}; {diag}")
+            print(
+                f"=> pseudo-label round {round_index} (epoch {epoch + 1}): kept "
+                f"{labels.keep_share:.0%} above confidence {labels.threshold:.4f}; {diag}"
+            )
             if self.writer is not None:
                 for key, value in labels.diagnostics.items():
                     if math.isfinite(float(value)):
@@ -199,13 +239,20 @@ class AdaptTrainer(Trainer):
         return labels
 
     def _target_loader(self):
-        pseudo = PseudoLabelDataset(self.target_set, self.labels) if self.labels is not None else None
+        pseudo = (
+            PseudoLabelDataset(self.target_set, self.labels) if self.labels is not None else None
+        )
         mix = TargetMix(self.target_set, pseudo=pseudo, labelled=self.labelled)
         d = self.cfg.data
         return make_loader(
-            mix, batch_size=d.train_batch, shuffle=True, workers=d.workers,
-            seed=self.cfg.run.seed + 1, device=self.device, drop_last=len(mix) > d.train_batch,
-        )  # fmt: skip
+            mix,
+            batch_size=d.train_batch,
+            shuffle=True,
+            workers=d.workers,
+            seed=self.cfg.run.seed + 1,
+            device=self.device,
+            drop_last=len(mix) > d.train_batch,
+        )
 
     # -- one epoch ----------------------------------------------------------------------------
     def joint_step(self, source: dict, target: dict, codec, progress: float) -> dict:
@@ -234,8 +281,11 @@ class AdaptTrainer(Trainer):
             if ddl is None:  # grl: the trunk's forward is the discriminator's L_DDL
                 ddl = trunk_terms
             total = total + adv_loss
-            terms.update(loss_adversarial=adv_loss.detach(), ddl=ddl.total.detach(),
-                         domain_acc=ddl.domain_acc.detach())  # fmt: skip
+            terms.update(
+                loss_adversarial=adv_loss.detach(),
+                ddl=ddl.total.detach(),
+                domain_acc=ddl.domain_acc.detach(),
+            )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -252,8 +302,10 @@ class AdaptTrainer(Trainer):
         self.net.train()
         if self.adversary is not None:
             self.adversary.train()
-        for loader, dataset in ((self.train_loader, self.train_set),
-                                (self.target_loader, self.target_loader.dataset)):  # fmt: skip
+        for loader, dataset in (
+            (self.train_loader, self.train_set),
+            (self.target_loader, self.target_loader.dataset),
+        ):
             loader.sampler.set_epoch(epoch)
             dataset.set_epoch(epoch)
         steps = min(len(self.train_loader), len(self.target_loader))
@@ -263,10 +315,12 @@ class AdaptTrainer(Trainer):
         log_every = max(1, self.cfg.run.log_every)
         batch = self.cfg.data.train_batch
         bar = tqdm(
-            total=steps * 2 * batch * self.world_size, unit="img",
-            desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}", dynamic_ncols=True,
+            total=steps * 2 * batch * self.world_size,
+            unit="img",
+            desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}",
+            dynamic_ncols=True,
             disable=not (self.cfg.run.progress and self.is_main),
-        )  # fmt: skip
+        )
         start = _now(self.device)
         images = 0
         for it, (source, target) in enumerate(zip(self.train_loader, self.target_loader)):
@@ -293,8 +347,12 @@ class AdaptTrainer(Trainer):
         bar.close()
         seconds = _now(self.device) - start
         steps = max(steps, 1)
-        return EpochStats((sums["loss"] / steps).item() if sums else 0.0,
-                          (acc_sum / steps).item(), images * self.world_size, seconds)  # fmt: skip
+        return EpochStats(
+            (sums["loss"] / steps).item() if sums else 0.0,
+            (acc_sum / steps).item(),
+            images * self.world_size,
+            seconds,
+        )
 
     # -- the run (Trainer.fit with these hooks) ---------------------------------------------
     val_label = "target valid"

@@ -9,6 +9,7 @@ training samples with the dataset's own (strong) augmentation.
 
 Keypoints are stored in frame pixels, so the labels do not depend on the crop the model saw.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,6 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Dataset, Subset
+from tqdm import tqdm
+
 from animalpose.adapt.selection import select_top_share
 from animalpose.adapt.temporal import TemporalConfig, temporal_refine
 from animalpose.adapt.views import ViewSampler, equivariant_heatmaps, view_theta
@@ -32,9 +37,6 @@ from animalpose.datasets.tigdog import RealAnimal, RealAnimalCrop
 from animalpose.evaluation.inference import crop_to_image, eval_mode
 from animalpose.evaluation.pck import PCK_ALPHA
 from animalpose.train.data import distributed_info, make_loader
-from torch import nn
-from torch.utils.data import Dataset, Subset
-from tqdm import tqdm
 
 __all__ = ["FORMAT", "PseudoLabelDataset", "PseudoLabels", "generate_pseudo_labels"]
 
@@ -53,8 +55,12 @@ _ARRAYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "selected": ("bool", ("N", "K")),
     "hits": ("int8", ("N", "K")),
 }
-_SCALARS: dict[str, str] = {"round": "int64", "epoch": "int64", "keep_share": "float64",
-                            "threshold": "float64"}  # fmt: skip
+_SCALARS: dict[str, str] = {
+    "round": "int64",
+    "epoch": "int64",
+    "keep_share": "float64",
+    "threshold": "float64",
+}
 _DIAGNOSTICS = ("diagnostic_names", "diagnostic_values")
 
 
@@ -103,8 +109,13 @@ class PseudoLabels:
         """A copy with ``selected``/``threshold``/``keep_share`` set by ``select_top_share``."""
         selected, threshold = select_top_share(self.confidence, keep_share)
         diagnostics = {**self.diagnostics, **_diagnostics(self._hits(), selected, self.substituted)}
-        return replace(self, keep_share=float(keep_share), threshold=threshold, selected=selected,
-                       diagnostics=diagnostics)  # fmt: skip
+        return replace(
+            self,
+            keep_share=float(keep_share),
+            threshold=threshold,
+            selected=selected,
+            diagnostics=diagnostics,
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one compressed ``.npz`` atomically (every entry a plain array, no pickles)."""
@@ -114,10 +125,13 @@ class PseudoLabels:
         scalars = {name: np.asarray(getattr(self, name), dtype=d) for name, d in _SCALARS.items()}
         with atomic_write(path) as f:
             np.savez_compressed(
-                f, format=np.asarray(FORMAT), **scalars, **arrays,
+                f,
+                format=np.asarray(FORMAT),
+                **scalars,
+                **arrays,
                 diagnostic_names=np.asarray(names, dtype=np.str_).reshape(len(names)),
                 diagnostic_values=np.asarray([self.diagnostics[n] for n in names], np.float64),
-            )  # fmt: skip
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PseudoLabels:
@@ -129,8 +143,9 @@ class PseudoLabels:
             with np.load(path, allow_pickle=False) as z:
                 content = {name: z[name] for name in z.files}
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-            raise DataError(f"{path}: not a readable pseudo-label .npz ({type(exc).__name__}: "
-                            f"{exc})") from exc  # fmt: skip
+            raise DataError(
+                f"{path}: not a readable pseudo-label .npz ({type(exc).__name__}: {exc})"
+            ) from exc
         return cls(**_validated(path, content))
 
 
@@ -147,8 +162,9 @@ def _validated(path: Path, content: dict) -> dict:
     for name, dtype in _SCALARS.items():
         value = content[name]
         if value.shape != () or value.dtype != np.dtype(dtype):
-            raise DataError(f"{path}: {name!r} must be a {dtype} scalar, got {value.dtype} "
-                            f"{value.shape}")  # fmt: skip
+            raise DataError(
+                f"{path}: {name!r} must be a {dtype} scalar, got {value.dtype} {value.shape}"
+            )
         out[name] = value.item()
     sizes: dict[str, int] = {"2": 2}
     if content["indices"].ndim == 1:
@@ -159,15 +175,23 @@ def _validated(path: Path, content: dict) -> dict:
         value = content[name]
         want = tuple(sizes.get(d, -1) for d in dims)
         if value.dtype != np.dtype(dtype) or value.shape != want:
-            raise DataError(f"{path}: {name!r} must be {dtype} of shape {want} ({' x '.join(dims)})"
-                            f", got {value.dtype} {value.shape}")  # fmt: skip
+            raise DataError(
+                f"{path}: {name!r} must be {dtype} of shape {want} ({' x '.join(dims)})"
+                f", got {value.dtype} {value.shape}"
+            )
         out[name] = value
     names, values = content["diagnostic_names"], content["diagnostic_values"]
-    if names.dtype.kind != "U" or names.ndim != 1 or values.dtype != np.float64 or \
-            values.shape != names.shape:  # fmt: skip
-        raise DataError(f"{path}: diagnostics must be a str array of names and a float64 array "
-                        f"of values of one length, got {names.dtype} {names.shape} and "
-                        f"{values.dtype} {values.shape}")  # fmt: skip
+    if (
+        names.dtype.kind != "U"
+        or names.ndim != 1
+        or values.dtype != np.float64
+        or values.shape != names.shape
+    ):
+        raise DataError(
+            f"{path}: diagnostics must be a str array of names and a float64 array "
+            f"of values of one length, got {names.dtype} {names.shape} and "
+            f"{values.dtype} {values.shape}"
+        )
     out["diagnostics"] = {str(n): float(v) for n, v in zip(names, values, strict=True)}
     if len(np.unique(out["indices"])) != len(out["indices"]) or (out["indices"] < 0).any():
         raise DataError(f"{path}: 'indices' must be distinct non-negative dataset indices")
@@ -223,22 +247,47 @@ def _shot_bounds(shots: np.ndarray, world: int) -> np.ndarray:
     return np.maximum.accumulate(bounds)
 
 
-def _predict(model, dataset, *, codec, normalizer, device, views, seed, round_index, lo, hi,
-             batch_size, workers, amp, progress) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _predict(
+    model,
+    dataset,
+    *,
+    codec,
+    normalizer,
+    device,
+    views,
+    seed,
+    round_index,
+    lo,
+    hi,
+    batch_size,
+    workers,
+    amp,
+    progress,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(hi - lo, K, 3) [x, y, confidence] frame-pixel labels of rows lo..hi-1 and their indices."""
     subset = Subset(dataset, range(lo, hi))
-    loader = make_loader(subset, batch_size=batch_size, shuffle=False, workers=workers, seed=seed,
-                         device=device, shard=False)  # fmt: skip
+    loader = make_loader(
+        subset,
+        batch_size=batch_size,
+        shuffle=False,
+        workers=workers,
+        seed=seed,
+        device=device,
+        shard=False,
+    )
     rows, indices = [], []
     for batch in tqdm(loader, desc="pseudo-labels", disable=not progress):  # under no_grad
         images = batch["image"].to(device, non_blocking=True)
         if (images.shape[-1], images.shape[-2]) != codec.input_size:
-            raise ValueError(f"crops are {images.shape[-1]}x{images.shape[-2]} but the codec "
-                             f"expects {codec.input_size}")  # fmt: skip
+            raise ValueError(
+                f"crops are {images.shape[-1]}x{images.shape[-2]} but the codec "
+                f"expects {codec.input_size}"
+            )
         index = batch["meta"]["index"]
         scales, degrees = _draw_views(views, seed, round_index, index.tolist())
-        theta = view_theta(scales, degrees, device=device,
-                           aspect=images.shape[-1] / images.shape[-2])  # fmt: skip
+        theta = view_theta(
+            scales, degrees, device=device, aspect=images.shape[-1] / images.shape[-2]
+        )
         heatmaps = equivariant_heatmaps(model, normalizer(images), theta, amp=amp)
         crop_xy, peak = codec.decode(heatmaps)
         frame_xy = crop_to_image(crop_xy, batch["meta"]["matrix"].to(device, non_blocking=True))
@@ -302,18 +351,29 @@ def generate_pseudo_labels(
     start = time.perf_counter()
     with eval_mode(model), torch.no_grad():
         if hi > lo:
-            rows, got = _predict(net, dataset, codec=codec, normalizer=normalizer, device=device,
-                                 views=views, seed=seed, round_index=round_index, lo=lo, hi=hi,
-                                 batch_size=batch_size, workers=workers, amp=amp,
-                                 progress=progress and rank == 0)  # fmt: skip
+            rows, got = _predict(
+                net,
+                dataset,
+                codec=codec,
+                normalizer=normalizer,
+                device=device,
+                views=views,
+                seed=seed,
+                round_index=round_index,
+                lo=lo,
+                hi=hi,
+                batch_size=batch_size,
+                workers=workers,
+                amp=amp,
+                progress=progress and rank == 0,
+            )
             if not torch.equal(got, torch.arange(lo, hi)):
                 raise RuntimeError("the loader did not yield the samples in dataset order")
         else:
             k = int(dataset.spec.num_keypoints)
             rows = torch.zeros((0, k, 3))
     if world > 1:
-        rows = _all_gather_rows(rows, np.diff(bounds).tolist(),
-                                _collective_device(device))  # fmt: skip
+        rows = _all_gather_rows(rows, np.diff(bounds).tolist(), _collective_device(device))
     predict_seconds = time.perf_counter() - start
     labels = rows.numpy()
     keypoints = np.ascontiguousarray(labels[..., :2], dtype=np.float32)
@@ -326,22 +386,42 @@ def generate_pseudo_labels(
     start = time.perf_counter()
     if temporal is not None:
         keypoints, confidence, substituted = _refine(
-            dataset, annotations, shots=shots, frames=frames, keypoints=keypoints,
-            confidence=confidence, box_sizes=box_sizes, config=temporal, device=device,
-            workers=workers if flow_workers is None else flow_workers, pool=flow_pool,
+            dataset,
+            annotations,
+            shots=shots,
+            frames=frames,
+            keypoints=keypoints,
+            confidence=confidence,
+            box_sizes=box_sizes,
+            config=temporal,
+            device=device,
+            workers=workers if flow_workers is None else flow_workers,
+            pool=flow_pool,
             progress=progress,
-        )  # fmt: skip
+        )
     flow_seconds = time.perf_counter() - start
     truth = np.stack([a[0] for a in annotations]) if n else np.zeros((0, *keypoints.shape[1:]))
     hits = _pck_hits(keypoints, truth, box_sizes)
     selected = np.zeros(confidence.shape, dtype=bool)
     return PseudoLabels(
-        round=int(round_index), epoch=int(epoch), keep_share=0.0, threshold=float("nan"),
-        indices=np.arange(n, dtype=np.int64), shots=shots, frames=frames, keypoints=keypoints,
-        confidence=confidence, substituted=substituted, selected=selected, hits=hits,
-        diagnostics={**_diagnostics(hits, selected, substituted),
-                     "predict_seconds": predict_seconds, "flow_seconds": flow_seconds},
-    )  # fmt: skip
+        round=int(round_index),
+        epoch=int(epoch),
+        keep_share=0.0,
+        threshold=float("nan"),
+        indices=np.arange(n, dtype=np.int64),
+        shots=shots,
+        frames=frames,
+        keypoints=keypoints,
+        confidence=confidence,
+        substituted=substituted,
+        selected=selected,
+        hits=hits,
+        diagnostics={
+            **_diagnostics(hits, selected, substituted),
+            "predict_seconds": predict_seconds,
+            "flow_seconds": flow_seconds,
+        },
+    )
 
 
 def _pck_hits(keypoints: np.ndarray, truth: np.ndarray, box_sizes: np.ndarray) -> np.ndarray:
@@ -360,8 +440,21 @@ def _image_matrices(dataset, annotations) -> np.ndarray | None:
     return np.stack([crop_matrix(a[1], a[2], (w, h)) for a in annotations])
 
 
-def _refine(dataset, annotations, *, shots, frames, keypoints, confidence, box_sizes, config,
-            device, workers, pool, progress):  # fmt: skip
+def _refine(
+    dataset,
+    annotations,
+    *,
+    shots,
+    frames,
+    keypoints,
+    confidence,
+    box_sizes,
+    config,
+    device,
+    workers,
+    pool,
+    progress,
+):
     """Temporal refinement; distributed: each rank a shot-aligned share, then all-gathered."""
     n = len(shots)
     rank, world = distributed_info()
@@ -369,19 +462,36 @@ def _refine(dataset, annotations, *, shots, frames, keypoints, confidence, box_s
     a, b = int(bounds[rank]), int(bounds[rank + 1])
     mats = _image_matrices(dataset, annotations)
     result = temporal_refine(
-        image_paths=[dataset.image_path(i) for i in range(a, b)], shots=shots[a:b],
-        frames=frames[a:b], keypoints=keypoints[a:b], confidence=confidence[a:b],
-        box_sizes=box_sizes[a:b], config=config, workers=workers, pool=pool,
-        progress=progress and rank == 0, image_matrices=None if mats is None else mats[a:b],
-    )  # fmt: skip
+        image_paths=[dataset.image_path(i) for i in range(a, b)],
+        shots=shots[a:b],
+        frames=frames[a:b],
+        keypoints=keypoints[a:b],
+        confidence=confidence[a:b],
+        box_sizes=box_sizes[a:b],
+        config=config,
+        workers=workers,
+        pool=pool,
+        progress=progress and rank == 0,
+        image_matrices=None if mats is None else mats[a:b],
+    )
     if world == 1:
         return result.keypoints, result.confidence, result.substituted
-    local = np.concatenate([result.keypoints, result.confidence[..., None],
-                            result.substituted[..., None].astype(np.float32)], axis=-1)
-    rows = _all_gather_rows(torch.from_numpy(local), np.diff(bounds).tolist(),
-                            _collective_device(device)).numpy()  # fmt: skip
-    return (np.ascontiguousarray(rows[..., :2]), np.ascontiguousarray(rows[..., 2]),
-            rows[..., 3] > 0.5)  # fmt: skip
+    local = np.concatenate(
+        [
+            result.keypoints,
+            result.confidence[..., None],
+            result.substituted[..., None].astype(np.float32),
+        ],
+        axis=-1,
+    )
+    rows = _all_gather_rows(
+        torch.from_numpy(local), np.diff(bounds).tolist(), _collective_device(device)
+    ).numpy()
+    return (
+        np.ascontiguousarray(rows[..., :2]),
+        np.ascontiguousarray(rows[..., 2]),
+        rows[..., 3] > 0.5,
+    )
 
 
 # --- serving -----------------------------------------------------------------------------------
@@ -407,11 +517,15 @@ class PseudoLabelDataset(Dataset):
         where = f"{base.root} ({base.animal}, split {base.split!r}, {len(base)} samples)"
         idx = np.asarray(labels.indices)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(base)):
-            raise DataError(f"{where}: pseudo-label indices span {idx.min()}..{idx.max()}, "
-                            f"outside the dataset's 0..{len(base) - 1}")  # fmt: skip
+            raise DataError(
+                f"{where}: pseudo-label indices span {idx.min()}..{idx.max()}, "
+                f"outside the dataset's 0..{len(base) - 1}"
+            )
         if labels.keypoints.shape[1:] != (base.spec.num_keypoints, 2):
-            raise DataError(f"{where}: pseudo-labels have {labels.keypoints.shape[1]} keypoints, "
-                            f"the dataset {base.spec.num_keypoints}")  # fmt: skip
+            raise DataError(
+                f"{where}: pseudo-labels have {labels.keypoints.shape[1]} keypoints, "
+                f"the dataset {base.spec.num_keypoints}"
+            )
         for i, j in enumerate(idx):
             shot, frame = base.shot_frame(int(j))
             if (shot, frame) != (int(labels.shots[i]), int(labels.frames[i])):
@@ -438,10 +552,16 @@ class PseudoLabelDataset(Dataset):
         image = read_image(path)
         _, center, size = self.base.annotation(j)
         shot, frame = self.base.shot_frame(j)
-        keypoints = np.concatenate([self.labels.keypoints[i].astype(np.float64),
-                                    self.labels.selected[i, :, None].astype(np.float64)], axis=1)
+        keypoints = np.concatenate(
+            [
+                self.labels.keypoints[i].astype(np.float64),
+                self.labels.selected[i, :, None].astype(np.float64),
+            ],
+            axis=1,
+        )
         pre = None
         if isinstance(self.base, RealAnimalCrop):  # the file is a crop of the frame
             pre = crop_matrix(center, size, (image.shape[1], image.shape[0]))
-        return self.base._sample(j, image, keypoints, center, size, shot, frame, pre_matrix=pre,
-                                 source=str(path))  # fmt: skip
+        return self.base._sample(
+            j, image, keypoints, center, size, shot, frame, pre_matrix=pre, source=str(path)
+        )

@@ -8,6 +8,7 @@ Two schedules share one rule (pool every keypoint confidence, keep those above a
 - ``"pplo"``: PPLO's progressive rounds (Cao et al. ICCV 2019; docs/wscda spec): round ``r``
   keeps ``shares[r]``, the last share repeating.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,8 +84,9 @@ class SelectionSchedule:
     def keep_share(self, *, round_index: int, epoch: int) -> float:
         """Share of labels to keep in pseudo-label round ``round_index`` generated at ``epoch``."""
         if round_index < 0 or epoch < 0:
-            raise ValueError(f"round_index and epoch must be non-negative, got {round_index}, "
-                             f"{epoch}")  # fmt: skip
+            raise ValueError(
+                f"round_index and epoch must be non-negative, got {round_index}, {epoch}"
+            )
         if self.kind == "ccssl":
             return ccssl_keep_share(epoch)
         return self.shares[min(round_index, len(self.shares) - 1)]

@@ -11,13 +11,15 @@
 ``meta["labelled"]`` says which source a sample's keypoints came from (2 annotations,
 1 pseudo-labels, 0 none).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
 from animalpose.adapt.pseudo_labels import PseudoLabelDataset
 from animalpose.datasets.base import KeypointDataset
-from torch.utils.data import Dataset
 
 __all__ = ["ANNOTATED", "NONE", "PSEUDO", "TargetMix", "first_frames"]
 
@@ -43,15 +45,20 @@ class TargetMix(Dataset):
     """
 
     def __init__(
-        self, annotated: KeypointDataset, *, pseudo: PseudoLabelDataset | None,
+        self,
+        annotated: KeypointDataset,
+        *,
+        pseudo: PseudoLabelDataset | None,
         labelled: np.ndarray,
-    ) -> None:  # fmt: skip
+    ) -> None:
         labelled = np.asarray(labelled, dtype=bool)
         if labelled.shape != (len(annotated),):
             raise ValueError(f"labelled must be ({len(annotated)},), got {labelled.shape}")
         if pseudo is not None and len(pseudo) != len(annotated):
-            raise ValueError(f"pseudo-labelled set has {len(pseudo)} samples, the target train "
-                             f"split {len(annotated)}")  # fmt: skip
+            raise ValueError(
+                f"pseudo-labelled set has {len(pseudo)} samples, the target train "
+                f"split {len(annotated)}"
+            )
         self.annotated, self.pseudo, self.labelled = annotated, pseudo, labelled
 
     def __len__(self) -> int:

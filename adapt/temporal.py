@@ -24,6 +24,7 @@ the Python share matters; each of its workers re-imports the main script (on our
 machine, ~0.7 GB and seconds per worker for a torch script), so it is only used with at least
 ``min_rows_per_worker`` frames for each worker.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -35,10 +36,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
+
 from animalpose.datasets.files import DataError
 from animalpose.datasets.geometry import apply_affine, invert_affine
 from animalpose.datasets.images import check_complete
-from tqdm import tqdm
 
 __all__ = [
     "FLOW_POOLS",
@@ -60,7 +62,6 @@ _CHUNKS_PER_WORKER = 4
 #: A spawned worker re-imports the main script (torch and all: seconds), so a process pool only
 #: pays off with this many frames per worker (~1 s of flow at 4 ms a frame).
 MIN_ROWS_PER_WORKER = 256
-
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,9 @@ class TemporalConfig:
         if self.levels < 0:
             raise ValueError(f"levels must be >= 0, got {self.levels}")
         if not self.max_move > 0 or self.crop_size <= 0:
-            raise ValueError(f"max_move and crop_size must be positive, got {self.max_move}, "
-                             f"{self.crop_size}")  # fmt: skip
+            raise ValueError(
+                f"max_move and crop_size must be positive, got {self.max_move}, {self.crop_size}"
+            )
         if not 0 < self.ratio <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {self.ratio}")
         if self.max_frame_gap < 1:
@@ -136,9 +138,14 @@ def track_points(
     if len(start) == 0:
         return np.zeros((0, 2)), np.zeros(0, dtype=bool)
     flowed, status, _ = cv2.calcOpticalFlowPyrLK(
-        prev_gray, cur_gray, start, None, winSize=(window, window), maxLevel=levels,
+        prev_gray,
+        cur_gray,
+        start,
+        None,
+        winSize=(window, window),
+        maxLevel=levels,
         criteria=LK_CRITERIA,
-    )  # fmt: skip
+    )
     flowed = flowed.reshape(-1, 2).astype(np.float64)
     ok = finite & (status.reshape(-1) == 1) & np.isfinite(flowed).all(axis=1)
     return flowed, ok
@@ -159,9 +166,13 @@ def flow_limits(box_sizes: np.ndarray, config: TemporalConfig) -> np.ndarray:
 
 
 def substitute(
-    *, keypoints: np.ndarray, confidence: np.ndarray, flowed: np.ndarray,
-    flowed_confidence: np.ndarray, ratio: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    *,
+    keypoints: np.ndarray,
+    confidence: np.ndarray,
+    flowed: np.ndarray,
+    flowed_confidence: np.ndarray,
+    ratio: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The reference's combination rule for one frame.
 
     Args:
@@ -207,16 +218,21 @@ def _refine_segment(segment: _Segment, config: TemporalConfig):
         cur_gray = read_gray(segment.paths[r])
         prev = kp[r - 1].astype(np.float64)
         start = prev if m is None else apply_affine(prev, m[r - 1])
-        flowed, ok = track_points(prev_gray, cur_gray, start, window=config.window,
-                                  levels=config.levels)  # fmt: skip
+        flowed, ok = track_points(
+            prev_gray, cur_gray, start, window=config.window, levels=config.levels
+        )
         if m is not None:
             flowed = apply_affine(flowed, invert_affine(m[r]))
         moved = np.linalg.norm(flowed - prev, axis=1)
         accepted = ok & (moved <= segment.limits[r - 1])
         flowed_conf = np.where(accepted, conf[r - 1], np.float32(0.0))
-        kp[r], conf[r], swapped[r] = substitute(keypoints=kp[r], confidence=conf[r],
-                                                flowed=flowed, flowed_confidence=flowed_conf,
-                                                ratio=config.ratio)  # fmt: skip
+        kp[r], conf[r], swapped[r] = substitute(
+            keypoints=kp[r],
+            confidence=conf[r],
+            flowed=flowed,
+            flowed_confidence=flowed_conf,
+            ratio=config.ratio,
+        )
         prev_gray = cur_gray
     return kp, conf, swapped
 
@@ -230,8 +246,11 @@ def _init_worker() -> None:
 
 
 def _process_pool(workers: int) -> Executor:
-    return ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                               mp_context=multiprocessing.get_context("spawn"))  # fmt: skip
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        initializer=_init_worker,
+        mp_context=multiprocessing.get_context("spawn"),
+    )
 
 
 def _thread_pool(workers: int) -> Executor:
@@ -306,8 +325,10 @@ def temporal_refine(
     if conf.shape != kp.shape[:2]:
         raise ValueError(f"confidence must be {kp.shape[:2]}, got {conf.shape}")
     if shots.shape != (n,) or frames.shape != (n,) or sizes.shape != (n,):
-        raise ValueError(f"shots, frames and box_sizes must be ({n},), got {shots.shape}, "
-                         f"{frames.shape}, {sizes.shape}")  # fmt: skip
+        raise ValueError(
+            f"shots, frames and box_sizes must be ({n},), got {shots.shape}, "
+            f"{frames.shape}, {sizes.shape}"
+        )
     mats = None if image_matrices is None else np.asarray(image_matrices, dtype=np.float64)
     if mats is not None and mats.shape != (n, 2, 3):
         raise ValueError(f"image_matrices must be ({n}, 2, 3), got {mats.shape}")
@@ -317,10 +338,12 @@ def temporal_refine(
     stops = np.append(starts[1:], n)
     paths = [str(p) for p in image_paths]
     segments = [
-        _Segment(int(a), paths[a:b], None if mats is None else mats[a:b], kp[a:b], conf[a:b],
-                 limits[a:b])
-        for a, b in zip(starts, stops, strict=True) if b - a > 1
-    ]  # fmt: skip
+        _Segment(
+            int(a), paths[a:b], None if mats is None else mats[a:b], kp[a:b], conf[a:b], limits[a:b]
+        )
+        for a, b in zip(starts, stops, strict=True)
+        if b - a > 1
+    ]
     out_kp, out_conf = kp.copy(), conf.copy()
     swapped = np.zeros(conf.shape, dtype=bool)
     if pool not in FLOW_POOLS:

@@ -20,6 +20,7 @@ has the same normalised coordinates in the input and in its heatmap, so one thet
 
 All tensor work stays on the device of its inputs; nothing syncs with the host.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,10 +76,14 @@ class ViewSampler:
         sf, rf = self.scale_factor, self.rot_factor
         scales = np.ones((self.num_views + 1, batch), dtype=np.float64)
         degrees = np.zeros((self.num_views + 1, batch), dtype=np.float64)
-        scales[1:] = np.clip(1.0 + sf * rng.standard_normal((self.num_views, batch)),
-                             1.0 - sf, 1.0 + sf)  # fmt: skip
-        degrees[1:] = np.clip(rf * rng.standard_normal((self.num_views, batch)),
-                              -VIEW_ROTATION_CLIP * rf, VIEW_ROTATION_CLIP * rf)  # fmt: skip
+        scales[1:] = np.clip(
+            1.0 + sf * rng.standard_normal((self.num_views, batch)), 1.0 - sf, 1.0 + sf
+        )
+        degrees[1:] = np.clip(
+            rf * rng.standard_normal((self.num_views, batch)),
+            -VIEW_ROTATION_CLIP * rf,
+            VIEW_ROTATION_CLIP * rf,
+        )
         return scales, degrees
 
 
@@ -99,14 +104,18 @@ def view_theta(
     s = _to_device(torch.as_tensor(scales, dtype=torch.float64), device)
     t = torch.deg2rad(_to_device(torch.as_tensor(degrees, dtype=torch.float64), device))
     if s.shape != t.shape or s.dim() != 2:
-        raise ValueError(f"scales and degrees must both be (V+1, B), got {tuple(s.shape)} and "
-                         f"{tuple(t.shape)}")  # fmt: skip
+        raise ValueError(
+            f"scales and degrees must both be (V+1, B), got {tuple(s.shape)} and {tuple(t.shape)}"
+        )
     c, n = torch.cos(t), torch.sin(t)
     zero = torch.zeros_like(s)
-    theta = torch.stack([
-        torch.stack([s * c, -s * n / aspect, zero], dim=-1),
-        torch.stack([s * n * aspect, s * c, zero], dim=-1),
-    ], dim=-2)  # fmt: skip
+    theta = torch.stack(
+        [
+            torch.stack([s * c, -s * n / aspect, zero], dim=-1),
+            torch.stack([s * n * aspect, s * c, zero], dim=-1),
+        ],
+        dim=-2,
+    )
     return theta.to(dtype=torch.float32)
 
 
@@ -126,10 +135,13 @@ def invert_theta(theta: torch.Tensor) -> torch.Tensor:
     c, d, ty = theta[..., 1, 0], theta[..., 1, 1], theta[..., 1, 2]
     det = a * d - b * c
     ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
-    return torch.stack([
-        torch.stack([ia, ib, -(ia * tx + ib * ty)], dim=-1),
-        torch.stack([ic, id_, -(ic * tx + id_ * ty)], dim=-1),
-    ], dim=-2)  # fmt: skip
+    return torch.stack(
+        [
+            torch.stack([ia, ib, -(ia * tx + ib * ty)], dim=-1),
+            torch.stack([ic, id_, -(ic * tx + id_ * ty)], dim=-1),
+        ],
+        dim=-2,
+    )
 
 
 def _grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -161,8 +173,10 @@ def warp_views(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """
     views, batch = theta.shape[:2]
     if images.dim() != 4 or images.shape[0] != batch:
-        raise ValueError(f"images must be (B, C, H, W) with B = {batch} (theta "
-                         f"{tuple(theta.shape)}), got {tuple(images.shape)}")  # fmt: skip
+        raise ValueError(
+            f"images must be (B, C, H, W) with B = {batch} (theta "
+            f"{tuple(theta.shape)}), got {tuple(images.shape)}"
+        )
     stacked = images.unsqueeze(0).expand(views, *images.shape).reshape(-1, *images.shape[1:])
     return _sample(stacked, theta.reshape(-1, 2, 3))
 
@@ -174,8 +188,10 @@ def unwarp_heatmaps(heatmaps: torch.Tensor, theta: torch.Tensor) -> torch.Tensor
     """
     views, batch = theta.shape[:2]
     if heatmaps.dim() != 4 or heatmaps.shape[0] != views * batch:
-        raise ValueError(f"heatmaps must be ((V+1) * B, K, h, w) with (V+1) * B = "
-                         f"{views * batch}, got {tuple(heatmaps.shape)}")  # fmt: skip
+        raise ValueError(
+            f"heatmaps must be ((V+1) * B, K, h, w) with (V+1) * B = "
+            f"{views * batch}, got {tuple(heatmaps.shape)}"
+        )
     back = _sample(heatmaps, invert_theta(theta.reshape(-1, 2, 3)))
     return back.reshape(views, batch, *heatmaps.shape[1:])
 
@@ -203,4 +219,3 @@ def equivariant_heatmaps(
         last = out[-1] if isinstance(out, (list, tuple)) else out
         back = unwarp_heatmaps(last.float(), theta.to(x.device))
         return back.mean(dim=0)
-

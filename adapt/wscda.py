@@ -2,6 +2,7 @@
 
 See ``python adapt/wscda.py --help`` and docs/adaptation.md.
 """
+
 import sys
 
 from animalpose.adapt.cli import wscda_main

@@ -10,6 +10,7 @@ selected on the target valid split (and last-epoch numbers), both metric variant
 ``adaptation.md``, ``adaptation.json`` and ``adaptation.png``. Protocol: docs/adaptation.md
 (``animalpose.adapt.compare``). ``--methods`` may add ``wscda_pplo`` (WS-CDA + PPLO).
 """
+
 import sys
 
 from animalpose.adapt.compare import ADAPTATION_METHODS, main

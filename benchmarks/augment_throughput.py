@@ -5,6 +5,7 @@
 OpenCV runs single-threaded by default (``--threads 1``), so the figures are per core, as in a
 DataLoader worker.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,14 @@ def throughput(aug, frames: list[np.ndarray], n: int, seed: int) -> float:
     """Crops per second over ``n`` calls (after one warm-up call)."""
     rng = np.random.default_rng(seed)
     w, h = FRAME
-    kps = [np.c_[rng.uniform(0.3 * w, 0.7 * w, (18, 1)), rng.uniform(0.3 * h, 0.7 * h, (18, 1)),
-                 np.ones((18, 1))] for _ in frames]  # fmt: skip
+    kps = [
+        np.c_[
+            rng.uniform(0.3 * w, 0.7 * w, (18, 1)),
+            rng.uniform(0.3 * h, 0.7 * h, (18, 1)),
+            np.ones((18, 1)),
+        ]
+        for _ in frames
+    ]
     center, size = np.array([w / 2, h / 2]), 0.6 * h
     aug(frames[0], kps[0], center, size, rng)
     start = time.perf_counter()
@@ -57,8 +64,10 @@ def main() -> None:
     cv2.setNumThreads(args.threads)
     rng = np.random.default_rng(args.seed)
     frames = [rng.integers(0, 256, (FRAME[1], FRAME[0], 3), dtype=np.uint8) for _ in range(8)]
-    print(f"{FRAME[0]}x{FRAME[1]} -> {args.output_size}x{args.output_size}, n = {args.n}, "
-          f"OpenCV threads = {args.threads}")
+    print(
+        f"{FRAME[0]}x{FRAME[1]} -> {args.output_size}x{args.output_size}, n = {args.n}, "
+        f"OpenCV threads = {args.threads}"
+    )
     for name, aug in augmenters(args.output_size).items():
         rate = throughput(aug, frames, args.n, args.seed)
         print(f"{name:>18}: {rate:8.1f} crops/s  ({1e3 / rate:6.2f} ms/crop)")

@@ -8,6 +8,7 @@
 The protocol and outputs are those of ``animalpose.adapt.compare`` (docs/adaptation.md) with
 the methods ``source`` and ``oracle``; ``benchmarks/adaptation.py`` adds the adaptation methods.
 """
+
 import sys
 
 from animalpose.adapt.compare import GAP_METHODS

@@ -12,6 +12,7 @@ hourglass of ``--stacks`` / ``--channels``. ``generate_pseudo_labels`` runs ``--
 image (loader, views, forward, decode, all-gather), flow ms per image, the peak resident memory
 of this process and of its largest child process (loader / flow workers), and peak GPU memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from animalpose.adapt.pseudo_labels import generate_pseudo_labels
 from animalpose.adapt.temporal import FLOW_POOLS, TemporalConfig
 from animalpose.adapt.views import ViewSampler
@@ -88,18 +90,36 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(args.image_path) if args.image_path else Path(tmp)
         if args.image_path is None:
             start = time.perf_counter()
-            make_tigdog_fixture(root, animal=args.animal, num_shots=args.shots,
-                                frames_per_shot=args.frames_per_shot, seed=0,
-                                frame_size=tuple(args.frame_size))  # fmt: skip
+            make_tigdog_fixture(
+                root,
+                animal=args.animal,
+                num_shots=args.shots,
+                frames_per_shot=args.frames_per_shot,
+                seed=0,
+                frame_size=tuple(args.frame_size),
+            )
             w, h = args.frame_size
-            print(f"fixture: {args.shots} shots x {args.frames_per_shot} frames of {w}x{h} in "
-                  f"{time.perf_counter() - start:.1f} s")
-        dataset = RealAnimal(root=root, animal=args.animal, split=args.split,
-                             augmenter=CenterCrop(args.inp_res), spec=ANIMAL18, seed=0,
-                             limit=args.limit)  # fmt: skip
+            print(
+                f"fixture: {args.shots} shots x {args.frames_per_shot} frames of {w}x{h} in "
+                f"{time.perf_counter() - start:.1f} s"
+            )
+        dataset = RealAnimal(
+            root=root,
+            animal=args.animal,
+            split=args.split,
+            augmenter=CenterCrop(args.inp_res),
+            spec=ANIMAL18,
+            seed=0,
+            limit=args.limit,
+        )
         torch.manual_seed(args.seed)
-        model = build_model("hg", num_stacks=args.stacks, num_blocks=args.blocks,
-                            num_keypoints=ANIMAL18.num_keypoints, channels=args.channels)
+        model = build_model(
+            "hg",
+            num_stacks=args.stacks,
+            num_blocks=args.blocks,
+            num_keypoints=ANIMAL18.num_keypoints,
+            channels=args.channels,
+        )
         if args.checkpoint:
             load_model_weights(model, args.checkpoint)
         model.to(device)
@@ -107,30 +127,46 @@ def main(argv: list[str] | None = None) -> int:
         normalizer = Normalizer(mean, std, legacy=args.legacy_input)
         codec = MSRAHeatmap((args.inp_res, args.inp_res), (args.out_res, args.out_res))
         temporal = None if args.no_flow else TemporalConfig()
-        print(f"{len(dataset)} images, {args.inp_res} px crops, hg {args.stacks}x{args.channels}, "
-              f"{args.views} + 1 views, batch {args.batch}, device {device}, amp {args.amp}, "
-              f"workers {args.workers}, flow {args.flow_pool}s "
-              f"{args.workers if args.flow_workers is None else args.flow_workers}")
+        print(
+            f"{len(dataset)} images, {args.inp_res} px crops, hg {args.stacks}x{args.channels}, "
+            f"{args.views} + 1 views, batch {args.batch}, device {device}, amp {args.amp}, "
+            f"workers {args.workers}, flow {args.flow_pool}s "
+            f"{args.workers if args.flow_workers is None else args.flow_workers}"
+        )
         for run in range(args.repeat):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             start = time.perf_counter()
             labels = generate_pseudo_labels(
-                model, dataset, codec=codec, normalizer=normalizer, device=device,
-                views=ViewSampler(num_views=args.views), seed=args.seed, temporal=temporal,
-                batch_size=args.batch, workers=args.workers, amp=args.amp, progress=False,
-                flow_workers=args.flow_workers, flow_pool=args.flow_pool,
-            )  # fmt: skip
+                model,
+                dataset,
+                codec=codec,
+                normalizer=normalizer,
+                device=device,
+                views=ViewSampler(num_views=args.views),
+                seed=args.seed,
+                temporal=temporal,
+                batch_size=args.batch,
+                workers=args.workers,
+                amp=args.amp,
+                progress=False,
+                flow_workers=args.flow_workers,
+                flow_pool=args.flow_pool,
+            )
             total = time.perf_counter() - start
             n = len(labels)
             d = labels.diagnostics
-            print(f"run {run + 1}/{args.repeat}: predict {1e3 * d['predict_seconds'] / n:7.2f} "
-                  f"ms/img, flow {1e3 * d['flow_seconds'] / n:6.2f} ms/img, total "
-                  f"{1e3 * total / n:7.2f} ms/img ({total:.1f} s), substituted "
-                  f"{int(d['substituted'])} of {labels.confidence.size}")
+            print(
+                f"run {run + 1}/{args.repeat}: predict {1e3 * d['predict_seconds'] / n:7.2f} "
+                f"ms/img, flow {1e3 * d['flow_seconds'] / n:6.2f} ms/img, total "
+                f"{1e3 * total / n:7.2f} ms/img ({total:.1f} s), substituted "
+                f"{int(d['substituted'])} of {labels.confidence.size}"
+            )
         own, child = peak_rss_mib()
-        print(f"peak host RSS: main process {own:.0f} MiB, largest finished child process "
-              f"{child:.0f} MiB (before the runs: {children_before:.0f} MiB)")
+        print(
+            f"peak host RSS: main process {own:.0f} MiB, largest finished child process "
+            f"{child:.0f} MiB (before the runs: {children_before:.0f} MiB)"
+        )
         if device.type == "cuda":
             print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
     return 0

@@ -8,6 +8,7 @@ loader. Both run the same training step (normalise, encode heatmaps, forward, lo
 step). Also prints evaluation img/s, peak host RAM over all processes (main + workers) and peak
 GPU memory. Data is generated in the reference's synthetic layout if the folder lacks it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -125,8 +126,12 @@ def end_to_end(trainer: Trainer, *, iters: int, warmup: int, train_step: bool = 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", default="animal_data/bench", help="synthetic layout (generated if absent)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data-root", default="animal_data/bench", help="synthetic layout (generated if absent)"
+    )
     p.add_argument("--num-images", type=int, default=600)
     p.add_argument("--device", default="auto")
     p.add_argument("--stacks", type=int, default=4)
@@ -146,15 +151,27 @@ def main() -> None:
     if not any(root.glob("synthetic_animal/*/*img.png")):
         print(f"generating {args.num_images} synthetic-layout images (640x480) in {root} ...")
         make_synthetic_fixture(root, animal="horse", num_images=args.num_images, seed=0)
-    cfg = apply_overrides(Config(), [
-        "data.dataset=synthetic_animal_sp", f"data.image_path={root}", "data.animal=horse",
-        f"data.inp_res={args.inp_res}", f"data.out_res={args.inp_res // 4}",
-        f"data.train_batch={args.batch}", f"data.test_batch={args.batch}",
-        f"data.workers={args.workers}", f"data.augment_backend={args.backend}",
-        f"model.stacks={args.stacks}", f"model.channels={args.channels}",
-        f"run.device={args.device}", f"run.amp={str(not args.no_amp).lower()}",
-        f"run.compile={str(args.compile).lower()}", "run.progress=false", "run.checkpoint=/tmp/bench",
-    ])  # fmt: skip
+    cfg = apply_overrides(
+        Config(),
+        [
+            "data.dataset=synthetic_animal_sp",
+            f"data.image_path={root}",
+            "data.animal=horse",
+            f"data.inp_res={args.inp_res}",
+            f"data.out_res={args.inp_res // 4}",
+            f"data.train_batch={args.batch}",
+            f"data.test_batch={args.batch}",
+            f"data.workers={args.workers}",
+            f"data.augment_backend={args.backend}",
+            f"model.stacks={args.stacks}",
+            f"model.channels={args.channels}",
+            f"run.device={args.device}",
+            f"run.amp={str(not args.no_amp).lower()}",
+            f"run.compile={str(args.compile).lower()}",
+            "run.progress=false",
+            "run.checkpoint=/tmp/bench",
+        ],
+    )
     with HostMemory() as mem:
         trainer = Trainer(cfg)
         dev = trainer.device
@@ -167,15 +184,24 @@ def main() -> None:
         val = trainer.validate()
         eval_rate = len(val.preds) / (time.perf_counter() - t0)
     figures = {
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "device": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu x{torch.get_num_threads()}",
         "model": f"hg stacks={args.stacks} channels={args.channels} input={args.inp_res}",
-        "batch": args.batch, "workers": args.workers, "augment_backend": args.backend,
-        "amp_bf16": trainer.amp, "model_only_img_s": round(mo, 1), "end_to_end_img_s": round(e2e, 1),
+        "batch": args.batch,
+        "workers": args.workers,
+        "augment_backend": args.backend,
+        "amp_bf16": trainer.amp,
+        "model_only_img_s": round(mo, 1),
+        "end_to_end_img_s": round(e2e, 1),
         "end_to_end_fraction": round(e2e / mo, 3),
-        "loader_only_img_s": round(loader_only, 1), "eval_img_s_incl_loader_start": round(eval_rate, 1),
+        "loader_only_img_s": round(loader_only, 1),
+        "eval_img_s_incl_loader_start": round(eval_rate, 1),
         "peak_host_pss_gb_all_processes": round(mem.peak / 2**30, 2),
-        "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2) if dev.type == "cuda" else None,
-    }  # fmt: skip
+        "peak_gpu_mem_gb": round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+        if dev.type == "cuda"
+        else None,
+    }
     for k, v in figures.items():
         print(f"{k:>34}: {v}")
     if args.json:

@@ -58,12 +58,13 @@ per-channel gain U(0.8, 1.2) clipped at 255; one warp. The reference multiplies 
 cropping and mirrors the frame before rotating; we apply the gain to the crop and mirror the
 rotated crop (the same distribution: the rotation angle is symmetric about 0).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 import cv2
 import numpy as np
@@ -73,16 +74,34 @@ from animalpose.datasets.geometry import apply_affine, crop_matrix
 from animalpose.datasets.transforms import CenterCrop, CropResult, mark_outside, warp_crop
 
 __all__ = [
-    "AffineStep", "NoiseStep", "BlurStep", "ContrastStep", "StrongParams", "ClassicParams",
-    "STRONG_PROBABILITIES", "draw_strong_params", "draw_classic_params", "affine_step_matrix",
-    "StrongAugment", "ClassicAugment", "AUGMENTERS", "BACKENDS", "build_augmenter",
-]  # fmt: skip
+    "AffineStep",
+    "NoiseStep",
+    "BlurStep",
+    "ContrastStep",
+    "StrongParams",
+    "ClassicParams",
+    "STRONG_PROBABILITIES",
+    "draw_strong_params",
+    "draw_classic_params",
+    "affine_step_matrix",
+    "StrongAugment",
+    "ClassicAugment",
+    "AUGMENTERS",
+    "BACKENDS",
+    "build_augmenter",
+]
 
 # --- the reference's _sp constants (synthetic_animal_sp.py, real_animal_sp.py) -----------------
 #: Probability of each step (``iaa.Sometimes(0.5, ...)``) and of the flip (``random() <= 0.5``).
-STRONG_PROBABILITIES: Mapping[str, float] = MappingProxyType({
-    "affine": 0.5, "noise": 0.5, "blur": 0.5, "contrast": 0.5, "flip": 0.5,
-})  # fmt: skip
+STRONG_PROBABILITIES: Mapping[str, float] = MappingProxyType(
+    {
+        "affine": 0.5,
+        "noise": 0.5,
+        "blur": 0.5,
+        "contrast": 0.5,
+        "flip": 0.5,
+    }
+)
 SCALE_RANGE = (0.5, 1.5)  # Affine scale, per axis independently
 TRANSLATE_FRACTION = 0.05  # Affine translate_percent +-5 % of the frame width / height
 ROTATE_DEGREES = 30.0  # Affine rotate=(-30, 30)
@@ -99,8 +118,9 @@ CONTRAST_CENTER = 127  # imgaug's LinearContrast centre for uint8: 127 + alpha (
 #: uint8 pixel saturates beyond that). Each integer noise value gets its exact probability to
 #: within 1 / NOISE_LEVELS.
 NOISE_LEVELS = 2**16
-NOISE_TABLE = np.clip(np.rint(NOISE_STD * ndtri((np.arange(NOISE_LEVELS) + 0.5) / NOISE_LEVELS)),
-                      -255, 255).astype(np.int16)
+NOISE_TABLE = np.clip(
+    np.rint(NOISE_STD * ndtri((np.arange(NOISE_LEVELS) + 0.5) / NOISE_LEVELS)), -255, 255
+).astype(np.int16)
 NOISE_TABLE.flags.writeable = False
 #: imgaug ``order`` -> OpenCV interpolation (the affine's ``order=[0, 1]``).
 INTERPOLATIONS = {0: cv2.INTER_NEAREST, 1: cv2.INTER_LINEAR}
@@ -197,12 +217,18 @@ def draw_strong_params(
     contrast_per_channel = bool(rng.random() < CONTRAST_PER_CHANNEL)
     alphas = rng.uniform(*CONTRAST_RANGE, size=3 if contrast_per_channel else 1)
     candidates = (
-        AffineStep((float(sx), float(sy)), (float(tx), float(ty)), float(rotate), float(shear),
-                   interp, (int(fill[0]), int(fill[1]), int(fill[2]))),
+        AffineStep(
+            (float(sx), float(sy)),
+            (float(tx), float(ty)),
+            float(rotate),
+            float(shear),
+            interp,
+            (int(fill[0]), int(fill[1]), int(fill[2])),
+        ),
         NoiseStep(noise_per_channel, noise_seed),
         BlurStep(float(sigma)),
         ContrastStep(tuple(float(a) for a in alphas)),
-    )  # fmt: skip
+    )
     steps = tuple(candidates[i] for i in order if fires[i])
     return StrongParams(steps=steps, flip=bool(fires[4]))
 
@@ -242,8 +268,12 @@ def _inside_frame(xy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
 
 
 def _finish_keypoints(
-    crop_xy: np.ndarray, keypoints: np.ndarray, keep: np.ndarray, flip: bool,
-    flip_index: np.ndarray, output_size: int,
+    crop_xy: np.ndarray,
+    keypoints: np.ndarray,
+    keep: np.ndarray,
+    flip: bool,
+    flip_index: np.ndarray,
+    output_size: int,
 ) -> np.ndarray:
     """Crop-pixel keypoints (K, 3): drop ``~keep``, swap channels on a flip, zero off-crop ones."""
     visible = np.where(keep, keypoints[:, 2], 0.0)
@@ -289,8 +319,9 @@ def _add_noise(image: np.ndarray, step: NoiseStep) -> np.ndarray:
 
 def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     k = _blur_kernel_size(sigma)
-    return cv2.GaussianBlur(image, (k, k), sigmaX=sigma, sigmaY=sigma,
-                            borderType=cv2.BORDER_REFLECT_101)
+    return cv2.GaussianBlur(
+        image, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101
+    )
 
 
 def _covers(matrix: np.ndarray, frame_size: tuple[int, int], output_size: int) -> bool:
@@ -344,8 +375,9 @@ def _apply_fused(image, keypoints, center, size, params, output_size, flip_index
         out[~in_frame] = 0  # the reference pads the crop with black after all steps
     keep = _inside_frame(keypoints[:, :2], (w, h))
     keep &= _inside_frame(apply_affine(keypoints[:, :2], a3[:2]), (w, h))
-    kp = _finish_keypoints(apply_affine(keypoints[:, :2], m[:2]), keypoints, keep, params.flip,
-                           flip_index, s)
+    kp = _finish_keypoints(
+        apply_affine(keypoints[:, :2], m[:2]), keypoints, keep, params.flip, flip_index, s
+    )
     return CropResult(out, kp, m[:2].copy(), params.flip)
 
 
@@ -358,16 +390,21 @@ def _imgaug_step(step: Step):
         return iaa.Affine(
             scale={"x": step.scale[0], "y": step.scale[1]},
             translate_percent={"x": step.translate[0], "y": step.translate[1]},
-            rotate=step.rotate, shear={"x": step.shear, "y": 0.0}, order=step.order,
-            cval=iap.DeterministicList(list(step.fill)), mode="constant",
-        )  # fmt: skip
+            rotate=step.rotate,
+            shear={"x": step.shear, "y": 0.0},
+            order=step.order,
+            cval=iap.DeterministicList(list(step.fill)),
+            mode="constant",
+        )
     if isinstance(step, NoiseStep):
-        return iaa.AdditiveGaussianNoise(scale=NOISE_STD, per_channel=step.per_channel,
-                                         seed=step.seed)
+        return iaa.AdditiveGaussianNoise(
+            scale=NOISE_STD, per_channel=step.per_channel, seed=step.seed
+        )
     if isinstance(step, BlurStep):
         return iaa.GaussianBlur(sigma=step.sigma)
-    return iaa.LinearContrast(alpha=iap.DeterministicList(list(step.alphas)),
-                              per_channel=len(step.alphas) > 1)
+    return iaa.LinearContrast(
+        alpha=iap.DeterministicList(list(step.alphas)), per_channel=len(step.alphas) > 1
+    )
 
 
 def _apply_imgaug(image, keypoints, center, size, params, output_size, flip_index) -> CropResult:
@@ -389,8 +426,9 @@ def _apply_imgaug(image, keypoints, center, size, params, output_size, flip_inde
     out = warp_crop(img, crop, (s, s))
     flipped_xy = kps.to_xy_array().astype(np.float64) - IMGAUG_PIXEL_OFFSET
     keep = _inside_frame(keypoints[:, :2], (w, h)) & _inside_frame(after_affine, (w, h))
-    kp = _finish_keypoints(apply_affine(flipped_xy, crop), keypoints, keep, params.flip,
-                           flip_index, s)
+    kp = _finish_keypoints(
+        apply_affine(flipped_xy, crop), keypoints, keep, params.flip, flip_index, s
+    )
     aff = params.affine
     a3 = affine_step_matrix(aff, (w, h)) if aff is not None else np.eye(3)
     m = crop_matrix(center, size, (s, s), flip=params.flip) @ a3
@@ -412,9 +450,13 @@ class StrongAugment:
     """
 
     def __init__(
-        self, *, output_size: int, flip_index, backend: str = "fused",
+        self,
+        *,
+        output_size: int,
+        flip_index,
+        backend: str = "fused",
         probabilities: Mapping[str, float] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if backend not in BACKENDS:
             raise KeyError(f"unknown augment backend {backend!r}; valid: {list(BACKENDS)}")
         self.output_size = int(output_size)
@@ -433,8 +475,15 @@ class StrongAugment:
         kp = _check_inputs(image, keypoints)
         if len(kp) != len(self.flip_index):
             raise ValueError(f"{len(kp)} keypoints but a flip_index of {len(self.flip_index)}")
-        return BACKENDS[self.backend](image, kp, np.asarray(center, dtype=np.float64),
-                                      float(size), params, self.output_size, self.flip_index)
+        return BACKENDS[self.backend](
+            image,
+            kp,
+            np.asarray(center, dtype=np.float64),
+            float(size),
+            params,
+            self.output_size,
+            self.flip_index,
+        )
 
 
 @dataclass(frozen=True)
@@ -451,8 +500,9 @@ class ClassicParams:
 def draw_classic_params(
     rng: np.random.Generator, scale_factor: float, rot_factor: float
 ) -> ClassicParams:
-    scale = float(np.clip(1.0 + scale_factor * rng.standard_normal(), 1 - scale_factor,
-                          1 + scale_factor))
+    scale = float(
+        np.clip(1.0 + scale_factor * rng.standard_normal(), 1 - scale_factor, 1 + scale_factor)
+    )
     rotation = float(np.clip(rot_factor * rng.standard_normal(), -2 * rot_factor, 2 * rot_factor))
     if not rng.random() < CLASSIC_ROTATION_PROBABILITY:
         rotation = 0.0
@@ -482,21 +532,29 @@ class ClassicAugment:
     def __call__(
         self, image, keypoints, center, size: float, rng: np.random.Generator
     ) -> CropResult:
-        return self.apply(image, keypoints, center, size,
-                          draw_classic_params(rng, self.scale_factor, self.rot_factor))
+        return self.apply(
+            image,
+            keypoints,
+            center,
+            size,
+            draw_classic_params(rng, self.scale_factor, self.rot_factor),
+        )
 
     def apply(self, image, keypoints, center, size: float, params: ClassicParams) -> CropResult:
         kp = _check_inputs(image, keypoints)
         s = self.output_size
-        m = crop_matrix(center, float(size) * params.scale, (s, s), rotation=params.rotation,
-                        flip=params.flip)
+        m = crop_matrix(
+            center, float(size) * params.scale, (s, s), rotation=params.rotation, flip=params.flip
+        )
         out = warp_crop(image, m, (s, s))
         v = np.arange(256, dtype=np.float64)
-        out = _lut_per_channel(out, [np.clip(np.rint(v * g), 0, 255).astype(np.uint8)
-                                     for g in params.gains])
+        out = _lut_per_channel(
+            out, [np.clip(np.rint(v * g), 0, 255).astype(np.uint8) for g in params.gains]
+        )
         keep = _inside_frame(kp[:, :2], (image.shape[1], image.shape[0]))
-        kp = _finish_keypoints(apply_affine(kp[:, :2], m), kp, keep, params.flip,
-                               self.flip_index, s)
+        kp = _finish_keypoints(
+            apply_affine(kp[:, :2], m), kp, keep, params.flip, self.flip_index, s
+        )
         return CropResult(out, kp, m, params.flip)
 
 
@@ -511,12 +569,22 @@ _OPTIONS = {
 
 
 def build_augmenter(
-    name: str, *, output_size: int, flip_index, scale_factor: float = 0.25,
-    rot_factor: float = 30.0, backend: str = "fused",
-):  # fmt: skip
+    name: str,
+    *,
+    output_size: int,
+    flip_index,
+    scale_factor: float = 0.25,
+    rot_factor: float = 30.0,
+    backend: str = "fused",
+):
     """The augmenter called ``name`` (a key of ``AUGMENTERS``) built from the shared options."""
     if name not in AUGMENTERS:
         raise KeyError(f"unknown augmenter {name!r}; valid: {list(AUGMENTERS)}")
-    options = {"output_size": output_size, "flip_index": flip_index, "scale_factor": scale_factor,
-               "rot_factor": rot_factor, "backend": backend}  # fmt: skip
+    options = {
+        "output_size": output_size,
+        "flip_index": flip_index,
+        "scale_factor": scale_factor,
+        "rot_factor": rot_factor,
+        "backend": backend,
+    }
     return AUGMENTERS[name](**{k: options[k] for k in _OPTIONS[name]})

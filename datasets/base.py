@@ -6,17 +6,19 @@ sample is the same whichever DataLoader worker builds it, and ``set_epoch`` chan
 lives in a shared-memory tensor so that persistent workers see ``set_epoch`` calls made in the
 main process.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
 from animalpose.datasets.files import DataError
 from animalpose.datasets.geometry import apply_affine
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms import CropResult
-from torch.utils.data import Dataset
 
 __all__ = ["EVAL_SPLITS", "SPLITS", "TEST_SPLIT", "Augmenter", "KeypointDataset", "compose_affine"]
 

@@ -28,6 +28,7 @@ A spec pins the generator version: when the generator's output changes
 version must be added. ``--renderer flat`` (machines without OpenGL) writes the same layout
 with the cartoon renderer: ``benchmark.json`` then says ``"official": false``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from animalpose.datasets.dog_scene import BREEDS
 from animalpose.datasets.files import DataError, atomic_write
-from animalpose.datasets.ground_cover import COVERS
 from animalpose.datasets.gen_layouts import GENERATOR_VERSION, MANIFEST_NAME, TigDogLayout
 from animalpose.datasets.generate import (
     RENDERERS,
@@ -49,6 +50,7 @@ from animalpose.datasets.generate import (
     GeneratorSettings,
     generate,
 )
+from animalpose.datasets.ground_cover import COVERS
 from animalpose.datasets.splits import (
     SPLIT_NAMES,
     VIDEO_MEAN_NAME,
@@ -83,8 +85,11 @@ BENCHMARK_FORMAT = 1
 #: Target splits, in the order of ``BenchmarkSpec.split_fractions``.
 BENCHMARK_SPLITS = ("train", "valid", "test")
 #: Split file of each target split (the reference's pair plus our test file).
-SPLIT_FILES = {"train": VIDEO_SPLIT_NAMES[0], "valid": VIDEO_SPLIT_NAMES[1],
-               "test": VIDEO_TEST_NAME}  # fmt: skip
+SPLIT_FILES = {
+    "train": VIDEO_SPLIT_NAMES[0],
+    "valid": VIDEO_SPLIT_NAMES[1],
+    "test": VIDEO_TEST_NAME,
+}
 
 
 @dataclass(frozen=True)
@@ -126,21 +131,27 @@ class BenchmarkSpec:
 
     def __post_init__(self) -> None:
         if self.renderer not in RENDERERS:
-            raise ValueError(f"{self.name}: unknown renderer {self.renderer!r}; known: "
-                             f"{sorted(RENDERERS)}")  # fmt: skip
+            raise ValueError(
+                f"{self.name}: unknown renderer {self.renderer!r}; known: {sorted(RENDERERS)}"
+            )
         if min(self.source_images, self.target_shots, self.frames_per_shot) < 1:
-            raise ValueError(f"{self.name}: source_images, target_shots and frames_per_shot must "
-                             "be positive")  # fmt: skip
+            raise ValueError(
+                f"{self.name}: source_images, target_shots and frames_per_shot must be positive"
+            )
         fractions = self.split_fractions
         if len(fractions) != 3 or min(fractions) <= 0 or not math.isclose(sum(fractions), 1.0):
-            raise ValueError(f"{self.name}: split_fractions (train, valid, test) must be 3 "
-                             f"positive shares summing to 1, got {fractions}")  # fmt: skip
+            raise ValueError(
+                f"{self.name}: split_fractions (train, valid, test) must be 3 "
+                f"positive shares summing to 1, got {fractions}"
+            )
         if self.target_breed not in BREEDS:
-            raise ValueError(f"{self.name}: unknown target_breed {self.target_breed!r}; known: "
-                             f"{sorted(BREEDS)}")  # fmt: skip
+            raise ValueError(
+                f"{self.name}: unknown target_breed {self.target_breed!r}; known: {sorted(BREEDS)}"
+            )
         if self.target_cover not in COVERS:
-            raise ValueError(f"{self.name}: unknown target_cover {self.target_cover!r}; known: "
-                             f"{sorted(COVERS)}")  # fmt: skip
+            raise ValueError(
+                f"{self.name}: unknown target_cover {self.target_cover!r}; known: {sorted(COVERS)}"
+            )
         if self.target_shots < len(BENCHMARK_SPLITS):
             raise ValueError(f"{self.name}: needs at least {len(BENCHMARK_SPLITS)} target shots")
 
@@ -154,8 +165,13 @@ class BenchmarkSpec:
         names = [f.name for f in dataclasses.fields(cls)]
         if not isinstance(values, dict) or sorted(values) != sorted(names):
             raise ValueError(f"a benchmark spec needs exactly the keys {names}, got {values!r}")
-        return cls(**{**values, "size": tuple(values["size"]),
-                      "split_fractions": tuple(values["split_fractions"])})  # fmt: skip
+        return cls(
+            **{
+                **values,
+                "size": tuple(values["size"]),
+                "split_fractions": tuple(values["split_fractions"]),
+            }
+        )
 
 
 #: The benchmarks, by name. Counts: the full one mirrors the reference's data (10,000 synthetic
@@ -164,29 +180,55 @@ class BenchmarkSpec:
 #: machine, 2026-11-23: 2,000 images) and trains with configs/quickstart_cpu.yaml.
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     "dogshift-v1": BenchmarkSpec(
-        name="dogshift-v1", version=1,
+        name="dogshift-v1",
+        version=1,
         description="3-D dog, CAD-like source stills -> footage-like target shots, 640x480",
-        renderer="dog", animal="dog", size=(640, 480), source_images=10000, target_shots=200,
-        frames_per_shot=50, seed=0, generator_version=1, split_fractions=(0.6, 0.2, 0.2),
-        split_seed=0, target_breed="mixed", target_cover="none",
+        renderer="dog",
+        animal="dog",
+        size=(640, 480),
+        source_images=10000,
+        target_shots=200,
+        frames_per_shot=50,
+        seed=0,
+        generator_version=1,
+        split_fractions=(0.6, 0.2, 0.2),
+        split_seed=0,
+        target_breed="mixed",
+        target_cover="none",
     ),
     # Version 2: 60 target shots (was 20). With 12 training shots (240 frames) the oracle could
     # not learn the dog at all (8 % PCK against 36 % for source only on 640 stills, 2026-11-23),
     # so the "gap" measured nothing; 36 training shots give it as many frames as the source.
     "dogshift-v1-cpu": BenchmarkSpec(
-        name="dogshift-v1-cpu", version=2,
+        name="dogshift-v1-cpu",
+        version=2,
         description="REDUCED CPU variant of dogshift-v1 (fewer, smaller frames; not comparable)",
-        renderer="dog", animal="dog", size=(320, 240), source_images=800, target_shots=60,
-        frames_per_shot=20, seed=0, generator_version=1, split_fractions=(0.6, 0.2, 0.2),
-        split_seed=0, target_breed="mixed", target_cover="none",
+        renderer="dog",
+        animal="dog",
+        size=(320, 240),
+        source_images=800,
+        target_shots=60,
+        frames_per_shot=20,
+        seed=0,
+        generator_version=1,
+        split_fractions=(0.6, 0.2, 0.2),
+        split_seed=0,
+        target_breed="mixed",
+        target_cover="none",
     ),
-}  # fmt: skip
+}
 
 
 def _bassets_in_grass(spec: BenchmarkSpec, name: str, description: str) -> BenchmarkSpec:
     """``spec`` with basset-shaped target dogs in grass, every other setting equal."""
-    return dataclasses.replace(spec, name=name, version=1, description=description,
-                               target_breed="basset", target_cover="grass")  # fmt: skip
+    return dataclasses.replace(
+        spec,
+        name=name,
+        version=1,
+        description=description,
+        target_breed="basset",
+        target_cover="grass",
+    )
 
 
 # dogshift-v2: dogshift-v1's target shots with basset-shaped dogs (short legs, long heavy
@@ -196,12 +238,14 @@ def _bassets_in_grass(spec: BenchmarkSpec, name: str, description: str) -> Bench
 # The source data is v1's, byte for byte, and every target scene is v1's but for the dog's
 # shape and the grass (breeds make the same random draws; grass is drawn after the rest).
 BENCHMARKS["dogshift-v2"] = _bassets_in_grass(
-    BENCHMARKS["dogshift-v1"], "dogshift-v2",
+    BENCHMARKS["dogshift-v1"],
+    "dogshift-v2",
     "3-D dog, CAD-like mixed-breed source stills -> footage-like shots of bassets in grass, "
     "640x480",
 )
 BENCHMARKS["dogshift-v2-cpu"] = _bassets_in_grass(
-    BENCHMARKS["dogshift-v1-cpu"], "dogshift-v2-cpu",
+    BENCHMARKS["dogshift-v1-cpu"],
+    "dogshift-v2-cpu",
     "REDUCED CPU variant of dogshift-v2 (fewer, smaller frames; not comparable)",
 )
 
@@ -223,8 +267,10 @@ def split_counts(num_shots: int, fractions: tuple[float, float, float]) -> tuple
     held = [max(1, math.floor(num_shots * share + 0.5)) for share in fractions[1:]]
     train = num_shots - sum(held)
     if train < 1:
-        raise ValueError(f"cannot split {num_shots} shots into train/valid/test with shares "
-                         f"{tuple(fractions)} (every split needs a shot)")  # fmt: skip
+        raise ValueError(
+            f"cannot split {num_shots} shots into train/valid/test with shares "
+            f"{tuple(fractions)} (every split needs a shot)"
+        )
     return train, held[0], held[1]
 
 
@@ -240,9 +286,11 @@ def split_shots(
     shots = np.unique(np.asarray(shot_ids, dtype=np.int64))
     _, n_valid, n_test = split_counts(len(shots), fractions)
     order = np.random.default_rng(seed).permutation(shots)
-    return {"train": np.sort(order[n_test + n_valid:]),
-            "valid": np.sort(order[n_test:n_test + n_valid]),
-            "test": np.sort(order[:n_test])}  # fmt: skip
+    return {
+        "train": np.sort(order[n_test + n_valid :]),
+        "valid": np.sort(order[n_test : n_test + n_valid]),
+        "test": np.sort(order[:n_test]),
+    }
 
 
 # --- generation ---------------------------------------------------------------------------------
@@ -254,11 +302,16 @@ def benchmark_settings(
     """The generator settings of ``spec`` writing under ``root`` (``renderer`` overrides the
     spec's, e.g. ``"flat"`` where there is no OpenGL)."""
     return GeneratorSettings(
-        root=Path(root), renderer=renderer or spec.renderer, source_images=spec.source_images,
-        target_shots=spec.target_shots, frames_per_shot=spec.frames_per_shot,
-        size=tuple(spec.size), seed=spec.seed, target_breed=spec.target_breed,
+        root=Path(root),
+        renderer=renderer or spec.renderer,
+        source_images=spec.source_images,
+        target_shots=spec.target_shots,
+        frames_per_shot=spec.frames_per_shot,
+        size=tuple(spec.size),
+        seed=spec.seed,
+        target_breed=spec.target_breed,
         target_cover=spec.target_cover,
-    )  # fmt: skip
+    )
 
 
 def _check_generator_version(spec: BenchmarkSpec, found: int, where: str) -> None:
@@ -297,8 +350,10 @@ def _read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{path}: not found; the benchmark's data must be written by "
-                        "`python datasets/generate.py --benchmark NAME`") from None  # fmt: skip
+        raise DataError(
+            f"{path}: not found; the benchmark's data must be written by "
+            "`python datasets/generate.py --benchmark NAME`"
+        ) from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the generator manifest ({exc})") from exc
     if not isinstance(manifest, dict):
@@ -308,10 +363,13 @@ def _read_manifest(path: Path) -> dict:
 
 def _check_manifests(root: Path, spec: BenchmarkSpec) -> dict[str, dict]:
     """The source and target manifests, checked against ``spec`` (any known renderer)."""
-    target_layout = TigDogLayout(root=root, animal=spec.animal,
-                                 frames_per_shot=spec.frames_per_shot)  # fmt: skip
-    paths = {"source": synthetic_dir(root, spec.animal) / MANIFEST_NAME,
-             "target": target_layout.manifest_path}  # fmt: skip
+    target_layout = TigDogLayout(
+        root=root, animal=spec.animal, frames_per_shot=spec.frames_per_shot
+    )
+    paths = {
+        "source": synthetic_dir(root, spec.animal) / MANIFEST_NAME,
+        "target": target_layout.manifest_path,
+    }
     manifests = {style: _read_manifest(path) for style, path in paths.items()}
     renderer = manifests["target"].get("renderer")
     if renderer not in RENDERERS:
@@ -323,10 +381,12 @@ def _check_manifests(root: Path, spec: BenchmarkSpec) -> dict[str, dict]:
         keys = set(expected) | set(manifest)
         differ = sorted(k for k in keys if expected.get(k) != manifest.get(k))
         if differ:
-            detail = ", ".join(f"{k}: {manifest.get(k)!r} there, {expected.get(k)!r} in the spec"
-                               for k in differ)  # fmt: skip
-            raise DataError(f"{paths[style]}: this data was not generated as benchmark "
-                            f"{spec.name} ({detail})")  # fmt: skip
+            detail = ", ".join(
+                f"{k}: {manifest.get(k)!r} there, {expected.get(k)!r} in the spec" for k in differ
+            )
+            raise DataError(
+                f"{paths[style]}: this data was not generated as benchmark {spec.name} ({detail})"
+            )
     return manifests
 
 
@@ -349,12 +409,14 @@ def write_benchmark_splits(root: str | os.PathLike, spec: BenchmarkSpec) -> dict
     manifests = _check_manifests(root, spec)
     data = load_tigdog(root, spec.animal)
     try:
-        shots = split_shots(data.shots[data.kept], fractions=spec.split_fractions,
-                            seed=spec.split_seed)  # fmt: skip
+        shots = split_shots(
+            data.shots[data.kept], fractions=spec.split_fractions, seed=spec.split_seed
+        )
     except ValueError as exc:
         raise DataError(f"{tigdog_dir(root) / 'landmarks' / spec.animal}: {exc}") from None
-    frames = {name: np.sort(data.kept[np.isin(data.shots[data.kept], ids)])
-              for name, ids in shots.items()}  # fmt: skip
+    frames = {
+        name: np.sort(data.kept[np.isin(data.shots[data.kept], ids)]) for name, ids in shots.items()
+    }
     folder = split_folder(root, spec.animal)
     try:
         unchanged = np.array_equal(np.load(folder / SPLIT_FILES["train"]), frames["train"])
@@ -362,8 +424,14 @@ def write_benchmark_splits(root: str | os.PathLike, spec: BenchmarkSpec) -> dict
         unchanged = False
     if not unchanged:  # a supervised mean there was computed over another training split
         (folder / VIDEO_MEAN_NAME).unlink(missing_ok=True)
-    save_video_splits(folder, train=frames["train"], valid=frames["valid"], test=frames["test"],
-                      names=VIDEO_SPLIT_NAMES, test_name=VIDEO_TEST_NAME)  # fmt: skip
+    save_video_splits(
+        folder,
+        train=frames["train"],
+        valid=frames["valid"],
+        test=frames["test"],
+        names=VIDEO_SPLIT_NAMES,
+        test_name=VIDEO_TEST_NAME,
+    )
     n_source = len(list_synthetic_images(root, spec.animal))
     source_train, source_valid = load_or_create_split(
         synthetic_dir(root, spec.animal), names=SPLIT_NAMES, n=n_source, seed=spec.split_seed
@@ -385,15 +453,24 @@ def write_benchmark_splits(root: str | os.PathLike, spec: BenchmarkSpec) -> dict
             "shots": len(all_shots),
             "shots_without_kept_frames": np.setdiff1d(all_shots, data.shots[data.kept]).tolist(),
         },
-        "splits": {name: {"shots": shots[name].tolist(), "frames": len(frames[name])}
-                   for name in BENCHMARK_SPLITS},
-        "source": {"images": n_source, "train": len(source_train),
-                   "valid": len(source_valid), "files": list(SPLIT_NAMES)},
-    }  # fmt: skip
+        "splits": {
+            name: {"shots": shots[name].tolist(), "frames": len(frames[name])}
+            for name in BENCHMARK_SPLITS
+        },
+        "source": {
+            "images": n_source,
+            "train": len(source_train),
+            "valid": len(source_valid),
+            "files": list(SPLIT_NAMES),
+        },
+    }
     with atomic_write(folder / BENCHMARK_FILE, "w") as f:
         f.write(json.dumps(record, indent=2) + "\n")
-    log.info("benchmark %s: %s", spec.name, ", ".join(
-        f"{n} {len(shots[n])} shots / {len(frames[n])} frames" for n in BENCHMARK_SPLITS))
+    log.info(
+        "benchmark %s: %s",
+        spec.name,
+        ", ".join(f"{n} {len(shots[n])} shots / {len(frames[n])} frames" for n in BENCHMARK_SPLITS),
+    )
     return record
 
 
@@ -421,6 +498,7 @@ def find_benchmark(root: str | os.PathLike, name: str) -> dict:
         )
     path, record = found[name]
     if name in BENCHMARKS and record.get("spec") != BENCHMARKS[name].to_dict():
-        raise DataError(f"{path}: its spec differs from the registered benchmark {name}; "
-                        "regenerate the data")  # fmt: skip
+        raise DataError(
+            f"{path}: its spec differs from the registered benchmark {name}; regenerate the data"
+        )
     return record

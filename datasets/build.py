@@ -5,6 +5,7 @@ augmentation of the training split (``_sp``: the strong pipeline; others: the cl
 which mean file normalises the input (spec 1.2: the synthetic mean for everything except
 supervised ``real_animal`` training, which uses ``mean_by_video``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from animalpose.datasets.base import TEST_SPLIT, KeypointDataset
 from animalpose.datasets.files import DataError
 from animalpose.datasets.keypoints import KeypointSpec
@@ -105,13 +107,25 @@ def build_dataset(
         from animalpose.datasets.augment import build_augmenter  # lazy: optional heavy deps
 
         augmenter = build_augmenter(
-            entry.train_augment, output_size=input_size, flip_index=spec.flip_index,
-            scale_factor=scale_factor, rot_factor=rot_factor, backend=augment_backend,
-        )  # fmt: skip
+            entry.train_augment,
+            output_size=input_size,
+            flip_index=spec.flip_index,
+            scale_factor=scale_factor,
+            rot_factor=rot_factor,
+            backend=augment_backend,
+        )
     else:
         augmenter = CenterCrop(input_size)
-    kwargs = {"root": root, "animal": animal, "split": split, "augmenter": augmenter,
-              "spec": spec, "seed": seed, "split_dir": split_dir, "limit": limit}
+    kwargs = {
+        "root": root,
+        "animal": animal,
+        "split": split,
+        "augmenter": augmenter,
+        "spec": spec,
+        "seed": seed,
+        "split_dir": split_dir,
+        "limit": limit,
+    }
     if entry.synthetic:
         kwargs["vertex_table"] = vertex_table
     dataset = entry.cls(**kwargs)
@@ -150,6 +164,11 @@ def dataset_mean_std(
             f"from, and no published values (known: {sorted(KNOWN_SYNTHETIC_MEANS)})"
         )
     mean, std = KNOWN_SYNTHETIC_MEANS[animal]
-    log.warning("%s not found: using the reference's published synthetic %s mean %s / std %s",
-                synthetic_dir(root, animal), animal, mean, std)  # fmt: skip
+    log.warning(
+        "%s not found: using the reference's published synthetic %s mean %s / std %s",
+        synthetic_dir(root, animal),
+        animal,
+        mean,
+        std,
+    )
     return np.array(mean, dtype=np.float64), np.array(std, dtype=np.float64)

@@ -6,6 +6,7 @@ Input-to-heatmap mapping is pixel-area aligned: heatmap pixel ``j`` covers input
 Because the mapping is exact and symmetric, a horizontal flip in input space is a flip in
 heatmap space (no one-pixel flip-test shift is needed).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,7 +61,11 @@ class MSRAHeatmap:
     def to_heatmap(self, xy):
         """Input pixels -> heatmap pixels, (..., 2) array or tensor."""
         sx, sy = self.stride
-        out = np.array(xy[..., :2], dtype=np.float64) if isinstance(xy, np.ndarray) else xy[..., :2].float().clone()
+        out = (
+            np.array(xy[..., :2], dtype=np.float64)
+            if isinstance(xy, np.ndarray)
+            else xy[..., :2].float().clone()
+        )
         out[..., 0] = (xy[..., 0] + 0.5) / sx - 0.5
         out[..., 1] = (xy[..., 1] + 0.5) / sy - 0.5
         return out
@@ -68,7 +73,11 @@ class MSRAHeatmap:
     def to_input(self, xy):
         """Heatmap pixels -> input pixels, (..., 2) array or tensor."""
         sx, sy = self.stride
-        out = np.array(xy[..., :2], dtype=np.float64) if isinstance(xy, np.ndarray) else xy[..., :2].float().clone()
+        out = (
+            np.array(xy[..., :2], dtype=np.float64)
+            if isinstance(xy, np.ndarray)
+            else xy[..., :2].float().clone()
+        )
         out[..., 0] = (xy[..., 0] + 0.5) * sx - 0.5
         out[..., 1] = (xy[..., 1] + 0.5) * sy - 0.5
         return out
@@ -86,8 +95,10 @@ class MSRAHeatmap:
             tensor in -> tensor out on the same device.
         """
         if isinstance(keypoints, np.ndarray):
-            hm, w = self.encode(torch.from_numpy(np.asarray(keypoints, dtype=np.float32)),
-                                torch.from_numpy(np.asarray(visible, dtype=np.float32)))
+            hm, w = self.encode(
+                torch.from_numpy(np.asarray(keypoints, dtype=np.float32)),
+                torch.from_numpy(np.asarray(visible, dtype=np.float32)),
+            )
             return hm.numpy(), w.numpy()
         kp = keypoints.float()
         vis = visible.to(kp.device).float()
@@ -97,9 +108,11 @@ class MSRAHeatmap:
         mu = torch.floor(self.to_heatmap(kp) + 0.5)
         mu_x, mu_y = mu[..., 0], mu[..., 1]
         inside = (
-            (mu_x + radius >= 0) & (mu_x - radius <= w_hm - 1)
-            & (mu_y + radius >= 0) & (mu_y - radius <= h_hm - 1)
-        )  # fmt: skip
+            (mu_x + radius >= 0)
+            & (mu_x - radius <= w_hm - 1)
+            & (mu_y + radius >= 0)
+            & (mu_y - radius <= h_hm - 1)
+        )
         weights = ((vis > 0) & inside & torch.isfinite(kp).all(-1)).float()
         xs = torch.arange(w_hm, device=kp.device, dtype=kp.dtype)
         ys = torch.arange(h_hm, device=kp.device, dtype=kp.dtype)
@@ -141,7 +154,10 @@ class MSRAHeatmap:
 
 
 def heatmap_argmax(heatmaps):
-    """Integer argmax of (..., K, h, w) heatmaps -> (coords (..., K, 2) float (x, y), peaks (..., K))."""
+    """Integer argmax of (..., K, h, w) heatmaps.
+
+    Returns coords (..., K, 2) float (x, y) and peaks (..., K).
+    """
     if isinstance(heatmaps, np.ndarray):
         c, p = heatmap_argmax(torch.from_numpy(np.ascontiguousarray(heatmaps)))
         return c.numpy(), p.numpy()

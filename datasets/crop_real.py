@@ -3,6 +3,7 @@ real_animal_crop layout (see animalpose.datasets.tigdog.write_real_crops).
 
     python datasets/crop_real.py --image-path animal_data --animal horse [tiger]
 """
+
 from animalpose.datasets.tigdog import crop_real_main
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Build the renderer inside the process that uses it (GL contexts do not survive `
 renderer picks ``egl``, then ``osmesa`` (``gl_available`` says which works and why not).
 About 0.7 GB RSS per renderer.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from animalpose.datasets import dog_scene as scene
 from animalpose.datasets import render_styles as styles
 from animalpose.datasets.ground_cover import Cover, Vegetation, get_cover, sample_vegetation
@@ -83,8 +85,14 @@ def _probe(backend: str) -> tuple[bool, str]:
     env = dict(os.environ, MUJOCO_GL=backend)
     env.pop("PYOPENGL_PLATFORM", None)
     try:
-        run = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
-                             text=True, timeout=120, check=False)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"{type(exc).__name__}: {exc}"
     if run.returncode == 0 and "gl-ok" in run.stdout:
@@ -127,8 +135,9 @@ def _import_mujoco() -> Any:
         import mujoco
     except Exception as exc:  # mujoco loads the backend's OpenGL library on import
         _, reason = gl_available()
-        raise RuntimeError(f"cannot import mujoco with MUJOCO_GL={os.environ['MUJOCO_GL']}: "
-                           f"{reason}") from exc  # fmt: skip
+        raise RuntimeError(
+            f"cannot import mujoco with MUJOCO_GL={os.environ['MUJOCO_GL']}: {reason}"
+        ) from exc
     return mujoco
 
 
@@ -138,8 +147,9 @@ def _suite_dir() -> Path:
         raise RuntimeError(f"dm_control is not installed ({_INSTALL_HINT})")
     suite = Path(next(iter(spec.submodule_search_locations))) / "suite"
     if not (suite / "dog.xml").is_file():
-        raise RuntimeError(f"{suite / 'dog.xml'}: dm_control's dog model is missing "
-                           f"({_INSTALL_HINT})")  # fmt: skip
+        raise RuntimeError(
+            f"{suite / 'dog.xml'}: dm_control's dog model is missing ({_INSTALL_HINT})"
+        )
     return suite
 
 
@@ -158,10 +168,27 @@ def _dog_xml(suite: Path) -> tuple[str, dict[str, bytes]]:
         if element.get("name") == "tennis_ball":
             asset.remove(element)
     size = str(GROUND_TEXTURE)
-    ET.SubElement(asset, "texture", name="ground", type="2d", builtin="flat", width=size,
-                  height=size, rgb1=".5 .5 .5")  # fmt: skip
-    ET.SubElement(asset, "material", name="ground", texture="ground", texuniform="true",
-                  texrepeat="1 1", reflectance="0", specular="0.05", shininess="0.05")  # fmt: skip
+    ET.SubElement(
+        asset,
+        "texture",
+        name="ground",
+        type="2d",
+        builtin="flat",
+        width=size,
+        height=size,
+        rgb1=".5 .5 .5",
+    )
+    ET.SubElement(
+        asset,
+        "material",
+        name="ground",
+        texture="ground",
+        texuniform="true",
+        texrepeat="1 1",
+        reflectance="0",
+        specular="0.05",
+        shininess="0.05",
+    )
     world = root.find("worldbody")
     for element in list(world):
         name = element.get("name", "")
@@ -173,10 +200,18 @@ def _dog_xml(suite: Path) -> tuple[str, dict[str, bytes]]:
     torso = world.find("body[@name='torso']")
     for light in torso.findall("light"):
         torso.remove(light)
-    ET.SubElement(world, "light", name="sun", type="directional", castshadow="true",
-                  pos="0 0 5", dir="0 0 -1")  # fmt: skip
-    ET.SubElement(world, "light", name="fill", type="directional", castshadow="false",
-                  pos="0 0 5", dir="0 0 -1")  # fmt: skip
+    ET.SubElement(
+        world, "light", name="sun", type="directional", castshadow="true", pos="0 0 5", dir="0 0 -1"
+    )
+    ET.SubElement(
+        world,
+        "light",
+        name="fill",
+        type="directional",
+        castshadow="false",
+        pos="0 0 5",
+        dir="0 0 -1",
+    )
     assets = {p.name: p.read_bytes() for p in (suite / "dog_assets").iterdir() if p.is_file()}
     skin = cv2.imdecode(np.frombuffer(assets["skin_texture.png"], np.uint8), cv2.IMREAD_COLOR)
     small = cv2.resize(skin, (ATLAS_SIZE, ATLAS_SIZE), interpolation=cv2.INTER_AREA)
@@ -267,20 +302,28 @@ class DogRenderer:
         self._body_pos0 = m.body_pos.copy()
         nv, nb = len(self._bind_vert), int(m.skin_bonenum[0])
         # Skinning pairs (vertex, bone, weight) of the model's single skin.
-        spans = [np.arange(m.skin_bonevertadr[b], m.skin_bonevertadr[b] + m.skin_bonevertnum[b])
-                 for b in range(nb)]  # fmt: skip
+        spans = [
+            np.arange(m.skin_bonevertadr[b], m.skin_bonevertadr[b] + m.skin_bonevertnum[b])
+            for b in range(nb)
+        ]
         pair_bone = np.concatenate([np.full(len(sp), b) for b, sp in enumerate(spans)])
         pair_vertex = m.skin_bonevertid[np.concatenate(spans)].astype(np.int64)
         pair_weight = m.skin_bonevertweight[np.concatenate(spans)].astype(np.float64)
         bone_bodies = m.skin_bonebodyid[:nb]
         bone_names = [self._body_names[b] for b in bone_bodies]
-        groups = [next((g for p, g in scene.GIRTH_GROUPS.items() if n.startswith(p)), "")
-                  for n in bone_names]  # fmt: skip
+        groups = [
+            next((g for p, g in scene.GIRTH_GROUPS.items() if n.startswith(p)), "")
+            for n in bone_names
+        ]
         self._girth = scene.GirthModel.build(
-            vertices=self._bind_vert, pair_vertex=pair_vertex, pair_bone=pair_bone,
-            pair_weight=pair_weight, bone_pos=m.skin_bonebindpos[:nb].astype(np.float64),
-            bone_axis=self._bone_axes(bone_bodies, bone_names), bone_group=groups,
-        )  # fmt: skip
+            vertices=self._bind_vert,
+            pair_vertex=pair_vertex,
+            pair_bone=pair_bone,
+            pair_weight=pair_weight,
+            bone_pos=m.skin_bonebindpos[:nb].astype(np.float64),
+            bone_axis=self._bone_axes(bone_bodies, bone_names),
+            bone_group=groups,
+        )
         weights = np.zeros((nv, nb))
         weights[pair_vertex, pair_bone] = pair_weight
         mj.mj_kinematics(m, d)
@@ -314,8 +357,10 @@ class DogRenderer:
         m = self.model
         pos = m.skin_bonebindpos[: len(bone_bodies)].astype(np.float64)
         index = {int(b): i for i, b in enumerate(bone_bodies)}
-        children = [[index[c] for c in range(m.nbody) if m.body_parentid[c] == body and c in index]
-                    for body in bone_bodies]  # fmt: skip
+        children = [
+            [index[c] for c in range(m.nbody) if m.body_parentid[c] == body and c in index]
+            for body in bone_bodies
+        ]
         axes = np.tile([1.0, 0.0, 0.0], (len(pos), 1))
         for i, name in enumerate(bone_names):  # parents come before children in body order
             if name.startswith(_AXIAL_BONES):
@@ -377,15 +422,18 @@ class DogRenderer:
         d.qpos[3:7] = yaw
         mj.mj_kinematics(m, d)
         pitch = scene.level_pitch(
-            front=d.xpos[self._paw_bodies["front"]], hind=d.xpos[self._paw_bodies["hind"]],
-            heading=heading, limit_deg=LEVEL_LIMIT_DEG,
-        )  # fmt: skip
+            front=d.xpos[self._paw_bodies["front"]],
+            hind=d.xpos[self._paw_bodies["hind"]],
+            heading=heading,
+            limit_deg=LEVEL_LIMIT_DEG,
+        )
         quat = np.empty(4)
         mj.mju_mulQuat(quat, yaw, np.array([math.cos(pitch / 2), 0.0, math.sin(pitch / 2), 0.0]))
         d.qpos[3:7] = quat
         mj.mj_kinematics(m, d)
-        mj.mjv_updateScene(m, d, self._option, self._perturb, self._camera,
-                           mj.mjtCatBit.mjCAT_ALL, self._scene)  # fmt: skip
+        mj.mjv_updateScene(
+            m, d, self._option, self._perturb, self._camera, mj.mjtCatBit.mjCAT_ALL, self._scene
+        )
         skin = np.array(self._scene.skinvert, dtype=np.float64).reshape(-1, 3)
         lowest = skin[:, 2].min()
         d.qpos[2] -= lowest
@@ -393,8 +441,9 @@ class DogRenderer:
         skin[:, 2] -= lowest
         return skin
 
-    def _set_camera(self, *, lookat: np.ndarray, distance: float, azimuth: float,
-                    elevation: float, fovy: float) -> None:  # fmt: skip
+    def _set_camera(
+        self, *, lookat: np.ndarray, distance: float, azimuth: float, elevation: float, fovy: float
+    ) -> None:
         cam = self._camera
         cam.lookat[:] = lookat
         cam.distance, cam.azimuth, cam.elevation = distance, azimuth, elevation
@@ -403,18 +452,24 @@ class DogRenderer:
     def _focal(self) -> float:
         return 0.5 * self.height / math.tan(math.radians(self.model.vis.global_.fovy) / 2.0)
 
-    def _backdrop(self, rng: np.random.Generator, style: str, *, elevations: tuple[float, float],
-                  wrap: bool) -> styles.Backdrop:  # fmt: skip
+    def _backdrop(
+        self, rng: np.random.Generator, style: str, *, elevations: tuple[float, float], wrap: bool
+    ) -> styles.Backdrop:
         """Backdrop for camera elevations (MuJoCo degrees, lowest, highest) at this fov."""
         focal = self._focal()
         ppd = focal * math.pi / 180.0
         half_v = math.degrees(0.5 * self.height / focal) + 3.0
         half_h = math.degrees(0.5 * self.width / focal) + 3.0
         return styles.paint_backdrop(
-            rng, style, self._photos, azimuth_deg=self._camera.azimuth,
-            span_deg=360.0 if wrap else 2 * half_h, top_deg=elevations[1] + half_v,
-            bottom_deg=elevations[0] - half_v, px_per_deg=ppd,
-        )  # fmt: skip
+            rng,
+            style,
+            self._photos,
+            azimuth_deg=self._camera.azimuth,
+            span_deg=360.0 if wrap else 2 * half_h,
+            top_deg=elevations[1] + half_v,
+            bottom_deg=elevations[0] - half_v,
+            px_per_deg=ppd,
+        )
 
     # --- rendering --------------------------------------------------------------------------------
 
@@ -426,8 +481,9 @@ class DogRenderer:
         m.light_pos[self._sun] = centre - 6.0 * m.light_dir[self._sun]
         m.light_pos[self._fill] = centre - 6.0 * m.light_dir[self._fill]
         mj.mj_camlight(m, d)
-        mj.mjv_updateScene(m, d, self._option, self._perturb, self._camera,
-                           mj.mjtCatBit.mjCAT_ALL, self._scene)  # fmt: skip
+        mj.mjv_updateScene(
+            m, d, self._option, self._perturb, self._camera, mj.mjtCatBit.mjCAT_ALL, self._scene
+        )
         self._gl.make_current()
         mj.mjr_render(self._rect, self._scene, self._con)
         mj.mjr_readPixels(self._rgb, self._depth, self._rect, self._con)
@@ -440,17 +496,28 @@ class DogRenderer:
         # The scene holds a stereo pair (eyes ipd apart); a mono render uses their average.
         gl = mj.mjv_averageCamera(self._scene.camera[0], self._scene.camera[1])
         camera = scene.PinholeCamera.from_frustum(
-            position=np.array(gl.pos), forward=np.array(gl.forward), up=np.array(gl.up),
-            near=gl.frustum_near, bottom=gl.frustum_bottom, top=gl.frustum_top,
-            center=gl.frustum_center, width=self.width, height=self.height,
-        )  # fmt: skip
+            position=np.array(gl.pos),
+            forward=np.array(gl.forward),
+            up=np.array(gl.up),
+            near=gl.frustum_near,
+            bottom=gl.frustum_bottom,
+            top=gl.frustum_top,
+            center=gl.frustum_center,
+            width=self.width,
+            height=self.height,
+        )
         return rgb, depth, empty, camera
 
     def _frame(
-        self, rng: np.random.Generator, *, skin: np.ndarray, girth: float,
-        backdrop: styles.Backdrop, effects: styles.CameraEffects,
+        self,
+        rng: np.random.Generator,
+        *,
+        skin: np.ndarray,
+        girth: float,
+        backdrop: styles.Backdrop,
+        effects: styles.CameraEffects,
         vegetation: Vegetation | None = None,
-    ) -> RenderedFrame:  # fmt: skip
+    ) -> RenderedFrame:
         """Render, composite (backdrop, then ground cover) and degrade the posed scene; project
         keypoints and vertices."""
         rgb, depth, empty, camera = self._render()
@@ -464,9 +531,12 @@ class DogRenderer:
         fwd = camera.rotation[2]
         level = np.array([fwd[0], fwd[1], 0.0]) / max(math.hypot(fwd[0], fwd[1]), 1e-9)
         horizon = camera.cy - camera.focal * (level @ camera.rotation[1]) / max(level @ fwd, 1e-9)
-        background = backdrop.view(azimuth_deg=self._camera.azimuth, horizon_row=horizon,
-                                   size=(self.width, self.height),
-                                   px_per_deg=camera.focal * math.pi / 180.0)  # fmt: skip
+        background = backdrop.view(
+            azimuth_deg=self._camera.azimuth,
+            horizon_row=horizon,
+            size=(self.width, self.height),
+            px_per_deg=camera.focal * math.pi / 180.0,
+        )
         distance = float(self._camera.distance)
         if self._light is not None and self._light.haze is not None:  # ground fades out far away
             colour, onset = self._light.haze
@@ -478,10 +548,13 @@ class DogRenderer:
         image = _smooth_edges(image, depth)
         if vegetation is not None:
             image = vegetation.draw(image, depth, camera, focus=distance)
-        image = styles.apply_effects(image, depth=depth, focus=distance,
-                                     effects=effects, rng=rng)  # fmt: skip
-        ground = scene.ground_depth(camera, ground_z=0.0, half_size=GROUND_HALF_SIZE_M,
-                                    centre=self.model.geom_pos[self._floor, :2])  # fmt: skip
+        image = styles.apply_effects(image, depth=depth, focus=distance, effects=effects, rng=rng)
+        ground = scene.ground_depth(
+            camera,
+            ground_z=0.0,
+            half_size=GROUND_HALF_SIZE_M,
+            centre=self.model.geom_pos[self._floor, :2],
+        )
         dog = ~empty & (depth < ground * (1.0 - DOG_DEPTH_MARGIN) - DOG_DEPTH_MARGIN)
         self.last_geometry = scene.FrameGeometry(
             depth=depth, dog=dog, camera=camera, points=points, tolerance=tolerance
@@ -512,8 +585,9 @@ class DogRenderer:
         self.model.geom_pos[self._floor] = 0.0
         pose = np.zeros(len(self._joints.names)) if angles is None else np.asarray(angles, float)
         if pose.shape != (len(self._joints.names),):
-            raise ValueError(f"angles must have shape ({len(self._joints.names)},), "
-                             f"got {pose.shape}")  # fmt: skip
+            raise ValueError(
+                f"angles must have shape ({len(self._joints.names)},), got {pose.shape}"
+            )
         skin = self._pose(self._joints.clip(pose), np.zeros(2), heading)
         return self._still(rng, style, skin=skin, girth=girth, view=view, effects=effects)
 
@@ -522,20 +596,34 @@ class DogRenderer:
         """The dog's hinge joints in ``render_view``'s ``angles`` order."""
         return self._joints.names
 
-    def _still(self, rng: np.random.Generator, style: str, *, skin: np.ndarray, girth: float,
-               view: scene.CameraView, effects: bool = True,
-               cover: Cover | None = None) -> RenderedFrame:  # fmt: skip
+    def _still(
+        self,
+        rng: np.random.Generator,
+        style: str,
+        *,
+        skin: np.ndarray,
+        girth: float,
+        view: scene.CameraView,
+        effects: bool = True,
+        cover: Cover | None = None,
+    ) -> RenderedFrame:
         lookat, distance, elevation = scene.fit_camera(
             view=view, points=skin[self._subsample], aspect=self.width / self.height, ground_z=0.0
         )
-        self._set_camera(lookat=lookat, distance=distance, azimuth=view.azimuth_deg,
-                         elevation=elevation, fovy=view.fovy_deg)  # fmt: skip
+        self._set_camera(
+            lookat=lookat,
+            distance=distance,
+            azimuth=view.azimuth_deg,
+            elevation=elevation,
+            fovy=view.fovy_deg,
+        )
         backdrop = self._backdrop(rng, style, elevations=(elevation, elevation), wrap=False)
         self._apply_look(rng, style, backdrop.horizon_colour())
         fx = styles.sample_effects(rng, style) if effects else styles.CameraEffects(enabled=False)
         grass = None if cover is None else sample_vegetation(rng, cover, centre=np.zeros(2))
-        return self._frame(rng, skin=skin, girth=girth, backdrop=backdrop, effects=fx,
-                           vegetation=grass)  # fmt: skip
+        return self._frame(
+            rng, skin=skin, girth=girth, backdrop=backdrop, effects=fx, vegetation=grass
+        )
 
     def render_still(
         self, rng: np.random.Generator, style: str, *, breed: str = "mixed", cover: str = "none"
@@ -547,15 +635,22 @@ class DogRenderer:
         self._active = object()
         girth = self._apply_shape(scene.sample_shape(rng, breed))
         self.model.geom_pos[self._floor] = 0.0
-        skin = self._pose(scene.sample_pose(self._joints, rng), np.zeros(2),
-                          float(rng.uniform(-math.pi, math.pi)))  # fmt: skip
-        return self._still(rng, style, skin=skin, girth=girth, view=scene.sample_view(rng),
-                           cover=grass)  # fmt: skip
+        skin = self._pose(
+            scene.sample_pose(self._joints, rng), np.zeros(2), float(rng.uniform(-math.pi, math.pi))
+        )
+        return self._still(
+            rng, style, skin=skin, girth=girth, view=scene.sample_view(rng), cover=grass
+        )
 
     def render_shot(
-        self, rng: np.random.Generator, style: str, num_frames: int, *, breed: str = "mixed",
+        self,
+        rng: np.random.Generator,
+        style: str,
+        num_frames: int,
+        *,
+        breed: str = "mixed",
         cover: str = "none",
-    ) -> Iterator[RenderedFrame]:  # fmt: skip
+    ) -> Iterator[RenderedFrame]:
         """``num_frames`` frames at ``SHOT_FPS`` of one dog (of ``breed``) walking, trotting or
         standing in ground ``cover``, filmed by a camera that follows it while orbiting, tilting
         and zooming smoothly. Consume one shot at a time: rendering anything else with this
@@ -574,30 +669,59 @@ class DogRenderer:
         self.model.geom_pos[self._floor] = (middle[0], middle[1], 0.0)
         skin = self._pose(motion.angles(0.0), xy0, heading0)
         lookat0, distance0, elevation0 = scene.fit_camera(
-            view=path.view, points=skin[self._subsample], aspect=self.width / self.height,
+            view=path.view,
+            points=skin[self._subsample],
+            aspect=self.width / self.height,
             ground_z=0.0,
-        )  # fmt: skip
+        )
         elevations = sorted([elevation0, elevation0 + path.elevation_rate * duration])
-        self._set_camera(lookat=lookat0, distance=distance0, azimuth=path.view.azimuth_deg,
-                         elevation=elevation0, fovy=path.view.fovy_deg)  # fmt: skip
-        backdrop = self._backdrop(rng, style, elevations=(elevations[0], elevations[1]),
-                                  wrap=True)  # fmt: skip
+        self._set_camera(
+            lookat=lookat0,
+            distance=distance0,
+            azimuth=path.view.azimuth_deg,
+            elevation=elevation0,
+            fovy=path.view.fovy_deg,
+        )
+        backdrop = self._backdrop(rng, style, elevations=(elevations[0], elevations[1]), wrap=True)
         self._apply_look(rng, style, backdrop.horizon_colour())
         effects = styles.sample_effects(rng, style)
         vegetation = None
         if grass is not None:
-            reach = max(float(np.linalg.norm(motion.root(t)[0] - middle))
-                        for t in np.linspace(0.0, duration, 5))  # fmt: skip
+            reach = max(
+                float(np.linalg.norm(motion.root(t)[0] - middle))
+                for t in np.linspace(0.0, duration, 5)
+            )
             vegetation = sample_vegetation(rng, grass, centre=middle, path_half_length=reach)
-        return self._shot_frames(rng, token, motion, path, lookat0, distance0, elevation0,
-                                 girth, backdrop, effects, num_frames, vegetation)  # fmt: skip
+        return self._shot_frames(
+            rng,
+            token,
+            motion,
+            path,
+            lookat0,
+            distance0,
+            elevation0,
+            girth,
+            backdrop,
+            effects,
+            num_frames,
+            vegetation,
+        )
 
     def _shot_frames(
-        self, rng: np.random.Generator, token: object, motion: scene.ShotMotion,
-        path: scene.CameraPath, lookat0: np.ndarray, distance0: float, elevation0: float,
-        girth: float, backdrop: styles.Backdrop, effects: styles.CameraEffects, num_frames: int,
+        self,
+        rng: np.random.Generator,
+        token: object,
+        motion: scene.ShotMotion,
+        path: scene.CameraPath,
+        lookat0: np.ndarray,
+        distance0: float,
+        elevation0: float,
+        girth: float,
+        backdrop: styles.Backdrop,
+        effects: styles.CameraEffects,
+        num_frames: int,
         vegetation: Vegetation | None,
-    ) -> Iterator[RenderedFrame]:  # fmt: skip
+    ) -> Iterator[RenderedFrame]:
         xy0, _ = motion.root(0.0)
         for k in range(num_frames):
             if self._active is not token:
@@ -612,11 +736,21 @@ class DogRenderer:
             # Keep the camera above the ground.
             highest = (lookat[2] - scene.MIN_CAMERA_HEIGHT_M) / distance
             elevation = min(elevation, math.degrees(math.asin(float(np.clip(highest, -1, 1)))))
-            self._set_camera(lookat=lookat, distance=distance,
-                             azimuth=path.view.azimuth_deg + path.azimuth_rate * t,
-                             elevation=elevation, fovy=path.view.fovy_deg)  # fmt: skip
-            yield self._frame(rng, skin=skin, girth=girth, backdrop=backdrop, effects=effects,
-                              vegetation=vegetation)  # fmt: skip
+            self._set_camera(
+                lookat=lookat,
+                distance=distance,
+                azimuth=path.view.azimuth_deg + path.azimuth_rate * t,
+                elevation=elevation,
+                fovy=path.view.fovy_deg,
+            )
+            yield self._frame(
+                rng,
+                skin=skin,
+                girth=girth,
+                backdrop=backdrop,
+                effects=effects,
+                vegetation=vegetation,
+            )
 
     def close(self) -> None:
         """Free the GL context. Safe to call twice."""

@@ -32,6 +32,7 @@ means skinning weight > 0.5. Joint keypoints lie inside the body, so visibility 
 keypoint's depth with the depth buffer using a tolerance of about the local body radius
 (``KeypointModel.tolerance``, ``visibility``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -394,9 +395,12 @@ def fit_camera(
         forward, up = free_camera_frame(view.azimuth_deg, elevation)
         right = np.cross(forward, up)
         rel = points - centre
-        need = np.maximum(
-            np.abs(rel @ right) / (view.fill * tan_x), np.abs(rel @ up) / (view.fill * tan_y)
-        ) - rel @ forward
+        need = (
+            np.maximum(
+                np.abs(rel @ right) / (view.fill * tan_x), np.abs(rel @ up) / (view.fill * tan_y)
+            )
+            - rel @ forward
+        )
         distance = float(max(need.max(), 1e-3))
         height = centre[2] - distance * forward[2] - ground_z
         if height >= MIN_CAMERA_HEIGHT_M:
@@ -404,9 +408,7 @@ def fit_camera(
         # Raise the camera: look down a little more.
         elevation -= 4.0
     lookat = (
-        centre
-        - view.shift[0] * distance * tan_x * right
-        - view.shift[1] * distance * tan_y * up
+        centre - view.shift[0] * distance * tan_x * right - view.shift[1] * distance * tan_y * up
     )
     return lookat, distance, elevation
 
@@ -439,10 +441,21 @@ class JointTable:
 #: Per-joint pose noise around the standing keyframe, by joint-name prefix (first match wins),
 #: degrees (1 sigma). Chosen by eye on rendered stills: varied but anatomically plausible.
 POSE_NOISE_DEG: dict[str, float] = {
-    "L_": 2.0, "C_": 4.0, "atlas": 6.0, "mandible": 3.0, "Ca_": 3.0, "scapula": 3.0,
-    "shoulder": 5.0, "elbow": 5.0, "wrist": 6.0, "finger": 8.0, "hip": 5.0, "knee": 5.0,
-    "ankle": 5.0, "toe": 8.0,
-}  # fmt: skip
+    "L_": 2.0,
+    "C_": 4.0,
+    "atlas": 6.0,
+    "mandible": 3.0,
+    "Ca_": 3.0,
+    "scapula": 3.0,
+    "shoulder": 5.0,
+    "elbow": 5.0,
+    "wrist": 6.0,
+    "finger": 8.0,
+    "hip": 5.0,
+    "knee": 5.0,
+    "ankle": 5.0,
+    "toe": 8.0,
+}
 
 #: Leg channels of the gait: per leg, (swing joint, [(flexing joint, flexion gain)]). Swing
 #: angle = -amplitude * sin(phase) (negative hinge angles bring the leg forward); during the
@@ -469,11 +482,13 @@ class GaitSpec:
 
 #: Walk = lateral sequence (LH, LF, RH, RF a quarter cycle apart); trot = diagonal pairs.
 GAITS: dict[str, GaitSpec] = {
-    "walk": GaitSpec({"LH": 0.0, "LF": 0.25, "RH": 0.5, "RF": 0.75}, (0.8, 1.3), (14.0, 22.0),
-                     (0.5, 0.8)),
-    "trot": GaitSpec({"LF": 0.0, "RH": 0.0, "RF": 0.5, "LH": 0.5}, (1.4, 2.0), (20.0, 30.0),
-                     (0.8, 1.2)),
-}  # fmt: skip
+    "walk": GaitSpec(
+        {"LH": 0.0, "LF": 0.25, "RH": 0.5, "RF": 0.75}, (0.8, 1.3), (14.0, 22.0), (0.5, 0.8)
+    ),
+    "trot": GaitSpec(
+        {"LF": 0.0, "RH": 0.0, "RF": 0.5, "LH": 0.5}, (1.4, 2.0), (20.0, 30.0), (0.8, 1.2)
+    ),
+}
 
 
 def gait_angles(
@@ -511,8 +526,9 @@ def _posture(joints: JointTable, rng: np.random.Generator) -> np.ndarray:
     out[bend] = deg(rng.normal(0.0, 22.0)) / len(bend)
     out[joints.index("atlas")] = deg(rng.normal(4.0, 8.0))
     # Jaw: the model's mouth rests at -11 degrees (springref); open (panting) one time in five.
-    out[joints.index("mandible")] = deg(rng.uniform(0.0, 15.0) if rng.random() < 0.2
-                                        else rng.uniform(-15.0, -7.0))  # fmt: skip
+    out[joints.index("mandible")] = deg(
+        rng.uniform(0.0, 15.0) if rng.random() < 0.2 else rng.uniform(-15.0, -7.0)
+    )
     # Tail: a common curl per vertebra (up/down, sideways).
     out[joints.select("Ca_", "extend")] = deg(rng.normal(2.0, 6.0))
     out[joints.select("Ca_", "bend")] = deg(rng.normal(0.0, 4.0))
@@ -630,8 +646,13 @@ class CameraPath:
 def sample_camera_path(rng: np.random.Generator) -> CameraPath:
     view = sample_view(rng)
     if view.fill > 1.0:  # shots keep the whole dog in view at the start
-        view = CameraView(view.azimuth_deg, view.elevation_deg, view.fovy_deg,
-                          float(rng.uniform(0.55, 0.8)), (0.0, 0.0))  # fmt: skip
+        view = CameraView(
+            view.azimuth_deg,
+            view.elevation_deg,
+            view.fovy_deg,
+            float(rng.uniform(0.55, 0.8)),
+            (0.0, 0.0),
+        )
     return CameraPath(
         view=view,
         azimuth_rate=float(rng.normal(0.0, 12.0)),
@@ -658,19 +679,37 @@ def level_pitch(*, front: np.ndarray, hind: np.ndarray, heading: float, limit_de
 
 #: Body chains whose ``body_pos`` (offset from the parent) is scaled, by shape factor.
 SHAPE_CHAINS: dict[str, tuple[str, ...]] = {
-    "front_leg": ("lower_arm_L", "hand_anchor_L", "finger_L",
-                  "lower_arm_R", "hand_anchor_R", "finger_R"),
-    "hind_leg": ("lower_leg_L", "foot_L", "foot_anchor_L",
-                 "lower_leg_R", "foot_R", "foot_anchor_R"),
+    "front_leg": (
+        "lower_arm_L",
+        "hand_anchor_L",
+        "finger_L",
+        "lower_arm_R",
+        "hand_anchor_R",
+        "finger_R",
+    ),
+    "hind_leg": (
+        "lower_leg_L",
+        "foot_L",
+        "foot_anchor_L",
+        "lower_leg_R",
+        "foot_R",
+        "foot_anchor_R",
+    ),
     "neck": ("C_6", "C_5", "C_4", "C_3", "C_2", "C_1", "skull"),
     "lumbar": ("L_2", "L_3", "L_4", "L_5", "L_6", "L_7", "pelvis"),
     "tail": tuple(f"Ca_{i}" for i in range(2, 22)),
-}  # fmt: skip
+}
 #: Girth groups: skin bone name prefix -> girth factor name (first match; others keep 1).
 GIRTH_GROUPS: dict[str, str] = {
-    "torso": "trunk", "L_": "trunk", "pelvis": "trunk", "scapula": "trunk",
-    "C_": "neck", "Ca_": "tail", "upper_": "leg", "lower_": "leg",
-}  # fmt: skip
+    "torso": "trunk",
+    "L_": "trunk",
+    "pelvis": "trunk",
+    "scapula": "trunk",
+    "C_": "neck",
+    "Ca_": "tail",
+    "upper_": "leg",
+    "lower_": "leg",
+}
 
 
 @dataclass(frozen=True)
@@ -701,8 +740,9 @@ class Breed:
         for f in dataclasses.fields(self):
             low, high = getattr(self, f.name)
             if not 0.2 <= low <= high <= 3.0:
-                raise ValueError(f"Breed.{f.name} must be a range inside [0.2, 3], got "
-                                 f"{(low, high)}")  # fmt: skip
+                raise ValueError(
+                    f"Breed.{f.name} must be a range inside [0.2, 3], got {(low, high)}"
+                )
 
     def mean_leg(self) -> float:
         return 0.5 * (self.leg[0] + self.leg[1])
@@ -713,13 +753,27 @@ class Breed:
 #: half as long, a long back, a heavy trunk; the target dogs of dogshift-v2, a shift of shape that
 #: no image augmentation of the source undoes (docs/generator.md).
 BREEDS: dict[str, Breed] = {
-    "mixed": Breed(leg=(0.85, 1.35), neck=(0.8, 1.3), lumbar=(0.85, 1.2), tail=(0.6, 1.3),
-                   trunk_girth=(0.88, 1.2), neck_girth=(0.9, 1.2), leg_girth=(0.85, 1.2),
-                   tail_girth=(0.8, 1.8)),
-    "basset": Breed(leg=(0.5, 0.62), neck=(0.75, 0.95), lumbar=(1.3, 1.5), tail=(0.6, 0.9),
-                    trunk_girth=(1.25, 1.4), neck_girth=(1.2, 1.35), leg_girth=(1.25, 1.45),
-                    tail_girth=(1.2, 1.6)),
-}  # fmt: skip
+    "mixed": Breed(
+        leg=(0.85, 1.35),
+        neck=(0.8, 1.3),
+        lumbar=(0.85, 1.2),
+        tail=(0.6, 1.3),
+        trunk_girth=(0.88, 1.2),
+        neck_girth=(0.9, 1.2),
+        leg_girth=(0.85, 1.2),
+        tail_girth=(0.8, 1.8),
+    ),
+    "basset": Breed(
+        leg=(0.5, 0.62),
+        neck=(0.75, 0.95),
+        lumbar=(1.3, 1.5),
+        tail=(0.6, 0.9),
+        trunk_girth=(1.25, 1.4),
+        neck_girth=(1.2, 1.35),
+        leg_girth=(1.25, 1.45),
+        tail_girth=(1.2, 1.6),
+    ),
+}
 
 
 def get_breed(name: str) -> Breed:
@@ -796,9 +850,16 @@ class GirthModel:
         centre = bone_pos[pair_bone] + (rel * axis).sum(1, keepdims=True) * axis
         n = len(vertices)
         wsum = np.maximum(np.bincount(pair_vertex, pair_weight, minlength=n), 1e-9)
-        c = np.stack(
-            [np.bincount(pair_vertex, pair_weight * centre[:, i], minlength=n) for i in range(3)], 1
-        ) / wsum[:, None]
+        c = (
+            np.stack(
+                [
+                    np.bincount(pair_vertex, pair_weight * centre[:, i], minlength=n)
+                    for i in range(3)
+                ],
+                1,
+            )
+            / wsum[:, None]
+        )
         groups = tuple(sorted(set(GIRTH_GROUPS.values())))
         bone_g = np.array([groups.index(g) if g else -1 for g in bone_group])
         gw = np.zeros((n, len(groups)))

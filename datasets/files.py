@@ -1,11 +1,12 @@
 """File handling shared by every package: clear data errors, atomic writes, MATLAB files."""
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["DataError", "atomic_write", "load_mat"]
 

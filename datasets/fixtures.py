@@ -11,6 +11,7 @@ The drawing pieces (``CartoonAnimal``, ``walk``, ``draw_animal`` with a ``Palett
 markers, ``body_points``, ``background``) are also the generator's fallback renderer
 (``flat_render.py``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import scipy.io
+
 from animalpose.datasets.images import write_image
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.synthetic import NUM_VERTICES, load_vertex_table, synthetic_dir
@@ -72,12 +74,15 @@ _SHIFT = 4
 #: The limbs drawn per side, as keypoint name pairs.
 _LIMBS = {
     side: [
-        (f"{side}_shoulder", f"{side}_front_elbow"), (f"{side}_front_elbow", f"{side}_front_knee"),
-        (f"{side}_front_knee", f"{side}_front_hoof"), ("hip", f"{side}_back_elbow"),
-        (f"{side}_back_elbow", f"{side}_back_knee"), (f"{side}_back_knee", f"{side}_back_hoof"),
+        (f"{side}_shoulder", f"{side}_front_elbow"),
+        (f"{side}_front_elbow", f"{side}_front_knee"),
+        (f"{side}_front_knee", f"{side}_front_hoof"),
+        ("hip", f"{side}_back_elbow"),
+        (f"{side}_back_elbow", f"{side}_back_knee"),
+        (f"{side}_back_knee", f"{side}_back_hoof"),
     ]
     for side in ("left", "right")
-}  # fmt: skip
+}
 
 
 def marker_radius(length: float) -> float:
@@ -115,12 +120,16 @@ class CartoonAnimal:
     def random(cls, rng: np.random.Generator, frame_size: tuple[int, int]) -> CartoonAnimal:
         w, h = frame_size
         return cls(
-            facing_left=bool(rng.integers(0, 2)), rotation=float(rng.uniform(-15, 15)),
+            facing_left=bool(rng.integers(0, 2)),
+            rotation=float(rng.uniform(-15, 15)),
             length=float(rng.uniform(0.26, 0.4) * min(w, h * 4 / 3)),
-            neck=float(rng.uniform(0.5, 1.2)), head=float(rng.uniform(-1.1, -0.3)),
-            swing=float(rng.uniform(0.2, 0.45)), far=np.array([rng.uniform(0.03, 0.07), -0.04]),
-            legs=float(rng.uniform(0.9, 1.1)), jitter=rng.integers(-25, 26, 3),
-        )  # fmt: skip
+            neck=float(rng.uniform(0.5, 1.2)),
+            head=float(rng.uniform(-1.1, -0.3)),
+            swing=float(rng.uniform(0.2, 0.45)),
+            far=np.array([rng.uniform(0.03, 0.07), -0.04]),
+            legs=float(rng.uniform(0.9, 1.1)),
+            jitter=rng.integers(-25, 26, 3),
+        )
 
     @property
     def near(self) -> str:
@@ -136,10 +145,16 @@ class CartoonAnimal:
             a = self.swing * np.sin(phase + lead)
             b = self.swing * np.sin(phase + lead + np.pi)
             pts[f"{side}_shoulder"] = shoulder + shift
-            front = _chain(shoulder + shift, [0.1 + a, -0.1 + 0.5 * a, 0.05 + 1.2 * a],
-                           [0.26 * self.legs, 0.26 * self.legs, 0.24 * self.legs])  # fmt: skip
-            back = _chain(hip + shift, [0.55 + 0.6 * b, -0.4 + 0.8 * b, 0.05 + b],
-                          [0.34 * self.legs, 0.3 * self.legs, 0.26 * self.legs])  # fmt: skip
+            front = _chain(
+                shoulder + shift,
+                [0.1 + a, -0.1 + 0.5 * a, 0.05 + 1.2 * a],
+                [0.26 * self.legs, 0.26 * self.legs, 0.24 * self.legs],
+            )
+            back = _chain(
+                hip + shift,
+                [0.55 + 0.6 * b, -0.4 + 0.8 * b, 0.05 + b],
+                [0.34 * self.legs, 0.3 * self.legs, 0.26 * self.legs],
+            )
             for part, p in zip(("front_elbow", "front_knee", "front_hoof"), front):
                 pts[f"{side}_{part}"] = p
             for part, p in zip(("back_elbow", "back_knee", "back_hoof"), back):
@@ -147,8 +162,12 @@ class CartoonAnimal:
         poll = shoulder + 0.45 * np.array([np.cos(self.neck), -np.sin(self.neck)])
         ahead = np.array([np.cos(self.head), -np.sin(self.head)])
         below = np.array([-ahead[1], ahead[0]])
-        pts.update(poll=poll, muzzle=poll + 0.36 * ahead, chin=poll + 0.3 * ahead + 0.06 * below,
-                   left_eye=poll + 0.1 * ahead - 0.02 * below)  # fmt: skip
+        pts.update(
+            poll=poll,
+            muzzle=poll + 0.36 * ahead,
+            chin=poll + 0.3 * ahead + 0.06 * below,
+            left_eye=poll + 0.1 * ahead - 0.02 * below,
+        )
         pts["right_eye"] = pts["left_eye"] + np.array([0.03, -0.02])
         return pts
 
@@ -174,7 +193,7 @@ def _mirror_name(name: str) -> str:
     """The keypoint name on the other side (``left_x`` <-> ``right_x``), others unchanged."""
     for side, other in (("left_", "right_"), ("right_", "left_")):
         if name.startswith(side):
-            return other + name[len(side):]
+            return other + name[len(side) :]
     return name
 
 
@@ -210,10 +229,12 @@ def body_points(animal: CartoonAnimal, points: dict[str, np.ndarray], rng, n: in
 def background(rng: np.random.Generator, frame_size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 smooth random texture with a few random ellipses."""
     w, h = frame_size
-    coarse = cv2.resize(rng.uniform(0, 255, (3, 4, 3)).astype(np.float32), (w, h),
-                        interpolation=cv2.INTER_CUBIC)  # fmt: skip
-    fine = cv2.resize(rng.uniform(-50, 50, (12, 16, 3)).astype(np.float32), (w, h),
-                      interpolation=cv2.INTER_LINEAR)  # fmt: skip
+    coarse = cv2.resize(
+        rng.uniform(0, 255, (3, 4, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
+    fine = cv2.resize(
+        rng.uniform(-50, 50, (12, 16, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR
+    )
     image = np.ascontiguousarray(np.clip(coarse + fine, 0, 255).astype(np.uint8))
     for _ in range(int(rng.integers(3, 8))):
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
@@ -245,8 +266,12 @@ def fixture_palette(animal: CartoonAnimal) -> Palette:
     def tint(colour):
         return tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(colour, animal.jitter))
 
-    return Palette(left=tint(_SIDE_COLOURS["left"]), right=tint(_SIDE_COLOURS["right"]),
-                   body=tint(_BODY), head=tint(_HEAD))  # fmt: skip
+    return Palette(
+        left=tint(_SIDE_COLOURS["left"]),
+        right=tint(_SIDE_COLOURS["right"]),
+        body=tint(_BODY),
+        head=tint(_HEAD),
+    )
 
 
 def body_ellipse(
@@ -262,9 +287,13 @@ def body_ellipse(
 
 
 def draw_animal(
-    image: np.ndarray, animal: CartoonAnimal, points: dict[str, np.ndarray], *,
-    palette: Palette | None = None, markers: bool = True,
-) -> None:  # fmt: skip
+    image: np.ndarray,
+    animal: CartoonAnimal,
+    points: dict[str, np.ndarray],
+    *,
+    palette: Palette | None = None,
+    markers: bool = True,
+) -> None:
     """Draw the animal in place (points in image pixels): far limbs, trunk, tail, neck, head,
     near limbs, then (``markers``) one ``KEYPOINT_COLOURS`` disk per keypoint.
     ``palette`` defaults to ``fixture_palette(animal)``."""
@@ -272,17 +301,22 @@ def draw_animal(
     side_colour = {"left": colours.left, "right": colours.right}
 
     def line(a, b, colour, width):
-        cv2.line(image, _fixed(points[a] if isinstance(a, str) else a),
-                 _fixed(points[b] if isinstance(b, str) else b), colour,
-                 max(1, round(width * animal.length)), cv2.LINE_AA, _SHIFT)  # fmt: skip
+        cv2.line(
+            image,
+            _fixed(points[a] if isinstance(a, str) else a),
+            _fixed(points[b] if isinstance(b, str) else b),
+            colour,
+            max(1, round(width * animal.length)),
+            cv2.LINE_AA,
+            _SHIFT,
+        )
 
     far = "left" if animal.near == "right" else "right"
     for a, b in _LIMBS[far]:
         line(a, b, side_colour[far], _LIMB)
     centre, (half, height), angle = body_ellipse(animal, points)
     axes = (int(half * (1 << _SHIFT)), int(height * (1 << _SHIFT)))
-    cv2.ellipse(image, _fixed(centre), axes, angle, 0, 360, colours.body, -1, cv2.LINE_AA,
-                _SHIFT)  # fmt: skip
+    cv2.ellipse(image, _fixed(centre), axes, angle, 0, 360, colours.body, -1, cv2.LINE_AA, _SHIFT)
     shoulder = (points["left_shoulder"] + points["right_shoulder"]) / 2
     line("hip", "tail", colours.body, _LIMB / 2)
     line(shoulder, "poll", colours.body, _NECK)
@@ -297,9 +331,7 @@ def draw_animal(
         cv2.circle(image, _fixed(points[name]), radius, colour, -1, cv2.LINE_AA, _SHIFT)
 
 
-def offset_range(
-    extents: np.ndarray, frame_size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
+def offset_range(extents: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi) offsets keeping (x0, y0, x1, y1) ``extents`` inside the frame (4 px margin);
     collapses to the centring offset when the animal is larger than the frame."""
     w, h = frame_size
@@ -319,9 +351,13 @@ def extent(*arrays: np.ndarray) -> np.ndarray:
 
 
 def make_synthetic_fixture(
-    root: str | Path, *, animal: str = "horse", num_images: int = 600, seed: int = 0,
+    root: str | Path,
+    *,
+    animal: str = "horse",
+    num_images: int = 600,
+    seed: int = 0,
     frame_size: tuple[int, int] = _SYNTHETIC_FRAME_SIZE,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write ``num_images`` samples to ``<root>/synthetic_animal/<animal>_combineds5r5_texture/``.
 
     Each sample is ``<i>_SK_<animal>_fixture_img.png`` (RGB, ``frame_size`` (w, h)) and
@@ -370,9 +406,14 @@ def _landmark_struct(coords: np.ndarray, visible: np.ndarray) -> np.ndarray:
 
 
 def make_tigdog_fixture(
-    root: str | Path, *, animal: str = "horse", num_shots: int = 6, frames_per_shot: int = 20,
-    seed: int = 0, frame_size: tuple[int, int] = _TIGDOG_FRAME_SIZE,
-) -> Path:  # fmt: skip
+    root: str | Path,
+    *,
+    animal: str = "horse",
+    num_shots: int = 6,
+    frames_per_shot: int = 20,
+    seed: int = 0,
+    frame_size: tuple[int, int] = _TIGDOG_FRAME_SIZE,
+) -> Path:
     """Write a TigDog-layout video set under ``<root>/behaviorDiscovery2.0/``.
 
     ``ranges/<animal>/ranges.mat`` lists ``num_shots`` annotated shots plus one shot (in the
@@ -396,8 +437,9 @@ def make_tigdog_fixture(
         if shot != skipped:
             _write_shot(base, animal, int(shot), start, frames_per_shot, rng, frame_size, slots)
         start += frames_per_shot
-    scipy.io.savemat(base / "ranges" / animal / "ranges.mat",
-                     {"ranges": np.asarray(ranges, dtype=np.int32)})  # fmt: skip
+    scipy.io.savemat(
+        base / "ranges" / animal / "ranges.mat", {"ranges": np.asarray(ranges, dtype=np.int32)}
+    )
     return base
 
 
@@ -466,11 +508,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.num_images > 0:
-        out = make_synthetic_fixture(args.image_path, animal=args.animal,
-                                     num_images=args.num_images, seed=args.seed)  # fmt: skip
+        out = make_synthetic_fixture(
+            args.image_path, animal=args.animal, num_images=args.num_images, seed=args.seed
+        )
         print(f"wrote {args.num_images} synthetic samples to {out}")
     if args.shots > 0:
-        out = make_tigdog_fixture(args.image_path, animal=args.animal, num_shots=args.shots,
-                                  frames_per_shot=args.frames_per_shot, seed=args.seed)  # fmt: skip
+        out = make_tigdog_fixture(
+            args.image_path,
+            animal=args.animal,
+            num_shots=args.shots,
+            frames_per_shot=args.frames_per_shot,
+            seed=args.seed,
+        )
         print(f"wrote {args.shots} TigDog shots x {args.frames_per_shot} frames to {out}")
     return 0

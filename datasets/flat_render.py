@@ -15,6 +15,7 @@ not on the far side behind the trunk (the far eye is always hidden by the head).
 ``vertices`` are ``fixtures.body_points`` over trunk, limbs, neck and head, drawn with the same
 generator in every frame of a shot, so they move with the animal.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from animalpose.datasets.dog_scene import BREEDS, get_breed
 from animalpose.datasets.fixtures import (
     CartoonAnimal,
@@ -41,9 +43,14 @@ __all__ = ["FlatRenderer", "flat_visibility"]
 
 #: Natural coat colours (RGB) of the target style: brown, tan, black, white, grey, golden, red.
 NATURAL_COATS = (
-    (120, 80, 45), (190, 150, 100), (35, 30, 28), (225, 220, 210), (130, 125, 120),
-    (200, 160, 80), (150, 70, 35),
-)  # fmt: skip
+    (120, 80, 45),
+    (190, 150, 100),
+    (35, 30, 28),
+    (225, 220, 210),
+    (130, 125, 120),
+    (200, 160, 80),
+    (150, 70, 35),
+)
 #: Per-channel jitter of a coat colour, and the brightness of far-side limbs (in shadow).
 COAT_JITTER, FAR_SHADE = 15, 0.65
 #: Sky (top, horizon) and ground (grass, dry grass, dirt, gravel) base colours of the target
@@ -102,8 +109,12 @@ def _coat_palette(rng: np.random.Generator, near: str) -> Palette:
         return tuple(int(v) for v in c)
 
     shade = rgb(coat * FAR_SHADE)
-    return Palette(left=rgb(coat) if near == "left" else shade,
-                   right=rgb(coat) if near == "right" else shade, body=rgb(coat), head=rgb(head))  # fmt: skip
+    return Palette(
+        left=rgb(coat) if near == "left" else shade,
+        right=rgb(coat) if near == "right" else shade,
+        body=rgb(coat),
+        head=rgb(head),
+    )
 
 
 def _natural_scene(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
@@ -157,14 +168,22 @@ class FlatRenderer:
         step = (end - start) / max(count - 1, 1)
         if style == "source":
             return _Look(_random_palette(rng), background(rng, size), start, step, None)
-        effects = (float(rng.uniform(*BLUR_SIGMA)), float(rng.uniform(*NOISE_STD)),
-                   int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))  # fmt: skip
+        effects = (
+            float(rng.uniform(*BLUR_SIGMA)),
+            float(rng.uniform(*NOISE_STD)),
+            int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)),
+        )
         return _Look(_coat_palette(rng, near), _natural_scene(rng, size), start, step, effects)
 
     def render_shot(
-        self, rng: np.random.Generator, style: str, num_frames: int, *, breed: str = "mixed",
+        self,
+        rng: np.random.Generator,
+        style: str,
+        num_frames: int,
+        *,
+        breed: str = "mixed",
         cover: str = "none",
-    ) -> Iterator[RenderedFrame]:  # fmt: skip
+    ) -> Iterator[RenderedFrame]:
         """``num_frames`` frames of one animal trotting while the camera pans. ``breed`` scales
         the legs by its mean leg factor over "mixed"'s (the cartoon has no other shape knobs);
         the cartoon has no ground ``cover`` ("none" only)."""
@@ -188,8 +207,9 @@ class FlatRenderer:
             keypoints = np.zeros((NUM_KEYPOINTS, 3))
             keypoints[:, :2] = keypoint_array(points)
             keypoints[:, 2] = flat_visibility(beast, points, size)
-            cloud = body_points(beast, points, np.random.default_rng(vertex_seed),
-                                NUM_VERTEX_ROWS - NUM_KEYPOINTS)  # fmt: skip
+            cloud = body_points(
+                beast, points, np.random.default_rng(vertex_seed), NUM_VERTEX_ROWS - NUM_KEYPOINTS
+            )
             yield RenderedFrame(image=image, keypoints=keypoints, vertices=cloud[:, :2])
 
     def render_still(

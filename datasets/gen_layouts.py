@@ -39,6 +39,7 @@ Manifest ``generator.json``: the settings of the run that wrote the folder (gene
 renderer, animal, style, layout, frame size, seed and counts). A run whose settings differ is
 refused unless forced, so one folder never mixes two runs.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+
 from animalpose.datasets.files import DataError, atomic_write, load_mat
 from animalpose.datasets.images import check_complete, write_image
 from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
@@ -155,7 +157,9 @@ def check_manifest(path: Path, settings: dict, *, has_data: bool, force: bool) -
         raise DataError(f"{path}: the generator manifest must be a JSON object")
     differ = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
     if differ:
-        detail = ", ".join(f"{k}: {recorded.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
+        detail = ", ".join(
+            f"{k}: {recorded.get(k)!r} there, {settings.get(k)!r} now" for k in differ
+        )
         raise DataError(
             f"{path}: this folder was generated with other settings ({detail}); use another "
             "--image-path, delete the folder, or pass --force to mix the runs"
@@ -240,8 +244,9 @@ def _landmark_struct(frame: RenderedFrame, frame_size: tuple[int, int]) -> np.nd
     inside = (x > 0) & (x < w - 0.5) & (y > 0) & (y < h - 0.5)
     coords[~inside] = 0.0
     occluded = inside & (frame.keypoints[:, 2] <= 0)
-    record = np.empty((1, 1), dtype=[("coordinates", object), ("visibility", object),
-                                     ("occluded", object)])  # fmt: skip
+    record = np.empty(
+        (1, 1), dtype=[("coordinates", object), ("visibility", object), ("occluded", object)]
+    )
     record[0, 0]["coordinates"] = coords
     record[0, 0]["visibility"] = inside.astype(np.float64).reshape(-1, 1)
     record[0, 0]["occluded"] = occluded.astype(np.float64).reshape(-1, 1)
@@ -313,14 +318,16 @@ class TigDogLayout:
         count = 0
         for t, frame in enumerate(frames):
             if t >= self.frames_per_shot:
-                raise ValueError(f"shot {shot}: the renderer gave more than "
-                                 f"{self.frames_per_shot} frames")  # fmt: skip
+                raise ValueError(
+                    f"shot {shot}: the renderer gave more than {self.frames_per_shot} frames"
+                )
             write_image(self.frame_path(start + t), frame.image)
             cells[t, 0] = _landmark_struct(frame, frame_size)
             count += 1
         if count != self.frames_per_shot:
-            raise ValueError(f"shot {shot}: the renderer gave {count} of "
-                             f"{self.frames_per_shot} frames")  # fmt: skip
+            raise ValueError(
+                f"shot {shot}: the renderer gave {count} of {self.frames_per_shot} frames"
+            )
         _write_bytes(self.landmarks_path(shot), mat_bytes({"landmarks": cells}))
         return shot, start, end
 
@@ -339,8 +346,11 @@ class TigDogLayout:
         return [folder / name for name in (*VIDEO_SPLIT_NAMES, VIDEO_MEAN_NAME)]
 
     def temp_folders(self) -> list[Path]:
-        return [self.base / self.animal, self.base / "landmarks" / self.animal,
-                self.base / "ranges" / self.animal]  # fmt: skip
+        return [
+            self.base / self.animal,
+            self.base / "landmarks" / self.animal,
+            self.base / "ranges" / self.animal,
+        ]
 
     def output_names(self) -> tuple[str, ...]:
         return (".jpg", ".mat", MANIFEST_NAME)

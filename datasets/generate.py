@@ -31,6 +31,7 @@ resumed by running the same command again; files are written atomically, so a ki
 no half-written sample. Each layout folder records the settings in ``generator.json``; a run
 with other settings is refused unless ``--force``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from animalpose.datasets.dog_scene import BREEDS
 from animalpose.datasets.gen_layouts import (
     GENERATOR_VERSION,
@@ -61,7 +64,6 @@ from animalpose.datasets.ground_cover import COVERS
 from animalpose.datasets.render_api import STYLES, AnimalRenderer
 from animalpose.datasets.splits import VIDEO_TEST_NAME
 from animalpose.datasets.tigdog import split_folder
-from tqdm import tqdm
 
 __all__ = [
     "DEFAULT_LAYOUTS",
@@ -86,8 +88,10 @@ def _dog_renderer(check: bool) -> type:
     if check:
         ok, reason = dog_render.gl_available()
         if not ok:
-            raise RuntimeError(f"the 'dog' renderer needs headless OpenGL, which is not available"
-                               f" here ({reason}); use --renderer flat")  # fmt: skip
+            raise RuntimeError(
+                f"the 'dog' renderer needs headless OpenGL, which is not available"
+                f" here ({reason}); use --renderer flat"
+            )
         if reason.startswith("MUJOCO_GL="):  # spawned workers inherit it and skip the probe
             os.environ.setdefault("MUJOCO_GL", reason.split("=", 1)[1])
     return dog_render.DogRenderer
@@ -150,17 +154,21 @@ class GeneratorSettings:
         for known, kind in ((BREEDS, "breed"), (COVERS, "cover"), (LAYOUTS, "layout")):
             for name in (f"source_{kind}", f"target_{kind}"):
                 if getattr(self, name) not in known:
-                    raise ValueError(f"{name} must be one of {sorted(known)}, "
-                                     f"got {getattr(self, name)!r}")  # fmt: skip
+                    raise ValueError(
+                        f"{name} must be one of {sorted(known)}, got {getattr(self, name)!r}"
+                    )
         for name in ("source_cover", "target_cover"):
             if self.renderer == "flat" and getattr(self, name) != "none":
-                raise ValueError(f"the flat renderer draws no ground cover ({name} "
-                                 f"{getattr(self, name)!r}); use the dog renderer")  # fmt: skip
+                raise ValueError(
+                    f"the flat renderer draws no ground cover ({name} "
+                    f"{getattr(self, name)!r}); use the dog renderer"
+                )
         if self.source_images < 0 or self.target_shots < 0 or self.frames_per_shot < 1:
             raise ValueError("counts must be non-negative and frames_per_shot positive")
         if self.seed < 0 or min(self.size) < 16:
-            raise ValueError(f"seed must be >= 0 and the size at least 16x16, got {self.seed}, "
-                             f"{self.size}")  # fmt: skip
+            raise ValueError(
+                f"seed must be >= 0 and the size at least 16x16, got {self.seed}, {self.size}"
+            )
         if self.source_layout == self.target_layout and self.source_images and self.target_shots:
             raise ValueError(
                 f"source and target would share the {self.source_layout} layout of one image "
@@ -188,12 +196,23 @@ class GeneratorSettings:
     def manifest(self, style: str, animal: str) -> dict:
         """The ``generator.json`` content of ``style``'s layout folder."""
         layout = self.layout_name(style)
-        counts = ({"shots": self.num_jobs(style), "frames_per_shot": self.frames_per_shot}
-                  if layout == "tigdog" else {"images": self.num_jobs(style)})  # fmt: skip
-        return {"generator_version": GENERATOR_VERSION, "renderer": self.renderer,
-                "animal": animal, "style": style, "breed": self.breed(style),
-                "cover": self.cover(style), "layout": layout,
-                "size": list(self.size), "seed": self.seed, **counts}  # fmt: skip
+        counts = (
+            {"shots": self.num_jobs(style), "frames_per_shot": self.frames_per_shot}
+            if layout == "tigdog"
+            else {"images": self.num_jobs(style)}
+        )
+        return {
+            "generator_version": GENERATOR_VERSION,
+            "renderer": self.renderer,
+            "animal": animal,
+            "style": style,
+            "breed": self.breed(style),
+            "cover": self.cover(style),
+            "layout": layout,
+            "size": list(self.size),
+            "seed": self.seed,
+            **counts,
+        }
 
 
 @dataclass(frozen=True)
@@ -245,8 +264,9 @@ def _layouts(settings: GeneratorSettings, animal: str) -> dict:
         if settings.layout_name(style) == "synthetic":
             out[style] = SyntheticLayout(root=settings.root, animal=animal, style=style)
         else:
-            out[style] = TigDogLayout(root=settings.root, animal=animal,
-                                      frames_per_shot=settings.frames_per_shot)  # fmt: skip
+            out[style] = TigDogLayout(
+                root=settings.root, animal=animal, frames_per_shot=settings.frames_per_shot
+            )
     return out
 
 
@@ -289,11 +309,19 @@ def _build_runner(settings: GeneratorSettings, animal: str) -> _Runner:
     cls = RENDERERS[settings.renderer](False)
     renderer = cls(width=settings.size[0], height=settings.size[1])
     if renderer.name != animal:
-        raise RuntimeError(f"renderer {settings.renderer!r} draws {renderer.name!r}, its class "
-                           f"says {animal!r}")  # fmt: skip
-    return _Runner(renderer, _layouts(settings, animal), settings.seed, settings.size,
-                   {style: {"breed": settings.breed(style), "cover": settings.cover(style)}
-                    for style in STYLES})  # fmt: skip
+        raise RuntimeError(
+            f"renderer {settings.renderer!r} draws {renderer.name!r}, its class says {animal!r}"
+        )
+    return _Runner(
+        renderer,
+        _layouts(settings, animal),
+        settings.seed,
+        settings.size,
+        {
+            style: {"breed": settings.breed(style), "cover": settings.cover(style)}
+            for style in STYLES
+        },
+    )
 
 
 #: The worker process's runner, set by ``_init_worker`` (process-local; never in the main one).
@@ -346,8 +374,12 @@ class _Progress:
 
 def _run_pool(todo, settings, animal, processes, progress: _Progress) -> None:
     context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=processes, mp_context=context,
-                                initializer=_init_worker, initargs=(settings, animal)) as pool:  # fmt: skip
+    with cf.ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(settings, animal),
+    ) as pool:
         pending: set[cf.Future] = set()
         queue = iter(todo)
         try:
@@ -397,18 +429,25 @@ def generate(
     cls = RENDERERS[settings.renderer](True)
     animal = getattr(cls, "name", None)
     if not isinstance(animal, str):
-        raise TypeError(f"renderer class {cls.__name__} must name its animal in a class "
-                        "attribute `name`")  # fmt: skip
+        raise TypeError(
+            f"renderer class {cls.__name__} must name its animal in a class attribute `name`"
+        )
     layouts = _layouts(settings, animal)
     for style, layout in layouts.items():
-        check_manifest(layout.manifest_path, settings.manifest(style, animal),
-                       has_data=layout.has_data(), force=force)  # fmt: skip
+        check_manifest(
+            layout.manifest_path,
+            settings.manifest(style, animal),
+            has_data=layout.has_data(),
+            force=force,
+        )
     removed = []
     for layout in layouts.values():
         removed += remove_stray_temp_files(layout.temp_folders(), layout.output_names())
     jobs = plan_jobs(settings)
-    complete = {s: {j.index for j in jobs if j.style == s and layouts[s].is_complete(j.index)}
-                for s in layouts}  # fmt: skip
+    complete = {
+        s: {j.index for j in jobs if j.style == s and layouts[s].is_complete(j.index)}
+        for s in layouts
+    }
     todo = [j for j in jobs if j.index not in complete[j.style]]
     for style, layout in layouts.items():
         write_manifest(layout.manifest_path, settings.manifest(style, animal))
@@ -416,8 +455,13 @@ def generate(
             for path in _stale_files(layout):  # splits / means of the old data are stale
                 path.unlink(missing_ok=True)
     total = sum(j.frames for j in todo)
-    bar = tqdm(total=total, unit="img", desc=f"generating ({processes} proc)", disable=not progress,
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=total,
+        unit="img",
+        desc=f"generating ({processes} proc)",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     tracker = _Progress(layouts, complete, bar, on_job_done)
     tracker.dirty = {s for s, layout in layouts.items() if layout.kind == "tigdog"}
     start = time.monotonic()
@@ -434,9 +478,13 @@ def generate(
     finally:
         tracker.flush()
         bar.close()
-    return GenerationReport(written=tracker.written, skipped=len(jobs) - len(todo),
-                            images=tracker.images, seconds=time.monotonic() - start,
-                            removed_temp=len(removed))  # fmt: skip
+    return GenerationReport(
+        written=tracker.written,
+        skipped=len(jobs) - len(todo),
+        images=tracker.images,
+        seconds=time.monotonic() - start,
+        removed_temp=len(removed),
+    )
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -447,11 +495,19 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 #: Flags that set what to generate (dest -> option); a benchmark's spec sets them instead.
-_SPEC_FLAGS = {"source_images": "--source-images", "target_shots": "--target-shots",
-               "frames_per_shot": "--frames-per-shot", "size": "--size", "seed": "--seed",
-               "source_layout": "--source-layout", "target_layout": "--target-layout",
-               "source_breed": "--source-breed", "target_breed": "--target-breed",
-               "source_cover": "--source-cover", "target_cover": "--target-cover"}  # fmt: skip
+_SPEC_FLAGS = {
+    "source_images": "--source-images",
+    "target_shots": "--target-shots",
+    "frames_per_shot": "--frames-per-shot",
+    "size": "--size",
+    "seed": "--seed",
+    "source_layout": "--source-layout",
+    "target_layout": "--target-layout",
+    "source_breed": "--source-breed",
+    "target_breed": "--target-breed",
+    "source_cover": "--source-cover",
+    "target_cover": "--target-cover",
+}
 
 
 def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
@@ -461,49 +517,106 @@ def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
         "Rerun the same command to resume."
     )
     parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
-    parser.add_argument("--benchmark", default=None, metavar="NAME",
-                        help="generate a named benchmark (animalpose.datasets.benchmark."
-                        "BENCHMARKS, e.g. dogshift-v2, dogshift-v2-cpu) and write its "
-                        "train/valid/test splits; the flags below that set counts, size, seed "
-                        "or layouts are then refused")  # fmt: skip
-    parser.add_argument("--renderer", choices=sorted(RENDERERS), default=None,
-                        help=f"renderer (default {defaults.renderer}, or the benchmark's)")  # fmt: skip
+    parser.add_argument(
+        "--benchmark",
+        default=None,
+        metavar="NAME",
+        help="generate a named benchmark (animalpose.datasets.benchmark."
+        "BENCHMARKS, e.g. dogshift-v2, dogshift-v2-cpu) and write its "
+        "train/valid/test splits; the flags below that set counts, size, seed "
+        "or layouts are then refused",
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=sorted(RENDERERS),
+        default=None,
+        help=f"renderer (default {defaults.renderer}, or the benchmark's)",
+    )
     # The spec flags default to None so that a given one can be told from an absent one.
-    parser.add_argument("--source-images", type=int, default=None,
-                        help=f"source-style images, 0: none (default {defaults.source_images})")  # fmt: skip
-    parser.add_argument("--target-shots", type=int, default=None,
-                        help=f"target-style shots, 0: none (default {defaults.target_shots})")  # fmt: skip
-    parser.add_argument("--frames-per-shot", type=int, default=None,
-                        help=f"frames of every shot (default {defaults.frames_per_shot})")  # fmt: skip
-    parser.add_argument("--size", type=_parse_size, default=None,
-                        help="frame size WIDTHxHEIGHT (default 640x480, the reference's)")  # fmt: skip
-    parser.add_argument("--processes", type=int, default=None,
-                        help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), "
-                        "about 1 GB RAM each)")  # fmt: skip
+    parser.add_argument(
+        "--source-images",
+        type=int,
+        default=None,
+        help=f"source-style images, 0: none (default {defaults.source_images})",
+    )
+    parser.add_argument(
+        "--target-shots",
+        type=int,
+        default=None,
+        help=f"target-style shots, 0: none (default {defaults.target_shots})",
+    )
+    parser.add_argument(
+        "--frames-per-shot",
+        type=int,
+        default=None,
+        help=f"frames of every shot (default {defaults.frames_per_shot})",
+    )
+    parser.add_argument(
+        "--size",
+        type=_parse_size,
+        default=None,
+        help="frame size WIDTHxHEIGHT (default 640x480, the reference's)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), about 1 GB RAM each)",
+    )
     parser.add_argument("--seed", type=int, default=None, help=f"default {defaults.seed}")
-    parser.add_argument("--source-layout", choices=sorted(LAYOUTS), default=None,
-                        help=f"default {defaults.source_layout}")  # fmt: skip
-    parser.add_argument("--target-layout", choices=sorted(LAYOUTS), default=None,
-                        help=f"default {defaults.target_layout}")  # fmt: skip
-    parser.add_argument("--source-breed", choices=sorted(BREEDS), default=None,
-                        help=f"shape of the source dogs (default {defaults.source_breed})")  # fmt: skip
-    parser.add_argument("--target-breed", choices=sorted(BREEDS), default=None,
-                        help=f"shape of the target dogs (default {defaults.target_breed})")  # fmt: skip
-    parser.add_argument("--source-cover", choices=sorted(COVERS), default=None,
-                        help=f"ground cover of source scenes (default {defaults.source_cover})")  # fmt: skip
-    parser.add_argument("--target-cover", choices=sorted(COVERS), default=None,
-                        help=f"ground cover of target scenes (default {defaults.target_cover})")  # fmt: skip
-    parser.add_argument("--force", action="store_true",
-                        help="write into folders generated with other settings")  # fmt: skip
+    parser.add_argument(
+        "--source-layout",
+        choices=sorted(LAYOUTS),
+        default=None,
+        help=f"default {defaults.source_layout}",
+    )
+    parser.add_argument(
+        "--target-layout",
+        choices=sorted(LAYOUTS),
+        default=None,
+        help=f"default {defaults.target_layout}",
+    )
+    parser.add_argument(
+        "--source-breed",
+        choices=sorted(BREEDS),
+        default=None,
+        help=f"shape of the source dogs (default {defaults.source_breed})",
+    )
+    parser.add_argument(
+        "--target-breed",
+        choices=sorted(BREEDS),
+        default=None,
+        help=f"shape of the target dogs (default {defaults.target_breed})",
+    )
+    parser.add_argument(
+        "--source-cover",
+        choices=sorted(COVERS),
+        default=None,
+        help=f"ground cover of source scenes (default {defaults.source_cover})",
+    )
+    parser.add_argument(
+        "--target-cover",
+        choices=sorted(COVERS),
+        default=None,
+        help=f"ground cover of target scenes (default {defaults.target_cover})",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write into folders generated with other settings"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def _summary(report: GenerationReport) -> dict:
     rate = report.images / report.seconds if report.seconds > 0 else 0.0
-    return {"jobs_written": report.written, "jobs_skipped": report.skipped,
-            "images": report.images, "seconds": round(report.seconds, 1),
-            "images_per_s": round(rate, 1), "stray_temp_removed": report.removed_temp}  # fmt: skip
+    return {
+        "jobs_written": report.written,
+        "jobs_skipped": report.skipped,
+        "images": report.images,
+        "seconds": round(report.seconds, 1),
+        "images_per_s": round(rate, 1),
+        "stray_temp_removed": report.removed_temp,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -513,8 +626,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     given = [option for dest, option in _SPEC_FLAGS.items() if getattr(args, dest) is not None]
     if args.benchmark is not None and given:
-        parser.error(f"--benchmark {args.benchmark} sets the counts, size, seed, layouts, breeds and covers; "
-                     f"drop {', '.join(given)} (or generate without --benchmark)")  # fmt: skip
+        parser.error(
+            f"--benchmark {args.benchmark} sets the counts, size, seed, layouts, breeds and "
+            "covers; "
+            f"drop {', '.join(given)} (or generate without --benchmark)"
+        )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     extra: dict = {}
     try:
@@ -527,25 +643,38 @@ def main(argv: list[str] | None = None) -> int:
             except KeyError as exc:
                 parser.error(exc.args[0])
             report, record = generate_benchmark(
-                spec, args.image_path, renderer=args.renderer, processes=args.processes,
-                force=args.force, progress=not args.no_progress,
-            )  # fmt: skip
-            extra = {"benchmark": record["name"], "version": record["version"],
-                     "renderer": record["renderer"], "official": record["official"],
-                     "split_frames": {k: v["frames"] for k, v in record["splits"].items()},
-                     "split_shots": {k: len(v["shots"]) for k, v in record["splits"].items()}}  # fmt: skip
+                spec,
+                args.image_path,
+                renderer=args.renderer,
+                processes=args.processes,
+                force=args.force,
+                progress=not args.no_progress,
+            )
+            extra = {
+                "benchmark": record["name"],
+                "version": record["version"],
+                "renderer": record["renderer"],
+                "official": record["official"],
+                "split_frames": {k: v["frames"] for k, v in record["splits"].items()},
+                "split_shots": {k: len(v["shots"]) for k, v in record["splits"].items()},
+            }
         else:
-            values = {dest: getattr(args, dest) for dest in _SPEC_FLAGS
-                      if getattr(args, dest) is not None}  # fmt: skip
-            settings = GeneratorSettings(root=Path(args.image_path),
-                                         renderer=args.renderer or defaults.renderer, **values)  # fmt: skip
-            report = generate(settings, processes=args.processes, force=args.force,
-                              progress=not args.no_progress)  # fmt: skip
+            values = {
+                dest: getattr(args, dest) for dest in _SPEC_FLAGS if getattr(args, dest) is not None
+            }
+            settings = GeneratorSettings(
+                root=Path(args.image_path), renderer=args.renderer or defaults.renderer, **values
+            )
+            report = generate(
+                settings, processes=args.processes, force=args.force, progress=not args.no_progress
+            )
     except (ValueError, RuntimeError, TypeError) as exc:  # DataError is a ValueError
         parser.exit(2, f"error: {exc}\n")
     except KeyboardInterrupt:
-        parser.exit(INTERRUPTED_STATUS, "interrupted: complete samples are kept; run the same "
-                    "command again to resume\n")  # fmt: skip
+        parser.exit(
+            INTERRUPTED_STATUS,
+            "interrupted: complete samples are kept; run the same command again to resume\n",
+        )
     print(json.dumps({**_summary(report), **extra}))
     return 0
 

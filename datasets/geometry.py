@@ -12,6 +12,7 @@ Conventions (stated once, used everywhere):
 The reference's conventions (1-based points, scale in units of 200 px) live only in the
 ``legacy_*`` functions at the bottom.
 """
+
 from __future__ import annotations
 
 import math

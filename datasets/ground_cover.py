@@ -12,6 +12,7 @@ Pure NumPy / OpenCV: blades are projected with ``dog_scene.PinholeCamera`` and r
 two-segment strokes (base, bend, tip) far to near into a colour and a depth layer, then composited
 where the blade is nearer than the rendered depth.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
 from animalpose.datasets.dog_scene import PinholeCamera
 
 __all__ = ["COVERS", "Cover", "Vegetation", "get_cover", "sample_vegetation"]
@@ -46,8 +48,7 @@ class Cover:
         for name in ("tufts_per_m2", "blades_per_tuft", "height_m", "width_m"):
             low, high = getattr(self, name)
             if not 0 < low <= high:
-                raise ValueError(f"Cover.{name} must be a range 0 < low <= high, "
-                                 f"got {(low, high)}")  # fmt: skip
+                raise ValueError(f"Cover.{name} must be a range 0 < low <= high, got {(low, high)}")
         if self.tuft_radius_m < 0 or self.reach_m <= 0 or not 0 <= self.lean_deg < 90:
             raise ValueError("Cover: tuft_radius_m >= 0, reach_m > 0 and lean_deg in [0, 90)")
 
@@ -56,9 +57,16 @@ class Cover:
 #: dogshift-v2 (docs/generator.md).
 COVERS: dict[str, Cover | None] = {
     "none": None,
-    "grass": Cover(tufts_per_m2=(10.0, 30.0), blades_per_tuft=(6, 14), tuft_radius_m=0.07,
-                   height_m=(0.15, 0.4), width_m=(0.006, 0.012), lean_deg=30.0, reach_m=1.2),
-}  # fmt: skip
+    "grass": Cover(
+        tufts_per_m2=(10.0, 30.0),
+        blades_per_tuft=(6, 14),
+        tuft_radius_m=0.07,
+        height_m=(0.15, 0.4),
+        width_m=(0.006, 0.012),
+        lean_deg=30.0,
+        reach_m=1.2,
+    ),
+}
 
 #: Blade colours (RGB): fresh green, olive, dry straw, dark green. A scene mixes two of them.
 _PALETTE = np.array([[86, 122, 48], [112, 118, 58], [170, 150, 92], [52, 82, 36]], dtype=float)
@@ -106,8 +114,13 @@ class Vegetation:
         near = z.min(axis=0)
         h, w = depth.shape
         lo, hi = xy.min(axis=0), xy.max(axis=0)
-        keep = ((near > MIN_DEPTH_SHARE * focus) & (hi[:, 0] >= 0) & (lo[:, 0] < w)
-                & (hi[:, 1] >= 0) & (lo[:, 1] < h))  # fmt: skip
+        keep = (
+            (near > MIN_DEPTH_SHARE * focus)
+            & (hi[:, 0] >= 0)
+            & (lo[:, 0] < w)
+            & (hi[:, 1] >= 0)
+            & (lo[:, 1] < h)
+        )
         if not keep.any():
             return image
         order = np.flatnonzero(keep)[np.argsort(-near[keep], kind="stable")]  # far to near
@@ -155,8 +168,9 @@ def sample_vegetation(
     height = heights[tuft] * rng.uniform(0.6, 1.0, size=n)
     lean = np.radians(cover.lean_deg) * np.sqrt(rng.uniform(size=n))
     heading = rng.uniform(0, 2 * math.pi, size=n)
-    direction = np.stack([np.sin(lean) * np.cos(heading), np.sin(lean) * np.sin(heading),
-                          np.cos(lean)], 1)  # fmt: skip
+    direction = np.stack(
+        [np.sin(lean) * np.cos(heading), np.sin(lean) * np.sin(heading), np.cos(lean)], 1
+    )
     droop = rng.uniform(0.0, 0.25, size=n)  # the tip bends further over, towards the ground
     horizontal = np.stack([np.cos(heading), np.sin(heading), np.zeros(n)], 1)
     bend = base + 0.55 * height[:, None] * direction
@@ -164,6 +178,10 @@ def sample_vegetation(
     tip[:, 2] = np.maximum(tip[:, 2], 0.02)
     family = np.where(mix[tuft] < 0.5, pick[0], pick[1])
     colour = _PALETTE[family] * rng.uniform(0.55, 1.1, size=(n, 1))
-    return Vegetation(base=base, bend=bend, tip=tip,
-                      width=rng.uniform(*cover.width_m, size=n),
-                      colour=np.clip(colour, 0, 255))  # fmt: skip
+    return Vegetation(
+        base=base,
+        bend=bend,
+        tip=tip,
+        width=rng.uniform(*cover.width_m, size=n),
+        colour=np.clip(colour, 0, 255),
+    )

@@ -4,6 +4,7 @@ OpenCV decodes a truncated JPEG without complaint (the missing rows come out gre
 decoding we check that a JPEG still ends with its end-of-image marker and a PNG with its IEND
 chunk. The check costs nothing: the whole file is read once and decoded from memory.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from animalpose.datasets.files import DataError, atomic_write
 
 __all__ = ["check_complete", "jpeg_round_trip", "read_image", "write_image"]

@@ -3,11 +3,12 @@
 Shape legend used across animalpose: B batch, K keypoints, H x W heatmap, coordinates (x, y),
 sizes (w, h), 0-based pixels with pixel centres on integer coordinates.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -60,7 +61,9 @@ class KeypointSpec:
                     raise ValueError(f"spec {self.name!r}: keypoint {n!r} is in two flip pairs")
                 seen.add(n)
             if a == b:
-                raise ValueError(f"spec {self.name!r}: flip pair ({a!r}, {b!r}) pairs a name with itself")
+                raise ValueError(
+                    f"spec {self.name!r}: flip pair ({a!r}, {b!r}) pairs a name with itself"
+                )
         perm = self.flip_index
         if not np.array_equal(perm[perm], np.arange(len(names))):
             raise ValueError(f"spec {self.name!r}: flip map is not an involution")
@@ -88,7 +91,9 @@ class KeypointSpec:
         try:
             return self._index[name]
         except KeyError:
-            raise KeyError(f"{name!r} is not a keypoint of {self.name!r}: {list(self.keypoints)}")
+            raise KeyError(
+                f"{name!r} is not a keypoint of {self.name!r}: {list(self.keypoints)}"
+            ) from None
 
     @property
     def flip_index(self) -> np.ndarray:
@@ -113,13 +118,25 @@ class KeypointSpec:
 # order (reference-compat spec 1.3). "hip" is the single root of the tail; the "back elbow"
 # is anatomically the stifle and the "back knee" the hock, kept under the reference's names.
 _ANIMAL18_NAMES = (
-    "left_eye", "right_eye", "chin",
-    "left_front_hoof", "right_front_hoof", "left_back_hoof", "right_back_hoof",
+    "left_eye",
+    "right_eye",
+    "chin",
+    "left_front_hoof",
+    "right_front_hoof",
+    "left_back_hoof",
+    "right_back_hoof",
     "hip",
-    "left_front_knee", "right_front_knee", "left_back_knee", "right_back_knee",
-    "left_shoulder", "right_shoulder",
-    "left_front_elbow", "right_front_elbow", "left_back_elbow", "right_back_elbow",
-)  # fmt: skip
+    "left_front_knee",
+    "right_front_knee",
+    "left_back_knee",
+    "right_back_knee",
+    "left_shoulder",
+    "right_shoulder",
+    "left_front_elbow",
+    "right_front_elbow",
+    "left_back_elbow",
+    "right_back_elbow",
+)
 
 
 def _left_right_pairs(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -140,19 +157,28 @@ ANIMAL18 = KeypointSpec(
         "elbow": ("left_front_elbow", "right_front_elbow", "left_back_elbow", "right_back_elbow"),
     },
     skeleton=(
-        ("left_eye", "right_eye"), ("left_eye", "chin"), ("right_eye", "chin"),
-        ("chin", "left_shoulder"), ("chin", "right_shoulder"), ("left_shoulder", "right_shoulder"),
-        ("left_shoulder", "hip"), ("right_shoulder", "hip"),
-        ("left_shoulder", "left_front_elbow"), ("left_front_elbow", "left_front_knee"),
+        ("left_eye", "right_eye"),
+        ("left_eye", "chin"),
+        ("right_eye", "chin"),
+        ("chin", "left_shoulder"),
+        ("chin", "right_shoulder"),
+        ("left_shoulder", "right_shoulder"),
+        ("left_shoulder", "hip"),
+        ("right_shoulder", "hip"),
+        ("left_shoulder", "left_front_elbow"),
+        ("left_front_elbow", "left_front_knee"),
         ("left_front_knee", "left_front_hoof"),
-        ("right_shoulder", "right_front_elbow"), ("right_front_elbow", "right_front_knee"),
+        ("right_shoulder", "right_front_elbow"),
+        ("right_front_elbow", "right_front_knee"),
         ("right_front_knee", "right_front_hoof"),
-        ("hip", "left_back_elbow"), ("left_back_elbow", "left_back_knee"),
+        ("hip", "left_back_elbow"),
+        ("left_back_elbow", "left_back_knee"),
         ("left_back_knee", "left_back_hoof"),
-        ("hip", "right_back_elbow"), ("right_back_elbow", "right_back_knee"),
+        ("hip", "right_back_elbow"),
+        ("right_back_elbow", "right_back_knee"),
         ("right_back_knee", "right_back_hoof"),
     ),
-)  # fmt: skip
+)
 
 SPECS: dict[str, KeypointSpec] = {"animal18": ANIMAL18}
 
@@ -177,14 +203,50 @@ if sorted(TIGER_PERMUTATION) != list(range(18)) or any(
 # in model order (reference-compat spec 1.1). Other animals: pass a table of 18 rows
 # (see animalpose.datasets.synthetic).
 VERTEX_TABLES: dict[str, tuple[int, ...]] = {
-    "horse": (1718, 1684, 1271, 1634, 1650, 1643, 1659, 925, 392, 564, 993, 726, 1585, 1556, 427,
-              1548, 967, 877),
-    "tiger": (2753, 2679, 2032, 1451, 1287, 3085, 1632, 229, 1441, 1280, 2201, 1662, 266, 158, 270,
-              152, 219, 129),
+    "horse": (
+        1718,
+        1684,
+        1271,
+        1634,
+        1650,
+        1643,
+        1659,
+        925,
+        392,
+        564,
+        993,
+        726,
+        1585,
+        1556,
+        427,
+        1548,
+        967,
+        877,
+    ),
+    "tiger": (
+        2753,
+        2679,
+        2032,
+        1451,
+        1287,
+        3085,
+        1632,
+        229,
+        1441,
+        1280,
+        2201,
+        1662,
+        266,
+        158,
+        270,
+        152,
+        219,
+        129,
+    ),
     # The built-in generator's dm_control dog (datasets/generate.py) writes its 18 keypoints in
     # rows 0..17 of each _kpts.npy, followed by projected skin vertices.
     "dog": tuple(range(18)),
-}  # fmt: skip
+}
 for _animal, _rows in VERTEX_TABLES.items():
     if len(_rows) != ANIMAL18.num_keypoints or len(set(_rows)) != len(_rows):
         raise AssertionError(f"vertex table for {_animal} must list 18 distinct rows")

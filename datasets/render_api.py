@@ -5,10 +5,12 @@ A renderer turns random draws into frames with exact keypoints. Two implementati
 ``flat_render.FlatRenderer`` (a NumPy/OpenCV drawing for machines without OpenGL, used by unit
 tests). The pipeline (``generate.py``) only talks to this interface.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -57,9 +59,14 @@ class AnimalRenderer(Protocol):
         ...
 
     def render_shot(
-        self, rng: np.random.Generator, style: str, num_frames: int, *, breed: str = "mixed",
+        self,
+        rng: np.random.Generator,
+        style: str,
+        num_frames: int,
+        *,
+        breed: str = "mixed",
         cover: str = "none",
-    ) -> Iterator[RenderedFrame]:  # fmt: skip
+    ) -> Iterator[RenderedFrame]:
         """A shot: one animal and scene, smooth gait-like motion and a smoothly moving camera,
         so optical flow between consecutive frames is meaningful."""
         ...

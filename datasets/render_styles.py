@@ -13,6 +13,7 @@ effects. Pure NumPy / OpenCV; the renderer (``dog_render.py``) uploads and compo
 Coats are painted on a per-texel table of the skin's bind-pose 3-D positions (``CoatAtlas``), so
 patterns such as spots and stripes are continuous across the texture atlas' seams.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,10 +24,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from animalpose.datasets.images import jpeg_round_trip
-from animalpose.datasets.render_api import STYLES
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
+
+from animalpose.datasets.images import jpeg_round_trip
+from animalpose.datasets.render_api import STYLES
 
 __all__ = [
     "PARTS",
@@ -52,10 +54,21 @@ __all__ = [
 #: Body parts used by coat markings, and the skin bones (by name prefix, first match) in each.
 PARTS = ("trunk", "neck", "head", "upper_leg", "lower_leg", "paw", "tail")
 _BONE_PARTS: dict[str, str] = {
-    "torso": "trunk", "L_": "trunk", "pelvis": "trunk", "scapula": "trunk", "C_": "neck",
-    "skull": "head", "jaw": "head", "upper_": "upper_leg", "lower_": "lower_leg", "hand": "paw",
-    "finger": "paw", "foot": "paw", "toe": "paw", "Ca_": "tail",
-}  # fmt: skip
+    "torso": "trunk",
+    "L_": "trunk",
+    "pelvis": "trunk",
+    "scapula": "trunk",
+    "C_": "neck",
+    "skull": "head",
+    "jaw": "head",
+    "upper_": "upper_leg",
+    "lower_": "lower_leg",
+    "hand": "paw",
+    "finger": "paw",
+    "foot": "paw",
+    "toe": "paw",
+    "Ca_": "tail",
+}
 #: Neighbours averaged into the smoothed skin normals that coat markings follow.
 NORMAL_SMOOTHING = 48
 #: Coats are painted on a GRID x GRID table and resized to the atlas (patterns are smooth).
@@ -124,8 +137,11 @@ def _rasterize_uv(
         inside &= (px >= 0) & (px < grid) & (py >= 0) & (py < grid)
         t, n = np.nonzero(inside)
         f = faces[idx[t]]
-        val = (w0[t, n, None] * values[f[:, 0]] + w1[t, n, None] * values[f[:, 1]]
-               + w2[t, n, None] * values[f[:, 2]])  # fmt: skip
+        val = (
+            w0[t, n, None] * values[f[:, 0]]
+            + w1[t, n, None] * values[f[:, 1]]
+            + w2[t, n, None] * values[f[:, 2]]
+        )
         out[py[t, n], px[t, n]] = val
         covered[py[t, n], px[t, n]] = True
 
@@ -254,8 +270,9 @@ def _noise2(rng: np.random.Generator, h: int, w: int, cells: float, octaves: int
     for o in range(octaves):
         n = max(2, round(cells * 2**o))
         gh, gw = max(2, n * h // max(h, w) + 2), max(2, n * w // max(h, w) + 2)
-        total += amp * cv2.resize(rng.random((gh, gw)).astype(np.float32), (w, h),
-                                  interpolation=cv2.INTER_CUBIC)  # fmt: skip
+        total += amp * cv2.resize(
+            rng.random((gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+        )
         norm += amp
         amp *= 0.5
     return np.clip(total / norm, 0.0, 1.0)
@@ -285,11 +302,19 @@ def _palette_map(t: np.ndarray, colours: np.ndarray) -> np.ndarray:
 
 #: Natural dog coat colours, sRGB in [0, 255] (picked from photos of common breeds).
 NATURAL_COATS: dict[str, tuple[int, int, int]] = {
-    "black": (30, 28, 27), "dark_brown": (64, 42, 30), "liver": (98, 58, 40),
-    "red": (152, 82, 42), "sable": (122, 88, 58), "tan": (180, 124, 70), "fawn": (200, 160, 112),
-    "golden": (210, 158, 82), "cream": (226, 210, 178), "white": (232, 230, 224),
-    "grey": (120, 118, 118), "blue_grey": (92, 96, 104),
-}  # fmt: skip
+    "black": (30, 28, 27),
+    "dark_brown": (64, 42, 30),
+    "liver": (98, 58, 40),
+    "red": (152, 82, 42),
+    "sable": (122, 88, 58),
+    "tan": (180, 124, 70),
+    "fawn": (200, 160, 112),
+    "golden": (210, 158, 82),
+    "cream": (226, 210, 178),
+    "white": (232, 230, 224),
+    "grey": (120, 118, 118),
+    "blue_grey": (92, 96, 104),
+}
 _DARK = ("black", "dark_brown", "liver", "sable", "blue_grey", "grey")
 _LIGHT = ("tan", "fawn", "golden", "cream", "red")
 
@@ -302,7 +327,10 @@ def _coat(name: str, rng: np.random.Generator, jitter: float = 0.08) -> np.ndarr
 def _natural_coat(rng: np.random.Generator, atlas: CoatAtlas) -> np.ndarray:
     """(G, G, 3) natural coat colours in [0, 1]."""
     pos, nz, weight = atlas.position, atlas.normal[..., 2], atlas.part_weight
-    pick = lambda names: str(rng.choice(names))
+
+    def pick(names):
+        return str(rng.choice(names))
+
     pattern = rng.choice(
         ["solid", "countershade", "black_and_tan", "piebald", "spotted", "brindle", "merle"],
         p=[0.22, 0.22, 0.14, 0.14, 0.08, 0.12, 0.08],
@@ -417,7 +445,7 @@ GROUND_PHOTOS: dict[str, tuple[str, str, tuple[tuple[float, float, float], ...]]
     "gravel": ("skimage", "data/gravel.png", ((0.95, 0.9, 0.8), (0.8, 0.8, 0.8))),
     "dirt": ("skimage", "data/moon.png", ((1.0, 0.82, 0.62), (0.9, 0.78, 0.6))),
     "paving": ("skimage", "data/brick.png", ((0.85, 0.8, 0.75),)),
-}  # fmt: skip
+}
 #: Ground photos that pass for distant vegetation in backdrops.
 FOLIAGE_PHOTOS = ("meadow", "grass")
 #: dm_control's outdoor skybox: a 4 x 3 cube-map cross of 512 px faces. Its middle row, the four
@@ -524,8 +552,9 @@ class Backdrop:
     azimuth0: float
     wrap: bool
 
-    def view(self, *, azimuth_deg: float, horizon_row: float, size: tuple[int, int],
-             px_per_deg: float) -> np.ndarray:  # fmt: skip
+    def view(
+        self, *, azimuth_deg: float, horizon_row: float, size: tuple[int, int], px_per_deg: float
+    ) -> np.ndarray:
         """(h, w, 3) uint8 background of a frame of ``size`` (w, h) whose centre column looks
         towards ``azimuth_deg`` and whose horizon is at ``horizon_row``."""
         w, h = size
@@ -539,8 +568,13 @@ class Backdrop:
         map_x = np.broadcast_to(xs.astype(np.float32)[None, :], (h, w))
         map_y = np.broadcast_to(ys.astype(np.float32)[:, None], (h, w))
         border = cv2.BORDER_WRAP if self.wrap else cv2.BORDER_REPLICATE
-        return cv2.remap(self.image, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y),
-                         cv2.INTER_LINEAR, borderMode=border)  # fmt: skip
+        return cv2.remap(
+            self.image,
+            np.ascontiguousarray(map_x),
+            np.ascontiguousarray(map_y),
+            cv2.INTER_LINEAR,
+            borderMode=border,
+        )
 
     def horizon_colour(self) -> np.ndarray:
         """(3,) mean colour in [0, 1] just below the horizon (the haze colour of far ground)."""
@@ -549,9 +583,16 @@ class Backdrop:
 
 
 def paint_backdrop(
-    rng: np.random.Generator, style: str, photos: PhotoLibrary, *, azimuth_deg: float,
-    span_deg: float, top_deg: float, bottom_deg: float, px_per_deg: float,
-) -> Backdrop:  # fmt: skip
+    rng: np.random.Generator,
+    style: str,
+    photos: PhotoLibrary,
+    *,
+    azimuth_deg: float,
+    span_deg: float,
+    top_deg: float,
+    bottom_deg: float,
+    px_per_deg: float,
+) -> Backdrop:
     """A backdrop covering ``span_deg`` of azimuth centred on ``azimuth_deg`` (360 or more: the
     whole circle, for orbiting shots) and elevations ``bottom_deg``..``top_deg`` (above the
     horizon positive), sampled at ``px_per_deg``.
@@ -582,8 +623,13 @@ def paint_backdrop(
         sign = 1.0 if rng.random() < 0.5 else -1.0
         map_x = np.mod(sign * (az - rng.uniform(0, 360)) / 360.0 * sw, sw) * ones_h
         map_y = np.clip((1.0 - elev / SKY_TOP_DEG) * (sh - 1), 0, sh - 1) * ones_w
-        sky = cv2.remap(strip, map_x.astype(np.float32), map_y.astype(np.float32),
-                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)  # fmt: skip
+        sky = cv2.remap(
+            strip,
+            map_x.astype(np.float32),
+            map_y.astype(np.float32),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_WRAP,
+        )
         sky = cv2.convertScaleAbs(sky, alpha=brightness)
     else:
         top, low = np.array([0.42, 0.6, 0.85]), np.array([0.85, 0.88, 0.9])
@@ -602,8 +648,13 @@ def paint_backdrop(
     scale = px_per_deg * rng.uniform(1.0, 2.5)  # photo pixels per degree: distant, fine texture
     map_x = np.mod(az * scale, photo.shape[1]) * ones_h
     map_y = np.mod(-elev * scale * 2.0, photo.shape[0]) * ones_w
-    grey = cv2.remap(photo, map_x.astype(np.float32), map_y.astype(np.float32),
-                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)  # fmt: skip
+    grey = cv2.remap(
+        photo,
+        map_x.astype(np.float32),
+        map_y.astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_WRAP,
+    )
     tint = np.array([rng.uniform(0.15, 0.4), rng.uniform(0.25, 0.45), rng.uniform(0.1, 0.25)])
     foliage = cv2.merge([grey * np.float32(255 * 1.6 * c) for c in tint])
     band_deg = rng.uniform(0.5, 6.0)
@@ -639,8 +690,13 @@ class Lighting:
 
 def _direction(azimuth: float, elevation: float) -> np.ndarray:
     """Unit vector pointing *down* from a light at (azimuth, elevation) radians."""
-    return -np.array([math.cos(elevation) * math.cos(azimuth),
-                      math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])  # fmt: skip
+    return -np.array(
+        [
+            math.cos(elevation) * math.cos(azimuth),
+            math.cos(elevation) * math.sin(azimuth),
+            math.sin(elevation),
+        ]
+    )
 
 
 def sample_lighting(rng: np.random.Generator, style: str, horizon_rgb: np.ndarray) -> Lighting:
@@ -648,7 +704,10 @@ def sample_lighting(rng: np.random.Generator, style: str, horizon_rgb: np.ndarra
     check_style(style)
     az = rng.uniform(0, 2 * math.pi)
     if style == "source":
-        grey = lambda lo, hi: np.full(3, rng.uniform(lo, hi))
+
+        def grey(lo, hi):
+            return np.full(3, rng.uniform(lo, hi))
+
         return Lighting(
             sun_dir=_direction(az, rng.uniform(math.radians(20), math.radians(85))),
             sun_diffuse=grey(0.3, 0.8),
@@ -741,9 +800,13 @@ def _falloff(h: int, w: int) -> np.ndarray:
 
 
 def apply_effects(
-    image: np.ndarray, *, depth: np.ndarray, focus: float, effects: CameraEffects,
+    image: np.ndarray,
+    *,
+    depth: np.ndarray,
+    focus: float,
+    effects: CameraEffects,
     rng: np.random.Generator,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Apply ``effects`` to an (H, W, 3) uint8 image. depth: (H, W) metres; focus: metres of the
     in-focus plane (the dog). Defocus grows with |1/depth - 1/focus| (thin lens)."""
     if not effects.enabled:
@@ -761,8 +824,7 @@ def apply_effects(
         kernel = np.zeros((n, n), np.float32)
         c = n // 2
         dx, dy = math.cos(effects.motion_angle) * c, math.sin(effects.motion_angle) * c
-        cv2.line(kernel, (round(c - dx), round(c - dy)),
-                 (round(c + dx), round(c + dy)), 1.0, 1)  # fmt: skip
+        cv2.line(kernel, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1)
         img = cv2.filter2D(img, -1, kernel / kernel.sum())
     # Colour cast and vignetting (one multiply), then the tone curve through a lookup table.
     gain = np.array(effects.gains, dtype=np.float32)

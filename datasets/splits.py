@@ -17,6 +17,7 @@ Mean files are the reference's ``mean.pth.tar``: ``torch.save`` of
 ``{'mean': FloatTensor(3), 'std': FloatTensor(3)}``, RGB in [0, 1], read with
 ``weights_only=True``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from animalpose.datasets.files import DataError, atomic_write
 from tqdm import tqdm
+
+from animalpose.datasets.files import DataError, atomic_write
 
 __all__ = [
     "MEAN_NAME",
@@ -104,9 +106,7 @@ def _read_index_file(path: Path, n: int, *, partner: bool = True) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def read_split(
-    train_path: Path, valid_path: Path, n: int
-) -> tuple[np.ndarray, np.ndarray]:
+def read_split(train_path: Path, valid_path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate a pair of split files holding indices into ``range(n)``.
 
     The order stored in the files is kept (the reference's validation files are in draw order).
@@ -293,9 +293,14 @@ def load_or_create_video_splits(
             f"({', '.join(names)}); write the three together (datasets/benchmark.py)"
         )
     train, valid = load_or_create_video_split(
-        directory, names=names, shots=shots, kept=kept, train_fraction=train_fraction,
-        seed=seed, search_dirs=search_dirs,
-    )  # fmt: skip
+        directory,
+        names=names,
+        shots=shots,
+        kept=kept,
+        train_fraction=train_fraction,
+        seed=seed,
+        search_dirs=search_dirs,
+    )
     folder = found[0].parent if found is not None else directory
     test_path = folder / test_name
     if not test_path.exists():
@@ -311,12 +316,16 @@ def load_or_create_video_splits(
     for name, other in zip(names, (train, valid)):
         shared = np.intersect1d(test, other)
         if shared.size:
-            raise DataError(f"{test_path} and {folder / name}: {shared.size} frames are in both "
-                            f"splits (first: index {int(shared[0])})")  # fmt: skip
+            raise DataError(
+                f"{test_path} and {folder / name}: {shared.size} frames are in both "
+                f"splits (first: index {int(shared[0])})"
+            )
         mixed = np.intersect1d(shots[test], shots[other])
         if mixed.size:
-            raise DataError(f"{test_path} and {folder / name}: shots {mixed[:5].tolist()} have "
-                            "frames in both splits; a test split holds out whole shots")  # fmt: skip
+            raise DataError(
+                f"{test_path} and {folder / name}: shots {mixed[:5].tolist()} have "
+                "frames in both splits; a test split holds out whole shots"
+            )
     return VideoSplits(train, valid, test, folder)
 
 
@@ -340,8 +349,13 @@ def save_video_splits(
         with atomic_write(directory / name) as f:
             np.save(f, np.asarray(arr, dtype=np.int64))
         paths.append(directory / name)
-    log.info("saved train/valid/test splits (%d / %d / %d frames) in %s", len(train), len(valid),
-             len(test), directory)  # fmt: skip
+    log.info(
+        "saved train/valid/test splits (%d / %d / %d frames) in %s",
+        len(train),
+        len(valid),
+        len(test),
+        directory,
+    )
     return paths
 
 

@@ -21,6 +21,7 @@ occlusion flags are ignored), except keypoints outside the frame. The crop is th
 vertices, clipped to the frame, centred, with side 1.25 x its longer side. Unlike the reference
 the keypoints are kept in full precision (it rounded them to float16).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from animalpose.datasets.base import SPLITS, Augmenter, KeypointDataset
 from animalpose.datasets.files import DataError
 from animalpose.datasets.geometry import box_from_points
@@ -127,7 +129,7 @@ def load_vertex_table(
             packaged = sorted(p.stem for p in VERTEX_TABLE_DIR.glob("*.json"))
             raise DataError(
                 f"no vertex table for animal {animal!r}: known {sorted(VERTEX_TABLES) + packaged};"
-                " pass a JSON file {\"animal\": ..., \"rows\": [one vertex row per keypoint]}"
+                ' pass a JSON file {"animal": ..., "rows": [one vertex row per keypoint]}'
             )
     elif isinstance(vertex_table, (str, os.PathLike)):
         rows, source = _read_table_file(Path(vertex_table), animal)
@@ -151,7 +153,7 @@ def _read_table_file(path: Path, animal: str) -> tuple[list, str]:
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read vertex table JSON ({exc})") from exc
     if not isinstance(content, dict) or not isinstance(content.get("rows"), list):
-        raise DataError(f"{path}: vertex table must be {{\"animal\": ..., \"rows\": [ints]}}")
+        raise DataError(f'{path}: vertex table must be {{"animal": ..., "rows": [ints]}}')
     if content.get("animal", animal) != animal:
         log.warning("%s: vertex table of %r used for %r", path, content["animal"], animal)
     return content["rows"], str(path)
@@ -172,9 +174,7 @@ def _check_keypoints_file(path: Path) -> None:
         )
 
 
-def _split_indices(
-    root: Path, animal: str, split: str, n: int, seed: int, split_dir
-) -> np.ndarray:
+def _split_indices(root: Path, animal: str, split: str, n: int, seed: int, split_dir) -> np.ndarray:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "all":

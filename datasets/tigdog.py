@@ -28,6 +28,7 @@ A benchmark (``datasets/benchmark.py``) also writes ``test_idxs_by_video.npy`` a
 ``benchmark.json`` there: split ``"test"`` reads the held-out test file, which must not share a
 frame or a shot with the other two; data without one has no test split.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
 from animalpose.datasets.base import SPLITS, TEST_SPLIT, Augmenter, KeypointDataset
 from animalpose.datasets.files import DataError, load_mat
 from animalpose.datasets.geometry import crop_matrix
@@ -51,7 +54,6 @@ from animalpose.datasets.splits import (
     load_or_create_video_splits,
 )
 from animalpose.datasets.transforms import CenterCrop
-from tqdm import tqdm
 
 __all__ = [
     "CROP_SIZE",
@@ -167,8 +169,10 @@ def _frame_landmarks(entry, path: Path, position: int) -> np.ndarray:
             f"got {coords.shape}"
         )
     if vis.shape[0] != coords.shape[0]:
-        raise DataError(f"{path}: frame {position + 1} has {coords.shape[0]} coordinates but "
-                        f"{vis.shape[0]} visibility flags")  # fmt: skip
+        raise DataError(
+            f"{path}: frame {position + 1} has {coords.shape[0]} coordinates but "
+            f"{vis.shape[0]} visibility flags"
+        )
     out[:, :2] = coords[:NUM_LANDMARKS]
     out[:, 2] = vis[:NUM_LANDMARKS]
     return out
@@ -218,10 +222,17 @@ def load_tigdog(root: str | os.PathLike, animal: str) -> TigDog:
     keypoints = raw.copy()
     keypoints[:, :, 2] = (raw[:, :, 2] > 0) & (raw[:, :, 0] > 0) & (raw[:, :, 1] > 0)
     if len(kept) == 0:
-        raise DataError(f"{base / 'landmarks' / animal}: no frame has more than {MIN_VISIBLE} "
-                        "visible landmarks")  # fmt: skip
-    return TigDog(root, animal, np.asarray(shots, dtype=np.int64),
-                  np.asarray(frames, dtype=np.int64), keypoints, kept)  # fmt: skip
+        raise DataError(
+            f"{base / 'landmarks' / animal}: no frame has more than {MIN_VISIBLE} visible landmarks"
+        )
+    return TigDog(
+        root,
+        animal,
+        np.asarray(shots, dtype=np.int64),
+        np.asarray(frames, dtype=np.int64),
+        keypoints,
+        kept,
+    )
 
 
 def tigdog_box(keypoints: np.ndarray) -> tuple[np.ndarray, float]:
@@ -251,9 +262,14 @@ def tigdog_split(
         return data.kept
     search = [reference_real_dir(split_dir, data.animal)] if split_dir else []
     splits = load_or_create_video_splits(
-        split_folder(data.root, data.animal), names=VIDEO_SPLIT_NAMES, test_name=VIDEO_TEST_NAME,
-        shots=data.shots, kept=data.kept, seed=seed, search_dirs=search,
-    )  # fmt: skip
+        split_folder(data.root, data.animal),
+        names=VIDEO_SPLIT_NAMES,
+        test_name=VIDEO_TEST_NAME,
+        shots=data.shots,
+        kept=data.kept,
+        seed=seed,
+        search_dirs=search,
+    )
     if split == TEST_SPLIT:
         if splits.test is None:
             raise DataError(
@@ -269,13 +285,22 @@ class _TigDogBase(KeypointDataset):
     """Shared construction of the two TigDog datasets."""
 
     def __init__(
-        self, *, root: str | os.PathLike, animal: str, split: str, augmenter: Augmenter,
-        spec: KeypointSpec, seed: int, split_dir: str | os.PathLike | None = None, limit: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        root: str | os.PathLike,
+        animal: str,
+        split: str,
+        augmenter: Augmenter,
+        spec: KeypointSpec,
+        seed: int,
+        split_dir: str | os.PathLike | None = None,
+        limit: int = 0,
+    ) -> None:
         super().__init__(augmenter=augmenter, spec=spec, seed=seed)
         if spec.num_keypoints != NUM_LANDMARKS:
-            raise ValueError(f"TigDog has {NUM_LANDMARKS} keypoints; spec {spec.name!r} has "
-                             f"{spec.num_keypoints}")  # fmt: skip
+            raise ValueError(
+                f"TigDog has {NUM_LANDMARKS} keypoints; spec {spec.name!r} has {spec.num_keypoints}"
+            )
         self.root = Path(root)
         self.animal = animal
         self.split = split
@@ -288,8 +313,10 @@ class _TigDogBase(KeypointDataset):
         self.indices = np.asarray(indices, dtype=np.int64)
         missing = [p for p in map(self.image_path, range(len(self.indices))) if not p.is_file()]
         if missing:
-            raise DataError(f"{missing[0]}: image not found ({len(missing)} of the {split!r} "
-                            f"split missing){self._missing_hint}")  # fmt: skip
+            raise DataError(
+                f"{missing[0]}: image not found ({len(missing)} of the {split!r} "
+                f"split missing){self._missing_hint}"
+            )
 
     _missing_hint = ""
 
@@ -305,8 +332,10 @@ class _TigDogBase(KeypointDataset):
         try:
             center, size = tigdog_box(keypoints)
         except ValueError:
-            raise DataError(f"{self.data.frame_path(self.indices[index])}: no landmark with "
-                            "positive coordinates") from None  # fmt: skip
+            raise DataError(
+                f"{self.data.frame_path(self.indices[index])}: no landmark with "
+                "positive coordinates"
+            ) from None
         return keypoints.copy(), center, size
 
     def shot_frame(self, index: int) -> tuple[int, int]:
@@ -328,8 +357,9 @@ class RealAnimal(_TigDogBase):
         path = self.image_path(index)
         keypoints, center, size = self.annotation(index)
         shot, frame = self.shot_frame(index)
-        return self._sample(index, read_image(path), keypoints, center, size, shot, frame,
-                            source=str(path))  # fmt: skip
+        return self._sample(
+            index, read_image(path), keypoints, center, size, shot, frame, source=str(path)
+        )
 
 
 class RealAnimalCrop(_TigDogBase):
@@ -354,8 +384,9 @@ class RealAnimalCrop(_TigDogBase):
         keypoints, center, size = self.annotation(index)
         shot, frame = self.shot_frame(index)
         to_file = crop_matrix(center, size, (image.shape[1], image.shape[0]))
-        return self._sample(index, image, keypoints, center, size, shot, frame,
-                            pre_matrix=to_file, source=str(path))  # fmt: skip
+        return self._sample(
+            index, image, keypoints, center, size, shot, frame, pre_matrix=to_file, source=str(path)
+        )
 
 
 def tigdog_mean_std(
@@ -370,8 +401,9 @@ def tigdog_mean_std(
         train = tigdog_split(data, "train", seed=seed, split_dir=split_dir)
         return compute_mean_std(lambda i: read_image(data.frame_path(train[i])), len(train))
 
-    return load_or_compute_mean(split_folder(root, animal) / VIDEO_MEAN_NAME, compute,
-                                search_paths=search)  # fmt: skip
+    return load_or_compute_mean(
+        split_folder(root, animal) / VIDEO_MEAN_NAME, compute, search_paths=search
+    )
 
 
 def write_real_crops(

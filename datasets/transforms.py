@@ -1,4 +1,5 @@
 """Crop results, the plain (validation) crop, and batched on-device input normalisation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,13 +28,20 @@ class CropResult:
 
 
 def warp_crop(
-    image: np.ndarray, matrix: np.ndarray, output_size: tuple[int, int],
-    interpolation: int = cv2.INTER_LINEAR, border_value: tuple[int, int, int] = (0, 0, 0),
+    image: np.ndarray,
+    matrix: np.ndarray,
+    output_size: tuple[int, int],
+    interpolation: int = cv2.INTER_LINEAR,
+    border_value: tuple[int, int, int] = (0, 0, 0),
 ) -> np.ndarray:
     """Warp ``image`` by the 2x3 ``matrix`` into an ``output_size`` (w, h) crop (one resample)."""
     return cv2.warpAffine(
-        image, np.asarray(matrix, dtype=np.float64), tuple(int(v) for v in output_size),
-        flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value,
+        image,
+        np.asarray(matrix, dtype=np.float64),
+        tuple(int(v) for v in output_size),
+        flags=interpolation,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=border_value,
     )
 
 

@@ -5,6 +5,7 @@ The model is any ``nn.Module`` mapping a normalised (B, 3, H, W) batch to a list
 ``docs/architecture.md``. Everything stays on the device until the end of the pass (one host
 transfer), so a GPU is never stalled by the metric code.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,7 +21,15 @@ from animalpose.datasets.codec import MSRAHeatmap
 from animalpose.datasets.files import DataError
 from animalpose.evaluation.pck import LegacyPCK, PrecisePCK
 
-__all__ = ["EvalResult", "Overlay", "crop_to_image", "eval_mode", "evaluate", "flip_back", "predict"]
+__all__ = [
+    "EvalResult",
+    "Overlay",
+    "crop_to_image",
+    "eval_mode",
+    "evaluate",
+    "flip_back",
+    "predict",
+]
 
 #: (crop uint8 (H, W, 3) RGB, prediction (K, 3) crop pixels (x, y, score),
 #: ground truth (K, 3) crop pixels (x, y, visible)).
@@ -75,8 +84,10 @@ def _nanmean(values: np.ndarray) -> float:
 def _as_stacks(outputs: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
     if isinstance(outputs, torch.Tensor):
         return [outputs]
-    if isinstance(outputs, (list, tuple)) and outputs and all(
-        isinstance(o, torch.Tensor) for o in outputs
+    if (
+        isinstance(outputs, (list, tuple))
+        and outputs
+        and all(isinstance(o, torch.Tensor) for o in outputs)
     ):
         return list(outputs)
     raise TypeError(
@@ -119,8 +130,9 @@ def _forward(
     return plain, last
 
 
-def _flip_tensor(flip_index: Sequence[int] | np.ndarray | torch.Tensor | None,
-                 device: torch.device) -> torch.Tensor | None:
+def _flip_tensor(
+    flip_index: Sequence[int] | np.ndarray | torch.Tensor | None, device: torch.device
+) -> torch.Tensor | None:
     if flip_index is None:
         return None
     index = np.asarray(flip_index, dtype=np.int64)
@@ -243,8 +255,9 @@ def evaluate(
             indices.append(torch.as_tensor(meta["index"]).to(device, non_blocking=True))
             if len(overlays) < max_images_for_overlay:
                 take = min(max_images_for_overlay - len(overlays), images.shape[0])
-                overlays.extend(_overlays(images[:take], crop_xy[:take], peak[:take],
-                                          keypoints[:take]))
+                overlays.extend(
+                    _overlays(images[:take], crop_xy[:take], peak[:take], keypoints[:take])
+                )
     if samples == 0:
         raise ValueError("evaluate(): the loader yielded no batches")
     all_indices = torch.cat(indices).long()

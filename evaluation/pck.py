@@ -22,6 +22,7 @@ pixels, compared with the annotation in source pixels; a hit is a distance ``< a
 normaliser`` (normaliser = crop side in source pixels); only annotations with visible > 0 count;
 per-keypoint fractions are pooled over all samples.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -3,6 +3,7 @@
 Inputs are (K,) per-keypoint fractions in [0, 1] (NaN = keypoint never evaluated); every
 output is in percent and says which metric it holds (legacy = the reference's, precise = ours).
 """
+
 from __future__ import annotations
 
 import csv
@@ -110,9 +111,10 @@ def save_results(
         (json path, csv path).
     """
     metrics = {
-        name: values for name, values in (("legacy", legacy), ("precise", precise))
+        name: values
+        for name, values in (("legacy", legacy), ("precise", precise))
         if values is not None
-    }  # fmt: skip
+    }
     if not metrics:
         raise ValueError("save_results needs at least one of legacy / precise")
     summaries = {name: summarize(values, spec) for name, values in metrics.items()}
@@ -135,8 +137,11 @@ def save_results(
     writer = csv.writer(rows, lineterminator="\n")
     writer.writerow(["metric", "group", "name", "pck_percent"])
     for name, s in summaries.items():
-        for group, entries in (("keypoint", s["per_keypoint"]), ("part", s["per_part"]),
-                               ("mean", {"mean": s["mean"]})):
+        for group, entries in (
+            ("keypoint", s["per_keypoint"]),
+            ("part", s["per_part"]),
+            ("mean", {"mean": s["mean"]}),
+        ):
             for key, value in entries.items():
                 writer.writerow([name, group, key, f"{value:.4f}" if math.isfinite(value) else ""])
     directory = Path(directory)
@@ -184,8 +189,12 @@ def plot_pck(
     for i, (label, values) in enumerate(results.items()):
         summary = summarize(values, spec)
         heights = np.array([*summary["per_keypoint"].values(), summary["mean"]])
-        ax.bar(x + (i - (len(results) - 1) / 2) * width, np.nan_to_num(heights, nan=0.0),
-               width, label=f"{label} (mean {_fmt(summary['mean'])})")
+        ax.bar(
+            x + (i - (len(results) - 1) / 2) * width,
+            np.nan_to_num(heights, nan=0.0),
+            width,
+            label=f"{label} (mean {_fmt(summary['mean'])})",
+        )
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("PCK@0.05 (%)")
     ax.set_ylim(0, 100)

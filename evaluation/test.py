@@ -4,6 +4,7 @@ Prints per-joint PCK@0.05 (legacy and precise) on ``--eval-split`` (valid, or a 
 held-out test shots), writes preds_<split>.mat, pck_results.json/.csv and pck.png into
 --checkpoint.
 """
+
 import sys
 
 from animalpose.train.cli import test_main

@@ -1,4 +1,5 @@
 """Drawing keypoints and the spec's skeleton on images (OpenCV), for overlays and TensorBoard."""
+
 from __future__ import annotations
 
 import cv2
@@ -62,8 +63,14 @@ def draw_keypoints(
     col = tuple(int(c) for c in color)
     for a, b in spec.skeleton_index:
         if shown[a] and shown[b]:
-            cv2.line(out, tuple(map(int, points[a])), tuple(map(int, points[b])), col,
-                     thickness, cv2.LINE_AA)
+            cv2.line(
+                out,
+                tuple(map(int, points[a])),
+                tuple(map(int, points[b])),
+                col,
+                thickness,
+                cv2.LINE_AA,
+            )
     for i in np.flatnonzero(shown):
         cv2.circle(out, tuple(map(int, points[i])), radius, col, -1, cv2.LINE_AA)
     return out

@@ -13,13 +13,15 @@ The reference's keys (pytorch-pose ``save_checkpoint``):
 Ours add ``config`` (plain nested dict), ``scheduler``, ``scaler`` (may be None), ``rng``
 (see ``capture_rng_state``) and ``keypoint_spec`` (the spec name). Every write is atomic.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -341,9 +343,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise DataError(
-            f"{path}: cannot read checkpoint ({type(err).__name__}: {err})"
-        ) from err
+        raise DataError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
     if not isinstance(ckpt, dict):
         raise DataError(f"{path}: not a checkpoint: holds a {type(ckpt).__name__}, not a dict")
     if "state_dict" not in ckpt and not _is_bare_state_dict(ckpt):

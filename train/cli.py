@@ -1,4 +1,5 @@
 """Entry points behind ``train/train.py`` and ``evaluation/test.py`` (the reference's flags)."""
+
 from __future__ import annotations
 
 import argparse
@@ -58,29 +59,37 @@ def _report(trainer: Trainer, out_dir: Path, *, overlays: int = 0) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_preds_mat(out_dir / preds_name, val.preds)
     extra = {
-        "checkpoint": str(trainer.cfg.run.resume), "dataset": trainer.cfg.data.dataset,
-        "animal": trainer.cfg.data.animal, "split": split, "images": int(len(val.preds)),
-        "flip_test": bool(trainer.cfg.run.flip), "legacy_input": bool(trainer.cfg.data.legacy_input),
-    }  # fmt: skip
+        "checkpoint": str(trainer.cfg.run.resume),
+        "dataset": trainer.cfg.data.dataset,
+        "animal": trainer.cfg.data.animal,
+        "split": split,
+        "images": int(len(val.preds)),
+        "flip_test": bool(trainer.cfg.run.flip),
+        "legacy_input": bool(trainer.cfg.data.legacy_input),
+    }
     split_indices = getattr(trainer.val_set, "indices", None)
     if split_indices is not None:  # which samples: indices into the full sample list, in order
         extra["sample_indices"] = np.asarray(split_indices)[val.indices].tolist()
     paths = save_results(out_dir, spec=spec, legacy=val.legacy, precise=val.precise, extra=extra)
     plot_pck(
-        out_dir / "pck.png", spec=spec,
+        out_dir / "pck.png",
+        spec=spec,
         results={"legacy (reference metric)": val.legacy, "precise": val.precise},
-    )  # fmt: skip
+    )
     if overlays:
         import cv2
 
         over_dir = out_dir / "overlays"
         over_dir.mkdir(exist_ok=True)
         for i, (crop, pred, gt) in enumerate(val.overlays[:overlays]):
-            img = draw_keypoints(draw_keypoints(crop, gt, spec, color=(0, 255, 0)), pred, spec,
-                                 color=(255, 0, 0))
+            img = draw_keypoints(
+                draw_keypoints(crop, gt, spec, color=(0, 255, 0)), pred, spec, color=(255, 0, 0)
+            )
             cv2.imwrite(str(over_dir / f"{i:04d}.png"), img[..., ::-1])
-    print(f"=> {split} split results in {out_dir} ({', '.join(Path(p).name for p in paths)}, "
-          f"pck.png, {preds_name})")
+    print(
+        f"=> {split} split results in {out_dir} ({', '.join(Path(p).name for p in paths)}, "
+        f"pck.png, {preds_name})"
+    )
     return {"legacy": float(np.nanmean(val.legacy)), "precise": float(np.nanmean(val.precise))}
 
 
@@ -102,8 +111,12 @@ def train_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> None:
-        cfg, _ = parse_config(argv, flags=TRAIN_FLAGS, description="Train a keypoint model "
-                              "(the reference's train/train.py flags; see docs/configs.md).")
+        cfg, _ = parse_config(
+            argv,
+            flags=TRAIN_FLAGS,
+            description="Train a keypoint model "
+            "(the reference's train/train.py flags; see docs/configs.md).",
+        )
         _init_distributed()
         if cfg.run.evaluate:
             if not cfg.run.resume:
@@ -121,12 +134,22 @@ def test_main(argv: list[str] | None = None) -> int:
     overlays = 0
 
     def extra(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--overlays", type=int, default=0, metavar="N",
-                            help="also save N validation crops with predictions (red) and ground truth (green)")
+        parser.add_argument(
+            "--overlays",
+            type=int,
+            default=0,
+            metavar="N",
+            help="also save N validation crops with predictions (red) and ground truth (green)",
+        )
 
     try:
-        cfg, ns = parse_config(argv, flags=TRAIN_FLAGS, extra=extra, description="Evaluate a "
-                               "checkpoint: per-joint PCK@0.05 (legacy and precise), preds.mat, chart.")
+        cfg, ns = parse_config(
+            argv,
+            flags=TRAIN_FLAGS,
+            extra=extra,
+            description="Evaluate a "
+            "checkpoint: per-joint PCK@0.05 (legacy and precise), preds.mat, chart.",
+        )
         overlays = int(getattr(ns, "overlays", 0) or 0)
         if not cfg.run.resume:
             raise ConfigError("evaluation needs --resume CHECKPOINT")

@@ -1,4 +1,6 @@
-"""Typed configuration: YAML files in ``configs/`` -> dataclasses (flags: ``animalpose.train.flags``).
+"""Typed configuration: YAML files in ``configs/`` -> dataclasses.
+
+The command-line flags that map onto these fields live in ``animalpose.train.flags``.
 
 Precedence (lowest first): dataclass defaults < ``--config file.yaml`` < flags given on the
 command line < ``--set key=value`` (dotted keys, repeatable, values parsed with
@@ -13,6 +15,7 @@ extend it::
 Supported field types: ``bool``, ``int``, ``float``, ``str``, ``list[<one of those>]`` and nested
 dataclasses (sections). Every section validates itself in ``__post_init__`` (``check``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,16 +31,31 @@ from typing import Any
 import yaml
 
 from animalpose.datasets.base import EVAL_SPLITS
-from animalpose.datasets.files import atomic_write
 from animalpose.datasets.build import DATASETS as DATASET_REGISTRY
+from animalpose.datasets.files import atomic_write
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.models import MODELS
 
 __all__ = [
-    "AUGMENT_BACKENDS", "CONFIG_FILE_NAME", "Config", "ConfigError", "DATASETS", "DataConfig",
-    "EVAL_SPLITS", "LABEL_TYPES", "ModelConfig", "OptimConfig", "RunConfig", "SOLVERS", "Section",
-    "apply_overrides", "config_from_dict", "config_to_dict", "load_config", "save_config",
-]  # fmt: skip
+    "AUGMENT_BACKENDS",
+    "CONFIG_FILE_NAME",
+    "Config",
+    "ConfigError",
+    "DATASETS",
+    "DataConfig",
+    "EVAL_SPLITS",
+    "LABEL_TYPES",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "SOLVERS",
+    "Section",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+]
 
 #: File name of the resolved config written beside every checkpoint.
 CONFIG_FILE_NAME = "config.yaml"
@@ -141,14 +159,28 @@ class DataConfig(Section):
         _require(bool(self.image_path), "image_path", "must not be empty")
         _require(bool(self.animal), "animal", "must not be empty")
         _at_least(self, 0, "inp_res", "out_res", "train_batch", "test_batch", "sigma", strict=True)
-        _require(self.inp_res % self.out_res == 0, "inp_res",
-                 f"{self.inp_res} is not divisible by data.out_res {self.out_res}")
-        _at_least(self, 0, "sigma_decay", "scale_factor", "rot_factor", "workers", "train_limit",
-                  "val_limit", "seed")
+        _require(
+            self.inp_res % self.out_res == 0,
+            "inp_res",
+            f"{self.inp_res} is not divisible by data.out_res {self.out_res}",
+        )
+        _at_least(
+            self,
+            0,
+            "sigma_decay",
+            "scale_factor",
+            "rot_factor",
+            "workers",
+            "train_limit",
+            "val_limit",
+            "seed",
+        )
         _one_of(self, "label_type", LABEL_TYPES)
-        _require(self.label_type == "Gaussian", "label_type",
-                 f"{self.label_type!r} targets are not implemented (NotImplemented); use "
-                 "'Gaussian'")
+        _require(
+            self.label_type == "Gaussian",
+            "label_type",
+            f"{self.label_type!r} targets are not implemented (NotImplemented); use 'Gaussian'",
+        )
         _one_of(self, "augment_backend", AUGMENT_BACKENDS)
 
 
@@ -184,12 +216,21 @@ class OptimConfig(Section):
         _one_of(self, "solver", SOLVERS)
         _at_least(self, 0, "lr", "epochs", "gamma", strict=True)
         _at_least(self, 0, "momentum", "weight_decay", "start_epoch")
-        _require(self.start_epoch <= self.epochs, "start_epoch",
-                 f"{self.start_epoch} is past optim.epochs {self.epochs}")
-        _require(all(epoch > 0 for epoch in self.schedule), "schedule",
-                 f"epochs must be positive, got {self.schedule}")
-        _require(all(a < b for a, b in zip(self.schedule, self.schedule[1:])), "schedule",
-                 f"must be strictly ascending, got {self.schedule}")
+        _require(
+            self.start_epoch <= self.epochs,
+            "start_epoch",
+            f"{self.start_epoch} is past optim.epochs {self.epochs}",
+        )
+        _require(
+            all(epoch > 0 for epoch in self.schedule),
+            "schedule",
+            f"epochs must be positive, got {self.schedule}",
+        )
+        _require(
+            all(a < b for a, b in zip(self.schedule, self.schedule[1:])),
+            "schedule",
+            f"must be strictly ascending, got {self.schedule}",
+        )
 
 
 @dataclass(kw_only=True)
@@ -214,8 +255,11 @@ class RunConfig(Section):
 
     def check(self) -> None:
         _require(bool(self.checkpoint), "checkpoint", "must not be empty")
-        _require(_DEVICE.fullmatch(self.device) is not None, "device",
-                 f"{self.device!r} is not auto, cpu, cuda or cuda:N")
+        _require(
+            _DEVICE.fullmatch(self.device) is not None,
+            "device",
+            f"{self.device!r} is not auto, cpu, cuda or cuda:N",
+        )
         _at_least(self, 0, "snapshot", "seed", "tb_images")
         _at_least(self, 0, "log_every", strict=True)
 
@@ -255,10 +299,13 @@ def _check_value(value: Any, tp: Any, *, key: str, source: str) -> Any:
     if typing.get_origin(tp) is list:
         (item_type,) = typing.get_args(tp)
         if not isinstance(value, list):
-            raise ConfigError(f"expected a list of {_type_name(item_type)}, got {value!r}",
-                              key=key, source=source)
-        return [_check_value(v, item_type, key=f"{key}[{i}]", source=source)
-                for i, v in enumerate(value)]
+            raise ConfigError(
+                f"expected a list of {_type_name(item_type)}, got {value!r}", key=key, source=source
+            )
+        return [
+            _check_value(v, item_type, key=f"{key}[{i}]", source=source)
+            for i, v in enumerate(value)
+        ]
     if tp is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
         value = float(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -266,8 +313,9 @@ def _check_value(value: Any, tp: Any, *, key: str, source: str) -> Any:
     if tp not in (bool, int, float, str):
         raise TypeError(f"config field {key} has unsupported type {tp!r}")
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ConfigError(f"expected {tp.__name__}, got {type(value).__name__} {value!r}",
-                          key=key, source=source)
+        raise ConfigError(
+            f"expected {tp.__name__}, got {type(value).__name__} {value!r}", key=key, source=source
+        )
     return value
 
 
@@ -276,15 +324,19 @@ def _field_type(config_type: type, dotted: str, *, source: str) -> Any:
     tp, path = config_type, ""
     for part in dotted.split("."):
         if not _is_section(tp):
-            raise ConfigError(f"{path} is a {_type_name(tp)}, not a section", key=dotted,
-                              source=source)
+            raise ConfigError(
+                f"{path} is a {_type_name(tp)}, not a section", key=dotted, source=source
+            )
         hints = _hints(tp)
         if part not in hints:
             raise ConfigError(_unknown_message(part, hints, path), key=dotted, source=source)
         tp, path = hints[part], _join(path, part)
     if _is_section(tp):
-        raise ConfigError(f"is a section; set its keys instead ({', '.join(_hints(tp))})",
-                          key=dotted, source=source)
+        raise ConfigError(
+            f"is a section; set its keys instead ({', '.join(_hints(tp))})",
+            key=dotted,
+            source=source,
+        )
     return tp
 
 

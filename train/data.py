@@ -3,10 +3,11 @@
 Sample order and augmentation are pure functions of ``(seed, epoch, index)``, so a resumed run
 sees exactly the batches it would have seen, whatever the number of workers.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

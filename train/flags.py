@@ -7,12 +7,14 @@ given on the command line < ``--set key=value``. Later scripts extend the table:
     CCSSL_FLAGS = TRAIN_FLAGS + (Flag(names=("--gamma_",), field="adapt.target_weight", help=...),)
     cfg, args = parse_config(argv, flags=CCSSL_FLAGS, config_type=CCSSLConfig, description=...)
 """
+
 from __future__ import annotations
 
 import argparse
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.config import (
@@ -36,6 +38,7 @@ from animalpose.train.models import MODELS
 
 __all__ = ["Flag", "TRAIN_FLAGS", "build_parser", "parse_config", "config_table_markdown"]
 
+
 @dataclass(frozen=True, kw_only=True)
 class Flag:
     """One command-line flag that sets one config field. Its type is the field's type.
@@ -57,18 +60,29 @@ def _flag(*names: str, field: str, help: str, **kwargs: Any) -> Flag:
 
 #: Every flag of the reference's train/train.py (reference-compat spec 3), then ours.
 TRAIN_FLAGS: tuple[Flag, ...] = (
-    _flag("--dataset", field="data.dataset", choices=DATASETS,
-          help="dataset (the reference's names; _sp = strong augmentation)"),
-    _flag("--image-path", field="data.image_path",
-          help="data root holding synthetic_animal/, behaviorDiscovery2.0/, real_animal_crop/"),
-    _flag("--animal", field="data.animal",
-          help="animal (synthetic animals other than horse and tiger need a vertex table)"),
+    _flag(
+        "--dataset",
+        field="data.dataset",
+        choices=DATASETS,
+        help="dataset (the reference's names; _sp = strong augmentation)",
+    ),
+    _flag(
+        "--image-path",
+        field="data.image_path",
+        help="data root holding synthetic_animal/, behaviorDiscovery2.0/, real_animal_crop/",
+    ),
+    _flag(
+        "--animal",
+        field="data.animal",
+        help="animal (synthetic animals other than horse and tiger need a vertex table)",
+    ),
     _flag("--inp-res", field="data.inp_res", help="input crop side in pixels"),
     _flag("--out-res", field="data.out_res", help="heatmap side in pixels"),
     _flag("-a", "--arch", field="model.arch", choices=tuple(MODELS), help="model architecture"),
     _flag("-s", "--stacks", field="model.stacks", help="number of stacked hourglasses"),
-    _flag("-b", "--blocks", field="model.blocks",
-          help="residual blocks at each hourglass location"),
+    _flag(
+        "-b", "--blocks", field="model.blocks", help="residual blocks at each hourglass location"
+    ),
     _flag("--solver", field="optim.solver", choices=SOLVERS, help="optimiser: RMSprop or Adam"),
     _flag("-j", "--workers", field="data.workers", help="data-loading worker processes"),
     _flag("--epochs", field="optim.epochs", help="total number of epochs"),
@@ -84,57 +98,99 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag("--sigma", field="data.sigma", help="target Gaussian sigma (heatmap pixels)"),
     _flag("--scale-factor", field="data.scale_factor", help="scale jitter (non-_sp datasets)"),
     _flag("--rot-factor", field="data.rot_factor", help="rotation jitter, degrees (non-_sp)"),
-    _flag("--sigma-decay", field="data.sigma_decay",
-          help="if > 0, sigma is multiplied by it before every epoch"),
-    _flag("--label-type", field="data.label_type", choices=LABEL_TYPES,
-          help="target shape (only Gaussian is implemented)"),
+    _flag(
+        "--sigma-decay",
+        field="data.sigma_decay",
+        help="if > 0, sigma is multiplied by it before every epoch",
+    ),
+    _flag(
+        "--label-type",
+        field="data.label_type",
+        choices=LABEL_TYPES,
+        help="target shape (only Gaussian is implemented)",
+    ),
     _flag("-c", "--checkpoint", field="run.checkpoint", help="output folder for checkpoints"),
     _flag("--snapshot", field="run.snapshot", help="also keep a checkpoint every N epochs (0: no)"),
     _flag("--resume", field="run.resume", help="checkpoint to resume from"),
-    _flag("--pretrained", field="run.pretrained",
-          help="initial weights only (fresh optimiser), e.g. to fine-tune an adapted model"),
-    _flag("-e", "--evaluate", field="run.evaluate",
-          help="evaluate only, on the --eval-split split (default: the validation split)"),
+    _flag(
+        "--pretrained",
+        field="run.pretrained",
+        help="initial weights only (fresh optimiser), e.g. to fine-tune an adapted model",
+    ),
+    _flag(
+        "-e",
+        "--evaluate",
+        field="run.evaluate",
+        help="evaluate only, on the --eval-split split (default: the validation split)",
+    ),
     _flag("-d", "--debug", field="run.debug", help="show intermediate results"),
     # -- animalpose's own ---------------------------------------------------------------------
     _flag("--seed", field="run.seed", help="seed of weights, augmentation and workers"),
     _flag("--split-seed", field="data.seed", help="seed of generated train/val splits"),
-    _flag("--eval-split", field="data.eval_split", choices=EVAL_SPLITS,
-          help="split that -e and evaluation/test.py report on; test = a benchmark's held-out "
-          "TigDog shots (datasets/generate.py --benchmark); training selects on valid"),
+    _flag(
+        "--eval-split",
+        field="data.eval_split",
+        choices=EVAL_SPLITS,
+        help="split that -e and evaluation/test.py report on; test = a benchmark's held-out "
+        "TigDog shots (datasets/generate.py --benchmark); training selects on valid",
+    ),
     _flag("--device", field="run.device", help="auto, cpu, cuda or cuda:N"),
     _flag("--no-amp", field="run.amp", kind="store_false", help="no bf16 autocast on CUDA"),
-    _flag("--no-channels-last", field="run.channels_last", kind="store_false",
-          help="keep the default (channels-first) memory format"),
+    _flag(
+        "--no-channels-last",
+        field="run.channels_last",
+        kind="store_false",
+        help="keep the default (channels-first) memory format",
+    ),
     _flag("--compile", field="run.compile", help="torch.compile the model"),
     _flag("--log-every", field="run.log_every", help="iterations between logged scalars"),
     _flag("--tb-images", field="run.tb_images", help="validation crops drawn to TensorBoard"),
     _flag("--no-progress", field="run.progress", kind="store_false", help="no progress bars"),
-    _flag("--augment-backend", field="data.augment_backend", choices=AUGMENT_BACKENDS,
-          help="augmentation implementation"),
-    _flag("--legacy-input", field="data.legacy_input",
-          help="the reference's min-max stretch + mean-only input (its checkpoints)"),
-    _flag("--split-dir", field="data.split_dir",
-          help="the reference's data/ folder with split and mean files"),
-    _flag("--vertex-table", field="data.vertex_table",
-          help="JSON file of 18 vertex rows for a synthetic animal without a packaged table"),
+    _flag(
+        "--augment-backend",
+        field="data.augment_backend",
+        choices=AUGMENT_BACKENDS,
+        help="augmentation implementation",
+    ),
+    _flag(
+        "--legacy-input",
+        field="data.legacy_input",
+        help="the reference's min-max stretch + mean-only input (its checkpoints)",
+    ),
+    _flag(
+        "--split-dir",
+        field="data.split_dir",
+        help="the reference's data/ folder with split and mean files",
+    ),
+    _flag(
+        "--vertex-table",
+        field="data.vertex_table",
+        help="JSON file of 18 vertex rows for a synthetic animal without a packaged table",
+    ),
     _flag("--train-limit", field="data.train_limit", help="use the first N training samples"),
     _flag("--val-limit", field="data.val_limit", help="use the first N validation samples"),
     _flag("--channels", field="model.channels", help="hourglass width"),
-    _flag("--keypoint-spec", field="model.keypoint_spec", choices=tuple(SPECS),
-          help="keypoint spec name"),
-)  # fmt: skip
+    _flag(
+        "--keypoint-spec",
+        field="model.keypoint_spec",
+        choices=tuple(SPECS),
+        help="keypoint spec name",
+    ),
+)
 
 #: Kind of flag each field type allows (``kind=None`` picks the first).
 _KINDS_BY_TYPE = {bool: ("store_true", "store_false"), "list": ("list",), "scalar": ("value",)}
 
 
 def _flag_kind(flag: Flag, tp: Any) -> str:
-    allowed = _KINDS_BY_TYPE[bool if tp is bool else
-                             "list" if typing.get_origin(tp) is list else "scalar"]
+    allowed = _KINDS_BY_TYPE[
+        bool if tp is bool else "list" if typing.get_origin(tp) is list else "scalar"
+    ]
     if flag.kind is not None and flag.kind not in allowed:
-        raise ValueError(f"flag {flag.names}: kind {flag.kind!r} does not fit {flag.field}'s "
-                         f"type {_type_name(tp)} (allowed: {allowed})")
+        raise ValueError(
+            f"flag {flag.names}: kind {flag.kind!r} does not fit {flag.field}'s "
+            f"type {_type_name(tp)} (allowed: {allowed})"
+        )
     return flag.kind or allowed[0]
 
 
@@ -161,18 +217,29 @@ def build_parser(
     """
     defaults = config_to_dict(config_type())
     parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
-    parser.add_argument("--config", metavar="FILE.yaml", default=None,
-                        help="YAML config file (overrides the defaults; flags override it)")
-    parser.add_argument("--set", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                        help="override config keys (applied last), e.g. optim.schedule=[30,40]")
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        default=None,
+        help="YAML config file (overrides the defaults; flags override it)",
+    )
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="override config keys (applied last), e.g. optim.schedule=[30,40]",
+    )
     for flag in flags:
         tp = _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
         kind = _flag_kind(flag, tp)
+        help_text = f"{flag.help} [{flag.field}, default: {_default_text(defaults, flag.field)}]"
         kwargs: dict[str, Any] = {
             "dest": flag.field,
             "default": argparse.SUPPRESS,
-            "help": f"{flag.help} [{flag.field}, default: {_default_text(defaults, flag.field)}]"
-            .replace("%", "%%"),  # argparse %-formats help strings
+            # argparse %-formats help strings
+            "help": help_text.replace("%", "%%"),
         }
         if kind in ("store_true", "store_false"):
             kwargs["action"] = kind
@@ -203,19 +270,26 @@ def parse_config(
     (argparse prints it and exits with status 2). The namespace holds ``config``, ``set``, the
     given flags (by dotted field) and whatever ``extra`` added.
     """
-    parser = build_parser(flags=flags, config_type=config_type, description=description,
-                          extra=extra)
+    parser = build_parser(
+        flags=flags, config_type=config_type, description=description, extra=extra
+    )
     args = parser.parse_args(argv)
     flag_names = {flag.field: flag.names[-1] for flag in flags}  # field -> a name for errors
     try:
-        base = config_type() if args.config is None else load_config(args.config,
-                                                                      config_type=config_type)
+        base = (
+            config_type()
+            if args.config is None
+            else load_config(args.config, config_type=config_type)
+        )
         d = config_to_dict(base)
         for dotted, name in flag_names.items():
             if hasattr(args, dotted):
                 tp = _field_type(config_type, dotted, source=f"flag {name}")
-                _set_leaf(d, dotted, _check_value(getattr(args, dotted), tp, key=dotted,
-                                                  source=f"flag {name}"))
+                _set_leaf(
+                    d,
+                    dotted,
+                    _check_value(getattr(args, dotted), tp, key=dotted, source=f"flag {name}"),
+                )
         for item in args.set:
             _set_leaf(d, *_parse_override(item, config_type, source="--set"))
         source = "command line" if args.config is None else f"{args.config} + command line"
@@ -224,13 +298,17 @@ def parse_config(
         parser.error(str(err))
 
 
-def config_table_markdown(flags: tuple[Flag, ...] = TRAIN_FLAGS, *,
-                          config_type: type = Config) -> str:
+def config_table_markdown(
+    flags: tuple[Flag, ...] = TRAIN_FLAGS, *, config_type: type = Config
+) -> str:
     """A Markdown table (flag, field, default, help) of ``flags``, for the docs."""
     defaults = config_to_dict(config_type())
-    rows = ["| flag | field | default | help |", "| --- | --- | --- | --- |",
-            "| `--config FILE.yaml` | | | YAML config file (defaults < file < flags < --set) |",
-            "| `--set KEY=VALUE ...` | any | | override any field; value parsed as YAML |"]
+    rows = [
+        "| flag | field | default | help |",
+        "| --- | --- | --- | --- |",
+        "| `--config FILE.yaml` | | | YAML config file (defaults < file < flags < --set) |",
+        "| `--set KEY=VALUE ...` | any | | override any field; value parsed as YAML |",
+    ]
     for flag in flags:
         _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
         names = ", ".join(f"`{name}`" for name in flag.names)

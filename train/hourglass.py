@@ -10,6 +10,7 @@ that its RMSprop state refers to match one to one, so reference checkpoints load
 Shapes: input (B, 3, H, W) with H and W multiples of ``INPUT_MULTIPLE``; each stack outputs
 (B, K, H / 4, W / 4) heatmaps, e.g. (B, 18, 64, 64) for a 256 x 256 input.
 """
+
 from __future__ import annotations
 
 import torch

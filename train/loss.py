@@ -4,9 +4,10 @@ The reference's ``JointsMSELoss`` (MSRA SimpleBaseline, as used by CC-SSL ``trai
 sums ``0.5 * MSE(pred_k * w_k, target_k * w_k)`` over keypoints and divides by K, i.e. half the
 mean over (B, K, h, w) of ``((pred - target) * w) ** 2``; the trainer adds it up over stacks.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

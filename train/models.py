@@ -1,4 +1,5 @@
 """Model registry: architecture name (the reference's ``-a/--arch`` value) -> model class."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -2,6 +2,7 @@
 
 Takes the reference's flags (see ``python train/train.py --help`` and docs/configs.md).
 """
+
 import sys
 
 from animalpose.train.cli import train_main

@@ -6,6 +6,7 @@ schedule; ``fit()`` runs the epochs, validating, logging (tqdm, TensorBoard, the
 normalisation and heatmap encoding run on the device, losses and accuracies accumulate there,
 and values are read back only every ``run.log_every`` iterations.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -105,18 +106,25 @@ class Trainer:
 
         d = cfg.data
         common = dict(
-            root=d.image_path, animal=d.animal, input_size=d.inp_res, spec=self.spec,
-            seed=d.seed, scale_factor=d.scale_factor, rot_factor=d.rot_factor,
-            augment_backend=d.augment_backend, split_dir=d.split_dir or None,
+            root=d.image_path,
+            animal=d.animal,
+            input_size=d.inp_res,
+            spec=self.spec,
+            seed=d.seed,
+            scale_factor=d.scale_factor,
+            rot_factor=d.rot_factor,
+            augment_backend=d.augment_backend,
+            split_dir=d.split_dir or None,
             vertex_table=d.vertex_table or None,
-        )  # fmt: skip
+        )
         #: The keyword arguments every dataset of this run is built with (build_dataset).
         self.dataset_kwargs = common
         # Training validates (selects models) on "valid"; an evaluation-only Trainer reports on
         # data.eval_split ("valid" or a benchmark's held-out "test").
         self.eval_split = "valid" if train else d.eval_split
-        self.val_set = build_dataset(self.validation_dataset, split=self.eval_split,
-                                     limit=d.val_limit, **common)  # fmt: skip
+        self.val_set = build_dataset(
+            self.validation_dataset, split=self.eval_split, limit=d.val_limit, **common
+        )
         self.train_set = (
             build_dataset(
                 d.dataset, split="train", limit=d.train_limit, augment_seed=cfg.run.seed, **common
@@ -125,16 +133,25 @@ class Trainer:
             else None
         )
         mean, std = dataset_mean_std(
-            d.dataset, root=d.image_path, animal=d.animal, split_dir=d.split_dir or None,
-            vertex_table=d.vertex_table or None, seed=d.seed,
-        )  # fmt: skip
+            d.dataset,
+            root=d.image_path,
+            animal=d.animal,
+            split_dir=d.split_dir or None,
+            vertex_table=d.vertex_table or None,
+            seed=d.seed,
+        )
         self.normalizer = Normalizer(mean, std, legacy=d.legacy_input)
 
         self.model = build_model(
-            cfg.model.arch, num_stacks=cfg.model.stacks, num_blocks=cfg.model.blocks,
-            num_keypoints=self.spec.num_keypoints, channels=cfg.model.channels,
-        ).to(self.device)  # fmt: skip
-        self.memory_format = torch.channels_last if cfg.run.channels_last else torch.contiguous_format
+            cfg.model.arch,
+            num_stacks=cfg.model.stacks,
+            num_blocks=cfg.model.blocks,
+            num_keypoints=self.spec.num_keypoints,
+            channels=cfg.model.channels,
+        ).to(self.device)
+        self.memory_format = (
+            torch.channels_last if cfg.run.channels_last else torch.contiguous_format
+        )
         self.model = self.model.to(memory_format=self.memory_format)
         self.loss_fn = KeypointMSELoss()
         self.optimizer = build_optimizer(cfg, self.model.parameters())
@@ -159,14 +176,24 @@ class Trainer:
             self.net = torch.compile(self.net)
 
         self.val_loader = make_loader(
-            self.val_set, batch_size=d.test_batch, shuffle=False, workers=d.workers,
-            seed=d.seed, device=self.device, shard=False,
-        )  # fmt: skip
+            self.val_set,
+            batch_size=d.test_batch,
+            shuffle=False,
+            workers=d.workers,
+            seed=d.seed,
+            device=self.device,
+            shard=False,
+        )
         self.train_loader = (
             make_loader(
-                self.train_set, batch_size=d.train_batch, shuffle=True, workers=d.workers,
-                seed=cfg.run.seed, device=self.device, drop_last=len(self.train_set) > d.train_batch,
-            )  # fmt: skip
+                self.train_set,
+                batch_size=d.train_batch,
+                shuffle=True,
+                workers=d.workers,
+                seed=cfg.run.seed,
+                device=self.device,
+                drop_last=len(self.train_set) > d.train_batch,
+            )
             if train
             else None
         )
@@ -177,9 +204,12 @@ class Trainer:
         ckpt = load_checkpoint(path, map_location="cpu")
         training = self.train_set is not None
         state = restore_training_state(
-            ckpt, model=self.model, optimizer=self.optimizer if training else None,
-            scheduler=self.scheduler if training else None, restore_rng=training,
-        )  # fmt: skip
+            ckpt,
+            model=self.model,
+            optimizer=self.optimizer if training else None,
+            scheduler=self.scheduler if training else None,
+            restore_rng=training,
+        )
         self.start_epoch, self.best_acc = state.start_epoch, state.best_acc
         if training and ckpt.get("scheduler") is None:
             # A reference checkpoint has no scheduler: rebuild its position from the epoch.
@@ -188,7 +218,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.cfg.optim.lr * self.cfg.optim.gamma**done
         if self.is_main:
-            print(f"=> resumed {path} (next epoch {self.start_epoch}, best acc {self.best_acc:.4f})")
+            print(
+                f"=> resumed {path} (next epoch {self.start_epoch}, best acc {self.best_acc:.4f})"
+            )
 
     @property
     def validation_dataset(self) -> str:
@@ -198,10 +230,15 @@ class Trainer:
     def checkpoint_state(self, epoch: int) -> dict:
         """The checkpoint written after 0-based ``epoch`` (the reference's keys plus ours)."""
         return build_checkpoint(
-            model=self.model, optimizer=self.optimizer, epoch=epoch + 1, best_acc=self.best_acc,
-            keypoint_spec=self.spec.name, arch=self.cfg.model.arch, config=config_to_dict(self.cfg),
+            model=self.model,
+            optimizer=self.optimizer,
+            epoch=epoch + 1,
+            best_acc=self.best_acc,
+            keypoint_spec=self.spec.name,
+            arch=self.cfg.model.arch,
+            config=config_to_dict(self.cfg),
             scheduler=self.scheduler,
-        )  # fmt: skip
+        )
 
     def _save(self, epoch: int, val: EvalResult, is_best: bool) -> None:
         state = self.checkpoint_state(epoch)
@@ -248,10 +285,12 @@ class Trainer:
         log_every = max(1, self.cfg.run.log_every)
         steps = len(self.train_loader)
         bar = tqdm(
-            total=steps * self.cfg.data.train_batch * self.world_size, unit="img",
-            desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}", dynamic_ncols=True,
+            total=steps * self.cfg.data.train_batch * self.world_size,
+            unit="img",
+            desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}",
+            dynamic_ncols=True,
             disable=not (self.cfg.run.progress and self.is_main),
-        )  # fmt: skip
+        )
         start = _now(self.device)
         images_seen = 0
         for it, batch in enumerate(self.train_loader):
@@ -277,19 +316,26 @@ class Trainer:
         seconds = _now(self.device) - start
         steps = max(steps, 1)
         return EpochStats(
-            (loss_sum / steps).item(), (acc_sum / steps).item(), images_seen * self.world_size, seconds
+            (loss_sum / steps).item(),
+            (acc_sum / steps).item(),
+            images_seen * self.world_size,
+            seconds,
         )
 
     def validate(self, epoch: int = 0) -> EvalResult:
         return evaluate(
-            self.model, self.val_loader, codec=build_codec(self.cfg, epoch),
-            normalizer=self._normalize, device=self.device,
+            self.model,
+            self.val_loader,
+            codec=build_codec(self.cfg, epoch),
+            normalizer=self._normalize,
+            device=self.device,
             flip_index=self.spec.flip_index if self.cfg.run.flip else None,
             permutation=None,  # datasets return model order
-            loss_fn=self.loss_fn, amp=self.amp,
+            loss_fn=self.loss_fn,
+            amp=self.amp,
             progress=self.cfg.run.progress and self.is_main,
             max_images_for_overlay=self.cfg.run.tb_images,
-        )  # fmt: skip
+        )
 
     # -- the run ------------------------------------------------------------------------------
     #: How epoch lines name the validation split.
@@ -348,11 +394,15 @@ class Trainer:
             log.append([epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc])
             self._log_epoch(epoch, stats, val)
             summary = {
-                "epoch": epoch + 1, "train_loss": stats.loss, "train_acc": stats.acc,
-                "val_loss": val.loss, "val_acc_legacy": val_acc,
-                "val_acc_precise": float(np.nanmean(val.precise)), "best_acc": self.best_acc,
+                "epoch": epoch + 1,
+                "train_loss": stats.loss,
+                "train_acc": stats.acc,
+                "val_loss": val.loss,
+                "val_acc_legacy": val_acc,
+                "val_acc_precise": float(np.nanmean(val.precise)),
+                "best_acc": self.best_acc,
                 "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
-            }  # fmt: skip
+            }
             print(
                 f"epoch {epoch + 1}: train loss {stats.loss:.3e} acc {stats.acc:.4f} | "
                 f"{self.val_label} loss {(val.loss or 0):.3e} PCK@0.05 legacy {100 * val_acc:.2f} "
@@ -382,7 +432,9 @@ class Trainer:
             for crop, pred, gt in val.overlays:
                 img = draw_keypoints(crop, gt, self.spec, color=(0, 255, 0))
                 drawn.append(draw_keypoints(img, pred, self.spec, color=(255, 0, 0)))
-            w.add_images("val/predictions(red)_vs_gt(green)", np.stack(drawn), e, dataformats="NHWC")
+            w.add_images(
+                "val/predictions(red)_vs_gt(green)", np.stack(drawn), e, dataformats="NHWC"
+            )
         w.flush()
 
     def _debug_batch(self, batch: dict) -> None:
@@ -402,8 +454,20 @@ class Trainer:
         """Evaluate the current weights on ``eval_split`` and print both PCK tables."""
         val = self.validate(self.start_epoch)
         on = f"{self.cfg.data.dataset} {self.eval_split} split, {len(self.val_set)} images"
-        print(pck_table(val.legacy, self.spec, title=f"PCK@0.05, legacy metric (reference, paper-comparable); {on}"))
-        print(pck_table(val.precise, self.spec, title=f"PCK@0.05, precise metric (annotation coordinates, sub-pixel); {on}"))
+        print(
+            pck_table(
+                val.legacy,
+                self.spec,
+                title=f"PCK@0.05, legacy metric (reference, paper-comparable); {on}",
+            )
+        )
+        print(
+            pck_table(
+                val.precise,
+                self.spec,
+                title=f"PCK@0.05, precise metric (annotation coordinates, sub-pixel); {on}",
+            )
+        )
         return val
 
 

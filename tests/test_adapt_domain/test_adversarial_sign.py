@@ -21,8 +21,9 @@ adversary's sign inverted (gradient not reversed, labels not flipped) the probe 
 import pytest
 import torch
 import torch.nn.functional as F
-from animalpose.adapt.domain import DomainAdversary, ddl_loss
 from torch import nn
+
+from animalpose.adapt.domain import DomainAdversary, ddl_loss
 
 SEED = 0
 SIZE = 12  # image side, px
@@ -53,8 +54,13 @@ def domain_images(gen: torch.Generator, n: int, *, target: bool):
     """(n, 1, S, S) images and (n, 1, S, S) blob heatmaps of one domain."""
     cx = torch.randint(2, SIZE - 2, (n,), generator=gen).float()
     cy = torch.randint(2, SIZE - 2, (n,), generator=gen).float()
-    blob = torch.exp(-((_xs[None, None] - cx[:, None, None]) ** 2
-                       + (_xs[None, :, None] - cy[:, None, None]) ** 2) / 2)[:, None]  # fmt: skip
+    blob = torch.exp(
+        -(
+            (_xs[None, None] - cx[:, None, None]) ** 2
+            + (_xs[None, :, None] - cy[:, None, None]) ** 2
+        )
+        / 2
+    )[:, None]
     images = blob + NOISE_STD * _smooth_noise(gen, n)
     if target:
         fraction = TEXTURE_MIN_FRACTION + (1 - TEXTURE_MIN_FRACTION) * torch.rand(
@@ -122,8 +128,9 @@ def probe_accuracy(trunk: nn.Module, seed: int = SEED, steps: int = PROBE_STEPS)
     images, _, is_target = mixed_batch(gen, EVAL_SIZE)
     with torch.no_grad():
         logits = probe.discriminator(trunk(images))
-    terms = ddl_loss(logits, is_animal=torch.ones_like(is_target), is_target=is_target,
-                     species_head=False)  # fmt: skip
+    terms = ddl_loss(
+        logits, is_animal=torch.ones_like(is_target), is_target=is_target, species_head=False
+    )
     return terms.domain_acc.item()
 
 

@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from torch import nn
+
 from animalpose.adapt.domain import (
     ADVERSARY_MODES,
     DomainAdversary,
@@ -14,7 +16,6 @@ from animalpose.adapt.domain import (
     dann_ramp,
     ddl_loss,
 )
-from torch import nn
 
 C = 6  # feature channels of the toy batches
 
@@ -96,9 +97,11 @@ def test_grl_step_matches_a_hand_driven_adam_step_on_ddl():
     features, is_animal, is_target = toy_batch(seed=1)
     for progress in (0.0, 0.5):  # at progress 0 the trunk gets nothing, the discriminator learns
         loss, _ = adv.trunk_loss(
-            features.clone().requires_grad_(True), is_animal=is_animal, is_target=is_target,
+            features.clone().requires_grad_(True),
+            is_animal=is_animal,
+            is_target=is_target,
             progress=progress,
-        )  # fmt: skip
+        )
         loss.backward()
         adv.step()
         ddl_loss(twin(features), is_animal=is_animal, is_target=is_target, w1=0.5).total.backward()

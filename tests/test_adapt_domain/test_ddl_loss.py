@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from animalpose.adapt.domain import ddl_loss
 
 

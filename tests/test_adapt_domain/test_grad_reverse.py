@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+
 from animalpose.adapt.domain import dann_ramp, grad_reverse
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from animalpose.adapt.domain import DomainAdversary
 from animalpose.train.hourglass import HourglassNet
 
@@ -58,9 +59,11 @@ def test_features_feed_the_adversary_end_to_end():
     adversary = DomainAdversary(in_channels=CHANNELS, hidden=8, beta=1.0)
     outputs, features = net(images(), return_features=True)
     loss, terms = adversary.trunk_loss(
-        features, is_animal=torch.tensor([True, True]), is_target=torch.tensor([True, False]),
+        features,
+        is_animal=torch.tensor([True, True]),
+        is_target=torch.tensor([True, False]),
         progress=1.0,
-    )  # fmt: skip
+    )
     (outputs[-1].square().mean() + loss).backward()
     adversary.step()
     assert net.hg[0].hg[0][0][0].conv1.weight.grad is not None

@@ -1,10 +1,12 @@
 """Shared pieces of the pseudo-label engine tests: a small TigDog fixture and a tiny model."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
 import torch
+
 from animalpose.datasets.codec import MSRAHeatmap
 from animalpose.datasets.fixtures import make_tigdog_fixture
 from animalpose.datasets.keypoints import ANIMAL18
@@ -34,24 +36,42 @@ def one_torch_thread():
 def tigdog(tmp_path_factory):
     """root: image path with a horse TigDog fixture (4 shots x 6 frames, 192 x 128)."""
     root = tmp_path_factory.mktemp("tigdog")
-    make_tigdog_fixture(root, animal="horse", num_shots=SHOTS, frames_per_shot=FRAMES_PER_SHOT,
-                        seed=11, frame_size=TIGDOG_FRAME)  # fmt: skip
+    make_tigdog_fixture(
+        root,
+        animal="horse",
+        num_shots=SHOTS,
+        frames_per_shot=FRAMES_PER_SHOT,
+        seed=11,
+        frame_size=TIGDOG_FRAME,
+    )
     return SimpleNamespace(root=root, animal="horse")
 
 
 @pytest.fixture(scope="session")
 def real_dataset(tigdog):
     """Every kept frame of the fixture, CenterCrop 64 (the pseudo-labelling dataset)."""
-    return RealAnimal(root=tigdog.root, animal="horse", split="all",
-                      augmenter=CenterCrop(INPUT_SIZE), spec=ANIMAL18, seed=0)  # fmt: skip
+    return RealAnimal(
+        root=tigdog.root,
+        animal="horse",
+        split="all",
+        augmenter=CenterCrop(INPUT_SIZE),
+        spec=ANIMAL18,
+        seed=0,
+    )
 
 
 @pytest.fixture(scope="session")
 def crop_dataset(tigdog):
     """The same frames read from 64-px real_animal_crop files (written once), CenterCrop 64."""
     write_real_crops(tigdog.root, "horse", output_size=INPUT_SIZE, progress=False)
-    return RealAnimalCrop(root=tigdog.root, animal="horse", split="all",
-                          augmenter=CenterCrop(INPUT_SIZE), spec=ANIMAL18, seed=0)  # fmt: skip
+    return RealAnimalCrop(
+        root=tigdog.root,
+        animal="horse",
+        split="all",
+        augmenter=CenterCrop(INPUT_SIZE),
+        spec=ANIMAL18,
+        seed=0,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +88,13 @@ def make_tiny_model(seed: int = 0) -> torch.nn.Module:
     """A 1-stack, 8-channel hourglass with seeded weights whose heatmaps are not flat."""
     with torch.random.fork_rng():  # leave the global generator alone
         torch.manual_seed(seed)
-        model = build_model("hg", num_stacks=STACKS, num_blocks=1,
-                            num_keypoints=ANIMAL18.num_keypoints, channels=CHANNELS)  # fmt: skip
+        model = build_model(
+            "hg",
+            num_stacks=STACKS,
+            num_blocks=1,
+            num_keypoints=ANIMAL18.num_keypoints,
+            channels=CHANNELS,
+        )
     return model.eval()
 
 
@@ -82,4 +107,3 @@ def tiny_model():
 def model_factory():
     """``make_tiny_model(seed)``: a fresh tiny model (for tests that change its mode)."""
     return make_tiny_model
-

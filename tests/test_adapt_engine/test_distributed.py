@@ -1,4 +1,5 @@
 """generate_pseudo_labels on 2 processes (gloo, CPU) equals the single-process run."""
+
 import os
 import socket
 import subprocess
@@ -7,6 +8,7 @@ import textwrap
 
 import numpy as np
 import torch
+
 from animalpose.adapt.pseudo_labels import PseudoLabels, generate_pseudo_labels
 from animalpose.adapt.temporal import TemporalConfig
 from animalpose.adapt.views import ViewSampler
@@ -14,7 +16,7 @@ from animalpose.adapt.views import ViewSampler
 #: Started by torch.multiprocessing from a script file, so that the children never depend on
 #: this test module (imported with --import-mode=importlib, it cannot be re-imported by name).
 #: The objects mirror the conftest fixtures (64-px crops, 16-px heatmaps, the tiny hourglass).
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import sys
 
     import torch
@@ -55,7 +57,7 @@ SCRIPT = textwrap.dedent('''
         # seconds each on a loaded 2-core machine); nothing has started a thread pool yet.
         mp.start_processes(worker, args=(2, int(port), root, weights, out), nprocs=2,
                            start_method="fork")
-''')
+""")
 
 
 def free_port() -> int:
@@ -64,25 +66,44 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_equal_one(tmp_path, tigdog, tiny_model, real_dataset, codec,
-                                      normalizer):  # fmt: skip
+def test_two_gloo_processes_equal_one(
+    tmp_path, tigdog, tiny_model, real_dataset, codec, normalizer
+):
     torch.save(tiny_model.state_dict(), tmp_path / "weights.pt")
     (tmp_path / "run.py").write_text(SCRIPT)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_", "MASTER_"))}  # fmt: skip
-    cmd = [sys.executable, str(tmp_path / "run.py"), str(tigdog.root), str(tmp_path / "weights.pt"),
-           str(tmp_path), str(free_port())]  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_", "MASTER_"))
+    }
+    cmd = [
+        sys.executable,
+        str(tmp_path / "run.py"),
+        str(tigdog.root),
+        str(tmp_path / "weights.pt"),
+        str(tmp_path),
+        str(free_port()),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     single = generate_pseudo_labels(
-        tiny_model, real_dataset, codec=codec, normalizer=normalizer, device="cpu",
-        views=ViewSampler(), seed=1, temporal=TemporalConfig(max_move=60.0), batch_size=3,
-        workers=0, progress=False,
-    )  # fmt: skip
+        tiny_model,
+        real_dataset,
+        codec=codec,
+        normalizer=normalizer,
+        device="cpu",
+        views=ViewSampler(),
+        seed=1,
+        temporal=TemporalConfig(max_move=60.0),
+        batch_size=3,
+        workers=0,
+        progress=False,
+    )
     ranks = [PseudoLabels.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
     for name in ("indices", "shots", "frames", "keypoints", "confidence", "substituted"):
-        np.testing.assert_array_equal(getattr(ranks[0], name), getattr(ranks[1], name),
-                                      err_msg=name)  # every rank holds the same, full set
+        np.testing.assert_array_equal(
+            getattr(ranks[0], name), getattr(ranks[1], name), err_msg=name
+        )  # every rank holds the same, full set
     labels = ranks[0]
     assert len(labels) == len(real_dataset)
     np.testing.assert_array_equal(labels.indices, single.indices)

@@ -1,9 +1,11 @@
 """PseudoLabelDataset: serves pseudo-labels through the base dataset's crop and augmentation."""
+
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+
 from animalpose.adapt.pseudo_labels import PseudoLabelDataset, PseudoLabels
 from animalpose.datasets.augment import build_augmenter
 from animalpose.datasets.files import DataError
@@ -23,11 +25,18 @@ def labels(real_dataset):
     keypoints = (keypoints + [3.0, -2.0]).astype(np.float32)
     sf = np.array([real_dataset.shot_frame(i) for i in range(n)])
     raw = PseudoLabels(
-        round=0, epoch=0, keep_share=0.0, threshold=float("nan"), indices=np.arange(n),
-        shots=sf[:, 0], frames=sf[:, 1], keypoints=keypoints,
+        round=0,
+        epoch=0,
+        keep_share=0.0,
+        threshold=float("nan"),
+        indices=np.arange(n),
+        shots=sf[:, 0],
+        frames=sf[:, 1],
+        keypoints=keypoints,
         confidence=rng.uniform(size=(n, 18)).astype(np.float32),
-        substituted=np.zeros((n, 18), bool), selected=np.zeros((n, 18), bool),
-    )  # fmt: skip
+        substituted=np.zeros((n, 18), bool),
+        selected=np.zeros((n, 18), bool),
+    )
     return raw.with_selection(0.5)
 
 
@@ -61,15 +70,17 @@ def test_identity_augmenter_serves_the_labels_in_the_crop(real_dataset, labels):
 
 def test_training_augmenter_moves_labels_with_the_image(tigdog, labels):
     strong = build_augmenter("strong", output_size=S, flip_index=ANIMAL18.flip_index)
-    base = RealAnimal(root=tigdog.root, animal="horse", split="all", augmenter=strong,
-                      spec=ANIMAL18, seed=3)  # fmt: skip
+    base = RealAnimal(
+        root=tigdog.root, animal="horse", split="all", augmenter=strong, spec=ANIMAL18, seed=3
+    )
     data = PseudoLabelDataset(base, labels)
     flips = set()
     for i in range(8):
         sample = data[i]
         flips.add(sample["meta"]["flipped"])
-        xy, visible = expected_keypoints(labels, i, sample["meta"]["matrix"],
-                                         sample["meta"]["flipped"])  # fmt: skip
+        xy, visible = expected_keypoints(
+            labels, i, sample["meta"]["matrix"], sample["meta"]["flipped"]
+        )
         kp = sample["keypoints"].numpy()
         np.testing.assert_array_equal(kp[:, 2] > 0, visible)
         np.testing.assert_allclose(kp[:, :2], xy, atol=1e-3)
@@ -95,13 +106,27 @@ def test_crop_files_use_their_pre_matrix(crop_dataset, labels):
 
 def test_labels_of_a_subset_map_through_their_indices(real_dataset, labels):
     rows = np.arange(4, 9)
-    part = replace(labels, **{name: getattr(labels, name)[rows] for name in
-                              ("indices", "shots", "frames", "keypoints", "confidence",
-                               "substituted", "selected")})  # fmt: skip
+    part = replace(
+        labels,
+        **{
+            name: getattr(labels, name)[rows]
+            for name in (
+                "indices",
+                "shots",
+                "frames",
+                "keypoints",
+                "confidence",
+                "substituted",
+                "selected",
+            )
+        },
+    )
     data = PseudoLabelDataset(real_dataset, part)
     assert len(data) == 5 and data[0]["meta"]["index"] == 4
-    np.testing.assert_allclose(data[0]["keypoints"].numpy(),
-                               PseudoLabelDataset(real_dataset, labels)[4]["keypoints"].numpy())
+    np.testing.assert_allclose(
+        data[0]["keypoints"].numpy(),
+        PseudoLabelDataset(real_dataset, labels)[4]["keypoints"].numpy(),
+    )
 
 
 def test_mismatched_labels_are_rejected(real_dataset, labels):

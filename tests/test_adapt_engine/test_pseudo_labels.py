@@ -1,7 +1,9 @@
 """Pseudo-label generation on the TigDog fixture, storage and selection."""
+
 import numpy as np
 import pytest
 import torch
+
 from animalpose.adapt.pseudo_labels import PseudoLabels, generate_pseudo_labels
 from animalpose.adapt.selection import select_top_share
 from animalpose.adapt.temporal import TemporalConfig, temporal_refine
@@ -20,8 +22,17 @@ def generate(tiny_model, real_dataset, codec, normalizer):
     """``generate(**overrides)``: generate_pseudo_labels on the fixture, CPU, no workers."""
 
     def run(**overrides):
-        kwargs = {"codec": codec, "normalizer": normalizer, "device": "cpu", "views": ViewSampler(),
-                      "seed": 1, "temporal": None, "batch_size": 4, "workers": 0, "progress": False}
+        kwargs = {
+            "codec": codec,
+            "normalizer": normalizer,
+            "device": "cpu",
+            "views": ViewSampler(),
+            "seed": 1,
+            "temporal": None,
+            "batch_size": 4,
+            "workers": 0,
+            "progress": False,
+        }
         kwargs.update(overrides)
         model = kwargs.pop("model", tiny_model)
         return generate_pseudo_labels(model, real_dataset, **kwargs)
@@ -38,8 +49,9 @@ def test_generated_labels_cover_the_dataset_in_order(labels, real_dataset):
     n = len(real_dataset)
     assert len(labels) == n and labels.round == 2 and labels.epoch == 20
     np.testing.assert_array_equal(labels.indices, np.arange(n))
-    assert [(int(s), int(f)) for s, f in zip(labels.shots, labels.frames, strict=True)] == \
-        [real_dataset.shot_frame(i) for i in range(n)]  # fmt: skip
+    assert [(int(s), int(f)) for s, f in zip(labels.shots, labels.frames, strict=True)] == [
+        real_dataset.shot_frame(i) for i in range(n)
+    ]
     assert labels.keypoints.shape == (n, K, 2) and labels.keypoints.dtype == np.float32
     assert labels.confidence.shape == (n, K) and labels.confidence.dtype == np.float32
     assert labels.selected.dtype == bool and not labels.selected.any()
@@ -47,15 +59,18 @@ def test_generated_labels_cover_the_dataset_in_order(labels, real_dataset):
     assert np.isfinite(labels.keypoints).all() and np.isfinite(labels.confidence).all()
 
 
-def test_identity_view_alone_equals_the_evaluation_path(generate, tiny_model, real_dataset, codec,
-                                                         normalizer):  # fmt: skip
+def test_identity_view_alone_equals_the_evaluation_path(
+    generate, tiny_model, real_dataset, codec, normalizer
+):
     """With no random views the engine must give evaluate()'s predictions (independent code:
     plain forward, codec decode, inverse crop matrix)."""
     labels = generate(views=ViewSampler(num_views=0))
-    loader = make_loader(real_dataset, batch_size=5, shuffle=False, workers=0, seed=0,
-                         device=torch.device("cpu"))  # fmt: skip
-    result = evaluate(tiny_model, loader, codec=codec, normalizer=normalizer, device="cpu",
-                      progress=False)  # fmt: skip
+    loader = make_loader(
+        real_dataset, batch_size=5, shuffle=False, workers=0, seed=0, device=torch.device("cpu")
+    )
+    result = evaluate(
+        tiny_model, loader, codec=codec, normalizer=normalizer, device="cpu", progress=False
+    )
     np.testing.assert_allclose(labels.keypoints, result.preds, atol=1e-3)
     np.testing.assert_allclose(labels.confidence, result.scores, atol=1e-6)
 
@@ -90,10 +105,14 @@ def test_temporal_step_is_the_refinement_of_the_predictions(generate, labels, re
     refined = generate(round_index=2, epoch=20, temporal=config)
     n = len(real_dataset)
     expected = temporal_refine(
-        image_paths=[real_dataset.image_path(i) for i in range(n)], shots=labels.shots,
-        frames=labels.frames, keypoints=labels.keypoints, confidence=labels.confidence,
-        box_sizes=np.array([real_dataset.annotation(i)[2] for i in range(n)]), config=config,
-    )  # fmt: skip
+        image_paths=[real_dataset.image_path(i) for i in range(n)],
+        shots=labels.shots,
+        frames=labels.frames,
+        keypoints=labels.keypoints,
+        confidence=labels.confidence,
+        box_sizes=np.array([real_dataset.annotation(i)[2] for i in range(n)]),
+        config=config,
+    )
     np.testing.assert_array_equal(refined.keypoints, expected.keypoints)
     np.testing.assert_array_equal(refined.substituted, expected.substituted)
     assert refined.substituted.any()  # the fixture run exercises the rule
@@ -103,21 +122,32 @@ def test_temporal_step_is_the_refinement_of_the_predictions(generate, labels, re
     assert refined.diagnostics["substituted"] == refined.substituted.sum()
 
 
-def test_crop_files_flow_through_their_frame_matrices(crop_dataset, codec, normalizer,
-                                                     tiny_model):  # fmt: skip
-    kwargs = {"codec": codec, "normalizer": normalizer, "device": "cpu", "views": ViewSampler(), "seed": 1,
-                  "batch_size": 4, "workers": 0, "progress": False}
+def test_crop_files_flow_through_their_frame_matrices(crop_dataset, codec, normalizer, tiny_model):
+    kwargs = {
+        "codec": codec,
+        "normalizer": normalizer,
+        "device": "cpu",
+        "views": ViewSampler(),
+        "seed": 1,
+        "batch_size": 4,
+        "workers": 0,
+        "progress": False,
+    }
     config = TemporalConfig(max_move=60.0)
     raw = generate_pseudo_labels(tiny_model, crop_dataset, temporal=None, **kwargs)
     refined = generate_pseudo_labels(tiny_model, crop_dataset, temporal=config, **kwargs)
     n = len(crop_dataset)
     boxes = [crop_dataset.annotation(i) for i in range(n)]
     expected = temporal_refine(
-        image_paths=[crop_dataset.image_path(i) for i in range(n)], shots=raw.shots,
-        frames=raw.frames, keypoints=raw.keypoints, confidence=raw.confidence,
-        box_sizes=np.array([b[2] for b in boxes]), config=config,
+        image_paths=[crop_dataset.image_path(i) for i in range(n)],
+        shots=raw.shots,
+        frames=raw.frames,
+        keypoints=raw.keypoints,
+        confidence=raw.confidence,
+        box_sizes=np.array([b[2] for b in boxes]),
+        config=config,
         image_matrices=np.stack([crop_matrix(b[1], b[2], (64, 64)) for b in boxes]),
-    )  # fmt: skip
+    )
     assert all(p.name.startswith("crop_") for p in map(crop_dataset.image_path, range(n)))
     np.testing.assert_array_equal(refined.keypoints, expected.keypoints)
     np.testing.assert_array_equal(refined.substituted, expected.substituted)
@@ -138,7 +168,8 @@ def test_diagnostics_match_an_independent_pck(labels, real_dataset):
     assert chosen.diagnostics["kept_share"] == pytest.approx(expected.mean())
     mask = expected & valid.numpy()
     assert chosen.diagnostics["pck_selected"] == pytest.approx(
-        float(hits.numpy()[mask].sum() / mask.sum()))
+        float(hits.numpy()[mask].sum() / mask.sum())
+    )
     assert not labels.selected.any()  # with_selection returns a copy
 
 
@@ -146,8 +177,16 @@ def assert_same(a: PseudoLabels, b: PseudoLabels) -> None:
     for name in ("round", "epoch", "keep_share"):
         assert getattr(a, name) == getattr(b, name)
     assert a.threshold == b.threshold or (np.isnan(a.threshold) and np.isnan(b.threshold))
-    for name in ("indices", "shots", "frames", "keypoints", "confidence", "substituted",
-                 "selected", "hits"):  # fmt: skip
+    for name in (
+        "indices",
+        "shots",
+        "frames",
+        "keypoints",
+        "confidence",
+        "substituted",
+        "selected",
+        "hits",
+    ):
         x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype, name
         np.testing.assert_array_equal(x, y, err_msg=name)
@@ -168,13 +207,20 @@ def test_save_load_round_trip(labels, tmp_path):
 def random_labels(n: int, k: int = K) -> PseudoLabels:
     rng = np.random.default_rng(0)
     return PseudoLabels(
-        round=1, epoch=10, keep_share=0.4, threshold=0.5, indices=np.arange(n),
-        shots=np.repeat(np.arange(n // 50 + 1), 50)[:n], frames=np.arange(n) + 1,
+        round=1,
+        epoch=10,
+        keep_share=0.4,
+        threshold=0.5,
+        indices=np.arange(n),
+        shots=np.repeat(np.arange(n // 50 + 1), 50)[:n],
+        frames=np.arange(n) + 1,
         keypoints=rng.uniform(0, 1280, (n, k, 2)).astype(np.float32),
         confidence=rng.uniform(0, 1, (n, k)).astype(np.float32),
-        substituted=rng.uniform(size=(n, k)) < 0.05, selected=rng.uniform(size=(n, k)) < 0.4,
-        hits=rng.integers(-1, 2, (n, k)).astype(np.int8), diagnostics={"pck_all": 0.5},
-    )  # fmt: skip
+        substituted=rng.uniform(size=(n, k)) < 0.05,
+        selected=rng.uniform(size=(n, k)) < 0.4,
+        hits=rng.integers(-1, 2, (n, k)).astype(np.int8),
+        diagnostics={"pck_all": 0.5},
+    )
 
 
 def test_ten_thousand_frames_take_a_few_megabytes(tmp_path):
@@ -234,8 +280,9 @@ def test_load_rejects_bad_files_naming_them(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_generation_matches_cpu(generate, labels, model_factory):
     model = model_factory(0).cuda()
-    on_gpu = generate(model=model, device="cuda", round_index=2, epoch=20,
-                      temporal=TemporalConfig(max_move=60.0))  # fmt: skip
+    on_gpu = generate(
+        model=model, device="cuda", round_index=2, epoch=20, temporal=TemporalConfig(max_move=60.0)
+    )
     on_cpu = generate(round_index=2, epoch=20, temporal=TemporalConfig(max_move=60.0))
     np.testing.assert_allclose(on_gpu.confidence, on_cpu.confidence, atol=1e-3)
     # TF32/cuDNN rounding can move an argmax between near-equal neighbours: most keypoints agree.

@@ -1,6 +1,8 @@
 """Pseudo-label selection: the reference's curriculum, PPLO rounds, the pooled quantile rule."""
+
 import numpy as np
 import pytest
+
 from animalpose.adapt.selection import SelectionSchedule, ccssl_keep_share, select_top_share
 
 
@@ -16,8 +18,14 @@ def test_ccssl_curriculum_matches_the_reference_epochs():
 
 def test_schedules_by_epoch_and_by_round():
     ccssl = SelectionSchedule()
-    assert [ccssl.keep_share(round_index=r, epoch=10 * r) for r in range(6)] == \
-        [0.2, 0.4, 0.6, 0.8, 0.8, 0.8]  # fmt: skip
+    assert [ccssl.keep_share(round_index=r, epoch=10 * r) for r in range(6)] == [
+        0.2,
+        0.4,
+        0.6,
+        0.8,
+        0.8,
+        0.8,
+    ]
     pplo = SelectionSchedule(kind="pplo", shares=(0.3, 0.5, 1.0))
     assert [pplo.keep_share(round_index=r, epoch=0) for r in range(5)] == [0.3, 0.5, 1.0, 1.0, 1.0]
     assert pplo.keep_share(round_index=1, epoch=99) == 0.5  # epochs do not drive PPLO

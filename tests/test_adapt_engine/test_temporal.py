@@ -1,10 +1,12 @@
 """Temporal refinement: LK on a known motion, the substitution rule, shot and frame-gap
 boundaries, the box-scaled flow limit, chaining, crop files, and worker independence."""
+
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
 from animalpose.adapt.temporal import (
     TemporalConfig,
     chain_links,
@@ -32,7 +34,7 @@ def window(base: np.ndarray, shift, extra=(0, 0)) -> np.ndarray:
     right/down (a crop of that frame at offset ``extra``)."""
     o = (BASE - SIDE) // 2
     x, y = o - int(shift[0]) + int(extra[0]), o - int(shift[1]) + int(extra[1])
-    return base[y: y + SIDE, x: x + SIDE]
+    return base[y : y + SIDE, x : x + SIDE]
 
 
 def truth(frame: int) -> np.ndarray:
@@ -65,8 +67,9 @@ def test_substitution_rule_on_a_hand_built_frame():
     flowed = kp + 10
     conf = np.array([0.5, 0.8, 0.3, 0.9, 0.45], dtype=np.float32)
     fconf = np.array([1.0, 0.8, 0.0, 0.5, 0.5], dtype=np.float32)
-    out_kp, out_conf, swapped = substitute(keypoints=kp, confidence=conf, flowed=flowed,
-                                           flowed_confidence=fconf, ratio=0.9)  # fmt: skip
+    out_kp, out_conf, swapped = substitute(
+        keypoints=kp, confidence=conf, flowed=flowed, flowed_confidence=fconf, ratio=0.9
+    )
     # 0.5/1.0 < 0.9 swap; 0.8/0.8 = 1 keep; rejected flow (0) keep; 0.9/0.5 keep; 0.45/0.5 =
     # 0.9 is not < 0.9: keep.
     assert swapped.tolist() == [True, False, False, False, False]
@@ -100,8 +103,14 @@ def scenario(tmp_path_factory):
     conf[8] = 0.05
     conf[10] = 0.1  # shot 40: flow of 2.24 px vs the box-scaled limit
     boxes = np.full(len(frames), 256.0)
-    return {"image_paths": paths, "shots": shots, "frames": frames, "keypoints": keypoints,
-                "confidence": conf, "box_sizes": boxes}  # fmt: skip
+    return {
+        "image_paths": paths,
+        "shots": shots,
+        "frames": frames,
+        "keypoints": keypoints,
+        "confidence": conf,
+        "box_sizes": boxes,
+    }
 
 
 def test_refinement_rules_on_a_known_motion(scenario):
@@ -152,8 +161,11 @@ def test_flow_limit_scales_with_the_previous_box(scenario):
         assert result.substituted[10].all() == expected
     boxes = scenario["box_sizes"].copy()
     boxes[10] = 10.0  # the current row's box does not limit its incoming flow
-    assert temporal_refine(**dict(scenario, box_sizes=boxes),
-                           config=TemporalConfig()).substituted[10].all()  # fmt: skip
+    assert (
+        temporal_refine(**dict(scenario, box_sizes=boxes), config=TemporalConfig())
+        .substituted[10]
+        .all()
+    )
 
 
 def test_crop_files_with_their_frame_matrices_give_the_frame_result(scenario, tmp_path):
@@ -162,8 +174,9 @@ def test_crop_files_with_their_frame_matrices_give_the_frame_result(scenario, tm
     # Crop file r shows frame pixel (x, y) at (x - ex, y - ey).
     mats = np.array([[[1.0, 0.0, -ex], [0.0, 1.0, -ey]] for ex, ey in extras])
     on_frames = temporal_refine(**scenario, config=TemporalConfig())
-    on_crops = temporal_refine(**dict(scenario, image_paths=crops), image_matrices=mats,
-                               config=TemporalConfig())  # fmt: skip
+    on_crops = temporal_refine(
+        **dict(scenario, image_paths=crops), image_matrices=mats, config=TemporalConfig()
+    )
     np.testing.assert_array_equal(on_crops.substituted, on_frames.substituted)
     np.testing.assert_allclose(on_crops.keypoints, on_frames.keypoints, atol=0.1)
 
@@ -171,8 +184,9 @@ def test_crop_files_with_their_frame_matrices_give_the_frame_result(scenario, tm
 def test_results_do_not_depend_on_workers_or_pool(scenario):
     serial = temporal_refine(**scenario, config=TemporalConfig(), workers=0)
     threads = temporal_refine(**scenario, config=TemporalConfig(), workers=2)
-    processes = temporal_refine(**scenario, config=TemporalConfig(), workers=2, pool="process",
-                                min_rows_per_worker=1)  # a pool even for these few frames
+    processes = temporal_refine(
+        **scenario, config=TemporalConfig(), workers=2, pool="process", min_rows_per_worker=1
+    )  # a pool even for these few frames
     for pooled in (threads, processes):
         np.testing.assert_array_equal(pooled.keypoints, serial.keypoints)
         np.testing.assert_array_equal(pooled.confidence, serial.confidence)
@@ -199,5 +213,6 @@ def test_config_and_shapes_are_validated(scenario):
     with pytest.raises(ValueError, match="max_frame_gap"):
         TemporalConfig(max_frame_gap=0)
     with pytest.raises(ValueError, match="confidence"):
-        temporal_refine(**dict(scenario, confidence=scenario["confidence"][:, :2]),
-                        config=TemporalConfig())  # fmt: skip
+        temporal_refine(
+            **dict(scenario, confidence=scenario["confidence"][:, :2]), config=TemporalConfig()
+        )

@@ -1,8 +1,11 @@
 """Equivariance views: draws, theta convention (cross-checked with geometry.crop_matrix), warp
 round trips, coverage, and the averaged heatmaps of a model whose answer is known."""
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from animalpose.adapt.views import (
     ViewSampler,
     equivariant_heatmaps,
@@ -11,7 +14,6 @@ from animalpose.adapt.views import (
     warp_views,
 )
 from animalpose.datasets.geometry import apply_affine, crop_matrix
-from torch import nn
 
 S = 64
 
@@ -19,8 +21,9 @@ S = 64
 def gaussian_image(size: tuple[int, int], centers, sigma: float) -> torch.Tensor:
     """(1, len(centers), h, w) float32: one Gaussian of peak 1 per channel, (x, y) pixels."""
     w, h = size
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64),
-                            torch.arange(w, dtype=torch.float64), indexing="ij")  # fmt: skip
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     maps = [torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)) for x, y in centers]
     return torch.stack(maps)[None].float()
 
@@ -28,8 +31,9 @@ def gaussian_image(size: tuple[int, int], centers, sigma: float) -> torch.Tensor
 def centroid(channel: torch.Tensor) -> np.ndarray:
     """Intensity-weighted (x, y) of an (h, w) map."""
     h, w = channel.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64),
-                            torch.arange(w, dtype=torch.float64), indexing="ij")  # fmt: skip
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     weights = channel.double() / channel.double().sum()
     return np.array([(weights * xs).sum().item(), (weights * ys).sum().item()])
 
@@ -78,8 +82,9 @@ def test_a_point_moves_as_the_crop_matrix_predicts(scale, degrees):
     # scale > 1 zooms out (the reference's larger crop): the point nears the centre by 1 / scale.
     if degrees == 0:
         c = (S - 1) / 2
-        np.testing.assert_allclose(np.linalg.norm(seen - c), np.linalg.norm(point - c) / scale,
-                                   atol=0.02)  # fmt: skip
+        np.testing.assert_allclose(
+            np.linalg.norm(seen - c), np.linalg.norm(point - c) / scale, atol=0.02
+        )
 
 
 def test_scale_above_one_shows_the_content_smaller():
@@ -97,8 +102,9 @@ def test_rectangular_images_use_the_aspect_ratio():
     image = gaussian_image(size, [point], sigma=2.0)
     theta = view_theta(np.array([[1.1]]), np.array([[35.0]]), device="cpu", aspect=2.0)
     seen = centroid(warp_views(image, theta)[0, 0])
-    np.testing.assert_allclose(seen, apply_affine(point[None], view_matrix(1.1, 35.0, size))[0],
-                               atol=0.03)  # fmt: skip
+    np.testing.assert_allclose(
+        seen, apply_affine(point[None], view_matrix(1.1, 35.0, size))[0], atol=0.03
+    )
 
 
 @pytest.mark.parametrize("scale,degrees", [(1.2, 25.0), (0.8, -40.0), (1.0, 60.0)])
@@ -139,13 +145,17 @@ class BlobLocator(nn.Module):
         h, w = x.shape[-2:]
         weights = torch.relu(x[:, 0] - 0.5)
         mass = weights.sum(dim=(1, 2))
-        ys, xs = torch.meshgrid(torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype),
-                                indexing="ij")  # fmt: skip
+        ys, xs = torch.meshgrid(
+            torch.arange(h, dtype=x.dtype), torch.arange(w, dtype=x.dtype), indexing="ij"
+        )
         cx = (weights * xs).sum(dim=(1, 2)) / mass.clamp_min(1e-6)
         cy = (weights * ys).sum(dim=(1, 2)) / mass.clamp_min(1e-6)
         hx, hy = (cx + 0.5) / self.stride - 0.5, (cy + 0.5) / self.stride - 0.5  # codec mapping
-        gy, gx = torch.meshgrid(torch.arange(h // self.stride, dtype=x.dtype),
-                                torch.arange(w // self.stride, dtype=x.dtype), indexing="ij")
+        gy, gx = torch.meshgrid(
+            torch.arange(h // self.stride, dtype=x.dtype),
+            torch.arange(w // self.stride, dtype=x.dtype),
+            indexing="ij",
+        )
         d2 = (gx - hx[:, None, None]) ** 2 + (gy - hy[:, None, None]) ** 2
         maps = torch.exp(-d2 / (2 * self.sigma**2)) * (mass > 1e-3)[:, None, None]
         return [torch.zeros_like(maps[:, None]), maps[:, None]]  # stacks: the last one counts
@@ -164,8 +174,9 @@ def test_equivariant_heatmaps_average_a_known_answer_in_one_pass():
     for b in range(2):
         # Independently: view v's Gaussian (sigma 3 view pixels) is sigma 3 x scale in the
         # identity frame, centred on the blob; the mean of those (bilinear warps blur ~0.02).
-        expected = torch.stack([gaussian_image((32, 32), [target], sigma=3.0 * s)[0, 0]
-                                for s in scales[:, b]]).mean(0)  # fmt: skip
+        expected = torch.stack(
+            [gaussian_image((32, 32), [target], sigma=3.0 * s)[0, 0] for s in scales[:, b]]
+        ).mean(0)
         assert (avg[b, 0] - expected).abs().max() < 0.03
         flat = int(avg[b, 0].argmax())
         assert (flat % 32, flat // 32) == (18, 14)

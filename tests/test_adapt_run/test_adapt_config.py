@@ -1,18 +1,31 @@
 """The adaptation config and flags: the reference's CCSSL.py names, defaults, method presets."""
+
 from __future__ import annotations
 
 import pytest
+
 from animalpose.adapt.cli import WSCDAConfig
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
 from animalpose.train.config import ConfigError, load_config
 from animalpose.train.flags import parse_config
 
 #: The reference's CCSSL/options/train_options.py flags we honour, with its defaults.
-REFERENCE = {"--animal": "horse", "--source": "synthetic_animal_sp", "--batch-size": 6,
-             "--learning-rate": 2.5e-4, "--num-epochs": 60, "--gamma_": 10.0,
-             "--checkpoint": "checkpoint", "--resume": "", "--image-path": "./animal_data",
-             "--inp-res": 256, "--out-res": 64, "--sigma": 1.0, "--stacks": 4,
-             "--blocks": 1}  # fmt: skip
+REFERENCE = {
+    "--animal": "horse",
+    "--source": "synthetic_animal_sp",
+    "--batch-size": 6,
+    "--learning-rate": 2.5e-4,
+    "--num-epochs": 60,
+    "--gamma_": 10.0,
+    "--checkpoint": "checkpoint",
+    "--resume": "",
+    "--image-path": "./animal_data",
+    "--inp-res": 256,
+    "--out-res": 64,
+    "--sigma": 1.0,
+    "--stacks": 4,
+    "--blocks": 1,
+}
 
 
 def _get(cfg, dotted):
@@ -41,10 +54,32 @@ def test_option_strings_are_unique_and_fields_exist():
 
 
 def test_flags_set_their_fields():
-    argv = ["--source", "synthetic_animal", "--target-ssl", "real_animal_crop", "--target",
-            "real_animal_sp", "--batch-size", "8", "--learning-rate", "1e-3", "--num-epochs", "5",
-            "--gamma_", "3", "--resume", "src.pth.tar", "--adversarial", "--adversary",
-            "alternating", "--target-labels", "40", "--no-temporal", "--views", "2"]  # fmt: skip
+    argv = [
+        "--source",
+        "synthetic_animal",
+        "--target-ssl",
+        "real_animal_crop",
+        "--target",
+        "real_animal_sp",
+        "--batch-size",
+        "8",
+        "--learning-rate",
+        "1e-3",
+        "--num-epochs",
+        "5",
+        "--gamma_",
+        "3",
+        "--resume",
+        "src.pth.tar",
+        "--adversarial",
+        "--adversary",
+        "alternating",
+        "--target-labels",
+        "40",
+        "--no-temporal",
+        "--views",
+        "2",
+    ]
     cfg, _ = parse_config(argv, flags=ADAPT_FLAGS, config_type=AdaptConfig)
     assert cfg.data.dataset == "synthetic_animal" and cfg.data.train_batch == 8
     assert cfg.adapt.target_ssl == "real_animal_crop" and cfg.adapt.target == "real_animal_sp"
@@ -65,13 +100,16 @@ def test_wscda_defaults_and_presets(tmp_path):
     assert both.adapt.pseudo_labels and both.adapt.adversarial and both.adapt.temporal
 
 
-@pytest.mark.parametrize(("values", "key"), [
-    ({"pseudo_labels": False, "adversarial": False}, "pseudo_labels"),  # nothing adapts
-    ({"human_data": "/coco"}, "human_data"),
-    ({"pplo_shares": [0.5, 1.5]}, "pplo_shares"),
-    ({"target": "synthetic_animal"}, "target"),
-    ({"round_every": 0}, "round_every"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"pseudo_labels": False, "adversarial": False}, "pseudo_labels"),  # nothing adapts
+        ({"human_data": "/coco"}, "human_data"),
+        ({"pplo_shares": [0.5, 1.5]}, "pplo_shares"),
+        ({"target": "synthetic_animal"}, "target"),
+        ({"round_every": 0}, "round_every"),
+    ],
+)
 def test_bad_adapt_values_name_the_key(values, key):
     with pytest.raises(ConfigError) as info:
         AdaptSection(**values)

@@ -1,10 +1,12 @@
 """CC-SSL + WS-CDA under torchrun: 2 processes on gloo (CPU), sharded pseudo-labels, one result."""
+
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
 from animalpose.adapt.joint import round_path
 from animalpose.adapt.pseudo_labels import PseudoLabels
 from animalpose.train.checkpoint import load_checkpoint
@@ -15,11 +17,20 @@ REPO = Path(__file__).resolve().parents[2]
 def test_torchrun_two_processes_adapt_with_both_methods(tiny, adapt_argv, tmp_path):
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(REPO / "adapt/ccssl.py"),
-           *adapt_argv(out, "--num-epochs", "2", "--round-every", "1", "--adversarial")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_"))}
-    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, check=False,
-                            timeout=300)  # fmt: skip
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "adapt/ccssl.py"),
+        *adapt_argv(out, "--num-epochs", "2", "--round-every", "1", "--adversarial"),
+    ]
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_"))
+    }
+    result = subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, env=env, check=False, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len((out / "log.txt").read_text().splitlines()) == 3  # rank 0 logs each epoch once
     ckpt = load_checkpoint(out / "checkpoint.pth.tar")

@@ -1,9 +1,11 @@
 """Tiny end-to-end adaptation runs on CPU: every artefact, resume inside a round, WS-CDA, PPLO."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+
 from animalpose.adapt.cli import ccssl_main, wscda_main
 from animalpose.adapt.joint import round_path
 from animalpose.adapt.pseudo_labels import PseudoLabels
@@ -28,10 +30,19 @@ def test_ccssl_end_to_end_writes_every_artefact(tiny, adapt_argv, tmp_path):
     out = tmp_path / "ccssl"
     assert ccssl_main(adapt_argv(out, "--num-epochs", "2", "--round-every", "1")) == 0
     names = {p.name for p in out.iterdir()}
-    assert names >= {"checkpoint.pth.tar", "model_best.pth.tar", "config.yaml", "log.txt",
-                     "preds.mat", "pseudo_labels", "tensorboard"}  # fmt: skip
+    assert names >= {
+        "checkpoint.pth.tar",
+        "model_best.pth.tar",
+        "config.yaml",
+        "log.txt",
+        "preds.mat",
+        "pseudo_labels",
+        "tensorboard",
+    }
     assert len((out / "log.txt").read_text().splitlines()) == 1 + 2
-    train = tigdog_split(load_tigdog(tiny.root, "dog"), "train", seed=tiny.record["spec"]["split_seed"])
+    train = tigdog_split(
+        load_tigdog(tiny.root, "dog"), "train", seed=tiny.record["spec"]["split_seed"]
+    )
     for epoch in (0, 1):  # round_every 1: one round per epoch, the curriculum's share each
         labels = PseudoLabels.load(round_path(out, epoch))
         assert labels.round == epoch and labels.epoch == epoch
@@ -45,8 +56,12 @@ def test_ccssl_end_to_end_writes_every_artefact(tiny, adapt_argv, tmp_path):
     assert ckpt["epoch"] == 2 and ckpt["adapt"]["round"] == 1
     assert ckpt["config"]["adapt"]["pseudo_labels"] is True
     tags = _scalars(out / "tensorboard")
-    assert {"train/loss_source", "train/loss_target", "pseudo/threshold",
-            "epoch/val_pck_legacy"} <= tags  # fmt: skip
+    assert {
+        "train/loss_source",
+        "train/loss_target",
+        "pseudo/threshold",
+        "epoch/val_pck_legacy",
+    } <= tags
     # The adapted weights moved away from the source model's.
     src, adapted = _weights(tiny.source), _weights(out / "checkpoint.pth.tar")
     assert any(not torch.equal(src[k], adapted[k]) for k in src if k.endswith("weight"))
@@ -80,7 +95,9 @@ def test_wscda_logs_the_discriminator_and_saves_its_state(tiny, adapt_argv, tmp_
     assert not (out / "pseudo_labels").exists()  # WS-CDA alone: no rounds
     ckpt = load_checkpoint(out / "checkpoint.pth.tar")
     assert ckpt["adapt"]["adversary"] is not None
-    assert {"train/ddl", "train/domain_acc", "train/loss_adversarial"} <= _scalars(out / "tensorboard")
+    assert {"train/ddl", "train/domain_acc", "train/loss_adversarial"} <= _scalars(
+        out / "tensorboard"
+    )
     # The run continues: a second call with more epochs restores the discriminator too.
     assert wscda_main(adapt_argv(out, "--num-epochs", "2", "--adversary", mode)) == 0
     assert load_checkpoint(out / "checkpoint.pth.tar")["epoch"] == 2
@@ -88,9 +105,21 @@ def test_wscda_logs_the_discriminator_and_saves_its_state(tiny, adapt_argv, tmp_
 
 def test_wscda_pplo_and_few_labels(tiny, adapt_argv, tmp_path):
     out = tmp_path / "pplo"
-    argv = adapt_argv(out, "--num-epochs", "2", "--round-every", "1", "--target-labels",
-                      "4", "--set", "adapt.pseudo_labels=true", "adapt.selection=pplo",
-                      "adapt.pplo_shares=[0.3,0.6]", "adapt.views=0", "adapt.temporal=false")
+    argv = adapt_argv(
+        out,
+        "--num-epochs",
+        "2",
+        "--round-every",
+        "1",
+        "--target-labels",
+        "4",
+        "--set",
+        "adapt.pseudo_labels=true",
+        "adapt.selection=pplo",
+        "adapt.pplo_shares=[0.3,0.6]",
+        "adapt.views=0",
+        "adapt.temporal=false",
+    )
     assert wscda_main(argv) == 0
     shares = [PseudoLabels.load(round_path(out, r)).keep_share for r in (0, 1)]
     assert shares == pytest.approx([0.3, 0.6])
@@ -110,9 +139,30 @@ def test_ccssl_r_starts_from_the_adapted_weights_with_a_fresh_optimiser(tiny, tm
     from animalpose.train.flags import parse_config
     from animalpose.train.trainer import Trainer
 
-    argv = ["--image-path", str(tiny.root), "--animal", "dog", "--dataset", "real_animal_sp",
-            "--pretrained", str(tiny.source), "--stacks", "1", "--channels", "16", "--inp-res",
-            "64", "--out-res", "16", "-j", "0", "--device", "cpu", "-c", str(tmp_path / "r")]
+    argv = [
+        "--image-path",
+        str(tiny.root),
+        "--animal",
+        "dog",
+        "--dataset",
+        "real_animal_sp",
+        "--pretrained",
+        str(tiny.source),
+        "--stacks",
+        "1",
+        "--channels",
+        "16",
+        "--inp-res",
+        "64",
+        "--out-res",
+        "16",
+        "-j",
+        "0",
+        "--device",
+        "cpu",
+        "-c",
+        str(tmp_path / "r"),
+    ]
     cfg, _ = parse_config(argv)
     trainer = Trainer(cfg)
     assert trainer.start_epoch == 0 and not trainer.optimizer.state
@@ -137,16 +187,23 @@ def test_settings_changed_ignores_only_display_loading_device_and_length():
     from animalpose.adapt.compare import _record_differs
     from animalpose.adapt.joint import settings_changed
 
-    saved = {"optim": {"lr": 1e-3, "epochs": 6, "schedule": [3]},
-             "run": {"checkpoint": "a", "progress": True, "seed": 0},
-             "adapt": {"alpha": -1.0, "pseudo_batch": 64}}  # fmt: skip
-    moved = {"optim": {"lr": 1e-3, "epochs": 12, "schedule": [3]},
-             "run": {"checkpoint": "b", "progress": False, "seed": 0},
-             "adapt": {"alpha": -1.0, "pseudo_batch": 8}}  # fmt: skip
+    saved = {
+        "optim": {"lr": 1e-3, "epochs": 6, "schedule": [3]},
+        "run": {"checkpoint": "a", "progress": True, "seed": 0},
+        "adapt": {"alpha": -1.0, "pseudo_batch": 64},
+    }
+    moved = {
+        "optim": {"lr": 1e-3, "epochs": 12, "schedule": [3]},
+        "run": {"checkpoint": "b", "progress": False, "seed": 0},
+        "adapt": {"alpha": -1.0, "pseudo_batch": 8},
+    }
     assert settings_changed(saved, moved) == []
     other = {**moved, "run": {**moved["run"], "seed": 1}, "adapt": {"beta": 2.0}}
-    assert settings_changed(saved, other) == [("adapt.alpha", -1.0, None),
-                                              ("adapt.beta", None, 2.0), ("run.seed", 0, 1)]  # fmt: skip
+    assert settings_changed(saved, other) == [
+        ("adapt.alpha", -1.0, None),
+        ("adapt.beta", None, 2.0),
+        ("run.seed", 0, 1),
+    ]
     # The comparison reuses a complete run from a moved folder, not one of another length.
     assert not _record_differs(saved, {**saved, "run": moved["run"]})
     assert _record_differs(saved, moved)

@@ -1,4 +1,5 @@
 """Shared fixtures: a dark frame with one Gaussian blob per keypoint, and a blob finder."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

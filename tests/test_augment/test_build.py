@@ -1,18 +1,28 @@
 """build_augmenter and the augmenter contract shared by every entry of AUGMENTERS."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from animalpose.datasets.augment import (
-    AUGMENTERS, ClassicAugment, StrongAugment, build_augmenter,
-)  # fmt: skip
+    AUGMENTERS,
+    ClassicAugment,
+    StrongAugment,
+    build_augmenter,
+)
 from animalpose.datasets.transforms import CenterCrop, CropResult
 
 
 def options(scene, **over):
-    return {"output_size": scene.out, "flip_index": scene.flip_index, "scale_factor": 0.3,
-            "rot_factor": 20.0, "backend": "imgaug", **over}  # fmt: skip
+    return {
+        "output_size": scene.out,
+        "flip_index": scene.flip_index,
+        "scale_factor": 0.3,
+        "rot_factor": 20.0,
+        "backend": "imgaug",
+        **over,
+    }
 
 
 def test_build_passes_each_augmenter_its_options(scene):

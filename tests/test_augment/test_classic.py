@@ -1,4 +1,5 @@
 """ClassicAugment (the reference's non-_sp pipeline): scale, rotation, flip, gain in one warp."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,9 @@ def test_markers_land_on_returned_keypoints(scene, find_blob):
 def test_rotation_turns_like_the_reference(scene):
     """Positive rotation turns the content counter-clockwise, as the reference's crop does."""
     params = ClassicParams(scale=1.0, rotation=40.0, flip=False, gains=(1.0, 1.0, 1.0))
-    res = make(scene).apply(scene.textured_frame(), scene.keypoints, scene.center, scene.size,
-                            params)
+    res = make(scene).apply(
+        scene.textured_frame(), scene.keypoints, scene.center, scene.size, params
+    )
     s = scene.out
     ref = legacy_transform_matrix(scene.center, scene.size / 200.0, (s, s), rot=40.0)
     expected = scene.keypoints[:, :2] @ ref[:2, :2].T + ref[:2, 2]  # 0-based in, 0-based out

@@ -1,4 +1,5 @@
 """StrongAugment (the reference's _sp pipeline): keypoints move exactly with the image."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,9 +8,14 @@ import numpy as np
 import pytest
 
 from animalpose.datasets.augment import (
-    AffineStep, BlurStep, ContrastStep, NoiseStep, StrongAugment, StrongParams,
+    AffineStep,
+    BlurStep,
+    ContrastStep,
+    NoiseStep,
+    StrongAugment,
+    StrongParams,
     draw_strong_params,
-)  # fmt: skip
+)
 from animalpose.datasets.geometry import apply_affine
 
 BACKENDS = ("fused", "imgaug")
@@ -52,8 +58,9 @@ def test_markers_land_on_returned_keypoints(scene, find_blob, backend, affine):
 def test_flip_swaps_left_and_right_channels(scene, find_blob, backend):
     aug = make(scene, backend)
     kp = scene.keypoints
-    res = aug.apply(scene.blob_frame(kp[0, :2]), kp, scene.center, scene.size,
-                    StrongParams(steps=(), flip=True))
+    res = aug.apply(
+        scene.blob_frame(kp[0, :2]), kp, scene.center, scene.size, StrongParams(steps=(), flip=True)
+    )
     # Independent mirror of a pure crop: x' = (S-1)/2 - k (x - cx), y' = (S-1)/2 + k (y - cy).
     k, o = scene.out / scene.size, (scene.out - 1) / 2
     dx, dy = kp[:, 0] - scene.center[0], kp[:, 1] - scene.center[1]
@@ -69,11 +76,15 @@ def test_off_crop_missing_and_off_frame_keypoints_are_zeroed(scene, backend):
     aug = make(scene, backend)
     frame = scene.textured_frame()
     # Crop hanging over the left frame edge: x in [-30, 70].
-    kp = np.array([[60.0, 75.0, 1.0],   # inside everything
-                   [150.0, 75.0, 1.0],  # outside the crop
-                   [40.0, 70.0, 0.0],   # missing
-                   [-10.0, 75.0, 1.0],  # inside the crop, outside the frame
-                   [20.0, 200.0, 1.0]])  # fmt: skip
+    kp = np.array(
+        [
+            [60.0, 75.0, 1.0],  # inside everything
+            [150.0, 75.0, 1.0],  # outside the crop
+            [40.0, 70.0, 0.0],  # missing
+            [-10.0, 75.0, 1.0],  # inside the crop, outside the frame
+            [20.0, 200.0, 1.0],
+        ]
+    )
     res = aug.apply(frame, kp, (20.0, 75.0), 100.0, StrongParams(steps=(), flip=False))
     assert res.keypoints[0, 2] == 1
     np.testing.assert_array_equal(res.keypoints[1:], 0)
@@ -86,15 +97,26 @@ def test_keypoint_pushed_off_the_frame_by_the_affine_is_zeroed(scene, backend):
     # Scale 1.5 about the frame centre (99.5, 74.5): x = 195 -> 242.75 (off the 200-px frame),
     # x = 150 -> 175.25 (still inside), y = 75 -> 75.25; both inside a crop spanning
     # x in [150, 290].
-    kp = np.array([[195.0, 75.0, 1.0], [150.0, 75.0, 1.0], [150.0, 75.0, 1.0], [150.0, 75.0, 1.0],
-                   [150.0, 75.0, 1.0]])  # fmt: skip
+    kp = np.array(
+        [
+            [195.0, 75.0, 1.0],
+            [150.0, 75.0, 1.0],
+            [150.0, 75.0, 1.0],
+            [150.0, 75.0, 1.0],
+            [150.0, 75.0, 1.0],
+        ]
+    )
     step = AffineStep((1.5, 1.5), (0.0, 0.0), 0.0, 0.0, 1, (0, 0, 0))
-    res = aug.apply(scene.textured_frame(), kp, (220.0, 75.0), 140.0,
-                    StrongParams(steps=(step,), flip=False))
+    res = aug.apply(
+        scene.textured_frame(), kp, (220.0, 75.0), 140.0, StrongParams(steps=(step,), flip=False)
+    )
     np.testing.assert_array_equal(res.keypoints[0], 0)
     k = scene.out / 140.0
-    np.testing.assert_allclose(res.keypoints[1], [(scene.out - 1) / 2 + k * (175.25 - 220.0),
-                                                  (scene.out - 1) / 2 + k * 0.25, 1.0], atol=1e-3)
+    np.testing.assert_allclose(
+        res.keypoints[1],
+        [(scene.out - 1) / 2 + k * (175.25 - 220.0), (scene.out - 1) / 2 + k * 0.25, 1.0],
+        atol=1e-3,
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -145,8 +167,11 @@ def test_backends_agree_on_geometry_for_the_same_parameters(scene, find_blob):
 
 
 PHOTOMETRIC = (
-    NoiseStep(True, 3), BlurStep(2.0), ContrastStep((1.8,)), ContrastStep((0.6, 1.5, 2.0)),
-)  # fmt: skip
+    NoiseStep(True, 3),
+    BlurStep(2.0),
+    ContrastStep((1.8,)),
+    ContrastStep((0.6, 1.5, 2.0)),
+)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,4 +1,5 @@
 """A tiny flat-rendered benchmark shared by the benchmark tests, and the domain-gap script."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from animalpose.datasets.benchmark import BenchmarkSpec, generate_benchmark
 from animalpose.datasets.tigdog import split_folder
 
@@ -16,11 +18,22 @@ REPO = Path(__file__).resolve().parents[2]
 #: 10 shots of 3 frames (a 6 / 2 / 2 split by shot), 12 source stills (10 / 2), small frames:
 #: renders in well under a second with the flat renderer.
 TINY = BenchmarkSpec(
-    name="tiny-flat", version=1, description="unit-test benchmark", renderer="flat",
-    animal="dog", size=(96, 72), source_images=12, target_shots=10, frames_per_shot=3, seed=5,
-    generator_version=1, split_fractions=(0.6, 0.2, 0.2), split_seed=11,
-    target_breed="mixed", target_cover="none",
-)  # fmt: skip
+    name="tiny-flat",
+    version=1,
+    description="unit-test benchmark",
+    renderer="flat",
+    animal="dog",
+    size=(96, 72),
+    source_images=12,
+    target_shots=10,
+    frames_per_shot=3,
+    seed=5,
+    generator_version=1,
+    split_fractions=(0.6, 0.2, 0.2),
+    split_seed=11,
+    target_breed="mixed",
+    target_cover="none",
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +47,9 @@ def bench(tmp_path_factory):
     TigDog split folder. Tests that modify files use ``bench_copy``."""
     root = tmp_path_factory.mktemp("bench")
     _, record = generate_benchmark(TINY, root, processes=1, progress=False)
-    return SimpleNamespace(root=root, record=record, spec=TINY,
-                           folder=split_folder(root, TINY.animal))  # fmt: skip
+    return SimpleNamespace(
+        root=root, record=record, spec=TINY, folder=split_folder(root, TINY.animal)
+    )
 
 
 @pytest.fixture

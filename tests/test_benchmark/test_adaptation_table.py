@@ -1,4 +1,5 @@
 """benchmarks/adaptation.py: every method, one seed, one epoch each, on the tiny benchmark."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,13 +8,32 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from animalpose.adapt import compare
 from animalpose.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_RECIPE = ["--epochs", "1", "--stacks", "1", "--channels", "16", "--inp-res", "64",
-               "--out-res", "16", "--train-batch", "4", "--test-batch", "4", "--workers", "0",
-               "--device", "cpu", "--no-progress"]  # fmt: skip
+TINY_RECIPE = [
+    "--epochs",
+    "1",
+    "--stacks",
+    "1",
+    "--channels",
+    "16",
+    "--inp-res",
+    "64",
+    "--out-res",
+    "16",
+    "--train-batch",
+    "4",
+    "--test-batch",
+    "4",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 @pytest.fixture
@@ -35,9 +55,24 @@ QUICK = ("source", "ccssl_wscda", "oracle")
 @pytest.mark.parametrize("methods", [pytest.param(ALL, marks=pytest.mark.slow), QUICK])
 def test_methods_end_to_end(bench, tmp_path, capsys, methods):
     out = tmp_path / "table"
-    argv = ["--benchmark", "tiny-flat", "--image-path", str(bench.root), "--seeds", "0",
-            "--out", str(out), "--methods", *methods, "--adapt-epochs", "2", "--adapt-set",
-            "adapt.pseudo_workers=0", "adapt.pseudo_batch=4", *TINY_RECIPE]  # fmt: skip
+    argv = [
+        "--benchmark",
+        "tiny-flat",
+        "--image-path",
+        str(bench.root),
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        "--methods",
+        *methods,
+        "--adapt-epochs",
+        "2",
+        "--adapt-set",
+        "adapt.pseudo_workers=0",
+        "adapt.pseudo_batch=4",
+        *TINY_RECIPE,
+    ]
     assert compare.main(argv, report="adaptation", methods=compare.ADAPTATION_METHODS) == 0
     doc = json.loads((out / "adaptation.json").read_text())
     assert doc["round_every"] == 1 and doc["adapt_epochs"] == 2  # 2 epochs / 6 -> at least 1
@@ -51,8 +86,14 @@ def test_methods_end_to_end(bench, tmp_path, capsys, methods):
         cfg = load_checkpoint(out / method / "seed0" / "checkpoint.pth.tar")["config"]
         assert cfg["run"]["pretrained"] == str(out / "source" / "seed0" / "model_best.pth.tar")
     pseudo = {m: (out / m / "seed0" / "pseudo_labels").is_dir() for m in doc["runs"]}
-    expected = {"source": False, "ccssl": True, "wscda": False, "ccssl_wscda": True,
-                "wscda_pplo": True, "oracle": False}  # fmt: skip
+    expected = {
+        "source": False,
+        "ccssl": True,
+        "wscda": False,
+        "ccssl_wscda": True,
+        "wscda_pplo": True,
+        "oracle": False,
+    }
     assert pseudo == {m: expected[m] for m in methods}
     page = (out / "adaptation.md").read_text()
     for method in adapted:
@@ -64,14 +105,23 @@ def test_methods_end_to_end(bench, tmp_path, capsys, methods):
 
 
 def test_adaptation_needs_the_source_run_first(bench, tmp_path, capsys):
-    argv = ["--benchmark", "tiny-flat", "--image-path", str(bench.root), "--methods", "ccssl",
-            "--out", str(tmp_path)]  # fmt: skip
+    argv = [
+        "--benchmark",
+        "tiny-flat",
+        "--image-path",
+        str(bench.root),
+        "--methods",
+        "ccssl",
+        "--out",
+        str(tmp_path),
+    ]
     assert compare.main(argv, report="adaptation") == 2
     assert "list 'source' before it" in capsys.readouterr().err
 
 
 def test_script_defaults_are_the_issue_methods(adaptation):
     args = compare._parser(report="adaptation", methods=compare.ADAPTATION_METHODS).parse_args(
-        ["--benchmark", "x"])
+        ["--benchmark", "x"]
+    )
     assert args.methods == ["source", "ccssl", "wscda", "ccssl_wscda", "oracle"]
     assert callable(adaptation.main)

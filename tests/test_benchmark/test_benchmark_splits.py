@@ -1,4 +1,5 @@
 """Benchmark specs, the split by shot, the split files and record, and `generate.py --benchmark`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import scipy.io
+
 from animalpose.datasets import benchmark
 from animalpose.datasets.benchmark import (
     BENCHMARKS,
@@ -22,20 +24,29 @@ from animalpose.datasets.files import DataError
 from animalpose.datasets.generate import generate, main
 from animalpose.datasets.tigdog import load_tigdog
 
-FILES = {"train": "train_idxs_by_video.npy", "valid": "valid_idxs_by_video.npy",
-         "test": "test_idxs_by_video.npy"}  # fmt: skip
+FILES = {
+    "train": "train_idxs_by_video.npy",
+    "valid": "valid_idxs_by_video.npy",
+    "test": "test_idxs_by_video.npy",
+}
 
 
 def _files(folder) -> dict[str, np.ndarray]:
     return {name: np.load(folder / file) for name, file in FILES.items()}
 
 
-@pytest.mark.parametrize(("shots", "expected"), [
-    (200, (120, 40, 40)), (20, (12, 4, 4)), (10, (6, 2, 2)), (5, (3, 1, 1)),
-    (7, (5, 1, 1)),  # 7 x 0.2 = 1.4 rounds to 1
-    (8, (4, 2, 2)),  # 8 x 0.2 = 1.6 rounds to 2
-    (3, (1, 1, 1)),  # every split keeps a shot
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("shots", "expected"),
+    [
+        (200, (120, 40, 40)),
+        (20, (12, 4, 4)),
+        (10, (6, 2, 2)),
+        (5, (3, 1, 1)),
+        (7, (5, 1, 1)),  # 7 x 0.2 = 1.4 rounds to 1
+        (8, (4, 2, 2)),  # 8 x 0.2 = 1.6 rounds to 2
+        (3, (1, 1, 1)),  # every split keeps a shot
+    ],
+)
 def test_split_counts_known_values(shots, expected):
     assert split_counts(shots, (0.6, 0.2, 0.2)) == expected
     assert sum(expected) == shots
@@ -88,7 +99,8 @@ def test_registered_benchmarks():
         assert (new["target_breed"], new["target_cover"]) == ("basset", "grass")
         same = ("name", "version", "description", "target_breed", "target_cover")
         assert {k: v for k, v in old.items() if k not in same} == {
-            k: v for k, v in new.items() if k not in same}
+            k: v for k, v in new.items() if k not in same
+        }
         settings = benchmark_settings(BENCHMARKS[v2], "unused")
         assert (settings.source_breed, settings.target_breed) == ("mixed", "basset")
         assert (settings.source_cover, settings.target_cover) == ("none", "grass")
@@ -113,8 +125,9 @@ def test_split_files_partition_the_kept_frames_by_shot(bench):
         # whole shots: every kept frame of the split's shots is in the split
         assert np.array_equal(arr, data.kept[np.isin(data.shots[data.kept], entry["shots"])])
     shot_sets = [set(bench.record["splits"][n]["shots"]) for n in FILES]
-    assert not (shot_sets[0] & shot_sets[1] or shot_sets[0] & shot_sets[2]
-                or shot_sets[1] & shot_sets[2])  # fmt: skip
+    assert not (
+        shot_sets[0] & shot_sets[1] or shot_sets[0] & shot_sets[2] or shot_sets[1] & shot_sets[2]
+    )
     assert [len(s) for s in shot_sets] == [6, 2, 2]
 
 
@@ -122,7 +135,11 @@ def test_record_describes_the_data_independently(bench):
     record = json.loads((bench.folder / "benchmark.json").read_text())
     assert record == bench.record
     assert (record["name"], record["version"], record["renderer"], record["official"]) == (
-        "tiny-flat", 1, "flat", True)
+        "tiny-flat",
+        1,
+        "flat",
+        True,
+    )
     assert BenchmarkSpec.from_dict(record["spec"]) == bench.spec
     ranges = scipy.io.loadmat(bench.root / "behaviorDiscovery2.0/ranges/dog/ranges.mat")["ranges"]
     assert record["target"]["shots"] == len(ranges) == bench.spec.target_shots
@@ -156,16 +173,19 @@ def test_another_split_seed_moves_shots_and_drops_the_stale_mean(bench_copy):
 
 def test_data_of_other_settings_is_refused(bench_copy):
     with pytest.raises(DataError, match="not generated as benchmark tiny-flat .*seed: 5 there"):
-        write_benchmark_splits(bench_copy.root,
-                               dataclasses.replace(bench_copy.spec, seed=6))  # fmt: skip
+        write_benchmark_splits(bench_copy.root, dataclasses.replace(bench_copy.spec, seed=6))
     with pytest.raises(DataError, match=r"no benchmark 'dogshift-v1' here .*found: \['tiny-fl"):
         find_benchmark(bench_copy.root, "dogshift-v1")
 
 
 def test_generator_version_is_pinned(tiny_spec, tmp_path):
     with pytest.raises(DataError, match="generator version 99, this is version 1"):
-        generate_benchmark(dataclasses.replace(tiny_spec, generator_version=99), tmp_path,
-                           processes=1, progress=False)  # fmt: skip
+        generate_benchmark(
+            dataclasses.replace(tiny_spec, generator_version=99),
+            tmp_path,
+            processes=1,
+            progress=False,
+        )
     assert not any(tmp_path.iterdir())  # refused before writing anything
 
 
@@ -179,8 +199,20 @@ def test_new_generator_jobs_remove_the_test_split_and_record(bench_copy):
 
 def test_command_line_generates_a_registered_benchmark(tiny_spec, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(BENCHMARKS, "tiny-flat", tiny_spec)
-    assert main(["--benchmark", "tiny-flat", "--image-path", str(tmp_path), "--processes", "1",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "--benchmark",
+                "tiny-flat",
+                "--image-path",
+                str(tmp_path),
+                "--processes",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["benchmark"] == "tiny-flat" and summary["official"] is True
     assert summary["split_shots"] == {"train": 6, "valid": 2, "test": 2}
@@ -189,15 +221,22 @@ def test_command_line_generates_a_registered_benchmark(tiny_spec, tmp_path, monk
     assert summary["split_frames"] == {n: record["splits"][n]["frames"] for n in FILES}
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--benchmark", "dogshift-v1-cpu", "--size", "64x48", "--seed", "2"],
-     "drop --size, --seed"),
-    (["--benchmark", "dogshift-v1-cpu", "--source-images", "5"], "drop --source-images"),
-    (["--benchmark", "dogshift-v2-cpu", "--target-breed", "mixed"], "drop --target-breed"),
-    (["--benchmark", "nope"],
-     "unknown benchmark 'nope'; known: ['dogshift-v1', 'dogshift-v1-cpu', 'dogshift-v2', "
-     "'dogshift-v2-cpu']"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--benchmark", "dogshift-v1-cpu", "--size", "64x48", "--seed", "2"],
+            "drop --size, --seed",
+        ),
+        (["--benchmark", "dogshift-v1-cpu", "--source-images", "5"], "drop --source-images"),
+        (["--benchmark", "dogshift-v2-cpu", "--target-breed", "mixed"], "drop --target-breed"),
+        (
+            ["--benchmark", "nope"],
+            "unknown benchmark 'nope'; known: ['dogshift-v1', 'dogshift-v1-cpu', 'dogshift-v2', "
+            "'dogshift-v2-cpu']",
+        ),
+    ],
+)
 def test_command_line_refuses_explicit_counts_with_a_benchmark(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main([*argv, "--image-path", str(tmp_path)])

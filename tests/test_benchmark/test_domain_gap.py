@@ -1,4 +1,5 @@
 """benchmarks/domain_gap.py: aggregation and report on known numbers, then end to end."""
+
 from __future__ import annotations
 
 import json
@@ -9,20 +10,42 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from animalpose.adapt import compare
 from animalpose.train import cli
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = ("eye", "chin", "hoof", "hip", "knee", "shoulder", "elbow")
-TINY_RECIPE = ["--epochs", "1", "--stacks", "1", "--channels", "16", "--inp-res", "64",
-               "--out-res", "16", "--train-batch", "4", "--test-batch", "4", "--workers", "0",
-               "--device", "cpu", "--no-progress"]  # fmt: skip
+TINY_RECIPE = [
+    "--epochs",
+    "1",
+    "--stacks",
+    "1",
+    "--channels",
+    "16",
+    "--inp-res",
+    "64",
+    "--out-res",
+    "16",
+    "--train-batch",
+    "4",
+    "--test-batch",
+    "4",
+    "--workers",
+    "0",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def _summary(base: float) -> dict:
     """A ``report.summarize``-shaped result: part i scores base + i, mean base + 10."""
-    return {"per_keypoint": {}, "per_part": {p: base + i for i, p in enumerate(PARTS)},
-            "mean": base + 10}  # fmt: skip
+    return {
+        "per_keypoint": {},
+        "per_part": {p: base + i for i, p in enumerate(PARTS)},
+        "mean": base + 10,
+    }
 
 
 def _fake_runs(domain_gap) -> dict:
@@ -30,9 +53,15 @@ def _fake_runs(domain_gap) -> dict:
     for method, m in domain_gap.METHODS.items():
         for seed, base in ((0, 20.0), (1, 30.0)):
             offset = 40.0 if method == "oracle" else 0.0
-            checkpoints = {key: {"epoch": seed + 3, "images": 4, "legacy": _summary(base + offset),
-                                 "precise": _summary(base + offset + 1)}
-                           for key, _, _ in m.checkpoints}  # fmt: skip
+            checkpoints = {
+                key: {
+                    "epoch": seed + 3,
+                    "images": 4,
+                    "legacy": _summary(base + offset),
+                    "precise": _summary(base + offset + 1),
+                }
+                for key, _, _ in m.checkpoints
+            }
             runs.setdefault(method, {})[seed] = {"epochs": [], "checkpoints": checkpoints}
     return runs
 
@@ -68,11 +97,25 @@ def test_aggregate_table_and_chart_on_known_numbers(domain_gap, bench, tmp_path)
 
 def test_end_to_end_one_seed_one_epoch(domain_gap, bench, tmp_path, capsys):
     out = tmp_path / "gap"
-    argv = ["--benchmark", "tiny-flat", "--image-path", str(bench.root), "--seeds", "0",
-            "--out", str(out), *TINY_RECIPE]  # fmt: skip
+    argv = [
+        "--benchmark",
+        "tiny-flat",
+        "--image-path",
+        str(bench.root),
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        *TINY_RECIPE,
+    ]
     assert domain_gap.main(argv) == 0
-    assert {p.name for p in out.iterdir()} >= {"domain_gap.md", "domain_gap.json",
-                                              "domain_gap.png", "source", "oracle"}
+    assert {p.name for p in out.iterdir()} >= {
+        "domain_gap.md",
+        "domain_gap.json",
+        "domain_gap.png",
+        "source",
+        "oracle",
+    }
     doc = json.loads((out / "domain_gap.json").read_text())
     n_test = bench.record["splits"]["test"]["frames"]
     assert doc["benchmark"]["name"] == "tiny-flat" and doc["seeds"] == [0]
@@ -94,21 +137,47 @@ def test_end_to_end_one_seed_one_epoch(domain_gap, bench, tmp_path, capsys):
     # Cross-check one number through evaluation/test.py's path on the test split.
     check = tmp_path / "check"
     last = out / "oracle/seed0/checkpoint.pth.tar"
-    assert cli.test_main(["--image-path", str(bench.root), "--animal", "dog", "--dataset",
-                          "real_animal_sp", "--resume", str(last), "--eval-split", "test",
-                          "--test-batch", "4", "-j", "0", "--device", "cpu", "--no-progress",
-                          "-c", str(check)]) == 0  # fmt: skip
+    assert (
+        cli.test_main(
+            [
+                "--image-path",
+                str(bench.root),
+                "--animal",
+                "dog",
+                "--dataset",
+                "real_animal_sp",
+                "--resume",
+                str(last),
+                "--eval-split",
+                "test",
+                "--test-batch",
+                "4",
+                "-j",
+                "0",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "-c",
+                str(check),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((check / "pck_results.json").read_text())["metrics"]
     for metric in ("legacy", "precise"):
         got = oracle["checkpoints"]["last"][metric]["mean"]
         assert got == pytest.approx(metrics[metric]["mean"], abs=1e-9) or (
-            got is None and metrics[metric]["mean"] is None)
-
+            got is None and metrics[metric]["mean"] is None
+        )
 
 
 def test_unknown_benchmark_is_a_clear_error(domain_gap, bench, tmp_path, capsys):
-    assert domain_gap.main(["--benchmark", "dogshift-v1", "--image-path", str(bench.root),
-                            "--out", str(tmp_path)]) == 2  # fmt: skip
+    assert (
+        domain_gap.main(
+            ["--benchmark", "dogshift-v1", "--image-path", str(bench.root), "--out", str(tmp_path)]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "no benchmark 'dogshift-v1' here" in err and "--benchmark dogshift-v1" in err
 
@@ -116,9 +185,20 @@ def test_unknown_benchmark_is_a_clear_error(domain_gap, bench, tmp_path, capsys)
 @pytest.mark.slow
 def test_command_line_two_seeds_then_reuse(bench, tmp_path):
     out = tmp_path / "gap"
-    command = [sys.executable, str(REPO / "benchmarks" / "domain_gap.py"), "--benchmark",
-               "tiny-flat", "--image-path", str(bench.root), "--seeds", "0", "1", "--out",
-               str(out), *TINY_RECIPE]  # fmt: skip
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "domain_gap.py"),
+        "--benchmark",
+        "tiny-flat",
+        "--image-path",
+        str(bench.root),
+        "--seeds",
+        "0",
+        "1",
+        "--out",
+        str(out),
+        *TINY_RECIPE,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     doc = json.loads((out / "domain_gap.json").read_text())

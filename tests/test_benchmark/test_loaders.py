@@ -1,8 +1,10 @@
 """The TigDog loaders read a benchmark's train/valid/test files; a missing or bad test file."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from animalpose.datasets.build import build_dataset
 from animalpose.datasets.files import DataError
 from animalpose.datasets.keypoints import ANIMAL18
@@ -13,14 +15,22 @@ S = 64  # crop side
 
 
 def _real(root, split, cls=RealAnimal):
-    return cls(root=root, animal="dog", split=split, augmenter=CenterCrop(S), spec=ANIMAL18,
-               seed=0)  # fmt: skip
+    return cls(root=root, animal="dog", split=split, augmenter=CenterCrop(S), spec=ANIMAL18, seed=0)
 
 
 def _build(name, root, split):
-    return build_dataset(name, root=root, animal="dog", split=split, input_size=S,
-                         spec=ANIMAL18, seed=0, scale_factor=0.25, rot_factor=30,
-                         augment_backend="fused")  # fmt: skip
+    return build_dataset(
+        name,
+        root=root,
+        animal="dog",
+        split=split,
+        input_size=S,
+        spec=ANIMAL18,
+        seed=0,
+        scale_factor=0.25,
+        rot_factor=30,
+        augment_backend="fused",
+    )
 
 
 @pytest.mark.parametrize("split", ["train", "valid", "test"])
@@ -45,8 +55,9 @@ def test_every_tigdog_dataset_has_the_test_split(bench_copy):
 
 
 def test_synthetic_data_sets_have_no_test_split(bench):
-    with pytest.raises(DataError, match="dog_combineds5r5_texture: dataset 'synthetic_animal_sp' "
-                                       "has no test split"):  # fmt: skip
+    with pytest.raises(
+        DataError, match="dog_combineds5r5_texture: dataset 'synthetic_animal_sp' has no test split"
+    ):
         _build("synthetic_animal_sp", bench.root, "test")
 
 
@@ -76,8 +87,10 @@ def test_test_frames_in_train_are_refused(bench_copy):
     test_path = bench_copy.folder / "test_idxs_by_video.npy"
     np.save(test_path, np.sort(np.append(np.load(test_path), train[0])))
     for split in ("train", "valid", "test"):  # every split refuses the inconsistent set
-        with pytest.raises(DataError, match=f"{test_path} and .*train_idxs_by_video.npy: 1 frames "
-                                            "are in both splits"):  # fmt: skip
+        with pytest.raises(
+            DataError,
+            match=f"{test_path} and .*train_idxs_by_video.npy: 1 frames are in both splits",
+        ):
             _real(bench_copy.root, split)
 
 
@@ -107,8 +120,9 @@ def test_bad_test_files_name_the_file(bench_copy):
 def test_a_test_file_without_its_pair_is_refused(bench_copy):
     for name in ("train_idxs_by_video.npy", "valid_idxs_by_video.npy"):
         (bench_copy.folder / name).unlink()
-    with pytest.raises(DataError, match="test_idxs_by_video.npy: a test split without its "
-                                        "train/valid files"):  # fmt: skip
+    with pytest.raises(
+        DataError, match="test_idxs_by_video.npy: a test split without its train/valid files"
+    ):
         _real(bench_copy.root, "train")
     assert not (bench_copy.folder / "train_idxs_by_video.npy").exists()  # no overlapping pair
 

@@ -1,4 +1,5 @@
 """Checkpoints: reference-format compatibility, round trips, RNG restore, atomic writes."""
+
 from __future__ import annotations
 
 import random
@@ -239,8 +240,12 @@ def test_bare_state_dict_file_loads(tmp_path):
 
 def test_model_state_strips_wrapper_prefixes():
     weight = torch.ones(2)
-    for key in ("conv.weight", "module.conv.weight", "_orig_mod.conv.weight",
-                "module._orig_mod.conv.weight"):
+    for key in (
+        "conv.weight",
+        "module.conv.weight",
+        "_orig_mod.conv.weight",
+        "module._orig_mod.conv.weight",
+    ):
         assert list(model_state_from_checkpoint({"state_dict": {key: weight}})) == ["conv.weight"]
     assert list(model_state_from_checkpoint({"module.a": weight})) == ["a"]
     with pytest.raises(DataError, match="not a checkpoint"):

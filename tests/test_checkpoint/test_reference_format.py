@@ -1,4 +1,5 @@
 """A checkpoint saved exactly as the reference's train.py saves it loads into HourglassNet."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Shared helpers for the config tests."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The flag table, the parser and the precedence defaults < --config < flags < --set."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,41 +10,109 @@ import pytest
 
 from animalpose.train.config import Config, ConfigError, Section, load_config, save_config
 from animalpose.train.flags import (
-    TRAIN_FLAGS, Flag, build_parser, config_table_markdown, parse_config,
-)  # fmt: skip
+    TRAIN_FLAGS,
+    Flag,
+    build_parser,
+    config_table_markdown,
+    parse_config,
+)
 
 # Every flag of the reference's train/train.py (reference-compat spec 3) -> its default there.
 REFERENCE_FLAGS = {
-    "--dataset": "synthetic_animal_sp", "--image-path": "./animal_data", "--animal": "horse",
-    "--inp-res": 256, "--out-res": 64, "-a": "hg", "--arch": "hg", "-s": 4, "--stacks": 4,
-    "-b": 1, "--blocks": 1, "--solver": "rms", "-j": 4, "--workers": 4, "--epochs": 100,
-    "--start-epoch": 0, "--train-batch": 6, "--test-batch": 6, "--lr": 2.5e-4,
-    "--learning-rate": 2.5e-4, "--momentum": 0.0, "--weight-decay": 0.0, "--wd": 0.0,
-    "--schedule": [60, 90], "--gamma": 0.1, "-f": False, "--flip": False, "--sigma": 1.0,
-    "--scale-factor": 0.25, "--rot-factor": 30.0, "--sigma-decay": 0.0,
-    "--label-type": "Gaussian", "-c": "checkpoint", "--checkpoint": "checkpoint",
-    "--snapshot": 0, "--resume": "", "-e": False, "--evaluate": False, "-d": False,
+    "--dataset": "synthetic_animal_sp",
+    "--image-path": "./animal_data",
+    "--animal": "horse",
+    "--inp-res": 256,
+    "--out-res": 64,
+    "-a": "hg",
+    "--arch": "hg",
+    "-s": 4,
+    "--stacks": 4,
+    "-b": 1,
+    "--blocks": 1,
+    "--solver": "rms",
+    "-j": 4,
+    "--workers": 4,
+    "--epochs": 100,
+    "--start-epoch": 0,
+    "--train-batch": 6,
+    "--test-batch": 6,
+    "--lr": 2.5e-4,
+    "--learning-rate": 2.5e-4,
+    "--momentum": 0.0,
+    "--weight-decay": 0.0,
+    "--wd": 0.0,
+    "--schedule": [60, 90],
+    "--gamma": 0.1,
+    "-f": False,
+    "--flip": False,
+    "--sigma": 1.0,
+    "--scale-factor": 0.25,
+    "--rot-factor": 30.0,
+    "--sigma-decay": 0.0,
+    "--label-type": "Gaussian",
+    "-c": "checkpoint",
+    "--checkpoint": "checkpoint",
+    "--snapshot": 0,
+    "--resume": "",
+    "-e": False,
+    "--evaluate": False,
+    "-d": False,
     "--debug": False,
-}  # fmt: skip
+}
 
 # A valid non-default value for every leaf field (the test below checks the set is complete).
 ALTERNATES = {
-    "data.dataset": "real_animal", "data.image_path": "/srv/animals", "data.animal": "tiger",
-    "data.inp_res": 512, "data.out_res": 128, "data.sigma": 2.5, "data.sigma_decay": 0.95,
-    "data.label_type": "Gaussian", "data.scale_factor": 0.3, "data.rot_factor": 45.0,
-    "data.workers": 0, "data.train_batch": 12, "data.test_batch": 3,
-    "data.augment_backend": "imgaug", "data.legacy_input": True, "data.split_dir": "ref/data",
-    "data.vertex_table": "rows.json", "data.train_limit": 10, "data.val_limit": 5,
-    "data.seed": 7, "data.eval_split": "test", "model.arch": "hg", "model.stacks": 8, "model.blocks": 2,
-    "model.channels": 128, "model.keypoint_spec": "animal18", "optim.solver": "adam",
-    "optim.lr": 1e-3, "optim.momentum": 0.9, "optim.weight_decay": 1e-4, "optim.epochs": 60,
-    "optim.start_epoch": 5, "optim.schedule": [10, 20, 30], "optim.gamma": 0.5,
-    "run.checkpoint": "runs/x", "run.snapshot": 10, "run.resume": "ckpt.pth.tar",
+    "data.dataset": "real_animal",
+    "data.image_path": "/srv/animals",
+    "data.animal": "tiger",
+    "data.inp_res": 512,
+    "data.out_res": 128,
+    "data.sigma": 2.5,
+    "data.sigma_decay": 0.95,
+    "data.label_type": "Gaussian",
+    "data.scale_factor": 0.3,
+    "data.rot_factor": 45.0,
+    "data.workers": 0,
+    "data.train_batch": 12,
+    "data.test_batch": 3,
+    "data.augment_backend": "imgaug",
+    "data.legacy_input": True,
+    "data.split_dir": "ref/data",
+    "data.vertex_table": "rows.json",
+    "data.train_limit": 10,
+    "data.val_limit": 5,
+    "data.seed": 7,
+    "data.eval_split": "test",
+    "model.arch": "hg",
+    "model.stacks": 8,
+    "model.blocks": 2,
+    "model.channels": 128,
+    "model.keypoint_spec": "animal18",
+    "optim.solver": "adam",
+    "optim.lr": 1e-3,
+    "optim.momentum": 0.9,
+    "optim.weight_decay": 1e-4,
+    "optim.epochs": 60,
+    "optim.start_epoch": 5,
+    "optim.schedule": [10, 20, 30],
+    "optim.gamma": 0.5,
+    "run.checkpoint": "runs/x",
+    "run.snapshot": 10,
+    "run.resume": "ckpt.pth.tar",
     "run.pretrained": "w.pth.tar",
-    "run.evaluate": True, "run.debug": True, "run.flip": True, "run.seed": 42,
-    "run.device": "cpu", "run.amp": False, "run.channels_last": False, "run.compile": True,
-    "run.log_every": 1, "run.tb_images": 0, "run.progress": False,
-}  # fmt: skip
+    "run.evaluate": True,
+    "run.debug": True,
+    "run.flip": True,
+    "run.seed": 42,
+    "run.device": "cpu",
+    "run.amp": False,
+    "run.channels_last": False,
+    "run.compile": True,
+    "run.log_every": 1,
+    "run.tb_images": 0,
+    "run.progress": False,
+}
 # Fields whose only valid value is the default (one implemented choice).
 SINGLE_CHOICE = {"data.label_type", "model.keypoint_spec", "model.arch"}
 
@@ -121,7 +190,11 @@ def test_every_flag_sets_its_field(flag, getp):
 def test_reference_style_command_line():
     cfg, args = parse_config(["-s", "2", "--schedule", "30", "40", "-e", "-f"])
     assert (cfg.model.stacks, cfg.optim.schedule, cfg.run.evaluate, cfg.run.flip) == (
-        2, [30, 40], True, True)
+        2,
+        [30, 40],
+        True,
+        True,
+    )
     expected = dataclasses.replace(Config(), model=dataclasses.replace(Config().model, stacks=2))
     expected.optim.schedule = [30, 40]
     expected.run.evaluate = expected.run.flip = True
@@ -140,10 +213,23 @@ def test_set_list_value():
 
 def test_precedence_defaults_file_flags_set(tmp_path):
     path = tmp_path / "base.yaml"
-    path.write_text("model:\n  stacks: 2\noptim:\n  lr: 1.0e-3\n  epochs: 10\n"
-                    "data:\n  train_batch: 16\nrun:\n  evaluate: true\n  amp: true\n")
-    argv = ["--config", str(path), "-s", "3", "--lr", "0.01", "--no-amp",
-            "--set", "model.stacks=5", "--set", "data.animal=tiger"]  # fmt: skip
+    path.write_text(
+        "model:\n  stacks: 2\noptim:\n  lr: 1.0e-3\n  epochs: 10\n"
+        "data:\n  train_batch: 16\nrun:\n  evaluate: true\n  amp: true\n"
+    )
+    argv = [
+        "--config",
+        str(path),
+        "-s",
+        "3",
+        "--lr",
+        "0.01",
+        "--no-amp",
+        "--set",
+        "model.stacks=5",
+        "--set",
+        "data.animal=tiger",
+    ]
     cfg, args = parse_config(argv)
     assert cfg.model.stacks == 5  # --set beats the flag and the file
     assert cfg.optim.lr == 0.01  # the flag beats the file
@@ -161,15 +247,18 @@ def test_saved_config_reproduces_the_run(tmp_path):
     assert again == cfg == load_config(tmp_path / "config.yaml")
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--dataset", "mpii"], "invalid choice: 'mpii'"),
-    (["--schedule", "30", "x"], "invalid int value: 'x'"),
-    (["--stack", "2"], "unrecognized arguments: --stack 2"),  # no abbreviations
-    (["--label-type", "Cauchy"], "data.label_type: 'Cauchy' targets are not implemented"),
-    (["--inp-res", "100"], "command line: data.inp_res: 100 is not divisible"),
-    (["--set", "optim.schedule=[5,x]"], "--set: optim.schedule[1]: expected int"),
-    (["--set", "model.depth=3"], "--set: model.depth: unknown key"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", "mpii"], "invalid choice: 'mpii'"),
+        (["--schedule", "30", "x"], "invalid int value: 'x'"),
+        (["--stack", "2"], "unrecognized arguments: --stack 2"),  # no abbreviations
+        (["--label-type", "Cauchy"], "data.label_type: 'Cauchy' targets are not implemented"),
+        (["--inp-res", "100"], "command line: data.inp_res: 100 is not divisible"),
+        (["--set", "optim.schedule=[5,x]"], "--set: optim.schedule[1]: expected int"),
+        (["--set", "model.depth=3"], "--set: model.depth: unknown key"),
+    ],
+)
 def test_usage_errors_exit_with_a_clear_message(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         parse_config(argv)
@@ -217,11 +306,15 @@ class _ExtendedConfig(Config):
 
 
 def test_parser_and_files_are_generic_over_the_root_type(tmp_path):
-    flags = TRAIN_FLAGS + (Flag(names=("--gamma_",), field="adapt.target_weight", help="w"),
-                           Flag(names=("--regenerate",), field="adapt.regenerate", help="r"))
-    cfg, _ = parse_config(["--gamma_", "5", "--regenerate", "0", "20", "-s", "1",
-                           "--set", "adapt.regenerate=[1]"], flags=flags,
-                          config_type=_ExtendedConfig)  # fmt: skip
+    flags = TRAIN_FLAGS + (
+        Flag(names=("--gamma_",), field="adapt.target_weight", help="w"),
+        Flag(names=("--regenerate",), field="adapt.regenerate", help="r"),
+    )
+    cfg, _ = parse_config(
+        ["--gamma_", "5", "--regenerate", "0", "20", "-s", "1", "--set", "adapt.regenerate=[1]"],
+        flags=flags,
+        config_type=_ExtendedConfig,
+    )
     assert isinstance(cfg, _ExtendedConfig)
     assert (cfg.adapt.target_weight, cfg.adapt.regenerate, cfg.model.stacks) == (5.0, [1], 1)
     save_config(cfg, tmp_path / "c.yaml")
@@ -229,8 +322,7 @@ def test_parser_and_files_are_generic_over_the_root_type(tmp_path):
     with pytest.raises(ConfigError, match=r"c\.yaml: adapt: unknown key"):
         load_config(tmp_path / "c.yaml")  # the plain Config has no adapt section
     with pytest.raises(SystemExit):
-        parse_config(["--set", "adapt.target_weight=-1"], flags=flags,
-                     config_type=_ExtendedConfig)  # fmt: skip
+        parse_config(["--set", "adapt.target_weight=-1"], flags=flags, config_type=_ExtendedConfig)
 
 
 def test_markdown_table_lists_every_flag():

@@ -1,4 +1,5 @@
 """Strict loading from dicts and YAML files, saving, overrides and the configs/ folder."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,9 +8,15 @@ import pytest
 import yaml
 
 from animalpose.train.config import (
-    CONFIG_FILE_NAME, Config, ConfigError, apply_overrides, config_from_dict, config_to_dict,
-    load_config, save_config,
-)  # fmt: skip
+    CONFIG_FILE_NAME,
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
 
 
 def _write(path, text: str):
@@ -40,17 +47,20 @@ def test_unknown_section_names_file_and_lists_sections(tmp_path):
     assert "data, model, optim, run" in str(info.value)
 
 
-@pytest.mark.parametrize(("text", "key", "message"), [
-    ("model:\n  stacks: '4'\n", "model.stacks", "expected int, got str '4'"),
-    ("model:\n  stacks: 4.0\n", "model.stacks", "expected int, got float"),
-    ("model:\n  stacks: true\n", "model.stacks", "expected int, got bool"),
-    ("run:\n  amp: 1\n", "run.amp", "expected bool, got int"),
-    ("run:\n  resume: 12\n", "run.resume", "expected str, got int"),
-    ("optim:\n  lr: fast\n", "optim.lr", "expected float, got str 'fast'"),
-    ("optim:\n  schedule: 60\n", "optim.schedule", "expected a list of int, got 60"),
-    ("optim:\n  schedule: [60, x]\n", "optim.schedule[1]", "expected int, got str 'x'"),
-    ("data: horse\n", "data", "expected a mapping of keys"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("model:\n  stacks: '4'\n", "model.stacks", "expected int, got str '4'"),
+        ("model:\n  stacks: 4.0\n", "model.stacks", "expected int, got float"),
+        ("model:\n  stacks: true\n", "model.stacks", "expected int, got bool"),
+        ("run:\n  amp: 1\n", "run.amp", "expected bool, got int"),
+        ("run:\n  resume: 12\n", "run.resume", "expected str, got int"),
+        ("optim:\n  lr: fast\n", "optim.lr", "expected float, got str 'fast'"),
+        ("optim:\n  schedule: 60\n", "optim.schedule", "expected a list of int, got 60"),
+        ("optim:\n  schedule: [60, x]\n", "optim.schedule[1]", "expected int, got str 'x'"),
+        ("data: horse\n", "data", "expected a mapping of keys"),
+    ],
+)
 def test_type_errors_name_file_and_key(tmp_path, text, key, message):
     path = _write(tmp_path / "types.yaml", text)
     with pytest.raises(ConfigError) as info:
@@ -84,14 +94,24 @@ def test_unreadable_and_invalid_files_name_the_file(tmp_path):
 
 
 def _non_default() -> Config:
-    return config_from_dict({
-        "data": {"dataset": "real_animal", "animal": "tiger", "sigma": 1.75, "seed": 3,
-                 "split_dir": "/data/ref data", "legacy_input": True, "inp_res": 192,
-                 "out_res": 48},
-        "model": {"stacks": 2, "channels": 128},
-        "optim": {"lr": 1.2345678901234567e-5, "schedule": [], "solver": "adam"},
-        "run": {"resume": "runs/a: b.pth.tar", "amp": False, "device": "cuda:0"},
-    }, source="test")  # fmt: skip
+    return config_from_dict(
+        {
+            "data": {
+                "dataset": "real_animal",
+                "animal": "tiger",
+                "sigma": 1.75,
+                "seed": 3,
+                "split_dir": "/data/ref data",
+                "legacy_input": True,
+                "inp_res": 192,
+                "out_res": 48,
+            },
+            "model": {"stacks": 2, "channels": 128},
+            "optim": {"lr": 1.2345678901234567e-5, "schedule": [], "solver": "adam"},
+            "run": {"resume": "runs/a: b.pth.tar", "amp": False, "device": "cuda:0"},
+        },
+        source="test",
+    )
 
 
 def test_save_load_round_trips_exactly(tmp_path):
@@ -118,8 +138,16 @@ def test_config_to_dict_is_a_copy():
 
 def test_apply_overrides_parses_yaml_and_returns_a_new_config():
     cfg = Config()
-    new = apply_overrides(cfg, ["data.animal=tiger", "optim.schedule=[5, 7]", "optim.lr=1e-3",
-                                "run.amp=false", "model.stacks=2"])  # fmt: skip
+    new = apply_overrides(
+        cfg,
+        [
+            "data.animal=tiger",
+            "optim.schedule=[5, 7]",
+            "optim.lr=1e-3",
+            "run.amp=false",
+            "model.stacks=2",
+        ],
+    )
     assert (new.data.animal, new.optim.schedule, new.optim.lr) == ("tiger", [5, 7], 1e-3)
     assert (new.run.amp, new.model.stacks) == (False, 2)
     assert cfg == Config()  # unchanged
@@ -134,23 +162,33 @@ def test_apply_overrides_validates_after_all_keys():
 
 
 def test_apply_overrides_string_fields_take_text_verbatim():
-    new = apply_overrides(Config(), ["run.resume=no", "data.split_dir=123", "run.checkpoint=a=b",
-                                     "data.vertex_table='quoted.json'"])  # fmt: skip
+    new = apply_overrides(
+        Config(),
+        [
+            "run.resume=no",
+            "data.split_dir=123",
+            "run.checkpoint=a=b",
+            "data.vertex_table='quoted.json'",
+        ],
+    )
     assert (new.run.resume, new.data.split_dir) == ("no", "123")
     assert (new.run.checkpoint, new.data.vertex_table) == ("a=b", "quoted.json")
     assert apply_overrides(new, ["run.resume="]).run.resume == ""
 
 
-@pytest.mark.parametrize(("item", "message"), [
-    ("data.animal", "expected KEY=VALUE"),
-    ("=3", "expected KEY=VALUE"),
-    ("data.animl=tiger", "data.animl: unknown key; did you mean 'animal'?"),
-    ("data=1", "data: is a section"),
-    ("data.animal.x=1", "data.animal.x: data.animal is a str, not a section"),
-    ("model.stacks=two", "model.stacks: expected int, got str 'two'"),
-    ("optim.schedule=[5, x]", "optim.schedule[1]: expected int"),
-    ("optim.schedule=[5", "optim.schedule: invalid YAML value"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("data.animal", "expected KEY=VALUE"),
+        ("=3", "expected KEY=VALUE"),
+        ("data.animl=tiger", "data.animl: unknown key; did you mean 'animal'?"),
+        ("data=1", "data: is a section"),
+        ("data.animal.x=1", "data.animal.x: data.animal is a str, not a section"),
+        ("model.stacks=two", "model.stacks: expected int, got str 'two'"),
+        ("optim.schedule=[5, x]", "optim.schedule[1]: expected int"),
+        ("optim.schedule=[5", "optim.schedule: invalid YAML value"),
+    ],
+)
 def test_apply_overrides_errors(item, message):
     with pytest.raises(ConfigError, match="^--set: ") as info:
         apply_overrides(Config(), [item])
@@ -180,11 +218,19 @@ def test_reference_config_spells_out_the_defaults(configs_dir, leaf_paths):
 def test_quickstart_config(configs_dir):
     cfg = load_config(configs_dir / "quickstart_cpu.yaml")
     expected = {
-        "data": {"dataset": "synthetic_animal_sp", "image_path": "./animal_data", "animal": "dog",
-                 "inp_res": 128, "out_res": 32, "sigma": 2.0, "train_batch": 16,
-                 "test_batch": 32, "workers": 2},
+        "data": {
+            "dataset": "synthetic_animal_sp",
+            "image_path": "./animal_data",
+            "animal": "dog",
+            "inp_res": 128,
+            "out_res": 32,
+            "sigma": 2.0,
+            "train_batch": 16,
+            "test_batch": 32,
+            "workers": 2,
+        },
         "model": {"stacks": 1, "blocks": 1, "channels": 64},
         "optim": {"epochs": 20, "lr": 2e-3, "solver": "adam", "schedule": [16]},
         "run": {"amp": False, "log_every": 10, "checkpoint": "runs/quickstart"},
-    }  # fmt: skip
+    }
     assert cfg == config_from_dict(expected, source="expected")

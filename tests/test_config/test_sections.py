@@ -1,27 +1,55 @@
 """Defaults and value checks of the config dataclasses."""
+
 from __future__ import annotations
 
 import pytest
 
 from animalpose.train.config import (
-    DATASETS, Config, ConfigError, DataConfig, ModelConfig, OptimConfig, RunConfig,
+    DATASETS,
+    Config,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
     config_from_dict,
-)  # fmt: skip
+)
 
 # The reference's train/train.py argparse defaults (reference-compat spec 3 and its source),
 # written out independently of the dataclasses.
 REFERENCE_DEFAULTS = {
-    "data.dataset": "synthetic_animal_sp", "data.animal": "horse", "data.inp_res": 256,
-    "data.out_res": 64, "model.arch": "hg", "model.stacks": 4, "model.blocks": 1,
-    "optim.solver": "rms", "data.workers": 4, "optim.epochs": 100, "optim.start_epoch": 0,
-    "data.train_batch": 6, "data.test_batch": 6, "optim.lr": 2.5e-4, "optim.momentum": 0.0,
-    "optim.weight_decay": 0.0, "optim.schedule": [60, 90], "optim.gamma": 0.1, "run.flip": False,
-    "data.sigma": 1.0, "data.scale_factor": 0.25, "data.rot_factor": 30.0,
-    "data.sigma_decay": 0.0, "data.label_type": "Gaussian", "run.checkpoint": "checkpoint",
-    "run.snapshot": 0, "run.resume": "", "run.pretrained": "", "run.evaluate": False,
+    "data.dataset": "synthetic_animal_sp",
+    "data.animal": "horse",
+    "data.inp_res": 256,
+    "data.out_res": 64,
+    "model.arch": "hg",
+    "model.stacks": 4,
+    "model.blocks": 1,
+    "optim.solver": "rms",
+    "data.workers": 4,
+    "optim.epochs": 100,
+    "optim.start_epoch": 0,
+    "data.train_batch": 6,
+    "data.test_batch": 6,
+    "optim.lr": 2.5e-4,
+    "optim.momentum": 0.0,
+    "optim.weight_decay": 0.0,
+    "optim.schedule": [60, 90],
+    "optim.gamma": 0.1,
+    "run.flip": False,
+    "data.sigma": 1.0,
+    "data.scale_factor": 0.25,
+    "data.rot_factor": 30.0,
+    "data.sigma_decay": 0.0,
+    "data.label_type": "Gaussian",
+    "run.checkpoint": "checkpoint",
+    "run.snapshot": 0,
+    "run.resume": "",
+    "run.pretrained": "",
+    "run.evaluate": False,
     "run.debug": False,
     "model.channels": 256,  # the hourglass width, the reference's --features default
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("dotted", sorted(REFERENCE_DEFAULTS))
@@ -33,8 +61,15 @@ def test_defaults_equal_the_reference(dotted, getp):
 
 def test_dataset_names_are_the_reference_names():
     # reference-compat spec 1.4, via the dataset registry
-    assert sorted(DATASETS) == sorted(["synthetic_animal", "synthetic_animal_sp", "real_animal",
-                                       "real_animal_sp", "real_animal_crop"])
+    assert sorted(DATASETS) == sorted(
+        [
+            "synthetic_animal",
+            "synthetic_animal_sp",
+            "real_animal",
+            "real_animal_sp",
+            "real_animal_crop",
+        ]
+    )
 
 
 def test_image_path_default_is_the_reference_folder():
@@ -45,11 +80,20 @@ def test_image_path_default_is_the_reference_folder():
 def test_brief_defaults_of_our_own_fields():
     data, run = DataConfig(), RunConfig()
     assert (data.augment_backend, data.legacy_input, data.split_dir, data.vertex_table) == (
-        "fused", False, "", "")
+        "fused",
+        False,
+        "",
+        "",
+    )
     assert (data.train_limit, data.val_limit, data.seed) == (0, 0, 0)
     assert ModelConfig().keypoint_spec == "animal18"
     assert (run.seed, run.device, run.amp, run.channels_last, run.compile) == (
-        0, "auto", True, True, False)
+        0,
+        "auto",
+        True,
+        True,
+        False,
+    )
     assert (run.log_every, run.tb_images, run.progress) == (50, 8, True)
 
 

@@ -39,7 +39,9 @@ def test_reference_patch_sigma_one_is_7x7(codec):
 
 
 def test_weights_zero_for_missing_and_outside(codec):
-    kp = np.array([[100, 100], [100, 100], [-20, 50], [-10, 50], [300, 300], [np.nan, 5]], np.float32)
+    kp = np.array(
+        [[100, 100], [100, 100], [-20, 50], [-10, 50], [300, 300], [np.nan, 5]], np.float32
+    )
     vis = np.array([1, 0, 1, 1, 1, 1])
     heatmaps, weights = codec.encode(kp, vis)
     # -20 px -> heatmap x = -5.4 -> centre -5: patch [-8, -2] lies outside; -10 -> -3: touches x=0.

@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from animalpose.datasets.geometry import (
-    apply_affine, box_from_points, crop_matrix, flip_keypoints, invert_affine,
-    legacy_center_scale, legacy_transform,
+    apply_affine,
+    box_from_points,
+    crop_matrix,
+    flip_keypoints,
+    invert_affine,
+    legacy_center_scale,
+    legacy_transform,
 )
 from animalpose.datasets.keypoints import ANIMAL18
 
@@ -43,7 +48,7 @@ def test_warp_moves_pixels_with_keypoints():
     m = crop_matrix((80, 60), 100, (200, 200), rotation=20)
     out = cv2.warpAffine(img, m, (200, 200), flags=cv2.INTER_LINEAR)
     dst = apply_affine(src, m)
-    for (x, y) in dst:
+    for x, y in dst:
         patch = out[int(round(y)) - 3 : int(round(y)) + 4, int(round(x)) - 3 : int(round(x)) + 4]
         ys, xs = np.mgrid[-3:4, -3:4]
         cx = (patch * xs).sum() / patch.sum() + round(x)

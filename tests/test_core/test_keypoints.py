@@ -2,14 +2,19 @@ import numpy as np
 import pytest
 
 from animalpose.datasets.keypoints import (
-    ANIMAL18, TIGER_PERMUTATION, VERTEX_TABLES, KeypointSpec, get_spec,
+    ANIMAL18,
+    TIGER_PERMUTATION,
+    VERTEX_TABLES,
+    KeypointSpec,
+    get_spec,
 )
 
 
 def test_animal18_matches_reference_order_and_flip_pairs():
     assert ANIMAL18.num_keypoints == 18
     assert ANIMAL18.keypoints[0] == "left_eye" and ANIMAL18.keypoints[7] == "hip"
-    # Reference flip pairs (0-based, spec 1.3): (0,1) (3,4) (5,6) (8,9) (10,11) (12,13) (14,15) (16,17)
+    # Reference flip pairs (0-based, spec 1.3):
+    # (0,1) (3,4) (5,6) (8,9) (10,11) (12,13) (14,15) (16,17)
     pairs = [(0, 1), (3, 4), (5, 6), (8, 9), (10, 11), (12, 13), (14, 15), (16, 17)]
     expected = np.arange(18)
     for a, b in pairs:
@@ -20,8 +25,13 @@ def test_animal18_matches_reference_order_and_flip_pairs():
 def test_parts_cover_reference_groups():
     parts = ANIMAL18.part_indices
     assert parts == {
-        "eye": [0, 1], "chin": [2], "hoof": [3, 4, 5, 6], "hip": [7], "knee": [8, 9, 10, 11],
-        "shoulder": [12, 13], "elbow": [14, 15, 16, 17],
+        "eye": [0, 1],
+        "chin": [2],
+        "hoof": [3, 4, 5, 6],
+        "hip": [7],
+        "knee": [8, 9, 10, 11],
+        "shoulder": [12, 13],
+        "elbow": [14, 15, 16, 17],
     }
 
 
@@ -49,7 +59,10 @@ def test_vertex_tables_from_reference():
 )
 def test_spec_validation_rejects_bad_specs(kwargs, message):
     base = dict(
-        name="t", keypoints=("a", "b", "c"), flip_pairs=(), parts={"all": ("a", "b", "c")},
+        name="t",
+        keypoints=("a", "b", "c"),
+        flip_pairs=(),
+        parts={"all": ("a", "b", "c")},
         skeleton=(),
     )
     base.update(kwargs)

@@ -1,10 +1,12 @@
 """Shared data sets for the dataset tests: small fixtures in the reference's layouts."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 from animalpose.datasets.fixtures import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.geometry import apply_affine, crop_matrix
 from animalpose.datasets.transforms import CropResult, mark_outside, warp_crop
@@ -20,8 +22,9 @@ SHOTS, FRAMES_PER_SHOT = 6, 8
 def synthetic(tmp_path_factory):
     """root: image path holding the horse synthetic fixture; num_images; frame_size (w, h)."""
     root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic_fixture(root, animal="horse", num_images=NUM_SYNTHETIC, seed=3,
-                           frame_size=SYNTHETIC_FRAME)  # fmt: skip
+    make_synthetic_fixture(
+        root, animal="horse", num_images=NUM_SYNTHETIC, seed=3, frame_size=SYNTHETIC_FRAME
+    )
     return SimpleNamespace(root=root, num_images=NUM_SYNTHETIC, frame_size=SYNTHETIC_FRAME)
 
 
@@ -30,10 +33,17 @@ def tigdog(tmp_path_factory):
     """root: image path holding horse and tiger TigDog fixtures; shots; frames_per_shot."""
     root = tmp_path_factory.mktemp("tigdog")
     for animal in ("horse", "tiger"):
-        make_tigdog_fixture(root, animal=animal, num_shots=SHOTS, frames_per_shot=FRAMES_PER_SHOT,
-                            seed=5, frame_size=TIGDOG_FRAME)  # fmt: skip
-    return SimpleNamespace(root=root, shots=SHOTS, frames_per_shot=FRAMES_PER_SHOT,
-                           frame_size=TIGDOG_FRAME)  # fmt: skip
+        make_tigdog_fixture(
+            root,
+            animal=animal,
+            num_shots=SHOTS,
+            frames_per_shot=FRAMES_PER_SHOT,
+            seed=5,
+            frame_size=TIGDOG_FRAME,
+        )
+    return SimpleNamespace(
+        root=root, shots=SHOTS, frames_per_shot=FRAMES_PER_SHOT, frame_size=TIGDOG_FRAME
+    )
 
 
 @pytest.fixture(scope="session")

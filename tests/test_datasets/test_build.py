@@ -1,5 +1,6 @@
 """DATASETS / build_dataset / dataset_mean_std: every name builds, means come from the right
 file."""
+
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from animalpose.datasets.build import (
     DATASETS,
     KNOWN_SYNTHETIC_MEANS,
@@ -23,26 +25,47 @@ from animalpose.datasets.tigdog import write_real_crops
 from animalpose.datasets.transforms import CenterCrop
 
 S = 64
-REFERENCE_NAMES = {"synthetic_animal", "synthetic_animal_sp", "real_animal", "real_animal_sp",
-                   "real_animal_crop"}  # fmt: skip
+REFERENCE_NAMES = {
+    "synthetic_animal",
+    "synthetic_animal_sp",
+    "real_animal",
+    "real_animal_sp",
+    "real_animal_crop",
+}
 
 
 @pytest.fixture(scope="module")
 def combined(synthetic, tigdog, tmp_path_factory):
     """One image path with both layouts and the crops (copies: this module writes files)."""
     root = tmp_path_factory.mktemp("combined")
-    shutil.copytree(synthetic.root / "synthetic_animal", root / "synthetic_animal",
-                    ignore=shutil.ignore_patterns("*.npy.tmp", "mean.pth.tar"))  # fmt: skip
-    shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0",
-                    ignore=shutil.ignore_patterns("splits", "tiger"))  # fmt: skip
+    shutil.copytree(
+        synthetic.root / "synthetic_animal",
+        root / "synthetic_animal",
+        ignore=shutil.ignore_patterns("*.npy.tmp", "mean.pth.tar"),
+    )
+    shutil.copytree(
+        tigdog.root / "behaviorDiscovery2.0",
+        root / "behaviorDiscovery2.0",
+        ignore=shutil.ignore_patterns("splits", "tiger"),
+    )
     write_real_crops(root, "horse", progress=False)
     return root
 
 
 def _build(name, root, split, **kwargs):
-    return build_dataset(name, root=root, animal="horse", split=split, input_size=S,
-                         spec=ANIMAL18, seed=0, scale_factor=0.25, rot_factor=30,
-                         augment_backend="fused", **kwargs)  # fmt: skip
+    return build_dataset(
+        name,
+        root=root,
+        animal="horse",
+        split=split,
+        input_size=S,
+        spec=ANIMAL18,
+        seed=0,
+        scale_factor=0.25,
+        rot_factor=30,
+        augment_backend="fused",
+        **kwargs,
+    )
 
 
 def test_registry_holds_the_reference_names():
@@ -58,8 +81,10 @@ def test_every_dataset_builds_both_splits(combined, name):
     train = _build(name, combined, "train", limit=4)
     assert len(train) == 4
     kind = DATASETS[name].train_augment
-    assert type(train.augmenter).__name__ == {"classic": "ClassicAugment",
-                                              "strong": "StrongAugment"}[kind]  # fmt: skip
+    assert (
+        type(train.augmenter).__name__
+        == {"classic": "ClassicAugment", "strong": "StrongAugment"}[kind]
+    )
     for ds in (train, valid):
         sample = ds[0]
         assert sample["image"].shape == (3, S, S) and sample["keypoints"].shape == (18, 3)
@@ -88,11 +113,15 @@ def test_real_animal_uses_mean_by_video(combined, tmp_path):
     path = combined / "behaviorDiscovery2.0" / "splits" / "horse" / "mean_by_video.pth.tar"
     assert path.exists()
     np.testing.assert_array_equal(read_mean(path)[0], mean)
-    assert not np.allclose(mean, dataset_mean_std("synthetic_animal", root=combined,
-                                                  animal="horse", seed=0)[0])  # fmt: skip
+    assert not np.allclose(
+        mean, dataset_mean_std("synthetic_animal", root=combined, animal="horse", seed=0)[0]
+    )
     mirror = tmp_path / "real_animal" / "horse"
-    save_mean(mirror / "mean_by_video.pth.tar", np.array([0.5319, 0.5107, 0.4206]),
-              np.array([0.1910, 0.1921, 0.1951]))  # fmt: skip
+    save_mean(
+        mirror / "mean_by_video.pth.tar",
+        np.array([0.5319, 0.5107, 0.4206]),
+        np.array([0.1910, 0.1921, 0.1951]),
+    )
     ref, _ = dataset_mean_std("real_animal", root=combined, animal="horse", split_dir=tmp_path)
     np.testing.assert_allclose(ref, [0.5319, 0.5107, 0.4206], atol=1e-6)
 
@@ -110,11 +139,15 @@ def test_missing_synthetic_data_falls_back_to_published_values(tigdog, caplog):
 def test_reference_mean_file_in_split_dir_wins(combined, tmp_path):
     mirror = tmp_path / "synthetic_animal" / "horse_combineds5r5_texture"
     mirror.mkdir(parents=True)
-    torch.save({"mean": torch.tensor([0.4038, 0.3956, 0.3925]),
-                "std": torch.tensor([0.2611, 0.2452, 0.2299])}, mirror / "mean.pth.tar",
-               _use_new_zipfile_serialization=False)  # fmt: skip
-    _, std = dataset_mean_std("synthetic_animal", root=combined, animal="horse",
-                              split_dir=tmp_path)  # fmt: skip
+    torch.save(
+        {
+            "mean": torch.tensor([0.4038, 0.3956, 0.3925]),
+            "std": torch.tensor([0.2611, 0.2452, 0.2299]),
+        },
+        mirror / "mean.pth.tar",
+        _use_new_zipfile_serialization=False,
+    )
+    _, std = dataset_mean_std("synthetic_animal", root=combined, animal="horse", split_dir=tmp_path)
     np.testing.assert_allclose(std, [0.2611, 0.2452, 0.2299], atol=1e-6)
 
 

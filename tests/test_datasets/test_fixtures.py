@@ -1,4 +1,5 @@
 """The fixture writers produce the reference's exact file formats, deterministically."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+
 from animalpose.datasets.fixtures import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.images import read_image
 from animalpose.datasets.keypoints import VERTEX_TABLES
@@ -17,10 +19,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_script_writes_both_layouts_in_reference_formats(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "datasets" / "make_fixture.py"), "--image-path",
-         str(tmp_path), "--num-images", "3", "--shots", "2", "--frames-per-shot", "4"],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "datasets" / "make_fixture.py"),
+            "--image-path",
+            str(tmp_path),
+            "--num-images",
+            "3",
+            "--shots",
+            "2",
+            "--frames-per-shot",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "synthetic_animal" / "horse_combineds5r5_texture"
     images = sorted(folder.glob("*_img.png"))

@@ -1,4 +1,5 @@
 """read_image / write_image / load_mat: RGB order, channel handling, clear errors."""
+
 from __future__ import annotations
 
 import cv2
@@ -6,6 +7,7 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+
 from animalpose.datasets.files import DataError, load_mat
 from animalpose.datasets.images import read_image, write_image
 
@@ -103,8 +105,11 @@ def test_load_mat_v73_arrays_cells_and_struct_field_order(tmp_path):
             g.create_dataset("zcoords", data=np.full((2, 3), float(i)))  # MATLAB 3 x 2
             g.create_dataset("visibility", data=np.ones((1, 3)))
             g.attrs["MATLAB_class"] = np.bytes_("struct")
-            g.attrs.create("MATLAB_fields", [_matlab_char("zcoords"), _matlab_char("visibility")],
-                           dtype=h5py.vlen_dtype(np.dtype("S1")))  # fmt: skip
+            g.attrs.create(
+                "MATLAB_fields",
+                [_matlab_char("zcoords"), _matlab_char("visibility")],
+                dtype=h5py.vlen_dtype(np.dtype("S1")),
+            )
             cell_refs.append(g.ref)
         f.create_dataset("landmarks", data=np.array([cell_refs], dtype=h5py.ref_dtype))
     with open(path, "r+b") as f:

@@ -1,26 +1,30 @@
 """Batching with torch's DataLoader and the epoch/index-seeded randomness."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
+
 from animalpose.datasets.geometry import invert_affine
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.synthetic import SyntheticAnimal
 from animalpose.datasets.tigdog import RealAnimal
-from torch.utils.data import DataLoader
 
 S = 48
 
 
 def _synthetic(root, augmenter):
-    return SyntheticAnimal(root=root, animal="horse", split="train", augmenter=augmenter,
-                           spec=ANIMAL18, seed=11)  # fmt: skip
+    return SyntheticAnimal(
+        root=root, animal="horse", split="train", augmenter=augmenter, spec=ANIMAL18, seed=11
+    )
 
 
 def test_dataloader_with_two_workers_gives_contract_shapes(tigdog, random_rotate):
     augmenter = random_rotate(S, ANIMAL18.flip_index)
-    ds = RealAnimal(root=tigdog.root, animal="horse", split="train", augmenter=augmenter,
-                    spec=ANIMAL18, seed=0)  # fmt: skip
+    ds = RealAnimal(
+        root=tigdog.root, animal="horse", split="train", augmenter=augmenter, spec=ANIMAL18, seed=0
+    )
     loader = DataLoader(ds, batch_size=4, num_workers=2, shuffle=False)
     batch = next(iter(loader))
     assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (4, 3, S, S)
@@ -65,8 +69,10 @@ def test_set_epoch_changes_randomness_and_same_epoch_repeats(synthetic, random_r
 
 def test_persistent_workers_see_set_epoch(synthetic, random_rotate):
     ds = _synthetic(synthetic.root, random_rotate(S, ANIMAL18.flip_index))
-    expected = {e: np.stack([(ds.set_epoch(e), ds[i])[1]["meta"]["matrix"] for i in range(len(ds))])
-                for e in (0, 1)}  # fmt: skip
+    expected = {
+        e: np.stack([(ds.set_epoch(e), ds[i])[1]["meta"]["matrix"] for i in range(len(ds))])
+        for e in (0, 1)
+    }
     ds.set_epoch(0)
     loader = DataLoader(ds, batch_size=5, num_workers=2, persistent_workers=True)
     np.testing.assert_array_equal(_matrices(loader), expected[0])

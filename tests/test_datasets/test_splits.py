@@ -1,5 +1,6 @@
 """Split and mean files: created seeded beside the data, re-read identically, reference files
 honoured, bad files rejected with the file's name."""
+
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+
 from animalpose.datasets.files import DataError
 from animalpose.datasets.splits import (
     compute_mean_std,
@@ -116,8 +118,11 @@ def test_mean_file_round_trip_in_reference_format(tmp_path):
 def test_legacy_torch_serialisation_is_read(tmp_path):
     """The reference's files come from old torch (non-zip pickles)."""
     path = tmp_path / "mean.pth.tar"
-    torch.save({"mean": torch.tensor([0.5, 0.4, 0.3]), "std": torch.tensor([0.2, 0.2, 0.1])},
-               path, _use_new_zipfile_serialization=False)  # fmt: skip
+    torch.save(
+        {"mean": torch.tensor([0.5, 0.4, 0.3]), "std": torch.tensor([0.2, 0.2, 0.1])},
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     mean, _ = read_mean(path)
     np.testing.assert_allclose(mean, [0.5, 0.4, 0.3], atol=1e-7)
 

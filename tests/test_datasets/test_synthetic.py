@@ -1,4 +1,5 @@
 """The synthetic-animal loader on the fixture written in the reference's layout."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+
 from animalpose.datasets.files import DataError
 from animalpose.datasets.fixtures import KEYPOINT_COLOURS, marker_radius
 from animalpose.datasets.images import read_image
@@ -18,8 +20,15 @@ S = 64  # crop side used in these tests
 
 
 def _dataset(root, split="valid", **kwargs):
-    return SyntheticAnimal(root=root, animal="horse", split=split, augmenter=CenterCrop(S),
-                           spec=ANIMAL18, seed=0, **kwargs)  # fmt: skip
+    return SyntheticAnimal(
+        root=root,
+        animal="horse",
+        split=split,
+        augmenter=CenterCrop(S),
+        spec=ANIMAL18,
+        seed=0,
+        **kwargs,
+    )
 
 
 def test_layout_counts_and_lexicographic_order(synthetic):
@@ -29,8 +38,11 @@ def test_layout_counts_and_lexicographic_order(synthetic):
     assert len(names) == NUM_SYNTHETIC
     everything = _dataset(synthetic.root, split="all")
     assert [p.name for p in everything.images] == names
-    assert names[:3] == ["0_SK_horse_fixture_img.png", "10_SK_horse_fixture_img.png",
-                         "11_SK_horse_fixture_img.png"]  # fmt: skip
+    assert names[:3] == [
+        "0_SK_horse_fixture_img.png",
+        "10_SK_horse_fixture_img.png",
+        "11_SK_horse_fixture_img.png",
+    ]
     train, valid = _dataset(synthetic.root, "train"), _dataset(synthetic.root, "valid")
     assert len(valid) == NUM_SYNTHETIC // 5 and len(train) == NUM_SYNTHETIC - NUM_SYNTHETIC // 5
     np.testing.assert_array_equal(train.indices, np.load(folder / "train_idxs.npy"))
@@ -80,7 +92,7 @@ def test_drawn_keypoint_colour_is_under_the_crop_keypoint(synthetic):
         image = sample["image"].numpy().transpose(1, 2, 0).astype(int)
         kp_src = sample["meta"]["keypoints_image"][:, :2]
         for k, (x, y, v) in enumerate(sample["keypoints"].numpy()):
-            later = np.linalg.norm(kp_src[k + 1:] - kp_src[k], axis=1)
+            later = np.linalg.norm(kp_src[k + 1 :] - kp_src[k], axis=1)
             if v == 0 or (later < 2 * reach).any():
                 continue
             pixel = image[round(float(y)), round(float(x))]

@@ -1,4 +1,5 @@
 """The TigDog loaders (real_animal, real_animal_crop) and the crop script on the fixture."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+
 from animalpose.datasets.files import DataError
 from animalpose.datasets.fixtures import KEYPOINT_COLOURS
 from animalpose.datasets.images import read_image
@@ -27,8 +29,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _dataset(root, animal="horse", split="valid", cls=RealAnimal, **kwargs):
-    return cls(root=root, animal=animal, split=split, augmenter=CenterCrop(S), spec=ANIMAL18,
-               seed=0, **kwargs)  # fmt: skip
+    return cls(
+        root=root,
+        animal=animal,
+        split=split,
+        augmenter=CenterCrop(S),
+        spec=ANIMAL18,
+        seed=0,
+        **kwargs,
+    )
 
 
 def _raw(root, animal):
@@ -104,8 +113,9 @@ def test_crop_keypoints_equal_annotation_through_matrix(tigdog, animal):
         np.testing.assert_allclose(sample["meta"]["keypoints_image"][:, :2], lm[:, :2])
         visible = (lm[:, 2] > 0) & (lm[:, 0] > 0) & (lm[:, 1] > 0)
         np.testing.assert_array_equal(sample["keypoints"][:, 2].numpy() > 0, visible)
-        np.testing.assert_allclose(sample["keypoints"][visible, :2].numpy(), crop[visible],
-                                   atol=1e-4)  # fmt: skip
+        np.testing.assert_allclose(
+            sample["keypoints"][visible, :2].numpy(), crop[visible], atol=1e-4
+        )
         assert (sample["keypoints"][~visible] == 0).all()
         m = sample["meta"]["matrix"]
         np.testing.assert_allclose(lm[:, :2] @ m[:, :2].T + m[:, 2], crop, atol=1e-9)
@@ -122,7 +132,7 @@ def test_drawn_keypoint_colour_is_under_the_crop_keypoint(tigdog, animal):
         image = sample["image"].numpy().transpose(1, 2, 0).astype(int)
         kp_src = sample["meta"]["keypoints_image"]
         for k, (x, y, v) in enumerate(sample["keypoints"].numpy()):
-            close = np.linalg.norm(kp_src[k + 1:, :2] - kp_src[k, :2], axis=1) < 10
+            close = np.linalg.norm(kp_src[k + 1 :, :2] - kp_src[k, :2], axis=1) < 10
             if v == 0 or close.any():
                 continue
             pixel = image[round(float(y)), round(float(x))]
@@ -144,12 +154,25 @@ def test_tiger_permutation_round_trip(tigdog):
 
 def test_crop_real_writes_center_crops_and_crop_dataset_reads_them(tigdog, tmp_path):
     root = tmp_path / "data"
-    shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0",
-                    ignore=shutil.ignore_patterns("splits"))  # fmt: skip
+    shutil.copytree(
+        tigdog.root / "behaviorDiscovery2.0",
+        root / "behaviorDiscovery2.0",
+        ignore=shutil.ignore_patterns("splits"),
+    )
     result = subprocess.run(
-        [sys.executable, str(REPO / "datasets" / "crop_real.py"), "--image-path", str(root),
-         "--animal", "horse"], capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "datasets" / "crop_real.py"),
+            "--image-path",
+            str(root),
+            "--animal",
+            "horse",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     data = load_tigdog(root, "horse")
     written = sorted((root / "real_animal_crop" / "real_horse_crop").glob("crop_*.jpg"))
@@ -179,8 +202,11 @@ def test_missing_crop_files_point_to_the_script(tigdog, tmp_path):
 
 def _copy_tigdog(tigdog, tmp_path):
     root = tmp_path / "data"
-    shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0",
-                    ignore=shutil.ignore_patterns("splits", "tiger"))  # fmt: skip
+    shutil.copytree(
+        tigdog.root / "behaviorDiscovery2.0",
+        root / "behaviorDiscovery2.0",
+        ignore=shutil.ignore_patterns("splits", "tiger"),
+    )
     return root
 
 

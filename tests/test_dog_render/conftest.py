@@ -1,7 +1,9 @@
 """A DogRenderer shared by the GL tests of this directory (built once: about 4 s)."""
+
 from __future__ import annotations
 
 import pytest
+
 from animalpose.datasets.dog_render import DogRenderer, gl_available
 
 #: Small frames keep the tests fast; large enough for keypoints a few pixels apart.

@@ -1,9 +1,11 @@
 """The MuJoCo dog renderer (skipped with the reason when no headless OpenGL is available)."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
+
 from animalpose.datasets import dog_scene as scene
 from animalpose.datasets.dog_render import gl_available
 from animalpose.datasets.keypoints import ANIMAL18
@@ -59,10 +61,12 @@ def test_mirrored_camera_swaps_left_and_right(dog):
     were, mirrored, with the same visibility."""
     for azimuth in (60.0, 150.0):
         rng = np.random.default_rng(0)
-        a = dog.render_view(rng, "source", view=scene.CameraView(azimuth, 15.0, 40.0, 0.8, (0, 0)),
-                            effects=False)  # fmt: skip
-        b = dog.render_view(rng, "source", view=scene.CameraView(-azimuth, 15.0, 40.0, 0.8, (0, 0)),
-                            effects=False)  # fmt: skip
+        a = dog.render_view(
+            rng, "source", view=scene.CameraView(azimuth, 15.0, 40.0, 0.8, (0, 0)), effects=False
+        )
+        b = dog.render_view(
+            rng, "source", view=scene.CameraView(-azimuth, 15.0, 40.0, 0.8, (0, 0)), effects=False
+        )
         mirrored = b.keypoints[ANIMAL18.flip_index].copy()
         mirrored[:, 0] = (dog.width - 1) - mirrored[:, 0]
         np.testing.assert_allclose(a.keypoints[:, :2], mirrored[:, :2], atol=1.0)
@@ -73,9 +77,12 @@ def test_side_views_hide_the_far_side(dog):
     """Azimuth 90 looks along +y at the dog's right flank (the dog faces +x, its left is +y)."""
     seen = {}
     for azimuth, near in ((90.0, "right"), (-90.0, "left")):
-        frame = dog.render_view(np.random.default_rng(0), "source",
-                                view=scene.CameraView(azimuth, 5.0, 40.0, 0.8, (0, 0)),
-                                effects=False)  # fmt: skip
+        frame = dog.render_view(
+            np.random.default_rng(0),
+            "source",
+            view=scene.CameraView(azimuth, 5.0, 40.0, 0.8, (0, 0)),
+            effects=False,
+        )
         far = "left" if near == "right" else "right"
         vis = dict(zip(ANIMAL18.keypoints, frame.keypoints[:, 2]))
         for point in SIDE_POINTS:
@@ -85,8 +92,12 @@ def test_side_views_hide_the_far_side(dog):
         seen[near] = frame.keypoints[:, 2]
     assert not np.array_equal(seen["left"], seen["right"])
     # From behind (azimuth 0 looks along +x) the chin and both eyes are hidden, the hip is not.
-    back = dog.render_view(np.random.default_rng(0), "source",
-                           view=scene.CameraView(0.0, 5.0, 40.0, 0.8, (0, 0)), effects=False)
+    back = dog.render_view(
+        np.random.default_rng(0),
+        "source",
+        view=scene.CameraView(0.0, 5.0, 40.0, 0.8, (0, 0)),
+        effects=False,
+    )
     vis = dict(zip(ANIMAL18.keypoints, back.keypoints[:, 2]))
     assert vis["chin"] == vis["left_eye"] == vis["right_eye"] == 0.0 and vis["hip"] == 1.0
 
@@ -141,15 +152,20 @@ def test_bad_arguments_are_rejected(dog):
     with pytest.raises(ValueError, match="num_frames"):
         dog.render_shot(np.random.default_rng(0), "source", 0)
     with pytest.raises(ValueError, match="angles"):
-        dog.render_view(np.random.default_rng(0), "source", angles=np.zeros(3),
-                        view=scene.CameraView(0.0, 5.0, 40.0, 0.8, (0, 0)))  # fmt: skip
+        dog.render_view(
+            np.random.default_rng(0),
+            "source",
+            angles=np.zeros(3),
+            view=scene.CameraView(0.0, 5.0, 40.0, 0.8, (0, 0)),
+        )
 
 
 def _leg_over_body(points: np.ndarray) -> float:
     """3-D length of the front legs (shoulder to hoof) over the shoulder-to-hip distance."""
     k = {n: points[i] for i, n in enumerate(ANIMAL18.keypoints)}
-    legs = np.mean([np.linalg.norm(k[f"{s}_shoulder"] - k[f"{s}_front_hoof"])
-                    for s in ("left", "right")])  # fmt: skip
+    legs = np.mean(
+        [np.linalg.norm(k[f"{s}_shoulder"] - k[f"{s}_front_hoof"]) for s in ("left", "right")]
+    )
     return legs / np.linalg.norm(0.5 * (k["left_shoulder"] + k["right_shoulder"]) - k["hip"])
 
 

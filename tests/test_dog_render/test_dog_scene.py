@@ -1,30 +1,41 @@
 """Pure NumPy parts of the 3-D dog: camera model, framing, visibility, gait, shape, sampling."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+
 from animalpose.datasets import dog_scene as scene
 
 
 def camera_looking_along_x(width: int = 200, height: int = 100) -> scene.PinholeCamera:
     # At the origin, looking along +x with +z up; the frustum is 0.1 high at distance 0.1.
     return scene.PinholeCamera.from_frustum(
-        position=np.zeros(3), forward=np.array([1.0, 0, 0]), up=np.array([0, 0, 1.0]),
-        near=0.1, bottom=-0.05, top=0.05, center=0.0, width=width, height=height,
-    )  # fmt: skip
+        position=np.zeros(3),
+        forward=np.array([1.0, 0, 0]),
+        up=np.array([0, 0, 1.0]),
+        near=0.1,
+        bottom=-0.05,
+        top=0.05,
+        center=0.0,
+        width=width,
+        height=height,
+    )
 
 
 def test_projection_follows_the_pixel_centre_convention():
     cam = camera_looking_along_x()
     assert cam.focal == pytest.approx(100.0)  # near * height / (top - bottom)
-    points = np.array([
-        [10.0, 0.0, 0.0],   # on the axis: the frame centre
-        [1.0, 0.0, 0.5],    # top frustum edge: the top edge of row 0
-        [1.0, -1.0, 0.0],   # right edge (half-width 0.5 * w / h at unit distance; right = -y)
-        [2.0, 0.5, -0.25],  # left of centre and below
-    ])  # fmt: skip
+    points = np.array(
+        [
+            [10.0, 0.0, 0.0],  # on the axis: the frame centre
+            [1.0, 0.0, 0.5],  # top frustum edge: the top edge of row 0
+            [1.0, -1.0, 0.0],  # right edge (half-width 0.5 * w / h at unit distance; right = -y)
+            [2.0, 0.5, -0.25],  # left of centre and below
+        ]
+    )
     xy, depth = cam.project(points)
     np.testing.assert_allclose(xy[0], [99.5, 49.5])
     np.testing.assert_allclose(xy[1], [99.5, -0.5])
@@ -46,9 +57,16 @@ def pinhole_for(lookat, distance, azimuth, elevation, fovy, width, height):
     forward, up = scene.free_camera_frame(azimuth, elevation)
     top = math.tan(math.radians(fovy) / 2.0)
     return scene.PinholeCamera.from_frustum(
-        position=lookat - distance * forward, forward=forward, up=up, near=1.0, bottom=-top,
-        top=top, center=0.0, width=width, height=height,
-    )  # fmt: skip
+        position=lookat - distance * forward,
+        forward=forward,
+        up=up,
+        near=1.0,
+        bottom=-top,
+        top=top,
+        center=0.0,
+        width=width,
+        height=height,
+    )
 
 
 @pytest.mark.parametrize("azimuth,elevation_down", [(0.0, 10.0), (75.0, 35.0), (200.0, -5.0)])
@@ -56,8 +74,9 @@ def test_fit_camera_shows_the_points_at_the_requested_fill(azimuth, elevation_do
     rng = np.random.default_rng(0)
     points = rng.normal(size=(400, 3)) * [0.5, 0.15, 0.25] + [0.0, 0.0, 0.4]
     view = scene.CameraView(azimuth, elevation_down, 40.0, 0.7, (0.0, 0.0))
-    lookat, distance, elevation = scene.fit_camera(view=view, points=points, aspect=4 / 3,
-                                                   ground_z=-10.0)  # fmt: skip
+    lookat, distance, elevation = scene.fit_camera(
+        view=view, points=points, aspect=4 / 3, ground_z=-10.0
+    )
     assert elevation == pytest.approx(-elevation_down)
     cam = pinhole_for(lookat, distance, azimuth, elevation, 40.0, 160, 120)
     xy, depth = cam.project(points)
@@ -74,16 +93,17 @@ def test_fit_camera_shift_moves_the_points_and_keeps_the_camera_above_ground():
     centre = 0.5 * (points.min(0) + points.max(0))
     xs = []
     for view in (centred, shifted):
-        lookat, distance, elevation = scene.fit_camera(view=view, points=points, aspect=1.0,
-                                                       ground_z=-10.0)  # fmt: skip
-        xy, _ = pinhole_for(lookat, distance, 90.0, elevation, 40.0, 100, 100).project(
-            centre[None])
+        lookat, distance, elevation = scene.fit_camera(
+            view=view, points=points, aspect=1.0, ground_z=-10.0
+        )
+        xy, _ = pinhole_for(lookat, distance, 90.0, elevation, 40.0, 100, 100).project(centre[None])
         xs.append(xy[0, 0])
     assert xs[0] == pytest.approx(49.5)
     assert xs[1] - xs[0] == pytest.approx(0.4 * 50.0)  # the box centre moves 0.4 half-frames
     low = scene.CameraView(0.0, -10.0, 40.0, 0.5, (0.0, 0.0))
-    lookat, distance, elevation = scene.fit_camera(view=low, points=points, aspect=1.0,
-                                                   ground_z=0.0)  # fmt: skip
+    lookat, distance, elevation = scene.fit_camera(
+        view=low, points=points, aspect=1.0, ground_z=0.0
+    )
     forward, _ = scene.free_camera_frame(0.0, elevation)
     assert (lookat - distance * forward)[2] >= scene.MIN_CAMERA_HEIGHT_M
 
@@ -111,8 +131,9 @@ def test_farthest_point_subsample_is_deterministic_and_spans_the_cloud():
 
 
 def test_trot_moves_diagonal_legs_together_and_lateral_legs_in_antiphase():
-    names = tuple(j for _, (swing, flex) in scene.LEG_JOINTS.items()
-                  for j in (swing, *[n for n, _ in flex]))  # fmt: skip
+    names = tuple(
+        j for _, (swing, flex) in scene.LEG_JOINTS.items() for j in (swing, *[n for n, _ in flex])
+    )
     joints = scene.JointTable(names, np.full(len(names), -3.0), np.full(len(names), 3.0))
     spec = scene.GAITS["trot"]
     for phase in np.linspace(0, 2 * math.pi, 7):
@@ -131,10 +152,21 @@ def test_trot_moves_diagonal_legs_together_and_lateral_legs_in_antiphase():
 
 
 def toy_joints() -> scene.JointTable:
-    names = tuple(j for _, (swing, flex) in scene.LEG_JOINTS.items()
-                  for j in (swing, *[n for n, _ in flex]))  # fmt: skip
-    names += ("L_1_extend", "L_1_bend", "Ca_1_extend", "Ca_2_bend", "C_7_extend", "C_7_bend",
-              "C_1_extend", "C_1_bend", "atlas", "mandible")  # fmt: skip
+    names = tuple(
+        j for _, (swing, flex) in scene.LEG_JOINTS.items() for j in (swing, *[n for n, _ in flex])
+    )
+    names += (
+        "L_1_extend",
+        "L_1_bend",
+        "Ca_1_extend",
+        "Ca_2_bend",
+        "C_7_extend",
+        "C_7_bend",
+        "C_1_extend",
+        "C_1_bend",
+        "atlas",
+        "mandible",
+    )
     return scene.JointTable(names, np.full(len(names), -0.3), np.full(len(names), 0.2))
 
 
@@ -147,14 +179,17 @@ def test_sampled_poses_and_shot_angles_stay_inside_the_joint_ranges():
         for t in (0.0, 0.4, 1.3):
             a = motion.angles(t)
             assert (a >= joints.lower).all() and (a <= joints.upper).all()
-    np.testing.assert_array_equal(scene.sample_pose(joints, np.random.default_rng(7)),
-                                  scene.sample_pose(joints, np.random.default_rng(7)))  # fmt: skip
+    np.testing.assert_array_equal(
+        scene.sample_pose(joints, np.random.default_rng(7)),
+        scene.sample_pose(joints, np.random.default_rng(7)),
+    )
 
 
 def test_shot_root_follows_a_circle_of_radius_speed_over_turn_rate():
     motion = scene.sample_motion(toy_joints(), np.random.default_rng(0))
-    motion = scene.ShotMotion(**{**motion.__dict__, "speed_mps": 1.2, "turn_rate": 0.5,
-                                 "heading0": 0.3})  # fmt: skip
+    motion = scene.ShotMotion(
+        **{**motion.__dict__, "speed_mps": 1.2, "turn_rate": 0.5, "heading0": 0.3}
+    )
     xy0, _ = motion.root(0.0)
     np.testing.assert_allclose(xy0, [0.0, 0.0])
     centre = np.array([-math.sin(0.3), math.cos(0.3)]) * (1.2 / 0.5)  # left of the heading
@@ -173,11 +208,13 @@ def test_level_pitch_tilts_the_nose_down_when_the_front_paws_are_higher():
     pitch = scene.level_pitch(front=front, hind=hind, heading=0.0, limit_deg=30.0)
     assert pitch == pytest.approx(math.asin(0.07 / 0.7))
     # Same scene facing -x: the run is measured along the heading.
-    flipped = scene.level_pitch(front=front * [-1, 1, 1], hind=hind * [-1, 1, 1],
-                                heading=math.pi, limit_deg=30.0)  # fmt: skip
+    flipped = scene.level_pitch(
+        front=front * [-1, 1, 1], hind=hind * [-1, 1, 1], heading=math.pi, limit_deg=30.0
+    )
     assert flipped == pytest.approx(pitch)
-    assert scene.level_pitch(front=front * [1, 1, 40], hind=hind, heading=0.0,
-                             limit_deg=20.0) == pytest.approx(math.radians(20.0))  # fmt: skip
+    assert scene.level_pitch(
+        front=front * [1, 1, 40], hind=hind, heading=0.0, limit_deg=20.0
+    ) == pytest.approx(math.radians(20.0))
 
 
 def test_girth_scales_distance_from_the_bone_axis_only():
@@ -185,10 +222,14 @@ def test_girth_scales_distance_from_the_bone_axis_only():
     verts = rng.normal(size=(50, 3)) * [0.3, 0.05, 0.05]
     n = len(verts)
     girth = scene.GirthModel.build(
-        vertices=verts, pair_vertex=np.arange(n), pair_bone=np.zeros(n, int),
-        pair_weight=np.ones(n), bone_pos=np.zeros((1, 3)), bone_axis=np.array([[1.0, 0, 0]]),
+        vertices=verts,
+        pair_vertex=np.arange(n),
+        pair_bone=np.zeros(n, int),
+        pair_weight=np.ones(n),
+        bone_pos=np.zeros((1, 3)),
+        bone_axis=np.array([[1.0, 0, 0]]),
         bone_group=["trunk"],
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(girth.apply({"trunk": 1.0}), verts)
     fat = girth.apply({"trunk": 1.5, "tail": 3.0})
     np.testing.assert_allclose(fat[:, 0], verts[:, 0])
@@ -200,8 +241,13 @@ def test_scaled_body_pos_scales_only_the_named_chains():
     pos = np.arange(3 * len(names), dtype=float).reshape(-1, 3)
     out = scene.scaled_body_pos(pos, names, {"front_leg": 1.2, "neck": 0.5})
     for i, name in enumerate(names):
-        factor = (1.2 if name in scene.SHAPE_CHAINS["front_leg"]
-                  else 0.5 if name in scene.SHAPE_CHAINS["neck"] else 1.0)  # fmt: skip
+        factor = (
+            1.2
+            if name in scene.SHAPE_CHAINS["front_leg"]
+            else 0.5
+            if name in scene.SHAPE_CHAINS["neck"]
+            else 1.0
+        )
         np.testing.assert_allclose(out[i], factor * pos[i])
     with pytest.raises(ValueError):
         scene.scaled_body_pos(pos[:3], names[:3], {"tail": 1.1})
@@ -213,8 +259,9 @@ def test_ground_depth_matches_the_plane_under_a_tilted_camera():
     # Re-project the ground points: they must lie on z = 0 and project to their own pixels.
     rows, cols = np.nonzero(np.isfinite(depth))
     assert len(rows) > 100
-    rays = np.stack([(cols - cam.cx) / cam.focal, -(rows - cam.cy) / cam.focal,
-                     np.ones(len(rows))], 1)  # fmt: skip
+    rays = np.stack(
+        [(cols - cam.cx) / cam.focal, -(rows - cam.cy) / cam.focal, np.ones(len(rows))], 1
+    )
     points = cam.position + (rays * depth[rows, cols, None]) @ cam.rotation
     np.testing.assert_allclose(points[:, 2], 0.0, atol=1e-9)
     xy, _ = cam.project(points)
@@ -243,10 +290,13 @@ def test_keypoint_model_reads_bodies_geoms_chin_and_paw_centroids():
     rng = np.random.default_rng(4)
     # Jaw: midline vertices at increasing (x - z), the best one at index 2; an off-midline vertex
     # further along that the rule must ignore.
-    jaw = np.array([[0.40, 0.0, 0.60], [0.41, 0.001, 0.60], [0.42, -0.002, 0.59],
-                    [0.45, 0.02, 0.50]])  # fmt: skip
-    paws = [rng.normal(size=(5, 3)) * 0.01 + c for c in ([0.2, 0.06, 0.01], [0.2, -0.06, 0.01],
-                                                         [-0.5, 0.08, 0.01], [-0.5, -0.08, 0.01])]
+    jaw = np.array(
+        [[0.40, 0.0, 0.60], [0.41, 0.001, 0.60], [0.42, -0.002, 0.59], [0.45, 0.02, 0.50]]
+    )
+    paws = [
+        rng.normal(size=(5, 3)) * 0.01 + c
+        for c in ([0.2, 0.06, 0.01], [0.2, -0.06, 0.01], [-0.5, 0.08, 0.01], [-0.5, -0.08, 0.01])
+    ]
     # A body cross-section around the hip (x = -0.3, z = 0.52) 0.06 wide on each side.
     flank = np.array([[-0.3, 0.06, 0.52], [-0.3, -0.06, 0.52], [-0.3, 0.0, 0.54]])
     vertices = np.concatenate([jaw, *paws, flank])
@@ -259,9 +309,15 @@ def test_keypoint_model_reads_bodies_geoms_chin_and_paw_centroids():
     xpos[bodies.index("Ca_1")] = (-0.3, 0.0, 0.52)
     geom_xpos = rng.normal(size=(len(geoms), 3))
     model = scene.KeypointModel.build(
-        keypoint_names=names, body_names=bodies, geom_names=geoms, bone_names=bones,
-        bind_vertices=vertices, bone_weights=weights, bind_xpos=xpos, bind_geom_xpos=geom_xpos,
-    )  # fmt: skip
+        keypoint_names=names,
+        body_names=bodies,
+        geom_names=geoms,
+        bone_names=bones,
+        bind_vertices=vertices,
+        bone_weights=weights,
+        bind_xpos=xpos,
+        bind_geom_xpos=geom_xpos,
+    )
     points = model.locate(xpos, geom_xpos, vertices)
     index = {n: i for i, n in enumerate(names)}
     np.testing.assert_allclose(points[index["chin"]], jaw[2])
@@ -271,8 +327,9 @@ def test_keypoint_model_reads_bodies_geoms_chin_and_paw_centroids():
     # The hip sits on the midline: its radius is the flank's half-width, not the 2 cm to the back.
     assert model.radius[index["hip"]] == pytest.approx(0.06)
     tol = model.tolerance(1.0)
-    np.testing.assert_allclose(tol, scene.VISIBILITY_RADIUS_SCALE * model.radius
-                               + scene.VISIBILITY_MARGIN_M)  # fmt: skip
+    np.testing.assert_allclose(
+        tol, scene.VISIBILITY_RADIUS_SCALE * model.radius + scene.VISIBILITY_MARGIN_M
+    )
     assert (model.tolerance(1.2) > tol).all()
 
 
@@ -301,9 +358,17 @@ def test_mixed_shape_draws_are_the_documented_uniforms():
     u = np.random.default_rng(11).random(10)
     shape = scene.sample_shape(np.random.default_rng(11))
     leg = 0.85 + 0.5 * u[0]
-    expected = [leg * (0.96 + 0.08 * u[1]), leg * (0.96 + 0.08 * u[2]), 0.8 + 0.5 * u[3],
-                0.85 + 0.35 * u[4], 0.6 + 0.7 * u[5], 0.88 + 0.32 * u[6], 0.9 + 0.3 * u[7],
-                0.85 + 0.35 * u[8], 0.8 + 1.0 * u[9]]  # fmt: skip
+    expected = [
+        leg * (0.96 + 0.08 * u[1]),
+        leg * (0.96 + 0.08 * u[2]),
+        0.8 + 0.5 * u[3],
+        0.85 + 0.35 * u[4],
+        0.6 + 0.7 * u[5],
+        0.88 + 0.32 * u[6],
+        0.9 + 0.3 * u[7],
+        0.85 + 0.35 * u[8],
+        0.8 + 1.0 * u[9],
+    ]
     got = [*shape.lengths.values(), *shape.girths.values()]
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -315,5 +380,13 @@ def test_the_basset_lies_outside_the_mixed_ranges():
     with pytest.raises(ValueError, match="unknown breed 'corgi'"):
         scene.sample_shape(np.random.default_rng(0), "corgi")
     with pytest.raises(ValueError, match="Breed.leg"):
-        scene.Breed(leg=(1.2, 0.9), neck=(1, 1), lumbar=(1, 1), tail=(1, 1), trunk_girth=(1, 1),
-                    neck_girth=(1, 1), leg_girth=(1, 1), tail_girth=(1, 1))  # fmt: skip
+        scene.Breed(
+            leg=(1.2, 0.9),
+            neck=(1, 1),
+            lumbar=(1, 1),
+            tail=(1, 1),
+            trunk_girth=(1, 1),
+            neck_girth=(1, 1),
+            leg_girth=(1, 1),
+            tail_girth=(1, 1),
+        )

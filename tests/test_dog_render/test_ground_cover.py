@@ -1,11 +1,13 @@
 """Ground cover (grass blades): sampling and occlusion-aware drawing, checked with a known camera
 (pure NumPy / OpenCV, no OpenGL)."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
+
 from animalpose.datasets import dog_scene as scene
 from animalpose.datasets.ground_cover import (
     COVERS,
@@ -23,22 +25,32 @@ def side_camera(width: int = 160, height: int = 120) -> scene.PinholeCamera:
     return scene.PinholeCamera(
         position=np.array([-4.0, 0.0, 0.3]),
         rotation=np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]),
-        focal=height / 2.0, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0,
-        width=width, height=height,
-    )  # fmt: skip
+        focal=height / 2.0,
+        cx=(width - 1) / 2.0,
+        cy=(height - 1) / 2.0,
+        width=width,
+        height=height,
+    )
 
 
 def one_blade(x: float, *, height: float = 0.5, width: float = 0.02) -> Vegetation:
     base = np.array([[x, 0.0, 0.0]])
-    return Vegetation(base=base, bend=base + [0, 0, height / 2], tip=base + [0, 0, height],
-                      width=np.array([width]), colour=np.array([[0.0, 200.0, 0.0]]))  # fmt: skip
+    return Vegetation(
+        base=base,
+        bend=base + [0, 0, height / 2],
+        tip=base + [0, 0, height],
+        width=np.array([width]),
+        colour=np.array([[0.0, 200.0, 0.0]]),
+    )
 
 
 def test_sampling_is_seeded_and_stays_on_the_disk_and_in_range():
-    a = sample_vegetation(np.random.default_rng(3), GRASS, centre=np.array([1.0, -2.0]),
-                          path_half_length=0.5)  # fmt: skip
-    b = sample_vegetation(np.random.default_rng(3), GRASS, centre=np.array([1.0, -2.0]),
-                          path_half_length=0.5)  # fmt: skip
+    a = sample_vegetation(
+        np.random.default_rng(3), GRASS, centre=np.array([1.0, -2.0]), path_half_length=0.5
+    )
+    b = sample_vegetation(
+        np.random.default_rng(3), GRASS, centre=np.array([1.0, -2.0]), path_half_length=0.5
+    )
     np.testing.assert_array_equal(a.tip, b.tip)
     assert len(a) > 50
     radius = 0.5 + GRASS.reach_m + GRASS.tuft_radius_m
@@ -51,10 +63,13 @@ def test_sampling_is_seeded_and_stays_on_the_disk_and_in_range():
 
 def test_blade_count_follows_the_density():
     """Mean blades = mean density x disk area x mean blades per tuft (Poisson tufts)."""
-    counts = [len(sample_vegetation(np.random.default_rng(s), GRASS, centre=np.zeros(2)))
-              for s in range(200)]  # fmt: skip
-    expected = (np.mean(GRASS.tufts_per_m2) * math.pi * GRASS.reach_m**2
-                * np.mean(GRASS.blades_per_tuft))  # fmt: skip
+    counts = [
+        len(sample_vegetation(np.random.default_rng(s), GRASS, centre=np.zeros(2)))
+        for s in range(200)
+    ]
+    expected = (
+        np.mean(GRASS.tufts_per_m2) * math.pi * GRASS.reach_m**2 * np.mean(GRASS.blades_per_tuft)
+    )
     assert abs(np.mean(counts) / expected - 1) < 0.06
 
 
@@ -80,10 +95,13 @@ def test_nearer_blades_cover_farther_ones_and_blades_at_the_camera_are_skipped()
     image = np.zeros((120, 160, 3), np.uint8)
     depth = np.full((120, 160), 100.0)
     near, far = one_blade(0.0, width=0.05), one_blade(1.0, width=0.05)
-    both = Vegetation(base=np.concatenate([near.base, far.base]),
-                      bend=np.concatenate([near.bend, far.bend]),
-                      tip=np.concatenate([near.tip, far.tip]), width=np.array([0.05, 0.05]),
-                      colour=np.array([[255.0, 0, 0], [0, 0, 255.0]]))  # fmt: skip
+    both = Vegetation(
+        base=np.concatenate([near.base, far.base]),
+        bend=np.concatenate([near.bend, far.bend]),
+        tip=np.concatenate([near.tip, far.tip]),
+        width=np.array([0.05, 0.05]),
+        colour=np.array([[255.0, 0, 0], [0, 0, 255.0]]),
+    )
     out = both.draw(image, depth, camera, focus=4.0)
     x, y = camera.project(np.array([[0.0, 0.0, 0.1]]))[0][0]
     assert tuple(out[int(round(y)), int(round(x))]) == (255, 0, 0)  # the near (red) one in front
@@ -99,5 +117,12 @@ def test_cover_names_and_validation():
     with pytest.raises(ValueError, match="unknown ground cover 'snow'"):
         get_cover("snow")
     with pytest.raises(ValueError, match="tufts_per_m2"):
-        Cover(tufts_per_m2=(5.0, 1.0), blades_per_tuft=(1, 2), tuft_radius_m=0.1,
-              height_m=(0.1, 0.2), width_m=(0.01, 0.01), lean_deg=10.0, reach_m=1.0)  # fmt: skip
+        Cover(
+            tufts_per_m2=(5.0, 1.0),
+            blades_per_tuft=(1, 2),
+            tuft_radius_m=0.1,
+            height_m=(0.1, 0.2),
+            width_m=(0.01, 0.01),
+            lean_deg=10.0,
+            reach_m=1.0,
+        )

@@ -1,9 +1,11 @@
 """Appearance domains without OpenGL: coat atlas, coats, ground, backdrops, light, effects."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
+
 from animalpose.datasets import render_styles as styles
 
 GRID = 24  # vertices per side of the toy skin
@@ -19,15 +21,22 @@ def toy_atlas() -> styles.CoatAtlas:
     u, v = uu.ravel(), vv.ravel()
     vertices = np.stack([-0.7 + 1.15 * u, 0.1 * np.cos(6 * v), 0.8 * v], 1)
     idx = np.arange(GRID * GRID).reshape(GRID, GRID)
-    faces = np.concatenate([
-        np.stack([idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[:-1, 1:].ravel()], 1),
-        np.stack([idx[1:, 1:].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel()], 1),
-    ])  # fmt: skip
+    faces = np.concatenate(
+        [
+            np.stack([idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[:-1, 1:].ravel()], 1),
+            np.stack([idx[1:, 1:].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel()], 1),
+        ]
+    )
     parts = (vv.ravel() * len(styles.PARTS) * 0.999).astype(int)
     texture = np.full((64, 64, 3), 180, np.uint8)
-    return styles.build_coat_atlas(texcoords=texcoords, vertices=vertices, faces=faces,
-                                   part_weights=np.eye(len(styles.PARTS))[parts], texture=texture,
-                                   grid=64)  # fmt: skip
+    return styles.build_coat_atlas(
+        texcoords=texcoords,
+        vertices=vertices,
+        faces=faces,
+        part_weights=np.eye(len(styles.PARTS))[parts],
+        texture=texture,
+        grid=64,
+    )
 
 
 def test_atlas_interpolates_positions_at_texel_centres(toy_atlas):
@@ -35,8 +44,9 @@ def test_atlas_interpolates_positions_at_texel_centres(toy_atlas):
     inside = (centres >= 0.02) & (centres <= 0.98)
     rows, cols = np.nonzero(inside[:, None] & inside[None, :])
     # Positions are linear in (u, v) over each triangle, so interpolation is exact.
-    np.testing.assert_allclose(toy_atlas.position[rows, cols, 0], -0.7 + 1.15 * centres[cols],
-                               atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        toy_atlas.position[rows, cols, 0], -0.7 + 1.15 * centres[cols], atol=1e-5
+    )
     np.testing.assert_allclose(toy_atlas.position[rows, cols, 2], 0.8 * centres[rows], atol=1e-5)
     # Texels outside the mesh copy their nearest covered texel (row 0 -> the first covered row).
     first = np.argmax(inside)
@@ -52,16 +62,21 @@ def unnatural_fraction(texture: np.ndarray) -> float:
 
 
 def test_target_coats_are_natural_and_source_coats_often_are_not(toy_atlas):
-    target = [unnatural_fraction(styles.paint_coat(np.random.default_rng(i), "target", toy_atlas))
-              for i in range(20)]  # fmt: skip
-    source = [unnatural_fraction(styles.paint_coat(np.random.default_rng(i), "source", toy_atlas))
-              for i in range(20)]  # fmt: skip
+    target = [
+        unnatural_fraction(styles.paint_coat(np.random.default_rng(i), "target", toy_atlas))
+        for i in range(20)
+    ]
+    source = [
+        unnatural_fraction(styles.paint_coat(np.random.default_rng(i), "source", toy_atlas))
+        for i in range(20)
+    ]
     assert max(target) < 0.01
     assert np.mean(source) > 0.3
     coat = styles.paint_coat(np.random.default_rng(0), "target", toy_atlas)
     assert coat.shape == (64, 64, 3) and coat.dtype == np.uint8
-    np.testing.assert_array_equal(coat, styles.paint_coat(np.random.default_rng(0), "target",
-                                                          toy_atlas))  # fmt: skip
+    np.testing.assert_array_equal(
+        coat, styles.paint_coat(np.random.default_rng(0), "target", toy_atlas)
+    )
 
 
 def test_unknown_style_is_rejected(toy_atlas):
@@ -85,9 +100,16 @@ def test_ground_textures_and_tile_sizes(photos):
 
 def test_backdrop_view_pans_with_the_camera_azimuth(photos):
     ppd = 4.0
-    backdrop = styles.paint_backdrop(np.random.default_rng(3), "target", photos, azimuth_deg=0.0,
-                                     span_deg=360.0, top_deg=30.0, bottom_deg=-20.0,
-                                     px_per_deg=ppd)  # fmt: skip
+    backdrop = styles.paint_backdrop(
+        np.random.default_rng(3),
+        "target",
+        photos,
+        azimuth_deg=0.0,
+        span_deg=360.0,
+        top_deg=30.0,
+        bottom_deg=-20.0,
+        px_per_deg=ppd,
+    )
     a = backdrop.view(azimuth_deg=10.0, horizon_row=40.0, size=(80, 60), px_per_deg=ppd)
     b = backdrop.view(azimuth_deg=5.0, horizon_row=40.0, size=(80, 60), px_per_deg=ppd)
     # Turning right (azimuth decreases) by 5 degrees moves the scenery left by 20 pixels.
@@ -108,10 +130,12 @@ def test_effects_degrade_target_frames_only(photos):
     out = styles.apply_effects(image, depth=depth, focus=3.0, effects=source, rng=rng)
     np.testing.assert_array_equal(out, image)
     target = styles.sample_effects(np.random.default_rng(1), "target")
-    a = styles.apply_effects(image, depth=depth, focus=3.0, effects=target,
-                             rng=np.random.default_rng(5))  # fmt: skip
-    b = styles.apply_effects(image, depth=depth, focus=3.0, effects=target,
-                             rng=np.random.default_rng(5))  # fmt: skip
+    a = styles.apply_effects(
+        image, depth=depth, focus=3.0, effects=target, rng=np.random.default_rng(5)
+    )
+    b = styles.apply_effects(
+        image, depth=depth, focus=3.0, effects=target, rng=np.random.default_rng(5)
+    )
     assert a.shape == image.shape and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert np.abs(a.astype(int) - image).mean() > 2.0

@@ -1,4 +1,5 @@
 """predict (flip test) and evaluate (both metrics, image-pixel predictions) on stub models."""
+
 from __future__ import annotations
 
 import math
@@ -82,9 +83,13 @@ def test_predict_flip_swaps_channels_and_mirrors():
 
 def test_crop_to_image_inverts_the_crop_matrix():
     # a rotation alone is not symmetric (a rotation + mirror is), so the transpose matters
-    m = np.stack([crop_matrix((120.0, 80.0), 150.0, (64, 64), rotation=25.0),
-                  crop_matrix((120.0, 80.0), 150.0, (64, 64), rotation=-40.0, flip=True),
-                  crop_matrix((10.0, 300.0), (90.0, 60.0), (64, 64))])
+    m = np.stack(
+        [
+            crop_matrix((120.0, 80.0), 150.0, (64, 64), rotation=25.0),
+            crop_matrix((120.0, 80.0), 150.0, (64, 64), rotation=-40.0, flip=True),
+            crop_matrix((10.0, 300.0), (90.0, 60.0), (64, 64)),
+        ]
+    )
     src = np.random.default_rng(0).uniform(0, 300, size=(3, K, 2))
     crop = np.stack([apply_affine(src[i], m[i]) for i in range(3)])
     back = crop_to_image(torch.from_numpy(crop).float(), torch.from_numpy(m))
@@ -127,14 +132,18 @@ class LookupModel(nn.Module):
 def _batches(samples: list[dict], sizes: list[int]) -> list[dict]:
     out, start = [], 0
     for n in sizes:
-        chunk = samples[start:start + n]
+        chunk = samples[start : start + n]
         start += n
-        out.append({
-            "image": torch.stack([s["image"] for s in chunk]),
-            "keypoints": torch.stack([s["keypoints"] for s in chunk]),
-            "meta": {key: torch.stack([torch.as_tensor(s["meta"][key]) for s in chunk])
-                     for key in chunk[0]["meta"]},
-        })
+        out.append(
+            {
+                "image": torch.stack([s["image"] for s in chunk]),
+                "keypoints": torch.stack([s["keypoints"] for s in chunk]),
+                "meta": {
+                    key: torch.stack([torch.as_tensor(s["meta"][key]) for s in chunk])
+                    for key in chunk[0]["meta"]
+                },
+            }
+        )
     return out
 
 
@@ -156,8 +165,9 @@ def _sample(i: int, kp_image: np.ndarray, center, size: float) -> dict:
 
 def _perfect_table(samples: list[dict]) -> torch.Tensor:
     """(N, K, h, w) encoded targets of the samples: what a perfect model outputs."""
-    return torch.stack([CODEC.encode(s["keypoints"][:, :2], s["keypoints"][:, 2])[0]
-                        for s in samples])
+    return torch.stack(
+        [CODEC.encode(s["keypoints"][:, :2], s["keypoints"][:, 2])[0] for s in samples]
+    )
 
 
 def _random_samples(n: int, seed: int) -> list[dict]:
@@ -178,8 +188,15 @@ def test_evaluate_perfect_model(flip_index):
     table = _perfect_table(samples)
     batches = _batches(samples, [3, 3, 1])
     batches = [batches[1], batches[0], batches[2]]  # rows come back sorted by index anyway
-    result = evaluate(LookupModel(table), batches, codec=CODEC, normalizer=IDENTITY, device="cpu",
-                      flip_index=flip_index, progress=False)
+    result = evaluate(
+        LookupModel(table),
+        batches,
+        codec=CODEC,
+        normalizer=IDENTITY,
+        device="cpu",
+        flip_index=flip_index,
+        progress=False,
+    )
     vis = np.stack([s["meta"]["keypoints_image"][:, 2].numpy() for s in samples]) > 0
     assert np.array_equal(result.indices, np.arange(7))
     assert np.array_equal(result.precise_counts, vis.sum(0))
@@ -236,9 +253,17 @@ def test_evaluate_shifted_model_known_numbers(flip_index):
         return torch.tensor(float(len(stacks) * heatmaps.shape[0]))
 
     batches = _batches(samples, [2, 1])
-    result = evaluate(LookupModel(table), batches, codec=CODEC, normalizer=IDENTITY, device="cpu",
-                      flip_index=flip_index, loss_fn=loss_fn, progress=False,
-                      max_images_for_overlay=2)
+    result = evaluate(
+        LookupModel(table),
+        batches,
+        codec=CODEC,
+        normalizer=IDENTITY,
+        device="cpu",
+        flip_index=flip_index,
+        loss_fn=loss_fn,
+        progress=False,
+        max_images_for_overlay=2,
+    )
     # legacy = mean over the two batches of per-batch fractions:
     # keypoint 0: (1/2 + 1/1) / 2; keypoint 1: (2/2 + 0/1) / 2; keypoint 2: batch 1 is sample 1
     # only (sample 0 sits in heatmap column 0, skipped by the "> 1" test) -> (1/1 + 0/1) / 2;
@@ -268,11 +293,23 @@ def test_evaluate_rejects_bad_batches():
     bad = _batches(samples, [2])
     del bad[0]["meta"]["matrix"]
     with pytest.raises(ValueError, match="matrix"):
-        evaluate(ConstantModel(torch.zeros(1, K, HEATMAP, HEATMAP)), bad, codec=CODEC,
-                 normalizer=IDENTITY, device="cpu", progress=False)
+        evaluate(
+            ConstantModel(torch.zeros(1, K, HEATMAP, HEATMAP)),
+            bad,
+            codec=CODEC,
+            normalizer=IDENTITY,
+            device="cpu",
+            progress=False,
+        )
     with pytest.raises(ValueError, match="no batches"):
-        evaluate(ConstantModel(torch.zeros(1, K, HEATMAP, HEATMAP)), [], codec=CODEC,
-                 normalizer=IDENTITY, device="cpu", progress=False)
+        evaluate(
+            ConstantModel(torch.zeros(1, K, HEATMAP, HEATMAP)),
+            [],
+            codec=CODEC,
+            normalizer=IDENTITY,
+            device="cpu",
+            progress=False,
+        )
 
 
 @pytest.mark.gpu
@@ -280,8 +317,16 @@ def test_evaluate_rejects_bad_batches():
 def test_evaluate_on_cuda_matches_cpu_without_per_batch_host_syncs():
     samples = _random_samples(12, seed=4)
     table = _perfect_table(samples)
-    cpu = evaluate(LookupModel(table), _batches(samples, [3] * 4), codec=CODEC, normalizer=IDENTITY,
-                   device="cpu", flip_index=FLIP_INDEX, permutation=list(range(K)), progress=False)
+    cpu = evaluate(
+        LookupModel(table),
+        _batches(samples, [3] * 4),
+        codec=CODEC,
+        normalizer=IDENTITY,
+        device="cpu",
+        flip_index=FLIP_INDEX,
+        permutation=list(range(K)),
+        progress=False,
+    )
     mean = torch.zeros(1, 3, 1, 1, device="cuda")
 
     def normalizer(images):  # on-device constants: no host transfer per batch
@@ -294,9 +339,17 @@ def test_evaluate_on_cuda_matches_cpu_without_per_batch_host_syncs():
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                result = evaluate(model, _batches(samples, sizes), codec=CODEC,
-                                  normalizer=normalizer, device="cuda", flip_index=FLIP_INDEX,
-                                  permutation=list(range(K)), amp=True, progress=False)
+                result = evaluate(
+                    model,
+                    _batches(samples, sizes),
+                    codec=CODEC,
+                    normalizer=normalizer,
+                    device="cuda",
+                    flip_index=FLIP_INDEX,
+                    permutation=list(range(K)),
+                    amp=True,
+                    progress=False,
+                )
             finally:
                 torch.cuda.set_sync_debug_mode(0)
         return result, sum("synchroniz" in str(w.message) for w in caught)

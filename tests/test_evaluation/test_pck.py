@@ -1,4 +1,5 @@
 """Legacy (reference) and precise PCK on hand-computed cases and against a loop oracle."""
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,11 @@ def _oracle(output: np.ndarray, target: np.ndarray, perm=None, thr=0.5) -> np.nd
     p = p[:, perm]  # prediction channel perm[i] vs target slot i
     acc = np.zeros(k)
     for c in range(k):
-        d = [np.linalg.norm(p[n, c] - g[n, c]) / (w / 10) for n in range(b)
-             if g[n, c, 0] > 1 and g[n, c, 1] > 1]
+        d = [
+            np.linalg.norm(p[n, c] - g[n, c]) / (w / 10)
+            for n in range(b)
+            if g[n, c, 0] > 1 and g[n, c, 1] > 1
+        ]
         acc[c] = sum(x < thr for x in d) / len(d) if d else -1
     return acc
 
@@ -62,21 +66,30 @@ def test_legacy_preds_are_one_based_and_masked():
 
 
 def test_legacy_hand_computed_batch():
-    target = _peaks((2, 4), {
-        (0, 0): (10, 10), (0, 1): (20, 20), (0, 2): (30, 30), (0, 3): (2, 2),
-        (1, 0): (5, 5),  # (1, 1) empty target -> skipped
-        (1, 2): (0, 40),  # column 0 -> 1-based x = 1, not > 1 -> skipped
-        (1, 3): (40, 0),  # row 0 -> skipped
-    })
-    output = _peaks((2, 4), {
-        (0, 0): (13, 10),  # 3 px < 3.2: hit
-        (0, 1): (22, 22),  # 2.83 px: hit
-        (0, 2): (30, 34),  # 4 px: miss
-        (1, 0): (5, 9),  # 4 px: miss
-        (1, 1): (50, 50),
-        (1, 2): (0, 40),  # exact, but its target is skipped
-        (1, 3): (40, 0),
-    })
+    target = _peaks(
+        (2, 4),
+        {
+            (0, 0): (10, 10),
+            (0, 1): (20, 20),
+            (0, 2): (30, 30),
+            (0, 3): (2, 2),
+            (1, 0): (5, 5),  # (1, 1) empty target -> skipped
+            (1, 2): (0, 40),  # column 0 -> 1-based x = 1, not > 1 -> skipped
+            (1, 3): (40, 0),  # row 0 -> skipped
+        },
+    )
+    output = _peaks(
+        (2, 4),
+        {
+            (0, 0): (13, 10),  # 3 px < 3.2: hit
+            (0, 1): (22, 22),  # 2.83 px: hit
+            (0, 2): (30, 34),  # 4 px: miss
+            (1, 0): (5, 9),  # 4 px: miss
+            (1, 1): (50, 50),
+            (1, 2): (0, 40),  # exact, but its target is skipped
+            (1, 3): (40, 0),
+        },
+    )
     # (0, 3): output channel all -1 except -0.5 exactly on the target: the non-positive
     # maximum is masked to (0, 0) -> 1-based distance from (3, 3) is 4.24 px: miss.
     output[0, 3] = -1.0
@@ -167,11 +180,16 @@ def test_legacy_tiger_permutation():
 
 
 def test_pck_hits_hand_computed():
-    gt = torch.tensor([[[100.0, 100.0, 1.0], [50.0, 50.0, 1.0], [10.0, 10.0, 0.0]],
-                       [[0.0, 0.0, 2.0], [20.0, 20.0, 1.0], [10.0, 10.0, 1.0]]],
-                      dtype=torch.float64)
-    pred = torch.tensor([[[104.9, 100.0], [50.0, 55.0], [10.0, 10.0]],
-                         [[3.0, 4.0], [20.0, 20.0], [10.0, 30.0]]])
+    gt = torch.tensor(
+        [
+            [[100.0, 100.0, 1.0], [50.0, 50.0, 1.0], [10.0, 10.0, 0.0]],
+            [[0.0, 0.0, 2.0], [20.0, 20.0, 1.0], [10.0, 10.0, 1.0]],
+        ],
+        dtype=torch.float64,
+    )
+    pred = torch.tensor(
+        [[[104.9, 100.0], [50.0, 55.0], [10.0, 10.0]], [[3.0, 4.0], [20.0, 20.0], [10.0, 30.0]]]
+    )
     norm = torch.tensor([100.0, 50.0])  # thresholds 5 px and 2.5 px
     hits, valid = pck_hits(pred, gt, norm)
     assert valid.tolist() == [[True, True, False], [True, True, True]]

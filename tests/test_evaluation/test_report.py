@@ -1,4 +1,5 @@
 """Reports: table rows computed independently, JSON/CSV round trip, preds.mat, PNG chart."""
+
 from __future__ import annotations
 
 import csv
@@ -35,7 +36,7 @@ def _rows(table: str) -> tuple[dict[str, str], dict[str, str]]:
     lines = [line.split() for line in table.splitlines()[1:] if line.split() and "---" not in line]
     split = lines.index(["part", "PCK", "(%)"])
     first = dict(line for line in lines[1:split])
-    parts = dict(line for line in lines[split + 1:])
+    parts = dict(line for line in lines[split + 1 :])
     first["mean"] = parts.pop("mean")
     return first, parts
 
@@ -66,8 +67,9 @@ def test_summarize_rejects_wrong_length():
 def test_save_results_round_trip(tmp_path, values):
     precise = np.linspace(0, 1, 18)
     extra = {"checkpoint": "model_best.pth.tar", "counts": [3] * 18}
-    json_path, csv_path = save_results(tmp_path / "out", spec=ANIMAL18, legacy=values,
-                                       precise=precise, extra=extra)
+    json_path, csv_path = save_results(
+        tmp_path / "out", spec=ANIMAL18, legacy=values, precise=precise, extra=extra
+    )
     doc = json.loads(json_path.read_text())
     assert doc["spec"] == "animal18" and doc["unit"] == "percent" and doc["extra"] == extra
     legacy = doc["metrics"]["legacy"]
@@ -108,8 +110,9 @@ def test_save_preds_mat(tmp_path):
 
 
 def test_plot_pck_png(tmp_path, values):
-    path = plot_pck(tmp_path / "pck.png", spec=ANIMAL18,
-                    results={"legacy": values, "precise": np.full(18, 0.6)})
+    path = plot_pck(
+        tmp_path / "pck.png", spec=ANIMAL18, results={"legacy": values, "precise": np.full(18, 0.6)}
+    )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = cv2.imread(str(path))
     assert image is not None and image.ndim == 3 and min(image.shape[:2]) > 100

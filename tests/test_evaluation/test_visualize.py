@@ -1,4 +1,5 @@
 """draw_keypoints draws points and skeleton limbs only where asked, on a copy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ def test_scores_threshold_and_two_columns():
     kp = _keypoints()[:, :2]
     scores = np.ones(18)
     scores[ANIMAL18.index("right_eye")] = 0.1
-    out = draw_keypoints(np.zeros((256, 256, 3), np.uint8), kp, ANIMAL18, color=RED,
-                         scores=scores, threshold=0.5)
+    out = draw_keypoints(
+        np.zeros((256, 256, 3), np.uint8), kp, ANIMAL18, color=RED, scores=scores, threshold=0.5
+    )
     assert tuple(out[40, 40]) == RED and out[40, 100].max() == 0 and out[40, 70].max() == 0
     assert out[128, 20:231].max() == 255  # the other keypoints and limbs are drawn
     assert tuple(out[200, 70]) == RED  # (K, 2): no visibility column, chin drawn

@@ -1,4 +1,5 @@
 """Shared runs of the generator with the flat renderer (small frames, few jobs)."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from animalpose.datasets.generate import GeneratorSettings, generate
 
 #: Small frames and counts: 6 stills (a 5 / 1 split needs >= 5), 3 shots (a split by video
@@ -17,25 +19,40 @@ SEED = 7
 
 def make_settings(root: Path, **overrides) -> GeneratorSettings:
     """The test settings (flat renderer) writing under ``root``."""
-    values = {"root": Path(root), "renderer": "flat", "source_images": SOURCE_IMAGES,
-              "target_shots": TARGET_SHOTS, "frames_per_shot": FRAMES_PER_SHOT, "size": SIZE,
-              "seed": SEED}  # fmt: skip
+    values = {
+        "root": Path(root),
+        "renderer": "flat",
+        "source_images": SOURCE_IMAGES,
+        "target_shots": TARGET_SHOTS,
+        "frames_per_shot": FRAMES_PER_SHOT,
+        "size": SIZE,
+        "seed": SEED,
+    }
     values.update(overrides)
     return GeneratorSettings(**values)
 
 
 def tree(root: Path) -> dict[str, bytes]:
     """Relative path -> bytes of every file under ``root``."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*"))
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="session")
 def gen():
     """The test constants and helpers (conftest cannot be imported under importlib mode)."""
-    return SimpleNamespace(size=SIZE, source_images=SOURCE_IMAGES, target_shots=TARGET_SHOTS,
-                           frames_per_shot=FRAMES_PER_SHOT, seed=SEED, settings=make_settings,
-                           tree=tree)  # fmt: skip
+    return SimpleNamespace(
+        size=SIZE,
+        source_images=SOURCE_IMAGES,
+        target_shots=TARGET_SHOTS,
+        frames_per_shot=FRAMES_PER_SHOT,
+        seed=SEED,
+        settings=make_settings,
+        tree=tree,
+    )
 
 
 @pytest.fixture(scope="session")

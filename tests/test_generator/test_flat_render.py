@@ -1,10 +1,12 @@
 """The fallback renderer honours the renderer interface: shapes, determinism, the two styles,
 visibility rule, smooth shots."""
+
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
+
 from animalpose.datasets.fixtures import CartoonAnimal, body_ellipse, walk
 from animalpose.datasets.flat_render import FlatRenderer, flat_visibility
 from animalpose.datasets.keypoints import ANIMAL18
@@ -55,8 +57,10 @@ def _sharpness(image):
 def test_the_two_styles_differ_visibly(renderer):
     """Source: random saturated colours and hard-edged textures; target: natural (unsaturated)
     colours, blurred. Every target image is less saturated than the source median."""
-    stills = {s: [renderer.render_still(np.random.default_rng([5, i]), s).image for i in range(12)]
-              for s in ("source", "target")}  # fmt: skip
+    stills = {
+        s: [renderer.render_still(np.random.default_rng([5, i]), s).image for i in range(12)]
+        for s in ("source", "target")
+    }
     sat = {s: np.array([_saturation(im) for im in ims]) for s, ims in stills.items()}
     assert sat["target"].max() < np.median(sat["source"])
     assert np.median(sat["source"]) > np.median(sat["target"]) + 30
@@ -74,8 +78,13 @@ def test_visibility_rule_matches_an_independent_check():
         beast, [points] = walk(np.random.default_rng(seed), (W, H), 1)
         visible = flat_visibility(beast, points, (W, H))
         centre, (half, height), angle = body_ellipse(beast, points)
-        polygon = cv2.ellipse2Poly((0, 0), (int(half * 64), int(height * 64)), round(angle),
-                                   0, 360, 1).astype(np.float64) / 64 + centre  # fmt: skip
+        polygon = (
+            cv2.ellipse2Poly(
+                (0, 0), (int(half * 64), int(height * 64)), round(angle), 0, 360, 1
+            ).astype(np.float64)
+            / 64
+            + centre
+        )
         far = "left_" if beast.near == "right" else "right_"
         for i, name in enumerate(NAMES):
             x, y = points[name]

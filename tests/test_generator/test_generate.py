@@ -1,5 +1,6 @@
 """The generator pipeline: plan, both layouts through the real loaders, determinism across
 process counts, resuming, manifests."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+
 from animalpose.datasets.build import build_dataset, dataset_mean_std
 from animalpose.datasets.files import DataError
 from animalpose.datasets.fixtures import make_tigdog_fixture
@@ -20,18 +22,29 @@ TIGDOG = Path("behaviorDiscovery2.0")
 
 
 def _build(name, root, split):
-    return build_dataset(name, root=root, animal="dog", split=split, input_size=64,
-                         spec=ANIMAL18, seed=0, scale_factor=0.25, rot_factor=30,
-                         augment_backend="fused")  # fmt: skip
+    return build_dataset(
+        name,
+        root=root,
+        animal="dog",
+        split=split,
+        input_size=64,
+        spec=ANIMAL18,
+        seed=0,
+        scale_factor=0.25,
+        rot_factor=30,
+        augment_backend="fused",
+    )
 
 
 def test_plan_counts_and_job_seeds(gen):
     settings = gen.settings(Path("unused"))
     jobs = plan_jobs(settings)
     assert [j for j in jobs if j.style == "source"] == [
-        Job("source", "synthetic", i, 1) for i in range(gen.source_images)]  # fmt: skip
+        Job("source", "synthetic", i, 1) for i in range(gen.source_images)
+    ]
     assert [j for j in jobs if j.style == "target"] == [
-        Job("target", "tigdog", i, gen.frames_per_shot) for i in range(gen.target_shots)]  # fmt: skip
+        Job("target", "tigdog", i, gen.frames_per_shot) for i in range(gen.target_shots)
+    ]
     swapped = gen.settings(Path("unused"), source_layout="tigdog", target_layout="synthetic")
     counts = {s: sum(j.style == s for j in plan_jobs(swapped)) for s in ("source", "target")}
     # ceil(6 / 4) = 2 source shots; 3 * 4 = 12 target stills
@@ -56,10 +69,15 @@ def test_default_layouts_written_and_loaded(gen, reference_run, reference_copy):
     assert manifest["style"] == "source" and manifest["images"] == gen.source_images
     assert manifest["size"] == list(gen.size) and manifest["seed"] == gen.seed
     ranges = scipy.io.loadmat(root / TIGDOG / "ranges/dog/ranges.mat")["ranges"]
-    assert ranges.tolist() == [[s + 1, s * gen.frames_per_shot + 1, (s + 1) * gen.frames_per_shot]
-                               for s in range(gen.target_shots)]  # fmt: skip
+    assert ranges.tolist() == [
+        [s + 1, s * gen.frames_per_shot + 1, (s + 1) * gen.frames_per_shot]
+        for s in range(gen.target_shots)
+    ]
     # Through the real loaders, splits and mean files created on the way.
-    train, valid = _build("synthetic_animal_sp", root, "train"), _build("synthetic_animal_sp", root, "valid")
+    train, valid = (
+        _build("synthetic_animal_sp", root, "train"),
+        _build("synthetic_animal_sp", root, "valid"),
+    )
     assert len(train) + len(valid) == gen.source_images and len(valid) == gen.source_images // 5
     sample = valid[0]
     assert sample["image"].shape == (3, 64, 64)
@@ -85,7 +103,9 @@ def test_swapped_layouts_written_and_loaded(gen, tmp_path):
     report = generate(settings, processes=1, progress=False)
     assert report.written == 2 + gen.target_shots * gen.frames_per_shot
     names = sorted(p.name for p in (tmp_path / SYNTHETIC).glob("*_img.png"))
-    assert len(names) == gen.target_shots * gen.frames_per_shot and all("_dog_target_" in n for n in names)
+    assert len(names) == gen.target_shots * gen.frames_per_shot and all(
+        "_dog_target_" in n for n in names
+    )
     valid = _build("synthetic_animal_sp", tmp_path, "valid")
     assert valid[0]["image"].shape == (3, 64, 64)
     data = load_tigdog(tmp_path, "dog")
@@ -156,7 +176,10 @@ def test_resume_redoes_deleted_or_damaged_outputs_and_drops_stale_splits(gen, re
     frame.write_bytes(frame.read_bytes()[:100])  # truncated
     rerun: list[Job] = []
     report = generate(gen.settings(root), processes=1, progress=False, on_job_done=rerun.append)
-    assert rerun == [Job("source", "synthetic", 2, 1), Job("target", "tigdog", 1, gen.frames_per_shot)]
+    assert rerun == [
+        Job("source", "synthetic", 2, 1),
+        Job("target", "tigdog", 1, gen.frames_per_shot),
+    ]
     assert report.skipped == gen.source_images + gen.target_shots - 2
     assert not (root / SYNTHETIC / "train_idxs.npy").exists()
     assert not (root / TIGDOG / "splits/dog/train_idxs_by_video.npy").exists()
@@ -169,26 +192,34 @@ def test_a_run_with_other_settings_is_refused(gen, reference_copy, tmp_path):
         generate(gen.settings(reference_copy, seed=8), processes=1, progress=False)
     with pytest.raises(DataError, match=r"size: \[96, 72\] there, \[80, 64\] now"):
         generate(gen.settings(reference_copy, size=(80, 64)), processes=1, progress=False)
-    report = generate(gen.settings(reference_copy, source_images=gen.source_images + 2,
-                                    target_shots=0), processes=1, progress=False, force=True)  # fmt: skip
+    report = generate(
+        gen.settings(reference_copy, source_images=gen.source_images + 2, target_shots=0),
+        processes=1,
+        progress=False,
+        force=True,
+    )
     assert (report.written, report.skipped) == (2, gen.source_images)  # grew the same seed's run
     # A TigDog folder the generator did not write (e.g. real data) is left alone.
-    make_tigdog_fixture(tmp_path, animal="dog", num_shots=2, frames_per_shot=3, seed=0,
-                        frame_size=(64, 48))  # fmt: skip
+    make_tigdog_fixture(
+        tmp_path, animal="dog", num_shots=2, frames_per_shot=3, seed=0, frame_size=(64, 48)
+    )
     with pytest.raises(DataError, match="did not write"):
         generate(gen.settings(tmp_path, source_images=0), processes=1, progress=False)
 
 
 def test_breed_and_cover_settings_are_checked_and_recorded(gen, reference_run, tmp_path):
-    for field, value, message in (("target_breed", "corgi", "target_breed must be one of"),
-                                  ("source_cover", "snow", "source_cover must be one of"),
-                                  ("target_cover", "grass", "flat renderer draws no ground")):  # fmt: skip
+    for field, value, message in (
+        ("target_breed", "corgi", "target_breed must be one of"),
+        ("source_cover", "snow", "source_cover must be one of"),
+        ("target_cover", "grass", "flat renderer draws no ground"),
+    ):
         with pytest.raises(ValueError, match=message):
             gen.settings(tmp_path, **{field: value})
     manifest = json.loads((reference_run.root / SYNTHETIC / "generator.json").read_text())
     assert (manifest["breed"], manifest["cover"]) == ("mixed", "none")
-    report = generate(gen.settings(tmp_path, source_images=0, target_breed="basset"),
-                      processes=1, progress=False)  # fmt: skip
+    report = generate(
+        gen.settings(tmp_path, source_images=0, target_breed="basset"), processes=1, progress=False
+    )
     assert report.written == gen.target_shots
     target = json.loads(next((tmp_path / TIGDOG).rglob("generator.json")).read_text())
     assert (target["breed"], target["cover"], target["style"]) == ("basset", "none", "target")
@@ -207,13 +238,17 @@ def test_flat_renderer_scales_the_legs_by_the_breed():
     names = list(ANIMAL18.keypoints)
     r = FlatRenderer(width=160, height=120)
     for seed in range(3):
-        frames = {b: list(r.render_shot(np.random.default_rng(seed), "source", 3, breed=b))
-                  for b in ("mixed", "basset")}  # fmt: skip
+        frames = {
+            b: list(r.render_shot(np.random.default_rng(seed), "source", 3, breed=b))
+            for b in ("mixed", "basset")
+        }
         for mixed, basset in zip(frames["mixed"], frames["basset"]):
             for side in ("left", "right"):
                 s, h = names.index(f"{side}_shoulder"), names.index(f"{side}_front_hoof")
                 np.testing.assert_allclose(
                     basset.keypoints[h, :2] - basset.keypoints[s, :2],
-                    factor * (mixed.keypoints[h, :2] - mixed.keypoints[s, :2]), atol=1e-6)
+                    factor * (mixed.keypoints[h, :2] - mixed.keypoints[s, :2]),
+                    atol=1e-6,
+                )
     with pytest.raises(ValueError, match="no ground cover"):
         r.render_still(np.random.default_rng(0), "target", cover="grass")

@@ -1,5 +1,6 @@
 """The layout writers: reference file formats, the TigDog visibility convention, completeness
 checks, stray temporary files, manifests."""
+
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import scipy.io
+
 from animalpose.datasets.files import DataError, atomic_write
 from animalpose.datasets.gen_layouts import (
     MAT_HEADER,
@@ -27,17 +29,23 @@ W, H = 40, 30
 def _frame(seed: int, keypoints=None) -> RenderedFrame:
     rng = np.random.default_rng(seed)
     if keypoints is None:
-        keypoints = np.column_stack([rng.uniform(1, W - 1, 18), rng.uniform(1, H - 1, 18),
-                                     rng.integers(0, 2, 18)]).astype(np.float64)  # fmt: skip
-    return RenderedFrame(image=rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
-                         keypoints=keypoints, vertices=rng.uniform(0, W, (3281, 2)))  # fmt: skip
+        keypoints = np.column_stack(
+            [rng.uniform(1, W - 1, 18), rng.uniform(1, H - 1, 18), rng.integers(0, 2, 18)]
+        ).astype(np.float64)
+    return RenderedFrame(
+        image=rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
+        keypoints=keypoints,
+        vertices=rng.uniform(0, W, (3281, 2)),
+    )
 
 
 def test_mat_files_have_a_fixed_header_and_read_back():
     ranges = np.array([[1, 1, 4], [2, 5, 8]], dtype=np.int32)
     data = mat_bytes({"ranges": ranges})
     assert data == mat_bytes({"ranges": ranges})  # no time stamp
-    assert data.startswith(MAT_HEADER) and data[len(MAT_HEADER):116] == b" " * (116 - len(MAT_HEADER))
+    assert data.startswith(MAT_HEADER) and data[len(MAT_HEADER) : 116] == b" " * (
+        116 - len(MAT_HEADER)
+    )
     assert data[126:128] == b"IM"  # little-endian MATLAB 5 indicator survives
 
 
@@ -125,7 +133,9 @@ def test_stray_temporary_files_are_removed_others_kept(tmp_path):
     other.write_bytes(b"x")
     keep = folder / "3_dog_source_img.png"
     keep.write_bytes(b"x")
-    assert remove_stray_temp_files([folder, tmp_path / "absent"], ("img.png", "kpts.npy")) == [stray]
+    assert remove_stray_temp_files([folder, tmp_path / "absent"], ("img.png", "kpts.npy")) == [
+        stray
+    ]
     assert sorted(p.name for p in folder.iterdir()) == sorted([other.name, keep.name])
 
 

@@ -3,6 +3,7 @@
 The expected key list and parameter count are derived here from the rules in
 docs (/work/shared/spec/reference-compat.md section 2), not by instantiating the model.
 """
+
 from __future__ import annotations
 
 import pytest

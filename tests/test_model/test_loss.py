@@ -1,4 +1,5 @@
 """KeypointMSELoss: hand-computed values and the reference's per-keypoint formulation."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Registry-driven tests (timm style): every entry of MODELS gets the same checks."""
+
 from __future__ import annotations
 
 import pytest

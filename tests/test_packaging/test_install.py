@@ -1,4 +1,5 @@
 """The installed distribution exposes one ``animalpose`` namespace and nothing top-level else."""
+
 import importlib.metadata
 import json
 import subprocess
@@ -11,7 +12,11 @@ SUBPACKAGES = ("datasets", "evaluation", "train", "adapt")
 
 def _run_outside(code: str, cwd: Path) -> str:
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"},
     )
     return out.stdout
@@ -47,7 +52,9 @@ def test_no_top_level_datasets_or_train_module(tmp_path):
 def test_scripts_run_from_any_directory(tmp_path):
     for script in ("train/train.py", "evaluation/test.py"):
         out = subprocess.run(
-            [sys.executable, str(REPO / script), "--help"], cwd=tmp_path, capture_output=True,
+            [sys.executable, str(REPO / script), "--help"],
+            cwd=tmp_path,
+            capture_output=True,
             text=True,
         )
         assert out.returncode == 0, out.stderr

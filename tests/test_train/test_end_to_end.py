@@ -1,4 +1,5 @@
 """Train, resume and evaluate through the real entry points on a tiny reference-layout data set."""
+
 import json
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from animalpose.datasets.fixtures import make_synthetic_fixture, make_tigdog_fixture
-from animalpose.train.checkpoint import REFERENCE_KEYS
 from animalpose.train import cli
+from animalpose.train.checkpoint import REFERENCE_KEYS
 from animalpose.train.trainer import LOG_COLUMNS
 
 
@@ -18,19 +19,53 @@ from animalpose.train.trainer import LOG_COLUMNS
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("animal_data")
     make_synthetic_fixture(root, animal="horse", num_images=40, seed=0, frame_size=(160, 120))
-    make_tigdog_fixture(root, animal="horse", num_shots=4, frames_per_shot=6, seed=0,
-                        frame_size=(160, 120))
+    make_tigdog_fixture(
+        root, animal="horse", num_shots=4, frames_per_shot=6, seed=0, frame_size=(160, 120)
+    )
     return root
 
 
 def _argv(root: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "--dataset", "synthetic_animal_sp", "--image-path", str(root), "--animal", "horse",
-        "--stacks", "1", "--blocks", "1", "--channels", "16", "--inp-res", "64", "--out-res", "16",
-        "--train-batch", "8", "--test-batch", "8", "-j", "0", "--solver", "adam", "--lr", "1e-3",
-        "--schedule", "1", "-c", str(out), "--no-progress", "--device", "cpu",
-        "--set", "run.log_every=1", "--set", "run.tb_images=2", *extra,
-    ]  # fmt: skip
+        "--dataset",
+        "synthetic_animal_sp",
+        "--image-path",
+        str(root),
+        "--animal",
+        "horse",
+        "--stacks",
+        "1",
+        "--blocks",
+        "1",
+        "--channels",
+        "16",
+        "--inp-res",
+        "64",
+        "--out-res",
+        "16",
+        "--train-batch",
+        "8",
+        "--test-batch",
+        "8",
+        "-j",
+        "0",
+        "--solver",
+        "adam",
+        "--lr",
+        "1e-3",
+        "--schedule",
+        "1",
+        "-c",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--set",
+        "run.log_every=1",
+        "--set",
+        "run.tb_images=2",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +100,12 @@ def test_training_writes_every_artefact(full_run):
 def test_resume_continues_as_if_never_stopped(data_root, full_run, tmp_path):
     out = tmp_path / "run_resumed"
     assert cli.train_main(_argv(data_root, out, "--epochs", "1")) == 0
-    assert cli.train_main(_argv(data_root, out, "--epochs", "2", "--resume",
-                            str(out / "checkpoint.pth.tar"))) == 0
+    assert (
+        cli.train_main(
+            _argv(data_root, out, "--epochs", "2", "--resume", str(out / "checkpoint.pth.tar"))
+        )
+        == 0
+    )
     a = torch.load(full_run / "checkpoint.pth.tar", weights_only=True)
     b = torch.load(out / "checkpoint.pth.tar", weights_only=True)
     assert b["epoch"] == 2
@@ -76,15 +115,24 @@ def test_resume_continues_as_if_never_stopped(data_root, full_run, tmp_path):
     log_b = (out / "log.txt").read_text().splitlines()
     assert len(log_b) == 3 and log_b[0] == log_a[0]
     np.testing.assert_allclose(
-        [float(v) for v in log_b[2].split("\t")], [float(v) for v in log_a[2].split("\t")],
+        [float(v) for v in log_b[2].split("\t")],
+        [float(v) for v in log_a[2].split("\t")],
         rtol=1e-5,
     )
 
 
 def test_evaluation_script_reports_both_metrics(data_root, full_run, tmp_path):
     out = tmp_path / "eval"
-    argv = _argv(data_root, out, "--evaluate", "--resume", str(full_run / "model_best.pth.tar"),
-                 "--dataset", "real_animal_sp", "-f")
+    argv = _argv(
+        data_root,
+        out,
+        "--evaluate",
+        "--resume",
+        str(full_run / "model_best.pth.tar"),
+        "--dataset",
+        "real_animal_sp",
+        "-f",
+    )
     assert cli.test_main(argv + ["--overlays", "2"]) == 0
     results = json.loads((out / "pck_results.json").read_text())
     text = json.dumps(results)
@@ -98,9 +146,12 @@ def test_evaluation_script_reports_both_metrics(data_root, full_run, tmp_path):
 def test_reference_checkpoint_evaluates_with_legacy_input(data_root, full_run, tmp_path):
     ours = torch.load(full_run / "model_best.pth.tar", weights_only=True)
     reference = {  # exactly the reference's keys, nothing of ours
-        "epoch": 2, "arch": "hg", "state_dict": ours["state_dict"],
-        "best_acc": torch.tensor(0.1), "optimizer": ours["optimizer"],
-    }  # fmt: skip
+        "epoch": 2,
+        "arch": "hg",
+        "state_dict": ours["state_dict"],
+        "best_acc": torch.tensor(0.1),
+        "optimizer": ours["optimizer"],
+    }
     path = tmp_path / "reference.pth.tar"
     torch.save(reference, path)
     out = tmp_path / "eval_ref"
