@@ -5,7 +5,7 @@ evaluation/ -> animalpose.evaluation. No top-level ``datasets`` or ``train`` pac
 installed (Hugging Face owns ``datasets``).
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 FOLDERS = {
     "animalpose.datasets": "datasets",
@@ -13,6 +13,12 @@ FOLDERS = {
     "animalpose.train": "train",
     "animalpose.adapt": "adapt",
 }
+# Every folder with an __init__.py below the card's folders is a subpackage, found, not listed.
+PACKAGES = [
+    f"{package}.{sub}" if sub else package
+    for package, folder in FOLDERS.items()
+    for sub in ["", *find_packages(folder)]
+]
 
 setup(
     name="animalpose",
@@ -21,9 +27,9 @@ setup(
     "CC-SSL and WS-CDA adaptation, per-joint PCK.",
     license="MIT",
     python_requires=">=3.10",
-    packages=list(FOLDERS),
+    packages=PACKAGES,
     package_dir=FOLDERS,
-    package_data={"animalpose.datasets": ["vertex_tables/*.json"]},
+    package_data={"animalpose.datasets.formats": ["vertex_tables/*.json"]},
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.1",

@@ -30,7 +30,7 @@ class WSCDAConfig(AdaptConfig):
 
 def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from animalpose.adapt.joint import AdaptTrainer  # after argument parsing: fast --help
+    from animalpose.adapt.trainer import AdaptTrainer  # after argument parsing: fast --help
 
     def body() -> None:
         cfg, _ = parse_config(

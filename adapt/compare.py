@@ -15,7 +15,7 @@ reference's 4-stack recipe ``configs/hg_synthetic_sp.yaml``):
   ``model_best`` is selected on the SOURCE valid split (no target labels: the honest unsupervised
   choice); each epoch the weights are also evaluated on the TARGET valid split and the best are
   kept as ``model_best_target_valid.pth.tar`` (the reference's protocol selects on TigDog labels).
-- adaptation methods (``AdaptTrainer``, ``adapt/joint.py``) start from that seed's source-only
+- adaptation methods (``AdaptTrainer``, ``adapt/trainer.py``) start from that seed's source-only
   ``model_best`` (selected on source valid) and train ``--adapt-epochs`` epochs with the recipe's
   optimiser at a constant learning rate, pseudo-label rounds every ``--round-every`` epochs
   (default: 6 rounds, as the reference's 60 / 10); ``model_best`` is selected on the target
@@ -41,15 +41,15 @@ from pathlib import Path
 import numpy as np
 
 from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.joint import AdaptTrainer, settings_changed
-from animalpose.datasets.benchmark import (
+from animalpose.adapt.trainer import AdaptTrainer, settings_changed
+from animalpose.datasets.fileio import DataError, atomic_write
+from animalpose.datasets.generator.dogshift import (
     BENCHMARKS,
     BenchmarkSpec,
     find_benchmark,
     generate_benchmark,
     get_benchmark,
 )
-from animalpose.datasets.files import DataError, atomic_write
 from animalpose.evaluation.report import METRIC_LABELS, summarize
 from animalpose.train.checkpoint import BEST_NAME
 from animalpose.train.config import (

@@ -29,14 +29,13 @@ from tqdm import tqdm
 from animalpose.adapt.selection import select_top_share
 from animalpose.adapt.temporal import TemporalConfig, temporal_refine
 from animalpose.adapt.views import ViewSampler, equivariant_heatmaps, view_theta
-from animalpose.datasets.codec import MSRAHeatmap
-from animalpose.datasets.files import DataError, atomic_write
+from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.fileio import DataError, atomic_write, read_image
+from animalpose.datasets.formats.tigdog import RealAnimal, RealAnimalCrop
 from animalpose.datasets.geometry import crop_matrix
-from animalpose.datasets.images import read_image
-from animalpose.datasets.tigdog import RealAnimal, RealAnimalCrop
 from animalpose.evaluation.inference import crop_to_image, eval_mode
 from animalpose.evaluation.pck import PCK_ALPHA
-from animalpose.train.data import distributed_info, make_loader
+from animalpose.train.loaders import distributed_info, make_loader
 
 __all__ = ["FORMAT", "PseudoLabelDataset", "PseudoLabels", "generate_pseudo_labels"]
 

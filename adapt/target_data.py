@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from animalpose.adapt.pseudo_labels import PseudoLabelDataset
-from animalpose.datasets.base import KeypointDataset
+from animalpose.datasets.formats.base import KeypointDataset
 
 __all__ = ["ANNOTATED", "NONE", "PSEUDO", "TargetMix", "first_frames"]
 

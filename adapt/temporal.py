@@ -38,9 +38,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError, check_complete
 from animalpose.datasets.geometry import apply_affine, invert_affine
-from animalpose.datasets.images import check_complete
 
 __all__ = [
     "FLOW_POOLS",

@@ -26,12 +26,12 @@ import torch
 from animalpose.adapt.pseudo_labels import generate_pseudo_labels
 from animalpose.adapt.temporal import FLOW_POOLS, TemporalConfig
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.build import KNOWN_SYNTHETIC_MEANS
-from animalpose.datasets.codec import MSRAHeatmap
-from animalpose.datasets.fixtures import make_tigdog_fixture
+from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.formats.registry import KNOWN_SYNTHETIC_MEANS
+from animalpose.datasets.formats.tigdog import RealAnimal
+from animalpose.datasets.generator.cartoon import make_tigdog_fixture
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.tigdog import RealAnimal
-from animalpose.datasets.transforms import CenterCrop, Normalizer
+from animalpose.datasets.transforms.crop import CenterCrop, Normalizer
 from animalpose.train.checkpoint import load_model_weights
 from animalpose.train.models import build_model
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from animalpose.datasets.fixtures import make_synthetic_fixture
+from animalpose.datasets.generator.cartoon import make_synthetic_fixture
 from animalpose.train.config import Config, apply_overrides
 from animalpose.train.trainer import Trainer, build_codec
 

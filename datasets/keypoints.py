@@ -201,7 +201,7 @@ if sorted(TIGER_PERMUTATION) != list(range(18)) or any(
 
 # Rows of the reference's (3299, 3) per-vertex `_kpts.npy` arrays that are the 18 keypoints,
 # in model order (reference-compat spec 1.1). Other animals: pass a table of 18 rows
-# (see animalpose.datasets.synthetic).
+# (see animalpose.datasets.formats.synthetic).
 VERTEX_TABLES: dict[str, tuple[int, ...]] = {
     "horse": (
         1718,

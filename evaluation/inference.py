@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from animalpose.datasets.codec import MSRAHeatmap
-from animalpose.datasets.files import DataError
+from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.fileio import DataError
 from animalpose.evaluation.pck import LegacyPCK, PrecisePCK
 
 __all__ = [

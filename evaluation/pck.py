@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from animalpose.datasets.codec import heatmap_argmax
+from animalpose.datasets.codecs.msra import heatmap_argmax
 
 __all__ = [
     "LEGACY_THRESHOLD",

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from animalpose.datasets.files import atomic_write
+from animalpose.datasets.fileio import atomic_write
 from animalpose.datasets.keypoints import KeypointSpec
 
 __all__ = [

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from animalpose.datasets.files import DataError, atomic_write
+from animalpose.datasets.fileio import DataError, atomic_write
 
 __all__ = [
     "CHECKPOINT_NAME",

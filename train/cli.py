@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError
 from animalpose.evaluation.report import plot_pck, save_preds_mat, save_results
 from animalpose.evaluation.visualize import draw_keypoints
 from animalpose.train.checkpoint import load_checkpoint

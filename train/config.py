@@ -30,9 +30,9 @@ from typing import Any
 
 import yaml
 
-from animalpose.datasets.base import EVAL_SPLITS
-from animalpose.datasets.build import DATASETS as DATASET_REGISTRY
-from animalpose.datasets.files import atomic_write
+from animalpose.datasets.fileio import atomic_write
+from animalpose.datasets.formats.base import EVAL_SPLITS
+from animalpose.datasets.formats.registry import DATASETS as DATASET_REGISTRY
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.models import MODELS
 
@@ -150,7 +150,8 @@ class DataConfig(Section):
     val_limit: int = 0  # --val-limit: use only the first N validation samples; 0 = all
     seed: int = 0  # --split-seed: seed of generated train/val splits
     # --eval-split: split that -e/--evaluate and evaluation/test.py report on: "valid", or "test"
-    # (a benchmark's held-out TigDog shots, datasets/benchmark.py); training validates on "valid"
+    # (a benchmark's held-out TigDog shots, datasets/generator/dogshift.py); training validates
+    # on "valid"
     eval_split: str = "valid"
 
     def check(self) -> None:

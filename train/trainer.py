@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from animalpose.datasets.build import build_dataset, dataset_mean_std
-from animalpose.datasets.codec import MSRAHeatmap
+from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.formats.registry import build_dataset, dataset_mean_std
 from animalpose.datasets.keypoints import KeypointSpec, get_spec
-from animalpose.datasets.transforms import Normalizer
+from animalpose.datasets.transforms.crop import Normalizer
 from animalpose.evaluation.inference import EvalResult, evaluate
 from animalpose.evaluation.pck import legacy_batch_accuracy
 from animalpose.evaluation.report import pck_table, save_preds_mat
@@ -37,7 +37,7 @@ from animalpose.train.checkpoint import (
     save_checkpoint,
 )
 from animalpose.train.config import CONFIG_FILE_NAME, Config, config_to_dict, save_config
-from animalpose.train.data import distributed_info, make_loader
+from animalpose.train.loaders import distributed_info, make_loader
 from animalpose.train.loss import KeypointMSELoss
 from animalpose.train.models import build_model
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from animalpose.adapt.domain import DomainAdversary
-from animalpose.train.hourglass import HourglassNet
+from animalpose.train.models.hourglass import HourglassNet
 
 CHANNELS = 16
 STACKS = 2

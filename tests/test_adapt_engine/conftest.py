@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from animalpose.datasets.codec import MSRAHeatmap
-from animalpose.datasets.fixtures import make_tigdog_fixture
+from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.formats.tigdog import RealAnimal, RealAnimalCrop, write_real_crops
+from animalpose.datasets.generator.cartoon import make_tigdog_fixture
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.tigdog import RealAnimal, RealAnimalCrop, write_real_crops
-from animalpose.datasets.transforms import CenterCrop, Normalizer
+from animalpose.datasets.transforms.crop import CenterCrop, Normalizer
 from animalpose.train.models import build_model
 
 #: Small frames and crops keep every test well under a second of model time on 2 CPU cores.

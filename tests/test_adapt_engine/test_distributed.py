@@ -25,10 +25,10 @@ SCRIPT = textwrap.dedent("""
     from animalpose.adapt.pseudo_labels import generate_pseudo_labels
     from animalpose.adapt.temporal import TemporalConfig
     from animalpose.adapt.views import ViewSampler
-    from animalpose.datasets.codec import MSRAHeatmap
+    from animalpose.datasets.codecs.msra import MSRAHeatmap
     from animalpose.datasets.keypoints import ANIMAL18
-    from animalpose.datasets.tigdog import RealAnimal
-    from animalpose.datasets.transforms import CenterCrop, Normalizer
+    from animalpose.datasets.formats.tigdog import RealAnimal
+    from animalpose.datasets.transforms.crop import CenterCrop, Normalizer
     from animalpose.train.models import build_model
 
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from animalpose.adapt.pseudo_labels import PseudoLabelDataset, PseudoLabels
-from animalpose.datasets.augment import build_augmenter
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.tigdog import RealAnimal
 from animalpose.datasets.geometry import apply_affine, crop_matrix
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.tigdog import RealAnimal
+from animalpose.datasets.transforms.strong import build_augmenter
 
 S = 64
 

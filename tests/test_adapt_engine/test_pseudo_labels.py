@@ -8,11 +8,11 @@ from animalpose.adapt.pseudo_labels import PseudoLabels, generate_pseudo_labels
 from animalpose.adapt.selection import select_top_share
 from animalpose.adapt.temporal import TemporalConfig, temporal_refine
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.evaluation.inference import evaluate
 from animalpose.evaluation.pck import pck_hits
-from animalpose.train.data import make_loader
+from animalpose.train.loaders import make_loader
 
 K = 18
 

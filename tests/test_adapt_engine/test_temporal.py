@@ -14,7 +14,7 @@ from animalpose.adapt.temporal import (
     temporal_refine,
     track_points,
 )
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError
 
 #: Texture and frame sides; every frame is a window of one texture, moved by MOTION per frame.
 BASE, SIDE = 200, 96

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from animalpose.datasets.benchmark import BenchmarkSpec, generate_benchmark
+from animalpose.datasets.generator.dogshift import BenchmarkSpec, generate_benchmark
 from animalpose.train.cli import train_main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from animalpose.adapt.joint import round_path
 from animalpose.adapt.pseudo_labels import PseudoLabels
+from animalpose.adapt.trainer import round_path
 from animalpose.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from animalpose.adapt.cli import ccssl_main, wscda_main
-from animalpose.adapt.joint import round_path
 from animalpose.adapt.pseudo_labels import PseudoLabels
 from animalpose.adapt.selection import ccssl_keep_share
-from animalpose.datasets.tigdog import load_tigdog, tigdog_split
+from animalpose.adapt.trainer import round_path
+from animalpose.datasets.formats.tigdog import load_tigdog, tigdog_split
 from animalpose.train.checkpoint import load_checkpoint
 
 
@@ -185,7 +185,7 @@ def test_a_folder_of_a_run_with_other_settings_is_refused(tiny, adapt_argv, tmp_
 
 def test_settings_changed_ignores_only_display_loading_device_and_length():
     from animalpose.adapt.compare import _record_differs
-    from animalpose.adapt.joint import settings_changed
+    from animalpose.adapt.trainer import settings_changed
 
     saved = {
         "optim": {"lr": 1e-3, "epochs": 6, "schedule": [3]},

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from animalpose.datasets.augment import (
+from animalpose.datasets.transforms.crop import CenterCrop, CropResult
+from animalpose.datasets.transforms.strong import (
     AUGMENTERS,
     ClassicAugment,
     StrongAugment,
     build_augmenter,
 )
-from animalpose.datasets.transforms import CenterCrop, CropResult
 
 
 def options(scene, **over):

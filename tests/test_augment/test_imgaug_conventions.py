@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from animalpose.datasets.augment import (
+from animalpose.datasets.geometry import apply_affine
+from animalpose.datasets.transforms.crop import warp_crop
+from animalpose.datasets.transforms.strong import (
     AffineStep,
     BlurStep,
     ContrastStep,
@@ -16,8 +18,6 @@ from animalpose.datasets.augment import (
     affine_step_matrix,
     draw_strong_params,
 )
-from animalpose.datasets.geometry import apply_affine
-from animalpose.datasets.transforms import warp_crop
 
 iaa = pytest.importorskip("imgaug.augmenters")
 iap = pytest.importorskip("imgaug.parameters")

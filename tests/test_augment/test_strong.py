@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from animalpose.datasets.augment import (
+from animalpose.datasets.geometry import apply_affine
+from animalpose.datasets.transforms.strong import (
     AffineStep,
     BlurStep,
     ContrastStep,
@@ -16,7 +17,6 @@ from animalpose.datasets.augment import (
     StrongParams,
     draw_strong_params,
 )
-from animalpose.datasets.geometry import apply_affine
 
 BACKENDS = ("fused", "imgaug")
 GEOMETRIC_ONLY = {"noise": 0.0, "blur": 0.0, "contrast": 0.0}

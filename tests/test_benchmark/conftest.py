@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from animalpose.datasets.benchmark import BenchmarkSpec, generate_benchmark
-from animalpose.datasets.tigdog import split_folder
+from animalpose.datasets.formats.tigdog import split_folder
+from animalpose.datasets.generator.dogshift import BenchmarkSpec, generate_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 

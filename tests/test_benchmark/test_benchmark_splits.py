@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from animalpose.datasets import benchmark
-from animalpose.datasets.benchmark import (
+from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.tigdog import load_tigdog
+from animalpose.datasets.generator import dogshift as benchmark
+from animalpose.datasets.generator.dogshift import (
     BENCHMARKS,
     BenchmarkSpec,
     benchmark_settings,
@@ -20,9 +22,7 @@ from animalpose.datasets.benchmark import (
     split_shots,
     write_benchmark_splits,
 )
-from animalpose.datasets.files import DataError
-from animalpose.datasets.generate import generate, main
-from animalpose.datasets.tigdog import load_tigdog
+from animalpose.datasets.generator.run import generate, main
 
 FILES = {
     "train": "train_idxs_by_video.npy",

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from animalpose.datasets.build import build_dataset
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.registry import build_dataset
+from animalpose.datasets.formats.tigdog import (
+    RealAnimal,
+    RealAnimalCrop,
+    load_tigdog,
+    write_real_crops,
+)
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.tigdog import RealAnimal, RealAnimalCrop, load_tigdog, write_real_crops
-from animalpose.datasets.transforms import CenterCrop
+from animalpose.datasets.transforms.crop import CenterCrop
 
 S = 64  # crop side
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-import animalpose.datasets.files as files
-from animalpose.datasets.files import DataError
+import animalpose.datasets.fileio as files
+from animalpose.datasets.fileio import DataError
 from animalpose.train.checkpoint import (
     BEST_NAME,
     CHECKPOINT_NAME,
@@ -25,7 +25,7 @@ from animalpose.train.checkpoint import (
     save_checkpoint,
     unwrap_model,
 )
-from animalpose.train.hourglass import HourglassNet
+from animalpose.train.models.hourglass import HourglassNet
 
 #: A 1-stack model keeps the (pure-Python) weights-only unpickler quick.
 TINY = dict(num_stacks=1, num_blocks=1, num_keypoints=3, channels=16)

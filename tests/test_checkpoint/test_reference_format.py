@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from animalpose.train.checkpoint import load_checkpoint, restore_training_state
-from animalpose.train.hourglass import HourglassNet
+from animalpose.train.models.hourglass import HourglassNet
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.datasets.codec import MSRAHeatmap, heatmap_argmax
+from animalpose.datasets.codecs.msra import MSRAHeatmap, heatmap_argmax
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from animalpose.datasets.files import atomic_write
+from animalpose.datasets.fileio import atomic_write
 
 
 def test_atomic_write_replaces_whole_and_keeps_open_mode(tmp_path):

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from animalpose.datasets.fixtures import make_synthetic_fixture, make_tigdog_fixture
+from animalpose.datasets.generator.cartoon import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.geometry import apply_affine, crop_matrix
-from animalpose.datasets.transforms import CropResult, mark_outside, warp_crop
+from animalpose.datasets.transforms.crop import CropResult, mark_outside, warp_crop
 
 #: Frame sizes small enough to keep the tests fast, large enough for clear keypoint markers.
 SYNTHETIC_FRAME = (200, 150)

@@ -10,19 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.datasets.build import (
+from animalpose.datasets.fileio import DataError, read_image
+from animalpose.datasets.formats.registry import (
     DATASETS,
     KNOWN_SYNTHETIC_MEANS,
     build_dataset,
     dataset_mean_std,
 )
-from animalpose.datasets.files import DataError
-from animalpose.datasets.images import read_image
+from animalpose.datasets.formats.splits import read_mean, save_mean
+from animalpose.datasets.formats.synthetic import synthetic_dir
+from animalpose.datasets.formats.tigdog import write_real_crops
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.splits import read_mean, save_mean
-from animalpose.datasets.synthetic import synthetic_dir
-from animalpose.datasets.tigdog import write_real_crops
-from animalpose.datasets.transforms import CenterCrop
+from animalpose.datasets.transforms.crop import CenterCrop
 
 S = 64
 REFERENCE_NAMES = {

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from animalpose.datasets.fixtures import make_synthetic_fixture, make_tigdog_fixture
-from animalpose.datasets.images import read_image
+from animalpose.datasets.fileio import read_image
+from animalpose.datasets.formats.tigdog import load_tigdog
+from animalpose.datasets.generator.cartoon import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.keypoints import VERTEX_TABLES
-from animalpose.datasets.tigdog import load_tigdog
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from animalpose.datasets.files import DataError, load_mat
-from animalpose.datasets.images import read_image, write_image
+from animalpose.datasets.fileio import DataError, load_mat, read_image, write_image
 
 
 def _pattern(h=24, w=32):

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from animalpose.datasets.formats.synthetic import SyntheticAnimal
+from animalpose.datasets.formats.tigdog import RealAnimal
 from animalpose.datasets.geometry import invert_affine
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.synthetic import SyntheticAnimal
-from animalpose.datasets.tigdog import RealAnimal
 
 S = 48
 

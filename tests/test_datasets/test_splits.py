@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.datasets.files import DataError
-from animalpose.datasets.splits import (
+from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.splits import (
     compute_mean_std,
     load_or_compute_mean,
     load_or_create_split,
@@ -66,7 +66,7 @@ def test_bad_split_files_raise_naming_the_file(tmp_path, train, valid, message):
 
 
 def test_half_a_split_pair_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("animalpose.datasets.splits.PARTNER_WAIT_S", 0.1)
+    monkeypatch.setattr("animalpose.datasets.formats.splits.PARTNER_WAIT_S", 0.1)
     np.save(tmp_path / "train_idxs.npy", np.array([0, 1]))
     with pytest.raises(DataError, match="valid_idxs.npy: split file not found"):
         load_or_create_split(tmp_path, n=5, seed=0)

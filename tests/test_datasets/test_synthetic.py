@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.datasets.files import DataError
-from animalpose.datasets.fixtures import KEYPOINT_COLOURS, marker_radius
-from animalpose.datasets.images import read_image
+from animalpose.datasets.fileio import DataError, read_image
+from animalpose.datasets.formats.synthetic import SyntheticAnimal, load_vertex_table, synthetic_dir
+from animalpose.datasets.generator.cartoon import KEYPOINT_COLOURS, marker_radius
 from animalpose.datasets.keypoints import ANIMAL18, VERTEX_TABLES
-from animalpose.datasets.synthetic import SyntheticAnimal, load_vertex_table, synthetic_dir
-from animalpose.datasets.transforms import CenterCrop
+from animalpose.datasets.transforms.crop import CenterCrop
 
 S = 64  # crop side used in these tests
 

@@ -11,18 +11,17 @@ import numpy as np
 import pytest
 import scipy.io
 
-from animalpose.datasets.files import DataError
-from animalpose.datasets.fixtures import KEYPOINT_COLOURS
-from animalpose.datasets.images import read_image
-from animalpose.datasets.keypoints import ANIMAL18, TIGER_PERMUTATION
-from animalpose.datasets.tigdog import (
+from animalpose.datasets.fileio import DataError, read_image
+from animalpose.datasets.formats.tigdog import (
     RealAnimal,
     RealAnimalCrop,
     crop_path,
     load_tigdog,
     write_real_crops,
 )
-from animalpose.datasets.transforms import CenterCrop
+from animalpose.datasets.generator.cartoon import KEYPOINT_COLOURS
+from animalpose.datasets.keypoints import ANIMAL18, TIGER_PERMUTATION
+from animalpose.datasets.transforms.crop import CenterCrop
 
 S = 96  # crop side used in these tests
 REPO = Path(__file__).resolve().parents[2]

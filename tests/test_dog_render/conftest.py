@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from animalpose.datasets.dog_render import DogRenderer, gl_available
+from animalpose.datasets.generator.dog.render import DogRenderer, gl_available
 
 #: Small frames keep the tests fast; large enough for keypoints a few pixels apart.
 FRAME = (128, 96)

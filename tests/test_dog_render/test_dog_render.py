@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from animalpose.datasets import dog_scene as scene
-from animalpose.datasets.dog_render import gl_available
+from animalpose.datasets.generator.dog import scene as scene
+from animalpose.datasets.generator.dog.render import gl_available
+from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS, STYLES
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, STYLES
 
 #: Keypoints on one side of the body that the trunk hides in a side view from the other side.
 SIDE_POINTS = ("shoulder", "front_elbow", "back_elbow", "front_knee", "back_knee")

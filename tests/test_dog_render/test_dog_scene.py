@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from animalpose.datasets import dog_scene as scene
+from animalpose.datasets.generator.dog import scene as scene
 
 
 def camera_looking_along_x(width: int = 200, height: int = 100) -> scene.PinholeCamera:

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from animalpose.datasets import dog_scene as scene
-from animalpose.datasets.ground_cover import (
+from animalpose.datasets.generator.dog import scene as scene
+from animalpose.datasets.generator.dog.ground_cover import (
     COVERS,
     Cover,
     Vegetation,

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from animalpose.datasets import render_styles as styles
+from animalpose.datasets.generator.styles import paint as styles
 
 GRID = 24  # vertices per side of the toy skin
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.datasets.codec import MSRAHeatmap
+from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.keypoints import TIGER_PERMUTATION
 from animalpose.evaluation.pck import (
     LegacyPCK,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from animalpose.datasets.generate import generate, main
+from animalpose.datasets.generator.run import generate, main
 
 REPO = Path(__file__).resolve().parents[2]
 SYNTHETIC = Path("synthetic_animal/dog_combineds5r5_texture")

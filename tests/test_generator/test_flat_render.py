@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from animalpose.datasets.fixtures import CartoonAnimal, body_ellipse, walk
-from animalpose.datasets.flat_render import FlatRenderer, flat_visibility
+from animalpose.datasets.generator.cartoon import CartoonAnimal, body_ellipse, walk
+from animalpose.datasets.generator.flat import FlatRenderer, flat_visibility
+from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
 
 W, H = 128, 96
 NAMES = list(ANIMAL18.keypoints)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from animalpose.datasets.files import DataError, atomic_write
-from animalpose.datasets.gen_layouts import (
+from animalpose.datasets.fileio import DataError, atomic_write, read_image
+from animalpose.datasets.formats.tigdog import load_tigdog
+from animalpose.datasets.generator.renderer import RenderedFrame
+from animalpose.datasets.generator.writers import (
     MAT_HEADER,
     SyntheticLayout,
     TigDogLayout,
@@ -19,9 +21,6 @@ from animalpose.datasets.gen_layouts import (
     remove_stray_temp_files,
     write_manifest,
 )
-from animalpose.datasets.images import read_image
-from animalpose.datasets.render_api import RenderedFrame
-from animalpose.datasets.tigdog import load_tigdog
 
 W, H = 40, 30
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from animalpose.train.hourglass import Hourglass, HourglassNet
+from animalpose.train.models.hourglass import Hourglass, HourglassNet
 
 BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 CONV_KEYS = ("weight", "bias")

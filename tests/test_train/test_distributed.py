@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from animalpose.datasets.fixtures import make_synthetic_fixture
-from animalpose.train.data import EpochSampler
+from animalpose.datasets.generator.cartoon import make_synthetic_fixture
+from animalpose.train.loaders import EpochSampler
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import scipy.io
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from animalpose.datasets.fixtures import make_synthetic_fixture, make_tigdog_fixture
+from animalpose.datasets.generator.cartoon import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.train import cli
 from animalpose.train.checkpoint import REFERENCE_KEYS
 from animalpose.train.trainer import LOG_COLUMNS

@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 import scipy.io
 
-from animalpose.datasets.images import write_image
+from animalpose.datasets.fileio import write_image
+from animalpose.datasets.formats.synthetic import NUM_VERTICES, load_vertex_table, synthetic_dir
+from animalpose.datasets.formats.tigdog import LANDMARK_ORDER, NUM_LANDMARKS, TIGDOG_FOLDER
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.synthetic import NUM_VERTICES, load_vertex_table, synthetic_dir
-from animalpose.datasets.tigdog import LANDMARK_ORDER, NUM_LANDMARKS, TIGDOG_FOLDER
 
 __all__ = [
     "KEYPOINT_COLOURS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from animalpose.train.hourglass import HourglassNet
+from animalpose.train.models.hourglass import HourglassNet
 
 __all__ = ["MODELS", "build_model"]
 

@@ -27,11 +27,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from animalpose.datasets import dog_scene as scene
-from animalpose.datasets import render_styles as styles
-from animalpose.datasets.ground_cover import Cover, Vegetation, get_cover, sample_vegetation
+from animalpose.datasets.generator.dog import scene as scene
+from animalpose.datasets.generator.dog.ground_cover import (
+    Cover,
+    Vegetation,
+    get_cover,
+    sample_vegetation,
+)
+from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
+from animalpose.datasets.generator.styles import paint as styles
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
 
 __all__ = ["GL_BACKENDS", "DogRenderer", "gl_available"]
 

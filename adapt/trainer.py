@@ -33,15 +33,15 @@ from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.target_data import TargetMix, first_frames
 from animalpose.adapt.temporal import TemporalConfig
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.build import build_dataset
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.registry import build_dataset
 from animalpose.train.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
     restore_training_state,
 )
 from animalpose.train.config import config_to_dict
-from animalpose.train.data import make_loader
+from animalpose.train.loaders import make_loader
 from animalpose.train.trainer import EpochStats, Trainer, _now, build_codec
 
 __all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_path"]

@@ -15,8 +15,9 @@ rows (``keypoints.VERTEX_TABLES``); other animals take a vertex-table JSON file:
 
     {"animal": "sheep", "rows": [2046, 1944, ...]}      # one vertex row per keypoint, model order
 
-(``datasets/vertex_tables/<animal>.json`` are found by animal name; any other file can be passed
-as ``vertex_table``). Like the reference, the 18 keypoints are all marked visible (the renders'
+(``datasets/formats/vertex_tables/<animal>.json`` are found by animal name; any other file can
+be passed as ``vertex_table``). Like the reference, the 18 keypoints are all marked visible
+(the renders'
 occlusion flags are ignored), except keypoints outside the frame. The crop is the box of all
 vertices, clipped to the frame, centred, with side 1.25 x its longer side. Unlike the reference
 the keypoints are kept in full precision (it rounded them to float16).
@@ -32,18 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
-from animalpose.datasets.base import SPLITS, Augmenter, KeypointDataset
-from animalpose.datasets.files import DataError
-from animalpose.datasets.geometry import box_from_points
-from animalpose.datasets.images import read_image
-from animalpose.datasets.keypoints import VERTEX_TABLES, KeypointSpec
-from animalpose.datasets.splits import (
+from animalpose.datasets.fileio import DataError, read_image
+from animalpose.datasets.formats.base import SPLITS, Augmenter, KeypointDataset
+from animalpose.datasets.formats.splits import (
     MEAN_NAME,
     SPLIT_NAMES,
     compute_mean_std,
     load_or_compute_mean,
     load_or_create_split,
 )
+from animalpose.datasets.geometry import box_from_points
+from animalpose.datasets.keypoints import VERTEX_TABLES, KeypointSpec
 
 __all__ = [
     "NUM_VERTICES",

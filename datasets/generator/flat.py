@@ -1,8 +1,8 @@
 """The generator's fallback renderer: a flat 2-D cartoon dog drawn with NumPy/OpenCV.
 
 No OpenGL is needed, so it runs anywhere (unit tests, machines without EGL/OSMesa). It draws the
-fixtures' cartoon quadruped (``animalpose.datasets.fixtures``) without keypoint markers, in the
-two appearance styles of ``render_api.STYLES``:
+fixtures' cartoon quadruped (``animalpose.datasets.generator.cartoon``) without keypoint
+markers, in the two appearance styles of ``render_api.STYLES``:
 
 - ``source``: every part a random colour, the fixtures' random smooth texture as background,
   no camera effects (like the reference's randomly textured CAD renders).
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from animalpose.datasets.dog_scene import BREEDS, get_breed
-from animalpose.datasets.fixtures import (
+from animalpose.datasets.fileio import jpeg_round_trip
+from animalpose.datasets.generator.cartoon import (
     CartoonAnimal,
     Palette,
     background,
@@ -35,9 +35,14 @@ from animalpose.datasets.fixtures import (
     keypoint_array,
     walk,
 )
-from animalpose.datasets.images import jpeg_round_trip
+from animalpose.datasets.generator.dog.scene import BREEDS, get_breed
+from animalpose.datasets.generator.renderer import (
+    NUM_KEYPOINTS,
+    NUM_VERTEX_ROWS,
+    STYLES,
+    RenderedFrame,
+)
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, STYLES, RenderedFrame
 
 __all__ = ["FlatRenderer", "flat_visibility"]
 

@@ -27,8 +27,8 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
-from animalpose.datasets.images import jpeg_round_trip
-from animalpose.datasets.render_api import STYLES
+from animalpose.datasets.fileio import jpeg_round_trip
+from animalpose.datasets.generator.renderer import STYLES
 
 __all__ = [
     "PARTS",

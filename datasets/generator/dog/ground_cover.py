@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from animalpose.datasets.dog_scene import PinholeCamera
+from animalpose.datasets.generator.dog.scene import PinholeCamera
 
 __all__ = ["COVERS", "Cover", "Vegetation", "get_cover", "sample_vegetation"]
 

@@ -8,7 +8,7 @@ directory; only when none exist is a new split drawn, *seeded*, and saved atomic
 data (never in the working directory). The reference drew unseeded splits
 (reference-compat spec 1.1); ours are reproducible.
 
-A TigDog-layout benchmark (``datasets/benchmark.py``) adds a third file beside the pair,
+A TigDog-layout benchmark (``datasets/generator/dogshift.py``) adds a third file beside the pair,
 ``test_idxs_by_video.npy``: a held-out split for reporting, disjoint by whole shots from the
 train and valid files (``load_or_create_video_splits`` checks it). Without it the two-file
 behaviour is unchanged.
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from animalpose.datasets.files import DataError, atomic_write
+from animalpose.datasets.fileio import DataError, atomic_write
 
 __all__ = [
     "MEAN_NAME",
@@ -58,7 +58,8 @@ SPLIT_NAMES = ("train_idxs.npy", "valid_idxs.npy")
 #: Reference split file names of TigDog, split by video (data/real_animal/<animal>/).
 VIDEO_SPLIT_NAMES = ("train_idxs_by_video.npy", "valid_idxs_by_video.npy")
 #: Our held-out test split of TigDog-layout data, beside the pair (written only by a benchmark,
-#: ``datasets/benchmark.py``; the reference has no test file and reports on its valid split).
+#: ``datasets/generator/dogshift.py``; the reference has no test file and reports on its valid
+#: split).
 VIDEO_TEST_NAME = "test_idxs_by_video.npy"
 #: Reference mean file of the synthetic datasets.
 MEAN_NAME = "mean.pth.tar"
@@ -290,7 +291,7 @@ def load_or_create_video_splits(
     if found is None and (directory / test_name).exists():
         raise DataError(
             f"{directory / test_name}: a test split without its train/valid files "
-            f"({', '.join(names)}); write the three together (datasets/benchmark.py)"
+            f"({', '.join(names)}); write the three together (datasets/generator/dogshift.py)"
         )
     train, valid = load_or_create_video_split(
         directory,

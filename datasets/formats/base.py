@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from animalpose.datasets.files import DataError
+from animalpose.datasets.fileio import DataError
 from animalpose.datasets.geometry import apply_affine
 from animalpose.datasets.keypoints import KeypointSpec
-from animalpose.datasets.transforms import CropResult
+from animalpose.datasets.transforms.crop import CropResult
 
 __all__ = ["EVAL_SPLITS", "SPLITS", "TEST_SPLIT", "Augmenter", "KeypointDataset", "compose_affine"]
 
@@ -29,7 +29,7 @@ Augmenter = Callable[..., CropResult]
 #: sample (in loader order; used to preprocess or pseudo-label a whole data set).
 SPLITS = ("train", "valid", "all")
 #: The held-out split of a benchmark: only TigDog-layout data written by
-#: ``python datasets/generate.py --benchmark NAME`` has one (``datasets/benchmark.py``).
+#: ``python datasets/generate.py --benchmark NAME`` has one (``datasets/generator/dogshift.py``).
 TEST_SPLIT = "test"
 #: Splits an evaluation may report on: "valid" (the split that selects models) or "test".
 EVAL_SPLITS = ("valid", TEST_SPLIT)

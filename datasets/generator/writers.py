@@ -51,12 +51,22 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from animalpose.datasets.files import DataError, atomic_write, load_mat
-from animalpose.datasets.images import check_complete, write_image
-from animalpose.datasets.render_api import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
-from animalpose.datasets.splits import MEAN_NAME, SPLIT_NAMES, VIDEO_MEAN_NAME, VIDEO_SPLIT_NAMES
-from animalpose.datasets.synthetic import IMAGE_SUFFIX, KEYPOINTS_SUFFIX, synthetic_dir
-from animalpose.datasets.tigdog import split_folder, tigdog_dir
+from animalpose.datasets.fileio import (
+    DataError,
+    atomic_write,
+    check_complete,
+    load_mat,
+    write_image,
+)
+from animalpose.datasets.formats.splits import (
+    MEAN_NAME,
+    SPLIT_NAMES,
+    VIDEO_MEAN_NAME,
+    VIDEO_SPLIT_NAMES,
+)
+from animalpose.datasets.formats.synthetic import IMAGE_SUFFIX, KEYPOINTS_SUFFIX, synthetic_dir
+from animalpose.datasets.formats.tigdog import split_folder, tigdog_dir
+from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
 
 __all__ = [
     "GENERATOR_VERSION",

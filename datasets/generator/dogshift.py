@@ -41,17 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from animalpose.datasets.dog_scene import BREEDS
-from animalpose.datasets.files import DataError, atomic_write
-from animalpose.datasets.gen_layouts import GENERATOR_VERSION, MANIFEST_NAME, TigDogLayout
-from animalpose.datasets.generate import (
-    RENDERERS,
-    GenerationReport,
-    GeneratorSettings,
-    generate,
-)
-from animalpose.datasets.ground_cover import COVERS
-from animalpose.datasets.splits import (
+from animalpose.datasets.fileio import DataError, atomic_write
+from animalpose.datasets.formats.splits import (
     SPLIT_NAMES,
     VIDEO_MEAN_NAME,
     VIDEO_SPLIT_NAMES,
@@ -59,8 +50,17 @@ from animalpose.datasets.splits import (
     load_or_create_split,
     save_video_splits,
 )
-from animalpose.datasets.synthetic import list_synthetic_images, synthetic_dir
-from animalpose.datasets.tigdog import load_tigdog, split_folder, tigdog_dir
+from animalpose.datasets.formats.synthetic import list_synthetic_images, synthetic_dir
+from animalpose.datasets.formats.tigdog import load_tigdog, split_folder, tigdog_dir
+from animalpose.datasets.generator.dog.ground_cover import COVERS
+from animalpose.datasets.generator.dog.scene import BREEDS
+from animalpose.datasets.generator.run import (
+    RENDERERS,
+    GenerationReport,
+    GeneratorSettings,
+    generate,
+)
+from animalpose.datasets.generator.writers import GENERATOR_VERSION, MANIFEST_NAME, TigDogLayout
 
 __all__ = [
     "BENCHMARKS",
@@ -319,7 +319,7 @@ def _check_generator_version(spec: BenchmarkSpec, found: int, where: str) -> Non
         raise DataError(
             f"{where}: benchmark {spec.name} (version {spec.version}) is defined on generator "
             f"version {spec.generator_version}, this is version {found}: its data would differ. "
-            "Add a new benchmark version to animalpose.datasets.benchmark.BENCHMARKS"
+            "Add a new benchmark version to animalpose.datasets.generator.dogshift.BENCHMARKS"
         )
 
 
@@ -337,7 +337,7 @@ def generate_benchmark(
     Returns:
         (the generator's report, the ``benchmark.json`` record).
     """
-    _check_generator_version(spec, GENERATOR_VERSION, "animalpose.datasets.gen_layouts")
+    _check_generator_version(spec, GENERATOR_VERSION, "animalpose.datasets.generator.writers")
     settings = benchmark_settings(spec, root, renderer=renderer)
     report = generate(settings, processes=processes, force=force, progress=progress)
     return report, write_benchmark_splits(root, spec)

@@ -24,7 +24,7 @@ Split and mean files: the reference's own (``train_idxs_by_video.npy``,
 ``valid_idxs_by_video.npy``, ``mean_by_video.pth.tar``) are looked for in
 ``<split_dir>/real_animal/<animal>/`` (a mirror of its ``data/`` folder), then in
 ``behaviorDiscovery2.0/splits/<animal>/``, where files we create (seeded, by whole shots) go.
-A benchmark (``datasets/benchmark.py``) also writes ``test_idxs_by_video.npy`` and
+A benchmark (``datasets/generator/dogshift.py``) also writes ``test_idxs_by_video.npy`` and
 ``benchmark.json`` there: split ``"test"`` reads the held-out test file, which must not share a
 frame or a shot with the other two; data without one has no test split.
 """
@@ -40,12 +40,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from animalpose.datasets.base import SPLITS, TEST_SPLIT, Augmenter, KeypointDataset
-from animalpose.datasets.files import DataError, load_mat
-from animalpose.datasets.geometry import crop_matrix
-from animalpose.datasets.images import read_image, write_image
-from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec
-from animalpose.datasets.splits import (
+from animalpose.datasets.fileio import DataError, load_mat, read_image, write_image
+from animalpose.datasets.formats.base import SPLITS, TEST_SPLIT, Augmenter, KeypointDataset
+from animalpose.datasets.formats.splits import (
     VIDEO_MEAN_NAME,
     VIDEO_SPLIT_NAMES,
     VIDEO_TEST_NAME,
@@ -53,7 +50,9 @@ from animalpose.datasets.splits import (
     load_or_compute_mean,
     load_or_create_video_splits,
 )
-from animalpose.datasets.transforms import CenterCrop
+from animalpose.datasets.geometry import crop_matrix
+from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec
+from animalpose.datasets.transforms.crop import CenterCrop
 
 __all__ = [
     "CROP_SIZE",
@@ -275,7 +274,7 @@ def tigdog_split(
             raise DataError(
                 f"{splits.folder}: this data set has no test split ({VIDEO_TEST_NAME} not found); "
                 "generate a benchmark with `python datasets/generate.py --benchmark NAME` (names: "
-                "animalpose.datasets.benchmark.BENCHMARKS), or evaluate on split 'valid'"
+                "animalpose.datasets.generator.dogshift.BENCHMARKS), or evaluate on split 'valid'"
             )
         return splits.test
     return splits.train if split == "train" else splits.valid

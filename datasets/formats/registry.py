@@ -15,18 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from animalpose.datasets.base import TEST_SPLIT, KeypointDataset
-from animalpose.datasets.files import DataError
-from animalpose.datasets.keypoints import KeypointSpec
-from animalpose.datasets.splits import MEAN_NAME
-from animalpose.datasets.synthetic import (
+from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.base import TEST_SPLIT, KeypointDataset
+from animalpose.datasets.formats.splits import MEAN_NAME
+from animalpose.datasets.formats.synthetic import (
     SyntheticAnimal,
     reference_synthetic_dir,
     synthetic_dir,
     synthetic_mean_std,
 )
-from animalpose.datasets.tigdog import RealAnimal, RealAnimalCrop, tigdog_mean_std
-from animalpose.datasets.transforms import CenterCrop
+from animalpose.datasets.formats.tigdog import RealAnimal, RealAnimalCrop, tigdog_mean_std
+from animalpose.datasets.keypoints import KeypointSpec
+from animalpose.datasets.transforms.crop import CenterCrop
 
 __all__ = ["DATASETS", "KNOWN_SYNTHETIC_MEANS", "DatasetEntry", "build_dataset", "dataset_mean_std"]
 
@@ -104,7 +104,9 @@ def build_dataset(
             "real_animal, real_animal_sp or real_animal_crop, or use split 'valid'"
         )
     if split == "train" if augment is None else augment:
-        from animalpose.datasets.augment import build_augmenter  # lazy: optional heavy deps
+        from animalpose.datasets.transforms.strong import (
+            build_augmenter,  # lazy: optional heavy deps
+        )
 
         augmenter = build_augmenter(
             entry.train_augment,

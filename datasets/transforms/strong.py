@@ -71,7 +71,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from animalpose.datasets.geometry import apply_affine, crop_matrix
-from animalpose.datasets.transforms import CenterCrop, CropResult, mark_outside, warp_crop
+from animalpose.datasets.transforms.crop import CenterCrop, CropResult, mark_outside, warp_crop
 
 __all__ = [
     "AffineStep",

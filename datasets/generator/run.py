@@ -1,0 +1,679 @@
+"""Generate the built-in synthetic animal data in the reference's layouts (docs/generator.md).
+
+    python datasets/generate.py --image-path animal_data [--renderer dog|flat]
+        [--source-images N] [--target-shots S] [--frames-per-shot F] [--size 640x480]
+        [--processes P] [--seed 0] [--source-layout synthetic|tigdog]
+        [--target-layout tigdog|synthetic] [--source-breed B] [--target-breed B]
+        [--source-cover C] [--target-cover C] [--force]
+    python datasets/generate.py --benchmark dogshift-v2[-cpu] --image-path animal_data
+        [--renderer dog|flat] [--processes P] [--force]
+
+``--benchmark NAME`` generates a named benchmark (``benchmark.py``: counts, size and seed come
+from its spec, so the count, size, seed, layout, breed and cover flags are refused) and then
+writes its train/valid/test split files by shot and ``benchmark.json``.
+
+Two styles (``render_api.STYLES``): ``source`` (random textures, like the reference's CAD
+renders) goes to the synthetic layout by default, ``target`` (natural look, camera effects) to the
+TigDog layout; ``gen_layouts.py`` says what is written where. Counts: the synthetic layout holds
+stills, the TigDog layout shots of F frames. ``--source-images N`` is N stills, or ceil(N / F)
+shots in the TigDog layout; ``--target-shots S`` is S shots, or S * F stills in the synthetic
+layout. A count of 0 skips the style. ``--source-breed`` / ``--target-breed`` choose each
+style's shape distribution (``dog_scene.BREEDS``: ``mixed``, the default, or ``basset``),
+``--source-cover`` / ``--target-cover`` its ground cover (``ground_cover.COVERS``: ``none``, the
+default, or ``grass``; the dog renderer only).
+
+The work is a list of jobs, one still or one shot each, and job ``i`` of a style draws everything
+from ``np.random.default_rng([seed, style_id, i])``: the files are the same for a seed whatever
+the process count or the order jobs finish in. Jobs run in ``--processes`` worker processes
+(start method "spawn"; each builds its own renderer, whose GL context must not cross a fork, and
+closes it on exit). A rerun skips the jobs whose files are complete, so an interrupted run is
+resumed by running the same command again; files are written atomically, so a killed run leaves
+no half-written sample. Each layout folder records the settings in ``generator.json``; a run
+with other settings is refused unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import logging
+import math
+import multiprocessing
+import multiprocessing.util
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from animalpose.datasets.formats.splits import VIDEO_TEST_NAME
+from animalpose.datasets.formats.tigdog import split_folder
+from animalpose.datasets.generator.dog.ground_cover import COVERS
+from animalpose.datasets.generator.dog.scene import BREEDS
+from animalpose.datasets.generator.renderer import STYLES, AnimalRenderer
+from animalpose.datasets.generator.writers import (
+    GENERATOR_VERSION,
+    SyntheticLayout,
+    TigDogLayout,
+    check_manifest,
+    remove_stray_temp_files,
+    write_manifest,
+)
+
+__all__ = [
+    "DEFAULT_LAYOUTS",
+    "RENDERERS",
+    "GenerationReport",
+    "GeneratorSettings",
+    "Job",
+    "default_processes",
+    "generate",
+    "job_rng",
+    "main",
+    "plan_jobs",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _dog_renderer(check: bool) -> type:
+    """The 3-D dm_control dog (needs headless OpenGL: EGL or OSMesa)."""
+    from animalpose.datasets.generator.dog import render as dog_render
+
+    if check:
+        ok, reason = dog_render.gl_available()
+        if not ok:
+            raise RuntimeError(
+                f"the 'dog' renderer needs headless OpenGL, which is not available"
+                f" here ({reason}); use --renderer flat"
+            )
+        if reason.startswith("MUJOCO_GL="):  # spawned workers inherit it and skip the probe
+            os.environ.setdefault("MUJOCO_GL", reason.split("=", 1)[1])
+    return dog_render.DogRenderer
+
+
+def _flat_renderer(check: bool) -> type:
+    """The NumPy/OpenCV cartoon dog (no OpenGL; fallback and unit tests)."""
+    from animalpose.datasets.generator.flat import FlatRenderer
+
+    return FlatRenderer
+
+
+#: Renderer name -> function importing its class lazily (``check``: verify it can run here).
+RENDERERS: dict[str, Callable[[bool], type]] = {"dog": _dog_renderer, "flat": _flat_renderer}
+#: Layout name -> writer class; default layout of each style.
+LAYOUTS = {"synthetic": SyntheticLayout, "tigdog": TigDogLayout}
+DEFAULT_LAYOUTS = {"source": "synthetic", "target": "tigdog"}
+#: Default process count: about 1 GB of RAM per rendering process (860 MB RSS measured for the
+#: dog renderer, docs/generator.md) and 8 GB machines -> at most 6 beside the main process.
+MAX_DEFAULT_PROCESSES = 6
+#: Seconds between rewrites of ranges.mat while shots complete (and once at the end).
+RANGES_REWRITE_S = 2.0
+#: Exit status after Ctrl-C (128 + SIGINT, the shell convention).
+INTERRUPTED_STATUS = 130
+#: Jobs queued per worker process (keeps the pool busy, interruption prompt).
+QUEUED_PER_PROCESS = 4
+
+
+def default_processes() -> int:
+    """min(usable CPUs, MAX_DEFAULT_PROCESSES)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """What to generate. root: the image path. size: frame (w, h). Counts as in the module
+    docstring; layouts: ``"synthetic"`` or ``"tigdog"`` per style."""
+
+    root: Path
+    renderer: str = "dog"
+    source_images: int = 10000
+    target_shots: int = 200
+    frames_per_shot: int = 50
+    size: tuple[int, int] = (640, 480)
+    seed: int = 0
+    source_layout: str = DEFAULT_LAYOUTS["source"]
+    target_layout: str = DEFAULT_LAYOUTS["target"]
+    source_breed: str = "mixed"
+    target_breed: str = "mixed"
+    source_cover: str = "none"
+    target_cover: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.renderer not in RENDERERS:
+            raise ValueError(f"unknown renderer {self.renderer!r}; known: {sorted(RENDERERS)}")
+        for known, kind in ((BREEDS, "breed"), (COVERS, "cover"), (LAYOUTS, "layout")):
+            for name in (f"source_{kind}", f"target_{kind}"):
+                if getattr(self, name) not in known:
+                    raise ValueError(
+                        f"{name} must be one of {sorted(known)}, got {getattr(self, name)!r}"
+                    )
+        for name in ("source_cover", "target_cover"):
+            if self.renderer == "flat" and getattr(self, name) != "none":
+                raise ValueError(
+                    f"the flat renderer draws no ground cover ({name} "
+                    f"{getattr(self, name)!r}); use the dog renderer"
+                )
+        if self.source_images < 0 or self.target_shots < 0 or self.frames_per_shot < 1:
+            raise ValueError("counts must be non-negative and frames_per_shot positive")
+        if self.seed < 0 or min(self.size) < 16:
+            raise ValueError(
+                f"seed must be >= 0 and the size at least 16x16, got {self.seed}, {self.size}"
+            )
+        if self.source_layout == self.target_layout and self.source_images and self.target_shots:
+            raise ValueError(
+                f"source and target would share the {self.source_layout} layout of one image "
+                "path (one data set of two styles); use different layouts, or generate them "
+                "into different --image-path folders"
+            )
+
+    def layout_name(self, style: str) -> str:
+        return self.source_layout if style == "source" else self.target_layout
+
+    def breed(self, style: str) -> str:
+        return self.source_breed if style == "source" else self.target_breed
+
+    def cover(self, style: str) -> str:
+        return self.source_cover if style == "source" else self.target_cover
+
+    def num_jobs(self, style: str) -> int:
+        """Stills (synthetic layout) or shots (TigDog layout) of ``style``."""
+        f = self.frames_per_shot
+        tigdog = self.layout_name(style) == "tigdog"
+        if style == "source":
+            return math.ceil(self.source_images / f) if tigdog else self.source_images
+        return self.target_shots if tigdog else self.target_shots * f
+
+    def manifest(self, style: str, animal: str) -> dict:
+        """The ``generator.json`` content of ``style``'s layout folder."""
+        layout = self.layout_name(style)
+        counts = (
+            {"shots": self.num_jobs(style), "frames_per_shot": self.frames_per_shot}
+            if layout == "tigdog"
+            else {"images": self.num_jobs(style)}
+        )
+        return {
+            "generator_version": GENERATOR_VERSION,
+            "renderer": self.renderer,
+            "animal": animal,
+            "style": style,
+            "breed": self.breed(style),
+            "cover": self.cover(style),
+            "layout": layout,
+            "size": list(self.size),
+            "seed": self.seed,
+            **counts,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: still ``index`` (synthetic layout) or shot ``index`` (TigDog)."""
+
+    style: str
+    layout: str
+    index: int
+    frames: int  # images this job writes
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """written: jobs run now; skipped: jobs already complete; images: images written now;
+    seconds: wall time of the jobs; removed_temp: stray temporary files deleted."""
+
+    written: int
+    skipped: int
+    images: int
+    seconds: float
+    removed_temp: int
+
+
+def job_rng(seed: int, job: Job) -> np.random.Generator:
+    """The generator of ``job``: ``default_rng([seed, style_id, index])``."""
+    return np.random.default_rng([seed, STYLES.index(job.style), job.index])
+
+
+#: ``benchmark.BENCHMARK_FILE`` (benchmark.py builds on this module, so it is not imported).
+_BENCHMARK_FILE = "benchmark.json"
+
+
+def _stale_files(layout) -> list[Path]:
+    """Files derived from a layout's data (splits, means, a benchmark's test split and record):
+    removed when new jobs change the data."""
+    paths = list(layout.derived_files())
+    if layout.kind == "tigdog":
+        folder = split_folder(layout.root, layout.animal)
+        paths += [folder / VIDEO_TEST_NAME, folder / _BENCHMARK_FILE]
+    return paths
+
+
+def _layouts(settings: GeneratorSettings, animal: str) -> dict:
+    out = {}
+    for style in STYLES:
+        if settings.num_jobs(style) == 0:
+            continue
+        if settings.layout_name(style) == "synthetic":
+            out[style] = SyntheticLayout(root=settings.root, animal=animal, style=style)
+        else:
+            out[style] = TigDogLayout(
+                root=settings.root, animal=animal, frames_per_shot=settings.frames_per_shot
+            )
+    return out
+
+
+def plan_jobs(settings: GeneratorSettings) -> list[Job]:
+    """Every job of the run, source jobs first, in index order."""
+    jobs = []
+    for style in STYLES:
+        layout = settings.layout_name(style)
+        frames = settings.frames_per_shot if layout == "tigdog" else 1
+        jobs += [Job(style, layout, i, frames) for i in range(settings.num_jobs(style))]
+    return jobs
+
+
+# --- running jobs -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Runner:
+    """A renderer and the layout writers; one per worker process (or the main process)."""
+
+    renderer: AnimalRenderer
+    layouts: dict
+    seed: int
+    size: tuple[int, int]
+    scenes: dict[str, dict[str, str]]  # style -> the renderer's breed and cover arguments
+
+    def run(self, job: Job) -> Job:
+        rng = job_rng(self.seed, job)
+        layout = self.layouts[job.style]
+        scene = self.scenes[job.style]
+        if job.layout == "synthetic":
+            layout.write_still(job.index, self.renderer.render_still(rng, job.style, **scene))
+        else:
+            frames = self.renderer.render_shot(rng, job.style, job.frames, **scene)
+            layout.write_shot(job.index, frames, self.size)
+        return job
+
+
+def _build_runner(settings: GeneratorSettings, animal: str) -> _Runner:
+    cls = RENDERERS[settings.renderer](False)
+    renderer = cls(width=settings.size[0], height=settings.size[1])
+    if renderer.name != animal:
+        raise RuntimeError(
+            f"renderer {settings.renderer!r} draws {renderer.name!r}, its class says {animal!r}"
+        )
+    return _Runner(
+        renderer,
+        _layouts(settings, animal),
+        settings.seed,
+        settings.size,
+        {
+            style: {"breed": settings.breed(style), "cover": settings.cover(style)}
+            for style in STYLES
+        },
+    )
+
+
+#: The worker process's runner, set by ``_init_worker`` (process-local; never in the main one).
+_WORKER_RUNNER: _Runner | None = None
+
+
+def _init_worker(settings: GeneratorSettings, animal: str) -> None:
+    global _WORKER_RUNNER
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+    _WORKER_RUNNER = _build_runner(settings, animal)
+    # Run at the worker's normal exit (multiprocessing's exit hook), releasing the GL context.
+    multiprocessing.util.Finalize(None, _WORKER_RUNNER.renderer.close, exitpriority=10)
+
+
+def _run_in_worker(job: Job) -> Job:
+    assert _WORKER_RUNNER is not None, "worker not initialised"
+    return _WORKER_RUNNER.run(job)
+
+
+class _Progress:
+    """Bookkeeping in the main process: progress bar, ranges.mat rewrites, the caller's hook."""
+
+    def __init__(self, layouts: dict, complete: dict, bar: tqdm, on_job_done) -> None:
+        self.layouts, self.complete, self.bar = layouts, complete, bar
+        self.on_job_done = on_job_done
+        self.dirty: set[str] = set()
+        self.last_write = time.monotonic()
+        self.written = self.images = 0
+
+    def done(self, job: Job) -> None:
+        self.complete[job.style].add(job.index)
+        self.written += 1
+        self.images += job.frames
+        self.bar.update(job.frames)
+        if job.layout == "tigdog":
+            self.dirty.add(job.style)
+            if time.monotonic() - self.last_write > RANGES_REWRITE_S:
+                self.flush()
+        if self.on_job_done is not None:
+            self.on_job_done(job)
+
+    def flush(self) -> None:
+        for style in sorted(self.dirty):
+            self.layouts[style].write_ranges(self.complete[style])
+        self.dirty.clear()
+        self.last_write = time.monotonic()
+
+
+def _run_pool(todo, settings, animal, processes, progress: _Progress) -> None:
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(settings, animal),
+    ) as pool:
+        pending: set[cf.Future] = set()
+        queue = iter(todo)
+        try:
+            while True:
+                for job in queue:
+                    pending.add(pool.submit(_run_in_worker, job))
+                    if len(pending) >= QUEUED_PER_PROCESS * processes:
+                        break
+                if not pending:
+                    return
+                finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in finished:
+                    progress.done(future.result())
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def generate(
+    settings: GeneratorSettings,
+    *,
+    processes: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+    on_job_done: Callable[[Job], None] | None = None,
+) -> GenerationReport:
+    """Run (or resume) the generation described by ``settings``.
+
+    Args:
+        processes: worker processes (None: ``default_processes()``); 1 runs in this process.
+        force: write even where a manifest records other settings (the runs are mixed).
+        progress: show a tqdm bar (images, with ETA).
+        on_job_done: called in this process after each job completes (e.g. for a GUI).
+
+    Raises:
+        DataError: a folder holds another run (see ``gen_layouts.check_manifest``).
+        RuntimeError: the renderer cannot run here (e.g. no OpenGL for ``dog``).
+        TypeError: the renderer class does not name its animal (class attribute ``name``).
+    """
+    processes = default_processes() if processes is None else int(processes)
+    if processes < 1:
+        raise ValueError(f"processes must be positive, got {processes}")
+    cls = RENDERERS[settings.renderer](True)
+    animal = getattr(cls, "name", None)
+    if not isinstance(animal, str):
+        raise TypeError(
+            f"renderer class {cls.__name__} must name its animal in a class attribute `name`"
+        )
+    layouts = _layouts(settings, animal)
+    for style, layout in layouts.items():
+        check_manifest(
+            layout.manifest_path,
+            settings.manifest(style, animal),
+            has_data=layout.has_data(),
+            force=force,
+        )
+    removed = []
+    for layout in layouts.values():
+        removed += remove_stray_temp_files(layout.temp_folders(), layout.output_names())
+    jobs = plan_jobs(settings)
+    complete = {
+        s: {j.index for j in jobs if j.style == s and layouts[s].is_complete(j.index)}
+        for s in layouts
+    }
+    todo = [j for j in jobs if j.index not in complete[j.style]]
+    for style, layout in layouts.items():
+        write_manifest(layout.manifest_path, settings.manifest(style, animal))
+        if any(j.style == style for j in todo):
+            for path in _stale_files(layout):  # splits / means of the old data are stale
+                path.unlink(missing_ok=True)
+    total = sum(j.frames for j in todo)
+    bar = tqdm(
+        total=total,
+        unit="img",
+        desc=f"generating ({processes} proc)",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    tracker = _Progress(layouts, complete, bar, on_job_done)
+    tracker.dirty = {s for s, layout in layouts.items() if layout.kind == "tigdog"}
+    start = time.monotonic()
+    try:
+        if todo and processes == 1:
+            runner = _build_runner(settings, animal)
+            try:
+                for job in todo:
+                    tracker.done(runner.run(job))
+            finally:
+                runner.renderer.close()
+        elif todo:
+            _run_pool(todo, settings, animal, min(processes, len(todo)), tracker)
+    finally:
+        tracker.flush()
+        bar.close()
+    return GenerationReport(
+        written=tracker.written,
+        skipped=len(jobs) - len(todo),
+        images=tracker.images,
+        seconds=time.monotonic() - start,
+        removed_temp=len(removed),
+    )
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT (e.g. 640x480), got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+#: Flags that set what to generate (dest -> option); a benchmark's spec sets them instead.
+_SPEC_FLAGS = {
+    "source_images": "--source-images",
+    "target_shots": "--target-shots",
+    "frames_per_shot": "--frames-per-shot",
+    "size": "--size",
+    "seed": "--seed",
+    "source_layout": "--source-layout",
+    "target_layout": "--target-layout",
+    "source_breed": "--source-breed",
+    "target_breed": "--target-breed",
+    "source_cover": "--source-cover",
+    "target_cover": "--target-cover",
+}
+
+
+def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Render the built-in synthetic animal data into the reference's layouts: "
+        "source style -> synthetic_animal/, target style -> behaviorDiscovery2.0/ (by default). "
+        "Rerun the same command to resume."
+    )
+    parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
+    parser.add_argument(
+        "--benchmark",
+        default=None,
+        metavar="NAME",
+        help="generate a named benchmark (animalpose.datasets.generator.dogshift."
+        "BENCHMARKS, e.g. dogshift-v2, dogshift-v2-cpu) and write its "
+        "train/valid/test splits; the flags below that set counts, size, seed "
+        "or layouts are then refused",
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=sorted(RENDERERS),
+        default=None,
+        help=f"renderer (default {defaults.renderer}, or the benchmark's)",
+    )
+    # The spec flags default to None so that a given one can be told from an absent one.
+    parser.add_argument(
+        "--source-images",
+        type=int,
+        default=None,
+        help=f"source-style images, 0: none (default {defaults.source_images})",
+    )
+    parser.add_argument(
+        "--target-shots",
+        type=int,
+        default=None,
+        help=f"target-style shots, 0: none (default {defaults.target_shots})",
+    )
+    parser.add_argument(
+        "--frames-per-shot",
+        type=int,
+        default=None,
+        help=f"frames of every shot (default {defaults.frames_per_shot})",
+    )
+    parser.add_argument(
+        "--size",
+        type=_parse_size,
+        default=None,
+        help="frame size WIDTHxHEIGHT (default 640x480, the reference's)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), about 1 GB RAM each)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help=f"default {defaults.seed}")
+    parser.add_argument(
+        "--source-layout",
+        choices=sorted(LAYOUTS),
+        default=None,
+        help=f"default {defaults.source_layout}",
+    )
+    parser.add_argument(
+        "--target-layout",
+        choices=sorted(LAYOUTS),
+        default=None,
+        help=f"default {defaults.target_layout}",
+    )
+    parser.add_argument(
+        "--source-breed",
+        choices=sorted(BREEDS),
+        default=None,
+        help=f"shape of the source dogs (default {defaults.source_breed})",
+    )
+    parser.add_argument(
+        "--target-breed",
+        choices=sorted(BREEDS),
+        default=None,
+        help=f"shape of the target dogs (default {defaults.target_breed})",
+    )
+    parser.add_argument(
+        "--source-cover",
+        choices=sorted(COVERS),
+        default=None,
+        help=f"ground cover of source scenes (default {defaults.source_cover})",
+    )
+    parser.add_argument(
+        "--target-cover",
+        choices=sorted(COVERS),
+        default=None,
+        help=f"ground cover of target scenes (default {defaults.target_cover})",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write into folders generated with other settings"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _summary(report: GenerationReport) -> dict:
+    rate = report.images / report.seconds if report.seconds > 0 else 0.0
+    return {
+        "jobs_written": report.written,
+        "jobs_skipped": report.skipped,
+        "images": report.images,
+        "seconds": round(report.seconds, 1),
+        "images_per_s": round(rate, 1),
+        "stray_temp_removed": report.removed_temp,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
+    defaults = GeneratorSettings(root=Path("."))
+    parser = _parser(defaults)
+    args = parser.parse_args(argv)
+    given = [option for dest, option in _SPEC_FLAGS.items() if getattr(args, dest) is not None]
+    if args.benchmark is not None and given:
+        parser.error(
+            f"--benchmark {args.benchmark} sets the counts, size, seed, layouts, breeds and "
+            "covers; "
+            f"drop {', '.join(given)} (or generate without --benchmark)"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    extra: dict = {}
+    try:
+        if args.benchmark is not None:
+            # benchmark.py imports this module, so it is imported here, when needed.
+            from animalpose.datasets.generator.dogshift import generate_benchmark, get_benchmark
+
+            try:
+                spec = get_benchmark(args.benchmark)
+            except KeyError as exc:
+                parser.error(exc.args[0])
+            report, record = generate_benchmark(
+                spec,
+                args.image_path,
+                renderer=args.renderer,
+                processes=args.processes,
+                force=args.force,
+                progress=not args.no_progress,
+            )
+            extra = {
+                "benchmark": record["name"],
+                "version": record["version"],
+                "renderer": record["renderer"],
+                "official": record["official"],
+                "split_frames": {k: v["frames"] for k, v in record["splits"].items()},
+                "split_shots": {k: len(v["shots"]) for k, v in record["splits"].items()},
+            }
+        else:
+            values = {
+                dest: getattr(args, dest) for dest in _SPEC_FLAGS if getattr(args, dest) is not None
+            }
+            settings = GeneratorSettings(
+                root=Path(args.image_path), renderer=args.renderer or defaults.renderer, **values
+            )
+            report = generate(
+                settings, processes=args.processes, force=args.force, progress=not args.no_progress
+            )
+    except (ValueError, RuntimeError, TypeError) as exc:  # DataError is a ValueError
+        parser.exit(2, f"error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(
+            INTERRUPTED_STATUS,
+            "interrupted: complete samples are kept; run the same command again to resume\n",
+        )
+    print(json.dumps({**_summary(report), **extra}))
+    return 0
