@@ -13,7 +13,7 @@ import pytest
 from animalpose.datasets.formats.tigdog import split_folder
 from animalpose.datasets.generator.dogshift import BenchmarkSpec, generate_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 #: 10 shots of 3 frames (a 6 / 2 / 2 split by shot), 12 source stills (10 / 2), small frames:
 #: renders in well under a second with the flat renderer.

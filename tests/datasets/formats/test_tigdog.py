@@ -24,7 +24,7 @@ from animalpose.datasets.keypoints import ANIMAL18, TIGER_PERMUTATION
 from animalpose.datasets.transforms.crop import CenterCrop
 
 S = 96  # crop side used in these tests
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _dataset(root, animal="horse", split="valid", cls=RealAnimal, **kwargs):

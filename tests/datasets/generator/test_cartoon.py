@@ -14,7 +14,7 @@ from animalpose.datasets.formats.tigdog import load_tigdog
 from animalpose.datasets.generator.cartoon import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.keypoints import VERTEX_TABLES
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_script_writes_both_layouts_in_reference_formats(tmp_path):

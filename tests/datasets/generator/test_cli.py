@@ -14,7 +14,7 @@ import pytest
 
 from animalpose.datasets.generator.run import generate, main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SYNTHETIC = Path("synthetic_animal/dog_combineds5r5_texture")
 
 
