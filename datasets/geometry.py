@@ -1,16 +1,13 @@
 """Crop geometry: boxes, crop affine matrices, inverse transforms, flips.
 
-Conventions (stated once, used everywhere):
-- Coordinates are 0-based pixels, (x, y); pixel ``i`` covers ``[i - 0.5, i + 0.5]``, so its
-  centre is the integer ``i``.
-- A crop is a square (or ``(w, h)`` rectangle) of the source image given by its ``center`` and
-  ``size`` in source pixels plus a rotation in degrees (counter-clockwise in the image as seen).
-- ``crop_matrix`` returns the 2x3 affine ``A`` with ``dst = A @ [x, y, 1]`` that maps the crop's
-  source square *edge to edge* onto the output ``[-0.5, W - 0.5]``; OpenCV's ``warpAffine`` uses
-  the same pixel-centre convention, so images and keypoints move together exactly.
-
-The reference's conventions (1-based points, scale in units of 200 px) live only in the
-``legacy_*`` functions at the bottom.
+Conventions (stated once, used everywhere): coordinates are 0-based pixels, (x, y); pixel ``i``
+covers ``[i - 0.5, i + 0.5]``, so its centre is the integer ``i``. A crop is a square (or
+``(w, h)`` rectangle) of the source given by its ``center`` and ``size`` in source pixels plus a
+rotation in degrees (counter-clockwise as seen). ``crop_matrix`` returns the 2x3 affine ``A``,
+``dst = A @ [x, y, 1]``, mapping the crop's source square *edge to edge* onto the output
+``[-0.5, W - 0.5]``; OpenCV's ``warpAffine`` uses the same pixel-centre convention, so images and
+keypoints move together exactly. The reference's conventions (1-based points, scale in units of
+200 px) live only in the ``legacy_*`` functions at the bottom (docs/reference_compat.md §7.1).
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ class KeypointSpec:
 
 
 # The 18 keypoints of TigDog and the reference's synthetic animals, in the reference's model
-# order (reference-compat spec 1.3). "hip" is the single root of the tail; the "back elbow"
+# order (docs/reference_compat.md §1.3). "hip" is the single root of the tail; the "back elbow"
 # is anatomically the stifle and the "back knee" the hock, kept under the reference's names.
 _ANIMAL18_NAMES = (
     "left_eye",
@@ -191,7 +191,7 @@ def get_spec(name: str) -> KeypointSpec:
 
 
 # TigDog stores the tiger's slots 8-11 and 14-17 swapped relative to the model order
-# (reference-compat spec 1.2). Applying it to TigDog tiger landmarks gives model order; it is
+# (docs/reference_compat.md §1.2). Applying it to TigDog tiger landmarks gives model order; it is
 # its own inverse.
 TIGER_PERMUTATION: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 14, 15, 16, 17, 12, 13, 8, 9, 10, 11)
 if sorted(TIGER_PERMUTATION) != list(range(18)) or any(
@@ -200,7 +200,7 @@ if sorted(TIGER_PERMUTATION) != list(range(18)) or any(
     raise AssertionError("TIGER_PERMUTATION must be an involution of 0..17")
 
 # Rows of the reference's (3299, 3) per-vertex `_kpts.npy` arrays that are the 18 keypoints,
-# in model order (reference-compat spec 1.1). Other animals: pass a table of 18 rows
+# in model order (docs/reference_compat.md §1.1). Other animals: pass a table of 18 rows
 # (see animalpose.datasets.formats.synthetic).
 VERTEX_TABLES: dict[str, tuple[int, ...]] = {
     "horse": (

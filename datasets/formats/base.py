@@ -46,7 +46,8 @@ class KeypointDataset(Dataset):
     """Base of every keypoint dataset.
 
     Args:
-        augmenter: crop/augment callable (``transforms.CenterCrop`` or an ``augment`` pipeline).
+        augmenter: crop/augment callable (``transforms.crop.CenterCrop`` or a
+            ``transforms.registry.AUGMENTERS`` entry).
         spec: the keypoint spec of the model (K keypoints).
         seed: non-negative seed of every per-sample random draw.
     """

@@ -1,8 +1,8 @@
 """The one place that turns a ``--dataset`` name into a dataset object and its mean/std.
 
-``DATASETS`` lists the reference's dataset names (reference-compat spec 1.4): the class, the
-augmentation of the training split (``_sp``: the strong pipeline; others: the classic one) and
-which mean file normalises the input (spec 1.2: the synthetic mean for everything except
+``DATASET_REGISTRY`` lists the reference's dataset names (docs/reference_compat.md §1.4): the
+class, the augmentation of the training split (``_sp``: the strong pipeline; others: the classic
+one) and which mean file normalises the input (§1.2: the synthetic mean for everything except
 supervised ``real_animal`` training, which uses ``mean_by_video``).
 """
 
@@ -17,27 +17,28 @@ import numpy as np
 
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.base import TEST_SPLIT, KeypointDataset
-from animalpose.datasets.formats.splits import MEAN_NAME
+from animalpose.datasets.formats.crops import RealAnimalCrop
+from animalpose.datasets.formats.means import KNOWN_SYNTHETIC_MEANS, MEAN_NAME
 from animalpose.datasets.formats.synthetic import (
     SyntheticAnimal,
     reference_synthetic_dir,
     synthetic_dir,
     synthetic_mean_std,
 )
-from animalpose.datasets.formats.tigdog import RealAnimal, RealAnimalCrop, tigdog_mean_std
+from animalpose.datasets.formats.tigdog import RealAnimal, tigdog_mean_std
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.crop import CenterCrop
 
-__all__ = ["DATASETS", "KNOWN_SYNTHETIC_MEANS", "DatasetEntry", "build_dataset", "dataset_mean_std"]
+__all__ = ["DATASET_REGISTRY", "DatasetEntry", "build_dataset", "dataset_mean_std"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """cls: dataset class. train_augment: ``augment.build_augmenter`` kind of the train split.
-    mean: ``"synthetic"`` (the animal's synthetic mean.pth.tar) or ``"video"`` (TigDog's
-    mean_by_video.pth.tar). synthetic: the class takes a vertex table."""
+    """cls: dataset class. train_augment: ``transforms.registry.build_augmenter`` kind of the
+    train split. mean: ``"synthetic"`` (the animal's synthetic mean.pth.tar) or ``"video"``
+    (TigDog's mean_by_video.pth.tar). synthetic: the class takes a vertex table."""
 
     cls: type[KeypointDataset]
     train_augment: str
@@ -45,7 +46,7 @@ class DatasetEntry:
     synthetic: bool
 
 
-DATASETS: dict[str, DatasetEntry] = {
+DATASET_REGISTRY: dict[str, DatasetEntry] = {
     "synthetic_animal": DatasetEntry(SyntheticAnimal, "classic", "synthetic", True),
     "synthetic_animal_sp": DatasetEntry(SyntheticAnimal, "strong", "synthetic", True),
     "real_animal": DatasetEntry(RealAnimal, "classic", "video", False),
@@ -53,20 +54,12 @@ DATASETS: dict[str, DatasetEntry] = {
     "real_animal_crop": DatasetEntry(RealAnimalCrop, "classic", "synthetic", False),
 }
 
-#: The reference's synthetic mean.pth.tar values (reference-compat spec 1.1), used when neither
-#: the file nor the synthetic data are available (e.g. evaluating a reference checkpoint on TigDog
-#: without the dead synthetic download).
-KNOWN_SYNTHETIC_MEANS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "horse": ((0.4038, 0.3956, 0.3925), (0.2611, 0.2452, 0.2299)),
-    "tiger": ((0.3959, 0.3861, 0.3818), (0.2567, 0.2410, 0.2283)),
-}
-
 
 def _entry(name: str) -> DatasetEntry:
     try:
-        return DATASETS[name]
+        return DATASET_REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASET_REGISTRY)}") from None
 
 
 def build_dataset(
@@ -87,9 +80,9 @@ def build_dataset(
     augment_seed: int | None = None,
     augment: bool | None = None,
 ) -> KeypointDataset:
-    """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented with the
-    dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``. Split
-    ``"test"`` exists only for the TigDog datasets of a benchmark (DataError otherwise).
+    """Dataset ``name`` (a ``DATASET_REGISTRY`` key) for ``split``; the train split is augmented
+    with the dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``.
+    Split ``"test"`` exists only for the TigDog datasets of a benchmark (DataError otherwise).
 
     ``seed`` keys the split files created when absent; ``augment_seed`` (default: ``seed``) keys
     the per-sample augmentation draws, so runs with different seeds share one split.
@@ -104,7 +97,7 @@ def build_dataset(
             "real_animal, real_animal_sp or real_animal_crop, or use split 'valid'"
         )
     if split == "train" if augment is None else augment:
-        from animalpose.datasets.transforms.strong import (
+        from animalpose.datasets.transforms.registry import (
             build_augmenter,  # lazy: optional heavy deps
         )
 

@@ -1,26 +1,11 @@
-"""The reference's synthetic animals (reference-compat spec 1.1).
+"""The reference's synthetic animals: ``synthetic_animal`` / ``synthetic_animal_sp``.
 
-Layout under the image path (``--image-path``, default ``./animal_data``)::
-
-    synthetic_animal/<animal>_combineds5r5_texture/
-        <base>_img.png      RGB (alpha dropped), 640 x 480 in the reference's renders
-        <base>_kpts.npy     float (3299, 3): every mesh vertex projected to (x, y) pixels + a
-                            0/1 visibility column
-        train_idxs.npy      indices into the sorted image list (reference split files; created
-        valid_idxs.npy      here, seeded, when absent)
-        mean.pth.tar        {'mean', 'std'} RGB in [0, 1] (created when absent)
-
-Samples are the ``*img.png`` files in lexicographic order. The 18 keypoints are fixed vertex
-rows (``keypoints.VERTEX_TABLES``); other animals take a vertex-table JSON file::
-
-    {"animal": "sheep", "rows": [2046, 1944, ...]}      # one vertex row per keypoint, model order
-
-(``datasets/formats/vertex_tables/<animal>.json`` are found by animal name; any other file can
-be passed as ``vertex_table``). Like the reference, the 18 keypoints are all marked visible
-(the renders'
-occlusion flags are ignored), except keypoints outside the frame. The crop is the box of all
-vertices, clipped to the frame, centred, with side 1.25 x its longer side. Unlike the reference
-the keypoints are kept in full precision (it rounded them to float16).
+Samples are the ``*img.png`` files of ``synthetic_animal/<animal>_combineds5r5_texture/`` in
+lexicographic order, each with a ``_kpts.npy`` of every projected mesh vertex. The 18 keypoints
+are fixed vertex rows (``keypoints.VERTEX_TABLES``, or a vertex-table JSON file for other
+animals); all are visible except those outside the frame. The crop is the box of all vertices,
+clipped to the frame, with side 1.25 x its longer side. Layout: animal_data/README.md;
+reference: docs/reference_compat.md §1.1.
 """
 
 from __future__ import annotations
@@ -35,13 +20,8 @@ import numpy as np
 
 from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.base import SPLITS, Augmenter, KeypointDataset
-from animalpose.datasets.formats.splits import (
-    MEAN_NAME,
-    SPLIT_NAMES,
-    compute_mean_std,
-    load_or_compute_mean,
-    load_or_create_split,
-)
+from animalpose.datasets.formats.means import MEAN_NAME, compute_mean_std, load_or_compute_mean
+from animalpose.datasets.formats.splits import SPLIT_NAMES, load_or_create_split
 from animalpose.datasets.geometry import box_from_points
 from animalpose.datasets.keypoints import VERTEX_TABLES, KeypointSpec
 

@@ -1,76 +1,48 @@
-"""TigDog (behaviorDiscovery2.0) frames and the reference's pre-cropped copies
-(reference-compat spec 1.2).
-
-Layout under the image path::
-
-    behaviorDiscovery2.0/
-        ranges/<animal>/ranges.mat          `ranges`: N x 3 ints [shot_id, start_frame, end_frame]
-        landmarks/<animal>/<shot_id>.mat    `landmarks`: F x 1 cell of 1x1 structs; field 1 the
-                                            K x 2 coordinates, field 2 the K x 1 visibility
-        <animal>/<8-digit frame>.jpg        global frame numbers, start..end inclusive
-        splits/<animal>/                    OUR created split / mean files (see below)
-    real_animal_crop/real_<animal>_crop/crop_<8-digit frame>.jpg
-                                            256 x 256 crops of the annotation box (crop_real.py)
+"""TigDog (behaviorDiscovery2.0) frames: the ``real_animal`` datasets.
 
 The frame list is every frame of every shot that has a landmark file, in ``ranges`` order
-(video/frame order; CC-SSL's temporal step relies on it). Split indices point into it. Only the
-first 18 landmarks are used; a frame is kept when more than 9 of them are visible. Annotations
-are read as 0-based pixels, as the reference does; missing landmarks have non-positive
-coordinates and get visible = 0. The tiger's TigDog slots are permuted into model order
-(``keypoints.TIGER_PERMUTATION``). The crop is centred on the box of the positive coordinates
-(visible or not) with side 1.5 x its longer side.
-
-Split and mean files: the reference's own (``train_idxs_by_video.npy``,
-``valid_idxs_by_video.npy``, ``mean_by_video.pth.tar``) are looked for in
-``<split_dir>/real_animal/<animal>/`` (a mirror of its ``data/`` folder), then in
-``behaviorDiscovery2.0/splits/<animal>/``, where files we create (seeded, by whole shots) go.
-A benchmark (``datasets/generator/dogshift.py``) also writes ``test_idxs_by_video.npy`` and
-``benchmark.json`` there: split ``"test"`` reads the held-out test file, which must not share a
-frame or a shot with the other two; data without one has no test split.
+(video/frame order; CC-SSL's temporal step relies on it); split indices point into it. Only the
+first 18 landmarks are keypoints; a frame is kept when more than 9 are visible. The crop is
+centred on the box of the positive coordinates with side 1.5 x its longer side. Layout and
+split/mean files: animal_data/README.md; reference: docs/reference_compat.md §1.2, §7.6.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from animalpose.datasets.fileio import DataError, load_mat, read_image, write_image
+from animalpose.datasets.fileio import DataError, load_mat, read_image
 from animalpose.datasets.formats.base import SPLITS, TEST_SPLIT, Augmenter, KeypointDataset
-from animalpose.datasets.formats.splits import (
+from animalpose.datasets.formats.means import (
     VIDEO_MEAN_NAME,
-    VIDEO_SPLIT_NAMES,
-    VIDEO_TEST_NAME,
     compute_mean_std,
     load_or_compute_mean,
+)
+from animalpose.datasets.formats.splits import (
+    VIDEO_SPLIT_NAMES,
+    VIDEO_TEST_NAME,
     load_or_create_video_splits,
 )
-from animalpose.datasets.geometry import crop_matrix
 from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec
-from animalpose.datasets.transforms.crop import CenterCrop
 
 __all__ = [
-    "CROP_SIZE",
     "MIN_VISIBLE",
     "TIGDOG_BOX_FACTOR",
     "TIGDOG_FOLDER",
     "VIDEO_SPLITS",
     "RealAnimal",
-    "RealAnimalCrop",
     "TigDog",
-    "crop_path",
-    "crop_real_main",
+    "TigDogBase",
     "load_tigdog",
     "split_folder",
     "tigdog_box",
     "tigdog_mean_std",
     "tigdog_split",
-    "write_real_crops",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,9 +58,6 @@ NUM_LANDMARKS = 18
 MIN_VISIBLE = NUM_LANDMARKS // 2
 #: Crop side = 1.5 x the longer side of the landmark box (reference real_animal.py).
 TIGDOG_BOX_FACTOR = 1.5
-#: Side of the reference's pre-cropped frames (get_cropped_TigDog.py).
-CROP_SIZE = 256
-CROP_FOLDER = "real_animal_crop"
 #: Splits of the TigDog datasets: the common ones plus a benchmark's held-out test split.
 VIDEO_SPLITS = (*SPLITS, TEST_SPLIT)
 #: TigDog landmark slot of each model keypoint, by animal (identity when absent).
@@ -133,11 +102,6 @@ def split_folder(root: str | os.PathLike, animal: str) -> Path:
 
 def reference_real_dir(split_dir: str | os.PathLike, animal: str) -> Path:
     return Path(split_dir) / REFERENCE_REAL_FOLDER / animal
-
-
-def crop_path(root: str | os.PathLike, animal: str, frame: int) -> Path:
-    """real_animal_crop/real_<animal>_crop/crop_<8-digit frame>.jpg under the image path."""
-    return Path(root) / CROP_FOLDER / f"real_{animal}_crop" / f"crop_{int(frame):08d}.jpg"
 
 
 def _unwrap_struct(entry, path: Path, position: int) -> np.void:
@@ -280,8 +244,8 @@ def tigdog_split(
     return splits.train if split == "train" else splits.valid
 
 
-class _TigDogBase(KeypointDataset):
-    """Shared construction of the two TigDog datasets."""
+class TigDogBase(KeypointDataset):
+    """Shared construction of the TigDog datasets (``RealAnimal``, ``crops.RealAnimalCrop``)."""
 
     def __init__(
         self,
@@ -342,7 +306,7 @@ class _TigDogBase(KeypointDataset):
         return int(self.data.shots[j]), int(self.data.frames[j])
 
 
-class RealAnimal(_TigDogBase):
+class RealAnimal(TigDogBase):
     """TigDog frames (``real_animal`` / ``real_animal_sp``), loader order = video/frame order.
 
     Args: as ``SyntheticAnimal`` (no vertex table); ``split_dir`` is the reference ``data/``
@@ -361,33 +325,6 @@ class RealAnimal(_TigDogBase):
         )
 
 
-class RealAnimalCrop(_TigDogBase):
-    """The pre-cropped TigDog frames (``real_animal_crop``) with the same annotations.
-
-    Each file ``crop_<frame>.jpg`` is the annotation box crop of its frame (written by
-    ``datasets/crop_real.py`` or the reference's get_cropped_TigDog.py). The augmenter works on
-    the whole file; ``meta`` still refers to the original frame (``matrix`` maps frame pixels
-    to the output crop, ``center``/``size`` are the frame's box), so predictions map back to
-    frame pixels as for ``real_animal``. Files are found by frame number (the reference relied on
-    the sorted file list matching the frame list).
-    """
-
-    _missing_hint = "; write the crops with `python datasets/crop_real.py`"
-
-    def image_path(self, index: int) -> Path:
-        return crop_path(self.root, self.animal, self.data.frames[self.indices[index]])
-
-    def __getitem__(self, index: int) -> dict:
-        path = self.image_path(index)
-        image = read_image(path)
-        keypoints, center, size = self.annotation(index)
-        shot, frame = self.shot_frame(index)
-        to_file = crop_matrix(center, size, (image.shape[1], image.shape[0]))
-        return self._sample(
-            index, image, keypoints, center, size, shot, frame, pre_matrix=to_file, source=str(path)
-        )
-
-
 def tigdog_mean_std(
     *, root: str | os.PathLike, animal: str, seed: int, split_dir: str | os.PathLike | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -403,43 +340,3 @@ def tigdog_mean_std(
     return load_or_compute_mean(
         split_folder(root, animal) / VIDEO_MEAN_NAME, compute, search_paths=search
     )
-
-
-def write_real_crops(
-    root: str | os.PathLike, animal: str, *, output_size: int = CROP_SIZE, progress: bool = True
-) -> int:
-    """Write the annotation-box crop of every kept frame to the real_animal_crop layout.
-
-    Crops are ``transforms.CenterCrop(output_size)`` of the frame (the validation crop), written
-    atomically as JPEG; files already present are skipped. Returns the number written.
-    """
-    data = load_tigdog(root, animal)
-    crop = CenterCrop(output_size)
-    written = 0
-    for j in tqdm(data.kept, desc=f"cropping {animal}", unit="img", disable=not progress):
-        target = crop_path(root, animal, data.frames[j])
-        if target.exists():
-            continue
-        center, size = tigdog_box(data.keypoints[j])
-        result = crop(read_image(data.frame_path(j)), data.keypoints[j], center, size)
-        write_image(target, result.image)
-        written += 1
-    log.info("wrote %d crops of %d kept %s frames", written, len(data.kept), animal)
-    return written
-
-
-def crop_real_main(argv: list[str] | None = None) -> int:
-    """``python datasets/crop_real.py --image-path animal_data --animal horse``."""
-    parser = argparse.ArgumentParser(
-        description="Write the 256x256 annotation-box crops of TigDog frames "
-        "(real_animal_crop/real_<animal>_crop/crop_<frame>.jpg)."
-    )
-    parser.add_argument("--image-path", default="./animal_data", help="data root")
-    parser.add_argument("--animal", nargs="+", default=["horse"], help="animal(s) to crop")
-    parser.add_argument("--size", type=int, default=CROP_SIZE, help="crop side in pixels")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    for animal in args.animal:
-        count = write_real_crops(args.image_path, animal, output_size=args.size)
-        print(f"{animal}: wrote {count} crops under {Path(args.image_path) / CROP_FOLDER}")
-    return 0

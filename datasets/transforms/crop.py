@@ -1,4 +1,4 @@
-"""Crop results, the plain (validation) crop, and batched on-device input normalisation."""
+"""Crop results, the plain (validation) crop, and the crop helpers every augmenter shares."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from animalpose.datasets.geometry import apply_affine, crop_matrix
 
-__all__ = ["CropResult", "CenterCrop", "warp_crop", "mark_outside", "Normalizer"]
+__all__ = [
+    "CropResult",
+    "CenterCrop",
+    "warp_crop",
+    "mark_outside",
+    "check_inputs",
+    "inside_frame",
+    "finish_keypoints",
+    "lut_per_channel",
+]
 
 
 @dataclass
@@ -74,36 +82,41 @@ class CenterCrop:
         return CropResult(crop, mark_outside(moved, s, s), m, False)
 
 
-class Normalizer:
-    """uint8 (B, 3, H, W) batch -> float input, on the batch's device.
+def check_inputs(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """(K, 3) float64 keypoints; ValueError unless the image is (H, W, 3) uint8 and the keypoints
+    (K, 3) (x, y, visible)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"augmenters take (H, W, 3) uint8 images, got {image.shape} {image.dtype}")
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != 2 or kp.shape[1] != 3:
+        raise ValueError(f"keypoints must be (K, 3) (x, y, visible), got {kp.shape}")
+    return kp
 
-    Default: ``(x / 255 - mean) / std``. ``legacy=True`` reproduces the reference's input
-    (reference-compat spec 2): each crop min-max stretched to 0..255 over all its pixels (old
-    ``scipy.misc.imresize`` behaviour), divided by 255, mean subtracted, std ignored. Reference
-    checkpoints need the legacy input.
-    """
 
-    def __init__(self, mean, std, legacy: bool = False) -> None:
-        self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, 3, 1, 1)
-        self.std = torch.as_tensor(std, dtype=torch.float32).reshape(1, 3, 1, 1)
-        if (self.std <= 0).any():
-            raise ValueError(f"std must be positive, got {self.std.flatten().tolist()}")
-        self.legacy = bool(legacy)
-        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+def inside_frame(xy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(K,) bool: (K, 2) points inside a (W, H) frame's pixel area [-0.5, W - 0.5)."""
+    w, h = frame_size
+    x, y = xy[:, 0], xy[:, 1]
+    return (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
 
-    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        # One copy per device, made once: a per-batch host->device copy would stall the stream.
-        if device not in self._on_device:
-            self._on_device[device] = (self.mean.to(device), self.std.to(device))
-        return self._on_device[device]
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float()
-        mean, std = self._stats(x.device)
-        if self.legacy:
-            lo = x.amin(dim=(1, 2, 3), keepdim=True)
-            hi = x.amax(dim=(1, 2, 3), keepdim=True)
-            # imresize's bytescale: (x - lo) * 255 / (hi - lo), truncated to uint8.
-            x = torch.floor((x - lo) * (255.0 / (hi - lo).clamp_min(1e-6)))
-            return x / 255.0 - mean
-        return (x / 255.0 - mean) / std
+def finish_keypoints(
+    crop_xy: np.ndarray,
+    keypoints: np.ndarray,
+    keep: np.ndarray,
+    flip: bool,
+    flip_index: np.ndarray,
+    output_size: int,
+) -> np.ndarray:
+    """Crop-pixel keypoints (K, 3): drop ``~keep``, swap channels on a flip, zero off-crop ones."""
+    visible = np.where(keep, keypoints[:, 2], 0.0)
+    out = np.concatenate([crop_xy, visible[:, None]], axis=1)
+    if flip:
+        out = out[flip_index]
+    return mark_outside(out, output_size, output_size)
+
+
+def lut_per_channel(image: np.ndarray, tables: list[np.ndarray]) -> np.ndarray:
+    """Apply one 256-entry uint8 table to all channels, or one table per channel."""
+    lut = tables[0] if len(tables) == 1 else np.stack(tables, axis=-1)[None]
+    return cv2.LUT(image, lut)

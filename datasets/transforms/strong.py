@@ -1,62 +1,11 @@
-"""Training augmenters: the reference's strong ``_sp`` pipeline and its classic pipeline.
+"""The reference's strong ``_sp`` augmentation: imgaug steps on the full frame, then the crop.
 
-The reference's ``_sp`` pipeline (JitengMu/Learning-from-Synthetic-Animals,
-``pose/datasets/synthetic_animal_sp.py`` and ``real_animal_sp.py``; both identical), as read from
-its source:
-
-- The crop box (centre, side) is computed *before* augmentation from the un-augmented
-  annotation and never recomputed: the affine moves the animal relative to a fixed box (it scales
-  and turns about the frame centre), so parts of the animal can leave the crop.
-- Training only, on the full frame and its keypoints together, an imgaug ``Sequential`` with
-  ``random_order=True`` (a fresh random permutation each call) of four steps, each wrapped in
-  ``Sometimes(0.5)``: an ``Affine`` (independent x/y scale U(0.5, 1.5); translation U(-5, 5) % of
-  the frame per axis; rotation U(-30, 30) deg; shear U(-20, 20) deg; nearest or bilinear with equal
-  odds; constant fill, imgaug drawing one fill value per channel from U(0, 255)),
-  ``AdditiveGaussianNoise`` (std fixed at 0.5 x 255, not a range; independent noise per channel
-  with probability 0.5, else one noise plane for all channels), ``GaussianBlur`` (sigma
-  U(1, 5)) and ``ContrastNormalization`` (= ``LinearContrast``: v -> 127 + alpha (v - 127),
-  alpha U(0.5, 2), one alpha per channel with probability 0.5).
-- Its README names imgaug 0.3.0, where a tuple ``shear`` shears the x axis only (y-axis shear,
-  and "a tuple shears both axes by the same angle", came in imgaug 0.4.0, PR #482). We shear x
-  only, as the reference's runs did.
-- The synthetic loader then zeroes keypoints that left the 640 x 480 frame; the real loader
-  does not.
-- Then a horizontal flip with p = 0.5 (Python ``random``, outside imgaug): the frame is mirrored,
-  keypoint x -> W - x (one pixel off the image's W - 1 - x), left/right channels are swapped and the
-  crop centre is mirrored the same way.
-- Then the crop: rotation 0 (``--scale-factor`` / ``--rot-factor`` are unused by ``_sp``),
-  padding outside the frame black, one bilinear resize (``scipy.misc.imresize``).
-
-Ours: the flip is exact (x -> W - 1 - x), all randomness comes from the ``rng`` argument, and a
-keypoint is zeroed (x = y = visible = 0) when it is missing, outside the source frame, outside the
-frame after the affine, or outside the crop (for synthetic and real data alike).
-
-Backends of ``StrongAugment`` (both apply the parameters drawn by ``draw_strong_params``):
-
-- ``"imgaug"``: imgaug's own augmenters run the drawn steps on the full frame, then imgaug's
-  ``Fliplr``, then one bilinear crop warp. The installed imgaug (``imaug`` 0.4.3) composes the
-  affine as rotate -> scale -> x-shear (x' = x - tanh(shear) y) -> translate about the frame centre,
-  where 0.3.0 used skimage's ``AffineTransform`` (scale -> shear -> rotate, sin/cos of the shear):
-  same parameter ranges, a slightly different family of matrices. Its keypoints have pixel
-  centres at i + 0.5, so we add 0.5 before and subtract it after.
-- ``"fused"`` (default, fast): the same parameters; affine, flip and crop composed into one 2x3
-  matrix and the frame warped once into the S x S crop (nearest or bilinear as drawn, fill as
-  drawn); the photometric steps then run on the crop in the drawn order. Differences from
-  ``"imgaug"``: one resampling instead of two (sharper); Gaussian noise is drawn per *crop* pixel
-  (by table look-up, see ``NOISE_TABLE``; the reference draws it per frame pixel and the crop
-  resize then smooths it); the blur sigma is
-  converted to crop pixels by sqrt|det| of the linear map from the frame the blur acted on to the
-  crop (an isotropic stand-in for a sheared blur); which regions see which steps is kept (the
-  affine's fill is reset to its colour where the affine falls in the order, the out-of-frame
-  padding is set black at the end), but blur and noise near those borders mix slightly
-  differently. Keypoints and the returned matrix agree between backends to float32 precision.
-
-The classic pipeline (reference ``synthetic_animal.py`` / ``real_animal.py``, bearpaw/pytorch-pose
-lineage): crop side x clamp(1 + f N, 1 - f, 1 + f) (f = ``--scale-factor`` 0.25), rotation
-clamp(r N, -2 r, 2 r) (r = ``--rot-factor`` 30) with p = 0.6 else 0, horizontal flip p = 0.5,
-per-channel gain U(0.8, 1.2) clipped at 255; one warp. The reference multiplies the frame before
-cropping and mirrors the frame before rotating; we apply the gain to the crop and mirror the
-rotated crop (the same distribution: the rotation angle is symmetric about 0).
+``draw_strong_params`` draws one augmentation (a random order of affine, Gaussian noise, blur and
+contrast, each with p = 0.5, then a horizontal flip with p = 0.5); ``StrongAugment`` applies it
+with the ``"fused"`` backend (one OpenCV warp, photometric steps on the crop) or the ``"imgaug"``
+backend (imgaug's own augmenters, then one crop warp). All randomness comes from the ``rng``
+argument; a keypoint is zeroed when missing or outside the frame, the affine or the crop.
+Reference pipeline and backend differences: docs/reference_compat.md §1.4, §7.4.
 """
 
 from __future__ import annotations
@@ -71,7 +20,14 @@ import numpy as np
 from scipy.special import ndtri
 
 from animalpose.datasets.geometry import apply_affine, crop_matrix
-from animalpose.datasets.transforms.crop import CenterCrop, CropResult, mark_outside, warp_crop
+from animalpose.datasets.transforms.crop import (
+    CropResult,
+    check_inputs,
+    finish_keypoints,
+    inside_frame,
+    lut_per_channel,
+    warp_crop,
+)
 
 __all__ = [
     "AffineStep",
@@ -79,16 +35,11 @@ __all__ = [
     "BlurStep",
     "ContrastStep",
     "StrongParams",
-    "ClassicParams",
     "STRONG_PROBABILITIES",
     "draw_strong_params",
-    "draw_classic_params",
     "affine_step_matrix",
     "StrongAugment",
-    "ClassicAugment",
-    "AUGMENTERS",
     "BACKENDS",
-    "build_augmenter",
 ]
 
 # --- the reference's _sp constants (synthetic_animal_sp.py, real_animal_sp.py) -----------------
@@ -126,11 +77,6 @@ NOISE_TABLE.flags.writeable = False
 INTERPOLATIONS = {0: cv2.INTER_NEAREST, 1: cv2.INTER_LINEAR}
 #: imgaug's keypoints put pixel centres at i + 0.5; ours at i.
 IMGAUG_PIXEL_OFFSET = 0.5
-
-# --- the reference's classic constants (synthetic_animal.py, bearpaw/pytorch-pose) -------------
-CLASSIC_ROTATION_PROBABILITY = 0.6  # r = clamp(randn * rf, -2 rf, 2 rf) if random() <= 0.6 else 0
-CLASSIC_FLIP_PROBABILITY = 0.5
-GAIN_RANGE = (0.8, 1.2)  # img[c].mul_(random.uniform(0.8, 1.2)).clamp_(0, 1)
 
 
 @dataclass(frozen=True)
@@ -250,45 +196,7 @@ def affine_step_matrix(step: AffineStep, frame_size: tuple[int, int]) -> np.ndar
     return np.vstack([np.concatenate([lin, offset[:, None]], axis=1), [0.0, 0.0, 1.0]])
 
 
-# --- shared pieces ----------------------------------------------------------------------------
-def _check_inputs(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"augmenters take (H, W, 3) uint8 images, got {image.shape} {image.dtype}")
-    kp = np.asarray(keypoints, dtype=np.float64)
-    if kp.ndim != 2 or kp.shape[1] != 3:
-        raise ValueError(f"keypoints must be (K, 3) (x, y, visible), got {kp.shape}")
-    return kp
-
-
-def _inside_frame(xy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
-    """(K,) bool: (K, 2) points inside a (W, H) frame's pixel area [-0.5, W - 0.5)."""
-    w, h = frame_size
-    x, y = xy[:, 0], xy[:, 1]
-    return (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
-
-
-def _finish_keypoints(
-    crop_xy: np.ndarray,
-    keypoints: np.ndarray,
-    keep: np.ndarray,
-    flip: bool,
-    flip_index: np.ndarray,
-    output_size: int,
-) -> np.ndarray:
-    """Crop-pixel keypoints (K, 3): drop ``~keep``, swap channels on a flip, zero off-crop ones."""
-    visible = np.where(keep, keypoints[:, 2], 0.0)
-    out = np.concatenate([crop_xy, visible[:, None]], axis=1)
-    if flip:
-        out = out[flip_index]
-    return mark_outside(out, output_size, output_size)
-
-
-def _lut_per_channel(image: np.ndarray, tables: list[np.ndarray]) -> np.ndarray:
-    """Apply one 256-entry uint8 table to all channels, or one table per channel."""
-    lut = tables[0] if len(tables) == 1 else np.stack(tables, axis=-1)[None]
-    return cv2.LUT(image, lut)
-
-
+# --- imgaug's photometric conventions (both backends) ------------------------------------------
 def _contrast_tables(alphas: tuple[float, ...]) -> list[np.ndarray]:
     # imgaug's adjust_contrast_linear: float32 table, clipped, truncated to uint8.
     v = np.arange(256, dtype=np.float32)
@@ -370,12 +278,12 @@ def _apply_fused(image, keypoints, center, size, params, output_size, flip_index
             to_crop = crop if affine_done else m  # from the frame the blur acted on
             out = _blur(out, step.sigma * math.sqrt(abs(np.linalg.det(to_crop[:2, :2]))))
         else:
-            out = _lut_per_channel(out, _contrast_tables(step.alphas))
+            out = lut_per_channel(out, _contrast_tables(step.alphas))
     if in_frame is not None:
         out[~in_frame] = 0  # the reference pads the crop with black after all steps
-    keep = _inside_frame(keypoints[:, :2], (w, h))
-    keep &= _inside_frame(apply_affine(keypoints[:, :2], a3[:2]), (w, h))
-    kp = _finish_keypoints(
+    keep = inside_frame(keypoints[:, :2], (w, h))
+    keep &= inside_frame(apply_affine(keypoints[:, :2], a3[:2]), (w, h))
+    kp = finish_keypoints(
         apply_affine(keypoints[:, :2], m[:2]), keypoints, keep, params.flip, flip_index, s
     )
     return CropResult(out, kp, m[:2].copy(), params.flip)
@@ -425,8 +333,8 @@ def _apply_imgaug(image, keypoints, center, size, params, output_size, flip_inde
     crop = crop_matrix((cx, float(center[1])), size, (s, s))
     out = warp_crop(img, crop, (s, s))
     flipped_xy = kps.to_xy_array().astype(np.float64) - IMGAUG_PIXEL_OFFSET
-    keep = _inside_frame(keypoints[:, :2], (w, h)) & _inside_frame(after_affine, (w, h))
-    kp = _finish_keypoints(
+    keep = inside_frame(keypoints[:, :2], (w, h)) & inside_frame(after_affine, (w, h))
+    kp = finish_keypoints(
         apply_affine(flipped_xy, crop), keypoints, keep, params.flip, flip_index, s
     )
     aff = params.affine
@@ -472,7 +380,7 @@ class StrongAugment:
 
     def apply(self, image, keypoints, center, size: float, params: StrongParams) -> CropResult:
         """Apply given parameters (the same ``params`` give the same geometry on every backend)."""
-        kp = _check_inputs(image, keypoints)
+        kp = check_inputs(image, keypoints)
         if len(kp) != len(self.flip_index):
             raise ValueError(f"{len(kp)} keypoints but a flip_index of {len(self.flip_index)}")
         return BACKENDS[self.backend](
@@ -484,107 +392,3 @@ class StrongAugment:
             self.output_size,
             self.flip_index,
         )
-
-
-@dataclass(frozen=True)
-class ClassicParams:
-    """One classic draw: crop-side factor, rotation (deg, counter-clockwise as seen), flip and
-    per-channel gains."""
-
-    scale: float
-    rotation: float
-    flip: bool
-    gains: tuple[float, float, float]
-
-
-def draw_classic_params(
-    rng: np.random.Generator, scale_factor: float, rot_factor: float
-) -> ClassicParams:
-    scale = float(
-        np.clip(1.0 + scale_factor * rng.standard_normal(), 1 - scale_factor, 1 + scale_factor)
-    )
-    rotation = float(np.clip(rot_factor * rng.standard_normal(), -2 * rot_factor, 2 * rot_factor))
-    if not rng.random() < CLASSIC_ROTATION_PROBABILITY:
-        rotation = 0.0
-    flip = bool(rng.random() < CLASSIC_FLIP_PROBABILITY)
-    g = rng.uniform(*GAIN_RANGE, size=3)
-    return ClassicParams(scale, rotation, flip, (float(g[0]), float(g[1]), float(g[2])))
-
-
-class ClassicAugment:
-    """The reference's non-``_sp`` augmentation: scale, rotation, flip and colour gain, one warp.
-
-    Args:
-        output_size: crop side S in pixels.
-        flip_index: (K,) channel permutation of a horizontal flip.
-        scale_factor: ``--scale-factor``; the crop side is scaled by clamp(1 + f N, 1 - f, 1 + f).
-        rot_factor: ``--rot-factor`` in degrees; rotation clamp(r N, -2 r, 2 r) with p = 0.6.
-    """
-
-    def __init__(
-        self, *, output_size: int, flip_index, scale_factor: float = 0.25, rot_factor: float = 30.0
-    ) -> None:
-        self.output_size = int(output_size)
-        self.flip_index = np.asarray(flip_index, dtype=np.int64)
-        self.scale_factor = float(scale_factor)
-        self.rot_factor = float(rot_factor)
-
-    def __call__(
-        self, image, keypoints, center, size: float, rng: np.random.Generator
-    ) -> CropResult:
-        return self.apply(
-            image,
-            keypoints,
-            center,
-            size,
-            draw_classic_params(rng, self.scale_factor, self.rot_factor),
-        )
-
-    def apply(self, image, keypoints, center, size: float, params: ClassicParams) -> CropResult:
-        kp = _check_inputs(image, keypoints)
-        s = self.output_size
-        m = crop_matrix(
-            center, float(size) * params.scale, (s, s), rotation=params.rotation, flip=params.flip
-        )
-        out = warp_crop(image, m, (s, s))
-        v = np.arange(256, dtype=np.float64)
-        out = _lut_per_channel(
-            out, [np.clip(np.rint(v * g), 0, 255).astype(np.uint8) for g in params.gains]
-        )
-        keep = _inside_frame(kp[:, :2], (image.shape[1], image.shape[0]))
-        kp = _finish_keypoints(
-            apply_affine(kp[:, :2], m), kp, keep, params.flip, self.flip_index, s
-        )
-        return CropResult(out, kp, m, params.flip)
-
-
-#: Augmenters by name (``data.augment``); "none" is the validation crop.
-AUGMENTERS = {"strong": StrongAugment, "classic": ClassicAugment, "none": CenterCrop}
-#: The options each augmenter takes.
-_OPTIONS = {
-    "strong": ("output_size", "flip_index", "backend"),
-    "classic": ("output_size", "flip_index", "scale_factor", "rot_factor"),
-    "none": ("output_size",),
-}
-
-
-def build_augmenter(
-    name: str,
-    *,
-    output_size: int,
-    flip_index,
-    scale_factor: float = 0.25,
-    rot_factor: float = 30.0,
-    backend: str = "fused",
-):
-    """The augmenter called ``name`` (a key of ``AUGMENTERS``) built from the shared options."""
-    if name not in AUGMENTERS:
-        raise KeyError(f"unknown augmenter {name!r}; valid: {list(AUGMENTERS)}")
-    options = {
-        "output_size": output_size,
-        "flip_index": flip_index,
-        "scale_factor": scale_factor,
-        "rot_factor": rot_factor,
-        "backend": backend,
-    }
-    return AUGMENTERS[name](**{k: options[k] for k in _OPTIONS[name]})

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from animalpose.datasets.generator.cartoon import make_synthetic_fixture, make_tigdog_fixture
+from animalpose.datasets.generator.fixtures import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.geometry import apply_affine, crop_matrix
 from animalpose.datasets.transforms.crop import CropResult, mark_outside, warp_crop
 
@@ -48,7 +48,7 @@ def tigdog(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def random_rotate():
-    """The RandomRotate augmenter class (a random augmenter independent of augment.py)."""
+    """The RandomRotate augmenter class (a random augmenter independent of transforms/)."""
     return RandomRotate
 
 

@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 
 from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.crops import RealAnimalCrop, write_real_crops
 from animalpose.datasets.formats.registry import build_dataset
-from animalpose.datasets.formats.tigdog import (
-    RealAnimal,
-    RealAnimalCrop,
-    load_tigdog,
-    write_real_crops,
-)
+from animalpose.datasets.formats.tigdog import RealAnimal, load_tigdog
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.transforms.crop import CenterCrop
 

@@ -50,7 +50,7 @@ def test_layout_counts_and_lexicographic_order(synthetic):
 
 
 def _expected(dataset, index):
-    """Independent crop of sample ``index`` from the raw files (reference-compat spec 1.1)."""
+    """Independent crop of sample ``index`` from the raw files (docs/reference_compat.md §1.1)."""
     image = read_image(dataset.image_path(index))
     h, w = image.shape[:2]
     vertices = np.load(str(dataset.image_path(index)).replace("img.png", "kpts.npy")).astype(float)

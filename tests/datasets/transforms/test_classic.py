@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from animalpose.datasets.geometry import apply_affine, crop_matrix, legacy_transform_matrix
-from animalpose.datasets.transforms.strong import ClassicAugment, ClassicParams, draw_classic_params
+from animalpose.datasets.transforms.classic import (
+    ClassicAugment,
+    ClassicParams,
+    draw_classic_params,
+)
 
 
 def make(scene) -> ClassicAugment:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from animalpose.datasets.transforms.classic import ClassicAugment
 from animalpose.datasets.transforms.crop import CenterCrop, CropResult
-from animalpose.datasets.transforms.strong import (
-    AUGMENTERS,
-    ClassicAugment,
-    StrongAugment,
-    build_augmenter,
-)
+from animalpose.datasets.transforms.registry import AUGMENTERS, build_augmenter
+from animalpose.datasets.transforms.strong import StrongAugment
 
 
 def options(scene, **over):
