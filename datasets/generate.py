@@ -6,7 +6,7 @@
 ``--help`` lists every flag; the work is done by ``animalpose.datasets.generator``.
 """
 
-from animalpose.datasets.generator.run import main
+from animalpose.datasets.generator.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

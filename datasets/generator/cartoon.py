@@ -1,32 +1,21 @@
-"""Small, learnable data sets in the reference's exact on-disk formats.
+"""A cartoon quadruped drawn with OpenCV, with exact keypoints.
 
-``make_synthetic_fixture`` writes the synthetic-animal layout (spec 1.1) and
-``make_tigdog_fixture`` the TigDog layout (spec 1.2). Both draw a cartoon quadruped in a random
-pose, size, position and facing on a random smooth texture: a body ellipse, a neck and head,
-thick limbs coloured by side (left limbs red, right limbs blue, head yellow), and a disk of a
-distinct colour (``KEYPOINT_COLOURS``) on every keypoint, drawn last in channel order. The
-annotations are exact, so a model can learn them and tests can check image against annotation.
-Used by the tests, the benchmarks and the README quickstart (``datasets/make_fixture.py``).
-The drawing pieces (``CartoonAnimal``, ``walk``, ``draw_animal`` with a ``Palette`` and without
-markers, ``body_points``, ``background``) are also the generator's fallback renderer
-(``flat_render.py``).
+A body ellipse, a neck and head, thick limbs coloured by side (left red, right blue, head
+yellow), and optionally a disk of a distinct colour (``KEYPOINT_COLOURS``) on every keypoint,
+drawn last in channel order. ``CartoonAnimal`` places and poses one animal, ``walk`` moves it
+across a frame, ``draw_animal`` draws it. Used by the fixtures (``fixtures.py``) and the
+generator's no-OpenGL renderer (``flat.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
-import scipy.io
 
-from animalpose.datasets.fileio import write_image
-from animalpose.datasets.formats.synthetic import NUM_VERTICES, load_vertex_table, synthetic_dir
-from animalpose.datasets.formats.tigdog import LANDMARK_ORDER, NUM_LANDMARKS, TIGDOG_FOLDER
 from animalpose.datasets.keypoints import ANIMAL18
 
 __all__ = [
@@ -40,16 +29,12 @@ __all__ = [
     "extent",
     "fixture_palette",
     "keypoint_array",
-    "main",
-    "make_synthetic_fixture",
-    "make_tigdog_fixture",
     "marker_radius",
     "offset_range",
     "walk",
 ]
 
 K = ANIMAL18.num_keypoints
-_IDX = {name: i for i, name in enumerate(ANIMAL18.keypoints)}
 #: One saturated colour per keypoint channel (RGB), hues evenly spaced.
 KEYPOINT_COLOURS = np.array(
     [[round(255 * c) for c in colorsys.hsv_to_rgb(i / K, 1.0, 1.0)] for i in range(K)],
@@ -62,13 +47,8 @@ _HEAD, _BODY = (225, 205, 50), (120, 85, 55)
 _MARKER, _LIMB, _NECK, _HEAD_WIDTH = 0.035, 0.08, 0.16, 0.14
 #: Smallest marker radius in pixels.
 _MIN_MARKER = 2.5
-#: Landmarks per frame in the TigDog fixture (the 18 keypoints + a tail tip); real TigDog files
-#: also hold more than the 18 the loader uses.
-_FIXTURE_LANDMARKS = 19
 #: Gait phase advance per video frame (radians) and walking speed (body lengths per frame).
 _PHASE_STEP, _SPEED = 0.35, 0.02
-_SYNTHETIC_FRAME_SIZE = (640, 480)
-_TIGDOG_FRAME_SIZE = (640, 360)
 #: Fixed-point bits of cv2 drawing coordinates (sub-pixel accurate shapes).
 _SHIFT = 4
 #: The limbs drawn per side, as keypoint name pairs.
@@ -347,102 +327,6 @@ def extent(*arrays: np.ndarray) -> np.ndarray:
     return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
 
 
-# --- the synthetic layout ----------------------------------------------------------------------
-
-
-def make_synthetic_fixture(
-    root: str | Path,
-    *,
-    animal: str = "horse",
-    num_images: int = 600,
-    seed: int = 0,
-    frame_size: tuple[int, int] = _SYNTHETIC_FRAME_SIZE,
-) -> Path:
-    """Write ``num_images`` samples to ``<root>/synthetic_animal/<animal>_combineds5r5_texture/``.
-
-    Each sample is ``<i>_SK_<animal>_fixture_img.png`` (RGB, ``frame_size`` (w, h)) and
-    ``..._kpts.npy`` (3299, 3) float32: the animal's vertex-table rows hold the 18 keypoints, the
-    other rows points scattered over the body, limbs and head (visibility 0 on the far side,
-    which the loader ignores like the reference). Names are not zero-padded, as the reference's,
-    so the loader's lexicographic order differs from the numeric one. Returns the folder.
-    """
-    rows = load_vertex_table(animal, num_keypoints=K)
-    others = np.setdiff1d(np.arange(NUM_VERTICES), rows)
-    out = synthetic_dir(root, animal)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(num_images):
-        beast = CartoonAnimal.random(rng, frame_size)
-        points = beast.posed(float(rng.uniform(0, 2 * np.pi)))
-        cloud = body_points(beast, points, rng, len(others))
-        lo, hi = offset_range(extent(keypoint_array(points), cloud), frame_size)
-        offset = rng.uniform(lo, hi)
-        points = {n: p + offset for n, p in points.items()}
-        image = background(rng, frame_size)
-        draw_animal(image, beast, points)
-        vertices = np.zeros((NUM_VERTICES, 3))
-        vertices[rows, :2], vertices[rows, 2] = keypoint_array(points), 1.0
-        vertices[others, :2], vertices[others, 2] = cloud[:, :2] + offset, cloud[:, 2]
-        base = f"{i}_SK_{animal}_fixture_"
-        write_image(out / f"{base}img.png", image, atomic=False)
-        np.save(out / f"{base}kpts.npy", vertices.astype(np.float32))
-    return out
-
-
-# --- the TigDog layout -------------------------------------------------------------------------
-
-#: Probability that a landmark is unannotated (coordinates 0, visibility 0), that it is
-#: annotated but flagged invisible, and that a frame is mostly unannotated (dropped by the
-#: loader's > 9 visible filter).
-_P_MISSING, _P_HIDDEN, _P_BAD_FRAME = 0.06, 0.04, 0.12
-
-
-def _landmark_struct(coords: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """A 1x1 MATLAB struct (coordinates K x 2, visibility K x 1), fields read by position."""
-    record = np.empty((1, 1), dtype=[("coords", object), ("visibility", object)])
-    record[0, 0]["coords"] = coords.astype(np.float64)
-    record[0, 0]["visibility"] = visible.reshape(-1, 1).astype(np.float64)
-    return record
-
-
-def make_tigdog_fixture(
-    root: str | Path,
-    *,
-    animal: str = "horse",
-    num_shots: int = 6,
-    frames_per_shot: int = 20,
-    seed: int = 0,
-    frame_size: tuple[int, int] = _TIGDOG_FRAME_SIZE,
-) -> Path:
-    """Write a TigDog-layout video set under ``<root>/behaviorDiscovery2.0/``.
-
-    ``ranges/<animal>/ranges.mat`` lists ``num_shots`` annotated shots plus one shot (in the
-    middle) without a landmark file, which the loader must skip; frames are numbered globally
-    from 1. ``landmarks/<animal>/<shot>.mat`` holds an F x 1 cell of 1x1 structs with
-    19 x 2 coordinates and 19 x 1 visibility (the 18 keypoints, in TigDog slot order, and a tail
-    tip). Missing landmarks have coordinates (0, 0) and visibility 0; some landmarks are
-    annotated but flagged invisible; some frames are mostly unannotated. Within a shot the animal
-    walks smoothly on a fixed background. Returns the behaviorDiscovery2.0 folder.
-    """
-    base = Path(root) / TIGDOG_FOLDER
-    for sub in (f"ranges/{animal}", f"landmarks/{animal}", animal):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    slots = np.asarray(LANDMARK_ORDER.get(animal, range(NUM_LANDMARKS)))
-    shot_ids = np.sort(rng.choice(np.arange(1, 1000), size=num_shots + 1, replace=False))
-    skipped = shot_ids[(num_shots + 1) // 2]
-    ranges, start = [], 1
-    for shot in shot_ids:
-        ranges.append((shot, start, start + frames_per_shot - 1))
-        if shot != skipped:
-            _write_shot(base, animal, int(shot), start, frames_per_shot, rng, frame_size, slots)
-        start += frames_per_shot
-    scipy.io.savemat(
-        base / "ranges" / animal / "ranges.mat", {"ranges": np.asarray(ranges, dtype=np.int32)}
-    )
-    return base
-
-
 def walk(
     rng: np.random.Generator, frame_size: tuple[int, int], count: int, *, legs: float = 1.0
 ) -> tuple[CartoonAnimal, list[dict[str, np.ndarray]]]:
@@ -466,59 +350,3 @@ def walk(
             break
     offset0 = rng.uniform(np.minimum(lo, hi), np.maximum(lo, hi))
     return beast, [{n: p + offset0 + v * t for n, p in pts.items()} for t, pts in enumerate(frames)]
-
-
-def _write_shot(base, animal, shot, start, count, rng, frame_size, slots) -> None:
-    beast, frames = walk(rng, frame_size, count)
-    scene = background(rng, frame_size)
-    cells = np.empty((count, 1), dtype=object)
-    w, h = frame_size
-    for t, points in enumerate(frames):
-        image = scene.copy()
-        draw_animal(image, beast, points)
-        write_image(base / animal / f"{start + t:08d}.jpg", image, atomic=False)
-        model = np.concatenate([keypoint_array(points), points["tail"][None]])
-        coords = np.concatenate([model[:NUM_LANDMARKS][slots], model[NUM_LANDMARKS:]])
-        visible = np.ones(_FIXTURE_LANDMARKS)
-        inside = (coords[:, 0] > 0) & (coords[:, 0] < w) & (coords[:, 1] > 0) & (coords[:, 1] < h)
-        missing = ~inside | (rng.uniform(size=_FIXTURE_LANDMARKS) < _P_MISSING)
-        if rng.uniform() < _P_BAD_FRAME:
-            missing[rng.choice(NUM_LANDMARKS, size=NUM_LANDMARKS // 2 + 1, replace=False)] = True
-        hidden = rng.uniform(size=_FIXTURE_LANDMARKS) < _P_HIDDEN
-        visible[missing | hidden] = 0.0
-        coords[missing] = 0.0
-        cells[t, 0] = _landmark_struct(coords, visible)
-    scipy.io.savemat(base / "landmarks" / animal / f"{shot}.mat", {"landmarks": cells})
-
-
-# --- command line ------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python datasets/make_fixture.py --image-path animal_data [--animal horse] ...``."""
-    parser = argparse.ArgumentParser(
-        description="Write small learnable data sets in the reference's synthetic_animal and "
-        "TigDog (behaviorDiscovery2.0) layouts."
-    )
-    parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
-    parser.add_argument("--animal", default="horse")
-    parser.add_argument("--num-images", type=int, default=600, help="synthetic images (0: none)")
-    parser.add_argument("--shots", type=int, default=6, help="TigDog shots (0: none)")
-    parser.add_argument("--frames-per-shot", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.num_images > 0:
-        out = make_synthetic_fixture(
-            args.image_path, animal=args.animal, num_images=args.num_images, seed=args.seed
-        )
-        print(f"wrote {args.num_images} synthetic samples to {out}")
-    if args.shots > 0:
-        out = make_tigdog_fixture(
-            args.image_path,
-            animal=args.animal,
-            num_shots=args.shots,
-            frames_per_shot=args.frames_per_shot,
-            seed=args.seed,
-        )
-        print(f"wrote {args.shots} TigDog shots x {args.frames_per_shot} frames to {out}")
-    return 0

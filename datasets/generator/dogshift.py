@@ -1,32 +1,11 @@
 """Named, versioned domain-gap benchmarks of the built-in generator: what to render, how to split.
 
 A benchmark is a source set (source style, synthetic layout: the training data of "source only")
-and a target set (target style, TigDog layout) split by whole shots into
-
-- train: the target images adaptation uses WITHOUT labels (the "oracle" uses them WITH labels),
-- valid: model selection,
-- test: reporting (held out from every choice).
-
-Generate one (renders, then writes the splits)::
-
-    python datasets/generate.py --benchmark dogshift-v2-cpu --image-path animal_data
-        [--renderer flat|dog] [--processes P]
-
-The splits go where the TigDog loaders read them, ``behaviorDiscovery2.0/splits/<animal>/``:
-``train_idxs_by_video.npy``, ``valid_idxs_by_video.npy``, ``test_idxs_by_video.npy`` (sorted
-indices into the full frame list, kept frames only, every kept frame of a shot in one split) and
-``benchmark.json`` (name, version, spec, generator manifest, per-split shot ids and frame
-counts). The source set's train/valid split (``train_idxs.npy`` / ``valid_idxs.npy``) is drawn
-with the same split seed and recorded too.
-
-Shot assignment (``split_shots``): the shots with at least one kept frame, sorted, are permuted
-by ``np.random.default_rng(split_seed)``; the first ``round(N * test)`` go to test, the next
-``round(N * valid)`` to valid, the rest to train (each split at least one shot).
-
-A spec pins the generator version: when the generator's output changes
-(``gen_layouts.GENERATOR_VERSION``), results are no longer comparable and a new benchmark
-version must be added. ``--renderer flat`` (machines without OpenGL) writes the same layout
-with the cartoon renderer: ``benchmark.json`` then says ``"official": false``.
+and a target set (target style, TigDog layout) split by whole shots into train (used without
+labels by adaptation, with labels by the oracle), valid (model selection) and test (reporting,
+held out from every choice). ``generate_benchmark`` renders a spec, then writes the split files
+and ``benchmark.json`` into ``behaviorDiscovery2.0/splits/<animal>/``. The files, the shot
+assignment and the generator-version pin: docs/generator.md ("Benchmarks").
 """
 
 from __future__ import annotations
@@ -42,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from animalpose.datasets.fileio import DataError, atomic_write
+from animalpose.datasets.formats.means import VIDEO_MEAN_NAME
 from animalpose.datasets.formats.splits import (
     SPLIT_NAMES,
-    VIDEO_MEAN_NAME,
     VIDEO_SPLIT_NAMES,
     VIDEO_TEST_NAME,
     load_or_create_split,
@@ -53,18 +32,22 @@ from animalpose.datasets.formats.splits import (
 from animalpose.datasets.formats.synthetic import list_synthetic_images, synthetic_dir
 from animalpose.datasets.formats.tigdog import load_tigdog, split_folder, tigdog_dir
 from animalpose.datasets.generator.dog.ground_cover import COVERS
-from animalpose.datasets.generator.dog.scene import BREEDS
+from animalpose.datasets.generator.dog.shape import BREEDS
 from animalpose.datasets.generator.run import (
     RENDERERS,
     GenerationReport,
     GeneratorSettings,
     generate,
 )
-from animalpose.datasets.generator.writers import GENERATOR_VERSION, MANIFEST_NAME, TigDogLayout
+from animalpose.datasets.generator.writers import (
+    BENCHMARK_FILE,
+    GENERATOR_VERSION,
+    MANIFEST_NAME,
+    TigDogLayout,
+)
 
 __all__ = [
     "BENCHMARKS",
-    "BENCHMARK_FILE",
     "BENCHMARK_SPLITS",
     "BenchmarkSpec",
     "benchmark_settings",
@@ -78,8 +61,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The record written beside the split files.
-BENCHMARK_FILE = "benchmark.json"
 #: Version of the ``benchmark.json`` format.
 BENCHMARK_FORMAT = 1
 #: Target splits, in the order of ``BenchmarkSpec.split_fractions``.
@@ -99,16 +80,16 @@ class BenchmarkSpec:
     Attributes:
         name, version: the benchmark's identity (a new version for any change of the data).
         description: one line for tables.
-        renderer: the renderer of the official data (``generate.RENDERERS`` key).
+        renderer: the renderer of the official data (``run.RENDERERS`` key).
         animal: the renderer's animal (the layouts' folder names).
         size: frame (w, h) in pixels.
         source_images: source-style stills (synthetic layout).
         target_shots, frames_per_shot: target-style shots of F frames (TigDog layout).
         seed: generator seed.
-        generator_version: ``gen_layouts.GENERATOR_VERSION`` the data was defined with.
+        generator_version: ``writers.GENERATOR_VERSION`` the data was defined with.
         split_fractions: (train, valid, test) shares of the target shots; sum 1.
         split_seed: seed of the shot assignment and of the source train/valid split.
-        target_breed: shape of the target dogs (``dog_scene.BREEDS``; the source's is "mixed").
+        target_breed: shape of the target dogs (``shape.BREEDS``; the source's is "mixed").
         target_cover: ground cover of the target scenes (``ground_cover.COVERS``; the source
             has none).
     """
@@ -278,7 +259,7 @@ def split_shots(
     shot_ids: np.ndarray, *, fractions: tuple[float, float, float], seed: int
 ) -> dict[str, np.ndarray]:
     """Assign shots to ``BENCHMARK_SPLITS``: the sorted unique ids permuted by
-    ``default_rng(seed)``; test takes the first, valid the next, train the rest (module docs).
+    ``default_rng(seed)``; test takes the first, valid the next, train the rest (docs/generator.md).
 
     Returns:
         split name -> sorted int64 shot ids.

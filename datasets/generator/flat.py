@@ -1,19 +1,12 @@
-"""The generator's fallback renderer: a flat 2-D cartoon dog drawn with NumPy/OpenCV.
+"""The generator's fallback renderer: a flat 2-D cartoon dog drawn with NumPy/OpenCV (no OpenGL).
 
-No OpenGL is needed, so it runs anywhere (unit tests, machines without EGL/OSMesa). It draws the
-fixtures' cartoon quadruped (``animalpose.datasets.generator.cartoon``) without keypoint
-markers, in the two appearance styles of ``render_api.STYLES``:
-
-- ``source``: every part a random colour, the fixtures' random smooth texture as background,
-  no camera effects (like the reference's randomly textured CAD renders).
-- ``target``: a natural coat colour (far-side limbs in shadow), a sky-and-ground scene, and
-  camera effects: Gaussian blur, sensor noise and JPEG compression.
-
-Shots trot with a smooth gait (``fixtures.walk``) while the camera pans slowly over a background
-larger than the frame. Visibility rule: a keypoint is visible when it lies in the frame and is
-not on the far side behind the trunk (the far eye is always hidden by the head). The
-``vertices`` are ``fixtures.body_points`` over trunk, limbs, neck and head, drawn with the same
-generator in every frame of a shot, so they move with the animal.
+It draws ``cartoon.py``'s quadruped without keypoint markers in the two ``renderer.STYLES``:
+``source`` paints every part a random colour on a random smooth texture, without camera effects;
+``target`` a natural coat (far-side limbs in shadow) on a sky-and-ground scene, with blur, sensor
+noise and JPEG compression. Shots trot (``cartoon.walk``) while the camera pans over a background
+larger than the frame. A keypoint is visible when it is in the frame and not on the far side
+behind the trunk (the far eye always hidden by the head); ``vertices`` are ``cartoon.body_points``
+drawn with the same generator in every frame of a shot, so they move with the animal.
 """
 
 from __future__ import annotations
@@ -35,12 +28,12 @@ from animalpose.datasets.generator.cartoon import (
     keypoint_array,
     walk,
 )
-from animalpose.datasets.generator.dog.scene import BREEDS, get_breed
+from animalpose.datasets.generator.dog.shape import BREEDS, get_breed
 from animalpose.datasets.generator.renderer import (
     NUM_KEYPOINTS,
     NUM_VERTEX_ROWS,
-    STYLES,
     RenderedFrame,
+    check_style,
 )
 from animalpose.datasets.keypoints import ANIMAL18
 
@@ -152,7 +145,7 @@ def _camera_effects(
 
 
 class FlatRenderer:
-    """``render_api.AnimalRenderer`` drawing a flat cartoon dog (no OpenGL).
+    """``renderer.AnimalRenderer`` drawing a flat cartoon dog (no OpenGL).
 
     Args:
         width, height: frame size in pixels.
@@ -194,8 +187,7 @@ class FlatRenderer:
         the cartoon has no ground ``cover`` ("none" only)."""
         if cover != "none":
             raise ValueError(f"the flat renderer draws no ground cover, got {cover!r}")
-        if style not in STYLES:
-            raise ValueError(f"unknown style {style!r}; known: {list(STYLES)}")
+        check_style(style)
         if num_frames < 1:
             raise ValueError(f"a shot needs at least one frame, got {num_frames}")
         size = (self.width, self.height)

@@ -1,9 +1,9 @@
 """The renderer interface of the built-in animal generator (see docs/generator.md).
 
 A renderer turns random draws into frames with exact keypoints. Two implementations exist:
-``dog_render.DogRenderer`` (dm_control's skinned 3-D dog, the real generator) and
-``flat_render.FlatRenderer`` (a NumPy/OpenCV drawing for machines without OpenGL, used by unit
-tests). The pipeline (``generate.py``) only talks to this interface.
+``dog/render.py``'s ``DogRenderer`` (dm_control's skinned 3-D dog, the real generator) and
+``flat.py``'s ``FlatRenderer`` (a NumPy/OpenCV drawing for machines without OpenGL, used by unit
+tests). The pipeline (``run.py``) only talks to this interface.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["STYLES", "RenderedFrame", "AnimalRenderer", "NUM_KEYPOINTS", "NUM_VERTEX_ROWS"]
+__all__ = [
+    "STYLES",
+    "RenderedFrame",
+    "AnimalRenderer",
+    "NUM_KEYPOINTS",
+    "NUM_VERTEX_ROWS",
+    "check_style",
+]
 
 #: Appearance domains: "source" looks like the reference's CAD renders (random textures and
 #: backgrounds); "target" is meant to look like real footage (natural coats, photographic ground
@@ -25,6 +32,12 @@ NUM_KEYPOINTS = 18
 #: Rows of a synthetic-layout ``_kpts.npy`` (the reference's 3299 projected mesh vertices). The
 #: generator writes the 18 keypoints in rows 0..17 and projected skin vertices after them.
 NUM_VERTEX_ROWS = 3299
+
+
+def check_style(style: str) -> None:
+    """ValueError naming ``STYLES`` unless ``style`` is one of them."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; known: {list(STYLES)}")
 
 
 @dataclass
@@ -54,7 +67,7 @@ class AnimalRenderer(Protocol):
     def render_still(
         self, rng: np.random.Generator, style: str, *, breed: str = "mixed", cover: str = "none"
     ) -> RenderedFrame:
-        """An independent sample: random pose, shape (of ``breed``, ``dog_scene.BREEDS``), coat,
+        """An independent sample: random pose, shape (of ``breed``, ``shape.BREEDS``), coat,
         light, camera, ground, ground ``cover`` (``ground_cover.COVERS``), background."""
         ...
 

@@ -1,48 +1,22 @@
 """Generate the built-in synthetic animal data in the reference's layouts (docs/generator.md).
 
-    python datasets/generate.py --image-path animal_data [--renderer dog|flat]
-        [--source-images N] [--target-shots S] [--frames-per-shot F] [--size 640x480]
-        [--processes P] [--seed 0] [--source-layout synthetic|tigdog]
-        [--target-layout tigdog|synthetic] [--source-breed B] [--target-breed B]
-        [--source-cover C] [--target-cover C] [--force]
-    python datasets/generate.py --benchmark dogshift-v2[-cpu] --image-path animal_data
-        [--renderer dog|flat] [--processes P] [--force]
-
-``--benchmark NAME`` generates a named benchmark (``benchmark.py``: counts, size and seed come
-from its spec, so the count, size, seed, layout, breed and cover flags are refused) and then
-writes its train/valid/test split files by shot and ``benchmark.json``.
-
-Two styles (``render_api.STYLES``): ``source`` (random textures, like the reference's CAD
-renders) goes to the synthetic layout by default, ``target`` (natural look, camera effects) to the
-TigDog layout; ``gen_layouts.py`` says what is written where. Counts: the synthetic layout holds
-stills, the TigDog layout shots of F frames. ``--source-images N`` is N stills, or ceil(N / F)
-shots in the TigDog layout; ``--target-shots S`` is S shots, or S * F stills in the synthetic
-layout. A count of 0 skips the style. ``--source-breed`` / ``--target-breed`` choose each
-style's shape distribution (``dog_scene.BREEDS``: ``mixed``, the default, or ``basset``),
-``--source-cover`` / ``--target-cover`` its ground cover (``ground_cover.COVERS``: ``none``, the
-default, or ``grass``; the dog renderer only).
-
-The work is a list of jobs, one still or one shot each, and job ``i`` of a style draws everything
-from ``np.random.default_rng([seed, style_id, i])``: the files are the same for a seed whatever
-the process count or the order jobs finish in. Jobs run in ``--processes`` worker processes
-(start method "spawn"; each builds its own renderer, whose GL context must not cross a fork, and
-closes it on exit). A rerun skips the jobs whose files are complete, so an interrupted run is
-resumed by running the same command again; files are written atomically, so a killed run leaves
-no half-written sample. Each layout folder records the settings in ``generator.json``; a run
-with other settings is refused unless ``--force``.
+``generate(GeneratorSettings(...))`` runs one job per still or shot; job ``i`` of a style draws
+everything from ``np.random.default_rng([seed, style_id, i])``, so the files are the same for a
+seed whatever the process count or the order jobs finish in. Jobs run in worker processes
+started with "spawn" (each builds and closes its own renderer: GL contexts must not cross a
+fork). A rerun skips complete jobs, so an interrupted run resumes; files are written atomically;
+a layout folder's ``generator.json`` refuses a run with other settings unless forced. The
+command line is ``cli.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
-import json
 import logging
 import math
 import multiprocessing
 import multiprocessing.util
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,9 +28,10 @@ from tqdm import tqdm
 from animalpose.datasets.formats.splits import VIDEO_TEST_NAME
 from animalpose.datasets.formats.tigdog import split_folder
 from animalpose.datasets.generator.dog.ground_cover import COVERS
-from animalpose.datasets.generator.dog.scene import BREEDS
+from animalpose.datasets.generator.dog.shape import BREEDS
 from animalpose.datasets.generator.renderer import STYLES, AnimalRenderer
 from animalpose.datasets.generator.writers import (
+    BENCHMARK_FILE,
     GENERATOR_VERSION,
     SyntheticLayout,
     TigDogLayout,
@@ -74,7 +49,6 @@ __all__ = [
     "default_processes",
     "generate",
     "job_rng",
-    "main",
     "plan_jobs",
 ]
 
@@ -83,10 +57,11 @@ log = logging.getLogger(__name__)
 
 def _dog_renderer(check: bool) -> type:
     """The 3-D dm_control dog (needs headless OpenGL: EGL or OSMesa)."""
-    from animalpose.datasets.generator.dog import render as dog_render
+    from animalpose.datasets.generator.dog.gl import gl_available
+    from animalpose.datasets.generator.dog.render import DogRenderer
 
     if check:
-        ok, reason = dog_render.gl_available()
+        ok, reason = gl_available()
         if not ok:
             raise RuntimeError(
                 f"the 'dog' renderer needs headless OpenGL, which is not available"
@@ -94,7 +69,7 @@ def _dog_renderer(check: bool) -> type:
             )
         if reason.startswith("MUJOCO_GL="):  # spawned workers inherit it and skip the probe
             os.environ.setdefault("MUJOCO_GL", reason.split("=", 1)[1])
-    return dog_render.DogRenderer
+    return DogRenderer
 
 
 def _flat_renderer(check: bool) -> type:
@@ -114,8 +89,6 @@ DEFAULT_LAYOUTS = {"source": "synthetic", "target": "tigdog"}
 MAX_DEFAULT_PROCESSES = 6
 #: Seconds between rewrites of ranges.mat while shots complete (and once at the end).
 RANGES_REWRITE_S = 2.0
-#: Exit status after Ctrl-C (128 + SIGINT, the shell convention).
-INTERRUPTED_STATUS = 130
 #: Jobs queued per worker process (keeps the pool busy, interruption prompt).
 QUEUED_PER_PROCESS = 4
 
@@ -131,8 +104,8 @@ def default_processes() -> int:
 
 @dataclass(frozen=True)
 class GeneratorSettings:
-    """What to generate. root: the image path. size: frame (w, h). Counts as in the module
-    docstring; layouts: ``"synthetic"`` or ``"tigdog"`` per style."""
+    """What to generate. root: the image path. size: frame (w, h). Counts as in
+    docs/generator.md; layouts: ``"synthetic"`` or ``"tigdog"`` per style."""
 
     root: Path
     renderer: str = "dog"
@@ -242,17 +215,13 @@ def job_rng(seed: int, job: Job) -> np.random.Generator:
     return np.random.default_rng([seed, STYLES.index(job.style), job.index])
 
 
-#: ``benchmark.BENCHMARK_FILE`` (benchmark.py builds on this module, so it is not imported).
-_BENCHMARK_FILE = "benchmark.json"
-
-
 def _stale_files(layout) -> list[Path]:
     """Files derived from a layout's data (splits, means, a benchmark's test split and record):
     removed when new jobs change the data."""
     paths = list(layout.derived_files())
     if layout.kind == "tigdog":
         folder = split_folder(layout.root, layout.animal)
-        paths += [folder / VIDEO_TEST_NAME, folder / _BENCHMARK_FILE]
+        paths += [folder / VIDEO_TEST_NAME, folder / BENCHMARK_FILE]
     return paths
 
 
@@ -419,7 +388,7 @@ def generate(
         on_job_done: called in this process after each job completes (e.g. for a GUI).
 
     Raises:
-        DataError: a folder holds another run (see ``gen_layouts.check_manifest``).
+        DataError: a folder holds another run (see ``writers.check_manifest``).
         RuntimeError: the renderer cannot run here (e.g. no OpenGL for ``dog``).
         TypeError: the renderer class does not name its animal (class attribute ``name``).
     """
@@ -485,195 +454,3 @@ def generate(
         seconds=time.monotonic() - start,
         removed_temp=len(removed),
     )
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT (e.g. 640x480), got {text!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
-#: Flags that set what to generate (dest -> option); a benchmark's spec sets them instead.
-_SPEC_FLAGS = {
-    "source_images": "--source-images",
-    "target_shots": "--target-shots",
-    "frames_per_shot": "--frames-per-shot",
-    "size": "--size",
-    "seed": "--seed",
-    "source_layout": "--source-layout",
-    "target_layout": "--target-layout",
-    "source_breed": "--source-breed",
-    "target_breed": "--target-breed",
-    "source_cover": "--source-cover",
-    "target_cover": "--target-cover",
-}
-
-
-def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Render the built-in synthetic animal data into the reference's layouts: "
-        "source style -> synthetic_animal/, target style -> behaviorDiscovery2.0/ (by default). "
-        "Rerun the same command to resume."
-    )
-    parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
-    parser.add_argument(
-        "--benchmark",
-        default=None,
-        metavar="NAME",
-        help="generate a named benchmark (animalpose.datasets.generator.dogshift."
-        "BENCHMARKS, e.g. dogshift-v2, dogshift-v2-cpu) and write its "
-        "train/valid/test splits; the flags below that set counts, size, seed "
-        "or layouts are then refused",
-    )
-    parser.add_argument(
-        "--renderer",
-        choices=sorted(RENDERERS),
-        default=None,
-        help=f"renderer (default {defaults.renderer}, or the benchmark's)",
-    )
-    # The spec flags default to None so that a given one can be told from an absent one.
-    parser.add_argument(
-        "--source-images",
-        type=int,
-        default=None,
-        help=f"source-style images, 0: none (default {defaults.source_images})",
-    )
-    parser.add_argument(
-        "--target-shots",
-        type=int,
-        default=None,
-        help=f"target-style shots, 0: none (default {defaults.target_shots})",
-    )
-    parser.add_argument(
-        "--frames-per-shot",
-        type=int,
-        default=None,
-        help=f"frames of every shot (default {defaults.frames_per_shot})",
-    )
-    parser.add_argument(
-        "--size",
-        type=_parse_size,
-        default=None,
-        help="frame size WIDTHxHEIGHT (default 640x480, the reference's)",
-    )
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=None,
-        help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), about 1 GB RAM each)",
-    )
-    parser.add_argument("--seed", type=int, default=None, help=f"default {defaults.seed}")
-    parser.add_argument(
-        "--source-layout",
-        choices=sorted(LAYOUTS),
-        default=None,
-        help=f"default {defaults.source_layout}",
-    )
-    parser.add_argument(
-        "--target-layout",
-        choices=sorted(LAYOUTS),
-        default=None,
-        help=f"default {defaults.target_layout}",
-    )
-    parser.add_argument(
-        "--source-breed",
-        choices=sorted(BREEDS),
-        default=None,
-        help=f"shape of the source dogs (default {defaults.source_breed})",
-    )
-    parser.add_argument(
-        "--target-breed",
-        choices=sorted(BREEDS),
-        default=None,
-        help=f"shape of the target dogs (default {defaults.target_breed})",
-    )
-    parser.add_argument(
-        "--source-cover",
-        choices=sorted(COVERS),
-        default=None,
-        help=f"ground cover of source scenes (default {defaults.source_cover})",
-    )
-    parser.add_argument(
-        "--target-cover",
-        choices=sorted(COVERS),
-        default=None,
-        help=f"ground cover of target scenes (default {defaults.target_cover})",
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="write into folders generated with other settings"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser
-
-
-def _summary(report: GenerationReport) -> dict:
-    rate = report.images / report.seconds if report.seconds > 0 else 0.0
-    return {
-        "jobs_written": report.written,
-        "jobs_skipped": report.skipped,
-        "images": report.images,
-        "seconds": round(report.seconds, 1),
-        "images_per_s": round(rate, 1),
-        "stray_temp_removed": report.removed_temp,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The command line (see the module docstring)."""
-    defaults = GeneratorSettings(root=Path("."))
-    parser = _parser(defaults)
-    args = parser.parse_args(argv)
-    given = [option for dest, option in _SPEC_FLAGS.items() if getattr(args, dest) is not None]
-    if args.benchmark is not None and given:
-        parser.error(
-            f"--benchmark {args.benchmark} sets the counts, size, seed, layouts, breeds and "
-            "covers; "
-            f"drop {', '.join(given)} (or generate without --benchmark)"
-        )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    extra: dict = {}
-    try:
-        if args.benchmark is not None:
-            # benchmark.py imports this module, so it is imported here, when needed.
-            from animalpose.datasets.generator.dogshift import generate_benchmark, get_benchmark
-
-            try:
-                spec = get_benchmark(args.benchmark)
-            except KeyError as exc:
-                parser.error(exc.args[0])
-            report, record = generate_benchmark(
-                spec,
-                args.image_path,
-                renderer=args.renderer,
-                processes=args.processes,
-                force=args.force,
-                progress=not args.no_progress,
-            )
-            extra = {
-                "benchmark": record["name"],
-                "version": record["version"],
-                "renderer": record["renderer"],
-                "official": record["official"],
-                "split_frames": {k: v["frames"] for k, v in record["splits"].items()},
-                "split_shots": {k: len(v["shots"]) for k, v in record["splits"].items()},
-            }
-        else:
-            values = {
-                dest: getattr(args, dest) for dest in _SPEC_FLAGS if getattr(args, dest) is not None
-            }
-            settings = GeneratorSettings(
-                root=Path(args.image_path), renderer=args.renderer or defaults.renderer, **values
-            )
-            report = generate(
-                settings, processes=args.processes, force=args.force, progress=not args.no_progress
-            )
-    except (ValueError, RuntimeError, TypeError) as exc:  # DataError is a ValueError
-        parser.exit(2, f"error: {exc}\n")
-    except KeyboardInterrupt:
-        parser.exit(
-            INTERRUPTED_STATUS,
-            "interrupted: complete samples are kept; run the same command again to resume\n",
-        )
-    print(json.dumps({**_summary(report), **extra}))
-    return 0

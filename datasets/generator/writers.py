@@ -1,43 +1,11 @@
-"""Writers of the generator's two on-disk layouts, byte-compatible with the loaders
-(``synthetic.py``, ``tigdog.py``; reference-compat spec 1.1 and 1.2).
+"""The one writer of each reference format: the synthetic layout (image + ``_kpts.npy``) and the
+TigDog layout (frames, ``landmarks/<shot>.mat``, ``ranges.mat``), byte-compatible with the
+loaders (docs/reference_compat.md §1.1, §1.2; folder trees: animal_data/README.md).
 
-Synthetic layout (``SyntheticLayout``; one job = one still)::
-
-    synthetic_animal/<animal>_combineds5r5_texture/
-        <index>_<animal>_<style>_img.png    RGB PNG, the rendered frame
-        <index>_<animal>_<style>_kpts.npy   float32 (3299, 3): rows 0..17 the keypoints in model
-                                            order (x, y, visible), rows 18.. projected body
-                                            vertices (x, y, 1); VERTEX_TABLES[animal] = 0..17
-        generator.json                      the manifest of the run (see below)
-
-The keypoint file is written first and the image last, both atomically, so a listed image always
-has its keypoints. Indices are not zero-padded (as the reference's base names).
-
-TigDog layout (``TigDogLayout``; one job = one shot; job ``i`` is shot ``i + 1`` with global
-frames ``i * F + 1 .. (i + 1) * F``)::
-
-    behaviorDiscovery2.0/
-        <animal>/<8-digit frame>.jpg         JPEG, quality 95 (``images.write_image``)
-        landmarks/<animal>/<shot>.mat        `landmarks`: F x 1 cell of 1x1 structs with fields
-                                             coordinates (18 x 2 float64, 0-based pixels, model
-                                             order), visibility (18 x 1: 1 = in the frame) and
-                                             occluded (18 x 1: 1 = in the frame but hidden by the
-                                             body, from the renderer; an extra field the loaders
-                                             ignore, as they read fields by position)
-        ranges/<animal>/ranges.mat           `ranges`: int32 N x 3 [shot, start, end] of the
-                                             complete shots, sorted by shot
-        ranges/<animal>/generator.json       the manifest of the run
-
-As in TigDog, a landmark outside the frame is unannotated: coordinates (0, 0) and visibility 0.
-"In the frame" means 0 < x < w - 0.5 and 0 < y < h - 0.5 (the loaders treat non-positive
-coordinates as missing). Points occluded by the body stay annotated and visible, as TigDog's
-annotators marked them. A shot's frames are written before its landmark file, which marks the
-shot complete; ``ranges.mat`` is rewritten (atomically) as shots complete. MATLAB files get a
-fixed header text (scipy writes the time of day), so equal content gives equal bytes.
-
-Manifest ``generator.json``: the settings of the run that wrote the folder (generator version,
-renderer, animal, style, layout, frame size, seed and counts). A run whose settings differ is
-refused unless forced, so one folder never mixes two runs.
+``SyntheticLayout`` / ``TigDogLayout`` write the generator's runs (resumable, atomic, with a
+``generator.json`` manifest); the cartoon fixtures write through the same functions
+(``write_synthetic_sample``, ``tigdog_landmark_struct``, ``write_tigdog_landmarks``,
+``write_tigdog_ranges``). What each file holds: docs/generator.md ("Layouts written").
 """
 
 from __future__ import annotations
@@ -58,17 +26,14 @@ from animalpose.datasets.fileio import (
     load_mat,
     write_image,
 )
-from animalpose.datasets.formats.splits import (
-    MEAN_NAME,
-    SPLIT_NAMES,
-    VIDEO_MEAN_NAME,
-    VIDEO_SPLIT_NAMES,
-)
+from animalpose.datasets.formats.means import MEAN_NAME, VIDEO_MEAN_NAME
+from animalpose.datasets.formats.splits import SPLIT_NAMES, VIDEO_SPLIT_NAMES
 from animalpose.datasets.formats.synthetic import IMAGE_SUFFIX, KEYPOINTS_SUFFIX, synthetic_dir
 from animalpose.datasets.formats.tigdog import split_folder, tigdog_dir
 from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
 
 __all__ = [
+    "BENCHMARK_FILE",
     "GENERATOR_VERSION",
     "MANIFEST_NAME",
     "SyntheticLayout",
@@ -76,12 +41,19 @@ __all__ = [
     "check_manifest",
     "mat_bytes",
     "remove_stray_temp_files",
+    "tigdog_landmark_struct",
     "write_manifest",
+    "write_synthetic_sample",
+    "write_tigdog_landmarks",
+    "write_tigdog_ranges",
 ]
 
 #: Version of what the generator writes; bump when the same settings would give other files.
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "generator.json"
+#: The benchmark record ``dogshift.py`` writes beside the TigDog split files (derived data: stale
+#: once new jobs change the data).
+BENCHMARK_FILE = "benchmark.json"
 #: Header text of the MATLAB 5 files we write (116 bytes, space padded, like MATLAB's own).
 MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: animalpose generator"
 _MAT_HEADER_BYTES = 116
@@ -98,9 +70,14 @@ def mat_bytes(variables: dict[str, np.ndarray]) -> bytes:
     return bytes(data)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    with atomic_write(path) as f:
-        f.write(data)
+def _write_bytes(path: Path, data: bytes, *, atomic: bool = True) -> None:
+    """Write ``data`` to ``path``, through ``atomic_write`` unless ``atomic`` is False (fixtures:
+    no fsync per file; the folder must exist)."""
+    if atomic:
+        with atomic_write(path) as f:
+            f.write(data)
+    else:
+        Path(path).write_bytes(data)
 
 
 def _image_complete(path: Path) -> bool:
@@ -184,11 +161,28 @@ def write_manifest(path: Path, settings: dict) -> None:
 # --- synthetic layout ---------------------------------------------------------------------------
 
 
+def write_synthetic_sample(
+    image_path: Path,
+    keypoints_path: Path,
+    image: np.ndarray,
+    rows: np.ndarray,
+    *,
+    atomic: bool = True,
+) -> None:
+    """One synthetic-layout sample: ``rows`` ((3299, 3) x, y, visible) as a float32 ``_kpts.npy``,
+    then the (H, W, 3) uint8 RGB image as PNG, so a listed image always has its keypoints."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(rows).astype(np.float32))
+    _write_bytes(keypoints_path, buffer.getvalue(), atomic=atomic)
+    write_image(image_path, image, atomic=atomic)
+
+
 class SyntheticLayout:
     """The synthetic layout of one style: stills ``<index>_<animal>_<style>_{img.png,kpts.npy}``.
 
     Args:
-        root: the image path. animal: the renderer's animal name. style: a render_api style.
+        root: the image path. animal: the renderer's animal name. style: one of
+        ``renderer.STYLES``.
     """
 
     kind = "synthetic"
@@ -227,10 +221,7 @@ class SyntheticLayout:
         rows = np.ones((NUM_VERTEX_ROWS, 3), dtype=np.float64)
         rows[:NUM_KEYPOINTS] = frame.keypoints
         rows[NUM_KEYPOINTS:, :2] = frame.vertices
-        buffer = io.BytesIO()
-        np.save(buffer, rows.astype(np.float32))
-        _write_bytes(keypoints_path, buffer.getvalue())
-        write_image(image_path, frame.image)
+        write_synthetic_sample(image_path, keypoints_path, frame.image, rows)
 
     def derived_files(self) -> list[Path]:
         """Split and mean files the loaders create from the data (stale once it changes)."""
@@ -246,21 +237,44 @@ class SyntheticLayout:
 # --- TigDog layout ------------------------------------------------------------------------------
 
 
-def _landmark_struct(frame: RenderedFrame, frame_size: tuple[int, int]) -> np.ndarray:
-    """The 1x1 MATLAB struct of one frame (see the module docstring)."""
+def tigdog_landmark_struct(
+    coordinates: np.ndarray, visibility: np.ndarray, occluded: np.ndarray | None = None
+) -> np.ndarray:
+    """The 1x1 MATLAB struct of one TigDog frame: ``coordinates`` (K x 2 pixels) and
+    ``visibility`` (K x 1) first, as the loaders read them by position, then ``occluded``
+    (K x 1) when given (an extra field the loaders ignore). All float64."""
+    fields = [("coordinates", object), ("visibility", object)]
+    if occluded is not None:
+        fields.append(("occluded", object))
+    record = np.empty((1, 1), dtype=fields)
+    record[0, 0]["coordinates"] = np.asarray(coordinates, dtype=np.float64)
+    record[0, 0]["visibility"] = np.asarray(visibility, dtype=np.float64).reshape(-1, 1)
+    if occluded is not None:
+        record[0, 0]["occluded"] = np.asarray(occluded, dtype=np.float64).reshape(-1, 1)
+    return record
+
+
+def write_tigdog_landmarks(path: Path, cells: np.ndarray, *, atomic: bool = True) -> None:
+    """A shot's ``landmarks/<shot>.mat``: ``cells`` is the F x 1 object array of
+    ``tigdog_landmark_struct`` records."""
+    _write_bytes(path, mat_bytes({"landmarks": cells}), atomic=atomic)
+
+
+def write_tigdog_ranges(path: Path, rows: Iterable, *, atomic: bool = True) -> None:
+    """``ranges.mat``: int32 N x 3 rows [shot, first frame, last frame]."""
+    _write_bytes(path, mat_bytes({"ranges": np.asarray(rows, dtype=np.int32)}), atomic=atomic)
+
+
+def _frame_struct(frame: RenderedFrame, frame_size: tuple[int, int]) -> np.ndarray:
+    """The landmark struct of a rendered frame: out-of-frame points unannotated ((0, 0) and
+    visibility 0, as TigDog); points hidden by the body stay visible and are flagged occluded."""
     w, h = frame_size
     coords = np.asarray(frame.keypoints[:, :2], dtype=np.float64).copy()
     x, y = coords[:, 0], coords[:, 1]
     inside = (x > 0) & (x < w - 0.5) & (y > 0) & (y < h - 0.5)
     coords[~inside] = 0.0
     occluded = inside & (frame.keypoints[:, 2] <= 0)
-    record = np.empty(
-        (1, 1), dtype=[("coordinates", object), ("visibility", object), ("occluded", object)]
-    )
-    record[0, 0]["coordinates"] = coords
-    record[0, 0]["visibility"] = inside.astype(np.float64).reshape(-1, 1)
-    record[0, 0]["occluded"] = occluded.astype(np.float64).reshape(-1, 1)
-    return record
+    return tigdog_landmark_struct(coords, inside, occluded)
 
 
 class TigDogLayout:
@@ -332,13 +346,13 @@ class TigDogLayout:
                     f"shot {shot}: the renderer gave more than {self.frames_per_shot} frames"
                 )
             write_image(self.frame_path(start + t), frame.image)
-            cells[t, 0] = _landmark_struct(frame, frame_size)
+            cells[t, 0] = _frame_struct(frame, frame_size)
             count += 1
         if count != self.frames_per_shot:
             raise ValueError(
                 f"shot {shot}: the renderer gave {count} of {self.frames_per_shot} frames"
             )
-        _write_bytes(self.landmarks_path(shot), mat_bytes({"landmarks": cells}))
+        write_tigdog_landmarks(self.landmarks_path(shot), cells)
         return shot, start, end
 
     def write_ranges(self, indices: Iterable[int]) -> None:
@@ -348,7 +362,7 @@ class TigDogLayout:
         if not rows:
             self.ranges_path.unlink(missing_ok=True)
             return
-        _write_bytes(self.ranges_path, mat_bytes({"ranges": np.asarray(rows, dtype=np.int32)}))
+        write_tigdog_ranges(self.ranges_path, rows)
 
     def derived_files(self) -> list[Path]:
         """Split and mean files the loader creates from the data (stale once it changes)."""

@@ -1,16 +1,11 @@
 """Ground cover for the 3-D dog: tufts of grass blades standing on the ground around the dog.
 
-Real footage of animals (TigDog's horses and tigers) is full of grass and undergrowth that hides
-hooves and knees; the synthetic renders have none. A cover is a set of blades in world
-coordinates, sampled once per scene (a still or a whole shot) and drawn into every frame with the
-renderer's own camera, so it moves with the ground as the camera moves, and hidden where the dog
-(or anything else in the depth buffer) is nearer. Keypoints behind a blade keep their labels, as
-TigDog's annotators labelled hooves in grass; their ``visible`` flag stays the depth test against
-the dog's own body.
-
-Pure NumPy / OpenCV: blades are projected with ``dog_scene.PinholeCamera`` and rasterised as
-two-segment strokes (base, bend, tip) far to near into a colour and a depth layer, then composited
-where the blade is nearer than the rendered depth.
+A cover is a set of blades in world coordinates, sampled once per scene (a still or a whole shot)
+and drawn into every frame with the renderer's own camera (``camera.PinholeCamera``): two-segment
+strokes (base, bend, tip) rasterised far to near into a colour and a depth layer, composited where
+a blade is nearer than the rendered depth, so the dog hides blades behind it and blades hide its
+legs. Keypoints behind a blade keep their labels and ``visible`` flag (the depth test is against
+the dog's own body), as TigDog's annotators labelled hooves in grass. Why: docs/generator.md.
 """
 
 from __future__ import annotations
@@ -21,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from animalpose.datasets.generator.dog.scene import PinholeCamera
+from animalpose.datasets.generator.dog.camera import PinholeCamera
 
 __all__ = ["COVERS", "Cover", "Vegetation", "get_cover", "sample_vegetation"]
 

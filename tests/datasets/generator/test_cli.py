@@ -1,4 +1,4 @@
-"""The command line: killed with SIGKILL and rerun, errors."""
+"""The command line: killed with SIGKILL and rerun, errors, flags, ``--benchmark``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from animalpose.datasets.generator.run import generate, main
+from animalpose.datasets.generator.cli import main
+from animalpose.datasets.generator.dogshift import BENCHMARKS, find_benchmark
+from animalpose.datasets.generator.run import generate
 
 REPO = Path(__file__).resolve().parents[3]
 SYNTHETIC = Path("synthetic_animal/dog_combineds5r5_texture")
@@ -114,3 +116,52 @@ def test_breed_and_cover_flags_reach_the_manifest(tmp_path, capsys):
     assert main([*base, "--target-breed", "basset"]) == 0
     manifest = json.loads(next(tmp_path.rglob("generator.json")).read_text())
     assert (manifest["breed"], manifest["cover"]) == ("basset", "none")
+
+
+def test_command_line_generates_a_registered_benchmark(tiny_spec, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(BENCHMARKS, "tiny-flat", tiny_spec)
+    assert (
+        main(
+            [
+                "--benchmark",
+                "tiny-flat",
+                "--image-path",
+                str(tmp_path),
+                "--processes",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["benchmark"] == "tiny-flat" and summary["official"] is True
+    assert summary["split_shots"] == {"train": 6, "valid": 2, "test": 2}
+    assert summary["images"] == 12 + 10 * 3
+    record = find_benchmark(tmp_path, "tiny-flat")
+    frames = {n: record["splits"][n]["frames"] for n in ("train", "valid", "test")}
+    assert summary["split_frames"] == frames
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--benchmark", "dogshift-v1-cpu", "--size", "64x48", "--seed", "2"],
+            "drop --size, --seed",
+        ),
+        (["--benchmark", "dogshift-v1-cpu", "--source-images", "5"], "drop --source-images"),
+        (["--benchmark", "dogshift-v2-cpu", "--target-breed", "mixed"], "drop --target-breed"),
+        (
+            ["--benchmark", "nope"],
+            "unknown benchmark 'nope'; known: ['dogshift-v1', 'dogshift-v1-cpu', 'dogshift-v2', "
+            "'dogshift-v2-cpu']",
+        ),
+    ],
+)
+def test_command_line_refuses_explicit_counts_with_a_benchmark(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--image-path", str(tmp_path)])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -1,4 +1,4 @@
-"""Benchmark specs, the split by shot, the split files and record, and `generate.py --benchmark`."""
+"""Benchmark specs, the split by shot, the split files and record."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from animalpose.datasets.generator.dogshift import (
     split_shots,
     write_benchmark_splits,
 )
-from animalpose.datasets.generator.run import generate, main
+from animalpose.datasets.generator.run import generate
 
 FILES = {
     "train": "train_idxs_by_video.npy",
@@ -195,51 +195,3 @@ def test_new_generator_jobs_remove_the_test_split_and_record(bench_copy):
     generate(more, processes=1, progress=False, force=True)
     remaining = {p.name for p in bench_copy.folder.iterdir()}
     assert not remaining & {"test_idxs_by_video.npy", "benchmark.json", "train_idxs_by_video.npy"}
-
-
-def test_command_line_generates_a_registered_benchmark(tiny_spec, tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(BENCHMARKS, "tiny-flat", tiny_spec)
-    assert (
-        main(
-            [
-                "--benchmark",
-                "tiny-flat",
-                "--image-path",
-                str(tmp_path),
-                "--processes",
-                "1",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["benchmark"] == "tiny-flat" and summary["official"] is True
-    assert summary["split_shots"] == {"train": 6, "valid": 2, "test": 2}
-    assert summary["images"] == 12 + 10 * 3
-    record = find_benchmark(tmp_path, "tiny-flat")
-    assert summary["split_frames"] == {n: record["splits"][n]["frames"] for n in FILES}
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (
-            ["--benchmark", "dogshift-v1-cpu", "--size", "64x48", "--seed", "2"],
-            "drop --size, --seed",
-        ),
-        (["--benchmark", "dogshift-v1-cpu", "--source-images", "5"], "drop --source-images"),
-        (["--benchmark", "dogshift-v2-cpu", "--target-breed", "mixed"], "drop --target-breed"),
-        (
-            ["--benchmark", "nope"],
-            "unknown benchmark 'nope'; known: ['dogshift-v1', 'dogshift-v1-cpu', 'dogshift-v2', "
-            "'dogshift-v2-cpu']",
-        ),
-    ],
-)
-def test_command_line_refuses_explicit_counts_with_a_benchmark(argv, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) as info:
-        main([*argv, "--image-path", str(tmp_path)])
-    assert info.value.code == 2
-    assert message in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())

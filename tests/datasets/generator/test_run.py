@@ -13,7 +13,7 @@ import scipy.io
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.registry import build_dataset, dataset_mean_std
 from animalpose.datasets.formats.tigdog import load_tigdog
-from animalpose.datasets.generator.cartoon import make_tigdog_fixture
+from animalpose.datasets.generator.fixtures import make_tigdog_fixture
 from animalpose.datasets.generator.run import Job, generate, job_rng, plan_jobs
 from animalpose.datasets.keypoints import ANIMAL18
 
@@ -231,7 +231,7 @@ def test_breed_and_cover_settings_are_checked_and_recorded(gen, reference_run, t
 def test_flat_renderer_scales_the_legs_by_the_breed():
     """The cartoon's leg chains scale by basset's mean leg factor over mixed's: in every frame
     each shoulder-to-hoof vector is that factor times the mixed dog's of the same seed."""
-    from animalpose.datasets.generator.dog.scene import BREEDS
+    from animalpose.datasets.generator.dog.shape import BREEDS
     from animalpose.datasets.generator.flat import FlatRenderer
 
     factor = BREEDS["basset"].mean_leg() / BREEDS["mixed"].mean_leg()

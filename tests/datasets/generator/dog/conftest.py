@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from animalpose.datasets.generator.dog.render import DogRenderer, gl_available
+from animalpose.datasets.generator.dog.gl import gl_available
+from animalpose.datasets.generator.dog.render import DogRenderer
 
 #: Small frames keep the tests fast; large enough for keypoints a few pixels apart.
 FRAME = (128, 96)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from animalpose.datasets.generator.dog import scene as scene
+from animalpose.datasets.generator.dog.camera import PinholeCamera
 from animalpose.datasets.generator.dog.ground_cover import (
     COVERS,
     Cover,
@@ -20,9 +20,9 @@ from animalpose.datasets.generator.dog.ground_cover import (
 GRASS = COVERS["grass"]
 
 
-def side_camera(width: int = 160, height: int = 120) -> scene.PinholeCamera:
+def side_camera(width: int = 160, height: int = 120) -> PinholeCamera:
     """At (-4, 0, 0.3) looking along +x, +z up, 90 degrees vertical field of view."""
-    return scene.PinholeCamera(
+    return PinholeCamera(
         position=np.array([-4.0, 0.0, 0.3]),
         rotation=np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]),
         focal=height / 2.0,

@@ -11,7 +11,7 @@ import scipy.io
 
 from animalpose.datasets.fileio import read_image
 from animalpose.datasets.formats.tigdog import load_tigdog
-from animalpose.datasets.generator.cartoon import make_synthetic_fixture, make_tigdog_fixture
+from animalpose.datasets.generator.fixtures import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.keypoints import VERTEX_TABLES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -64,6 +64,19 @@ def test_fixtures_are_deterministic(tmp_path):
     b = make_synthetic_fixture(tmp_path / "b", num_images=2, seed=4, frame_size=(96, 72))
     for p in sorted(a.iterdir()):
         assert p.read_bytes() == (b / p.name).read_bytes()
+
+
+def test_tigdog_fixture_is_deterministic_and_written_like_the_generator(tmp_path):
+    """Same bytes for a seed (fixed MATLAB header), and the generator's struct field names."""
+    size = (96, 72)
+    a = make_tigdog_fixture(tmp_path / "a", num_shots=2, frames_per_shot=3, seed=4, frame_size=size)
+    b = make_tigdog_fixture(tmp_path / "b", num_shots=2, frames_per_shot=3, seed=4, frame_size=size)
+    files = sorted(p for p in a.rglob("*") if p.is_file())
+    assert files
+    for p in files:
+        assert p.read_bytes() == (b / p.relative_to(a)).read_bytes()
+    cells = scipy.io.loadmat(next((a / "landmarks" / "horse").glob("*.mat")))["landmarks"]
+    assert cells[0, 0].dtype.names == ("coordinates", "visibility")
 
 
 def test_synthetic_keypoints_are_inside_and_box_is_the_body(tmp_path):

@@ -1,0 +1,225 @@
+"""The generator's command line (``python datasets/generate.py``; ``--help`` lists the flags).
+
+    python datasets/generate.py --image-path animal_data [--renderer dog|flat]
+        [--source-images N] [--target-shots S] [--frames-per-shot F] [--size 640x480]
+        [--processes P] [--seed 0] [--source-layout synthetic|tigdog] [--force] ...
+    python datasets/generate.py --benchmark dogshift-v2[-cpu] --image-path animal_data
+
+``--benchmark NAME`` takes counts, size, seed, layouts, breeds and covers from the spec in
+``dogshift.BENCHMARKS`` (those flags are then refused) and writes the split files and
+``benchmark.json`` after rendering. Counts, layouts, breeds and covers: docs/generator.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+from pathlib import Path
+
+from animalpose.datasets.generator.dog.ground_cover import COVERS
+from animalpose.datasets.generator.dog.shape import BREEDS
+from animalpose.datasets.generator.dogshift import generate_benchmark, get_benchmark
+from animalpose.datasets.generator.run import (
+    LAYOUTS,
+    MAX_DEFAULT_PROCESSES,
+    RENDERERS,
+    GenerationReport,
+    GeneratorSettings,
+    generate,
+)
+
+__all__ = ["main"]
+
+#: Exit status after Ctrl-C (128 + SIGINT, the shell convention).
+INTERRUPTED_STATUS = 130
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT (e.g. 640x480), got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+#: Flags that set what to generate (dest -> option); a benchmark's spec sets them instead.
+_SPEC_FLAGS = {
+    "source_images": "--source-images",
+    "target_shots": "--target-shots",
+    "frames_per_shot": "--frames-per-shot",
+    "size": "--size",
+    "seed": "--seed",
+    "source_layout": "--source-layout",
+    "target_layout": "--target-layout",
+    "source_breed": "--source-breed",
+    "target_breed": "--target-breed",
+    "source_cover": "--source-cover",
+    "target_cover": "--target-cover",
+}
+
+
+def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Render the built-in synthetic animal data into the reference's layouts: "
+        "source style -> synthetic_animal/, target style -> behaviorDiscovery2.0/ (by default). "
+        "Rerun the same command to resume."
+    )
+    parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
+    parser.add_argument(
+        "--benchmark",
+        default=None,
+        metavar="NAME",
+        help="generate a named benchmark (animalpose.datasets.generator.dogshift."
+        "BENCHMARKS, e.g. dogshift-v2, dogshift-v2-cpu) and write its "
+        "train/valid/test splits; the flags below that set counts, size, seed "
+        "or layouts are then refused",
+    )
+    parser.add_argument(
+        "--renderer",
+        choices=sorted(RENDERERS),
+        default=None,
+        help=f"renderer (default {defaults.renderer}, or the benchmark's)",
+    )
+    # The spec flags default to None so that a given one can be told from an absent one.
+    parser.add_argument(
+        "--source-images",
+        type=int,
+        default=None,
+        help=f"source-style images, 0: none (default {defaults.source_images})",
+    )
+    parser.add_argument(
+        "--target-shots",
+        type=int,
+        default=None,
+        help=f"target-style shots, 0: none (default {defaults.target_shots})",
+    )
+    parser.add_argument(
+        "--frames-per-shot",
+        type=int,
+        default=None,
+        help=f"frames of every shot (default {defaults.frames_per_shot})",
+    )
+    parser.add_argument(
+        "--size",
+        type=_parse_size,
+        default=None,
+        help="frame size WIDTHxHEIGHT (default 640x480, the reference's)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), about 1 GB RAM each)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help=f"default {defaults.seed}")
+    parser.add_argument(
+        "--source-layout",
+        choices=sorted(LAYOUTS),
+        default=None,
+        help=f"default {defaults.source_layout}",
+    )
+    parser.add_argument(
+        "--target-layout",
+        choices=sorted(LAYOUTS),
+        default=None,
+        help=f"default {defaults.target_layout}",
+    )
+    parser.add_argument(
+        "--source-breed",
+        choices=sorted(BREEDS),
+        default=None,
+        help=f"shape of the source dogs (default {defaults.source_breed})",
+    )
+    parser.add_argument(
+        "--target-breed",
+        choices=sorted(BREEDS),
+        default=None,
+        help=f"shape of the target dogs (default {defaults.target_breed})",
+    )
+    parser.add_argument(
+        "--source-cover",
+        choices=sorted(COVERS),
+        default=None,
+        help=f"ground cover of source scenes (default {defaults.source_cover})",
+    )
+    parser.add_argument(
+        "--target-cover",
+        choices=sorted(COVERS),
+        default=None,
+        help=f"ground cover of target scenes (default {defaults.target_cover})",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write into folders generated with other settings"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _summary(report: GenerationReport) -> dict:
+    rate = report.images / report.seconds if report.seconds > 0 else 0.0
+    return {
+        "jobs_written": report.written,
+        "jobs_skipped": report.skipped,
+        "images": report.images,
+        "seconds": round(report.seconds, 1),
+        "images_per_s": round(rate, 1),
+        "stray_temp_removed": report.removed_temp,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module docstring)."""
+    defaults = GeneratorSettings(root=Path("."))
+    parser = _parser(defaults)
+    args = parser.parse_args(argv)
+    given = [option for dest, option in _SPEC_FLAGS.items() if getattr(args, dest) is not None]
+    if args.benchmark is not None and given:
+        parser.error(
+            f"--benchmark {args.benchmark} sets the counts, size, seed, layouts, breeds and "
+            "covers; "
+            f"drop {', '.join(given)} (or generate without --benchmark)"
+        )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    extra: dict = {}
+    try:
+        if args.benchmark is not None:
+            try:
+                spec = get_benchmark(args.benchmark)
+            except KeyError as exc:
+                parser.error(exc.args[0])
+            report, record = generate_benchmark(
+                spec,
+                args.image_path,
+                renderer=args.renderer,
+                processes=args.processes,
+                force=args.force,
+                progress=not args.no_progress,
+            )
+            extra = {
+                "benchmark": record["name"],
+                "version": record["version"],
+                "renderer": record["renderer"],
+                "official": record["official"],
+                "split_frames": {k: v["frames"] for k, v in record["splits"].items()},
+                "split_shots": {k: len(v["shots"]) for k, v in record["splits"].items()},
+            }
+        else:
+            values = {
+                dest: getattr(args, dest) for dest in _SPEC_FLAGS if getattr(args, dest) is not None
+            }
+            settings = GeneratorSettings(
+                root=Path(args.image_path), renderer=args.renderer or defaults.renderer, **values
+            )
+            report = generate(
+                settings, processes=args.processes, force=args.force, progress=not args.no_progress
+            )
+    except (ValueError, RuntimeError, TypeError) as exc:  # DataError is a ValueError
+        parser.exit(2, f"error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(
+            INTERRUPTED_STATUS,
+            "interrupted: complete samples are kept; run the same command again to resume\n",
+        )
+    print(json.dumps({**_summary(report), **extra}))
+    return 0

@@ -1,0 +1,183 @@
+"""Small, learnable data sets in the reference's exact on-disk formats, for tests, benchmarks and
+the README quickstart (``datasets/make_fixture.py``).
+
+``make_synthetic_fixture`` writes the synthetic-animal layout (docs/reference_compat.md §1.1),
+``make_tigdog_fixture`` the TigDog layout (§1.2), both through ``writers.py``. Each frame is a
+``cartoon.py`` animal in a random pose, size, position and facing on a random smooth texture,
+with a coloured disk on every keypoint: the annotations are exact, so a model can learn them
+and tests can check image against annotation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from animalpose.datasets.fileio import write_image
+from animalpose.datasets.formats.synthetic import NUM_VERTICES, load_vertex_table, synthetic_dir
+from animalpose.datasets.formats.tigdog import LANDMARK_ORDER, NUM_LANDMARKS
+from animalpose.datasets.generator.cartoon import (
+    CartoonAnimal,
+    background,
+    body_points,
+    draw_animal,
+    extent,
+    keypoint_array,
+    offset_range,
+    walk,
+)
+from animalpose.datasets.generator.writers import (
+    TigDogLayout,
+    tigdog_landmark_struct,
+    write_synthetic_sample,
+    write_tigdog_landmarks,
+    write_tigdog_ranges,
+)
+from animalpose.datasets.keypoints import ANIMAL18
+
+__all__ = ["main", "make_synthetic_fixture", "make_tigdog_fixture"]
+
+#: Landmarks per frame in the TigDog fixture (the 18 keypoints + a tail tip); real TigDog files
+#: also hold more than the 18 the loader uses.
+_FIXTURE_LANDMARKS = 19
+_SYNTHETIC_FRAME_SIZE = (640, 480)
+_TIGDOG_FRAME_SIZE = (640, 360)
+#: Probability that a landmark is unannotated (coordinates 0, visibility 0), that it is
+#: annotated but flagged invisible, and that a frame is mostly unannotated (dropped by the
+#: loader's > 9 visible filter).
+_P_MISSING, _P_HIDDEN, _P_BAD_FRAME = 0.06, 0.04, 0.12
+
+
+def make_synthetic_fixture(
+    root: str | Path,
+    *,
+    animal: str = "horse",
+    num_images: int = 600,
+    seed: int = 0,
+    frame_size: tuple[int, int] = _SYNTHETIC_FRAME_SIZE,
+) -> Path:
+    """Write ``num_images`` samples to ``<root>/synthetic_animal/<animal>_combineds5r5_texture/``.
+
+    Each sample is ``<i>_SK_<animal>_fixture_img.png`` (RGB, ``frame_size`` (w, h)) and
+    ``..._kpts.npy`` (3299, 3) float32: the animal's vertex-table rows hold the 18 keypoints, the
+    other rows points scattered over the body, limbs and head (visibility 0 on the far side,
+    which the loader ignores like the reference). Names are not zero-padded, as the reference's,
+    so the loader's lexicographic order differs from the numeric one. Returns the folder.
+    """
+    rows = load_vertex_table(animal, num_keypoints=ANIMAL18.num_keypoints)
+    others = np.setdiff1d(np.arange(NUM_VERTICES), rows)
+    out = synthetic_dir(root, animal)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(num_images):
+        beast = CartoonAnimal.random(rng, frame_size)
+        points = beast.posed(float(rng.uniform(0, 2 * np.pi)))
+        cloud = body_points(beast, points, rng, len(others))
+        lo, hi = offset_range(extent(keypoint_array(points), cloud), frame_size)
+        offset = rng.uniform(lo, hi)
+        points = {n: p + offset for n, p in points.items()}
+        image = background(rng, frame_size)
+        draw_animal(image, beast, points)
+        vertices = np.zeros((NUM_VERTICES, 3))
+        vertices[rows, :2], vertices[rows, 2] = keypoint_array(points), 1.0
+        vertices[others, :2], vertices[others, 2] = cloud[:, :2] + offset, cloud[:, 2]
+        base = f"{i}_SK_{animal}_fixture_"
+        write_synthetic_sample(
+            out / f"{base}img.png", out / f"{base}kpts.npy", image, vertices, atomic=False
+        )
+    return out
+
+
+def make_tigdog_fixture(
+    root: str | Path,
+    *,
+    animal: str = "horse",
+    num_shots: int = 6,
+    frames_per_shot: int = 20,
+    seed: int = 0,
+    frame_size: tuple[int, int] = _TIGDOG_FRAME_SIZE,
+) -> Path:
+    """Write a TigDog-layout video set under ``<root>/behaviorDiscovery2.0/``.
+
+    ``ranges/<animal>/ranges.mat`` lists ``num_shots`` annotated shots plus one shot (in the
+    middle) without a landmark file, which the loader must skip; frames are numbered globally
+    from 1. ``landmarks/<animal>/<shot>.mat`` holds an F x 1 cell of 1x1 structs with
+    19 x 2 coordinates and 19 x 1 visibility (the 18 keypoints, in TigDog slot order, and a tail
+    tip). Missing landmarks have coordinates (0, 0) and visibility 0; some landmarks are
+    annotated but flagged invisible; some frames are mostly unannotated. Within a shot the animal
+    walks smoothly on a fixed background. Returns the behaviorDiscovery2.0 folder.
+    """
+    layout = TigDogLayout(root=root, animal=animal, frames_per_shot=frames_per_shot)
+    for sub in (f"ranges/{animal}", f"landmarks/{animal}", animal):
+        (layout.base / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    slots = np.asarray(LANDMARK_ORDER.get(animal, range(NUM_LANDMARKS)))
+    shot_ids = np.sort(rng.choice(np.arange(1, 1000), size=num_shots + 1, replace=False))
+    skipped = shot_ids[(num_shots + 1) // 2]
+    ranges, start = [], 1
+    for shot in shot_ids:
+        ranges.append((shot, start, start + frames_per_shot - 1))
+        if shot != skipped:
+            _write_shot(layout, int(shot), start, rng, frame_size, slots)
+        start += frames_per_shot
+    write_tigdog_ranges(layout.ranges_path, ranges, atomic=False)
+    return layout.base
+
+
+def _write_shot(layout: TigDogLayout, shot, start, rng, frame_size, slots) -> None:
+    count = layout.frames_per_shot
+    beast, frames = walk(rng, frame_size, count)
+    scene = background(rng, frame_size)
+    cells = np.empty((count, 1), dtype=object)
+    w, h = frame_size
+    for t, points in enumerate(frames):
+        image = scene.copy()
+        draw_animal(image, beast, points)
+        write_image(layout.frame_path(start + t), image, atomic=False)
+        model = np.concatenate([keypoint_array(points), points["tail"][None]])
+        coords = np.concatenate([model[:NUM_LANDMARKS][slots], model[NUM_LANDMARKS:]])
+        visible = np.ones(_FIXTURE_LANDMARKS)
+        inside = (coords[:, 0] > 0) & (coords[:, 0] < w) & (coords[:, 1] > 0) & (coords[:, 1] < h)
+        missing = ~inside | (rng.uniform(size=_FIXTURE_LANDMARKS) < _P_MISSING)
+        if rng.uniform() < _P_BAD_FRAME:
+            missing[rng.choice(NUM_LANDMARKS, size=NUM_LANDMARKS // 2 + 1, replace=False)] = True
+        hidden = rng.uniform(size=_FIXTURE_LANDMARKS) < _P_HIDDEN
+        visible[missing | hidden] = 0.0
+        coords[missing] = 0.0
+        cells[t, 0] = tigdog_landmark_struct(coords, visible)
+    write_tigdog_landmarks(layout.landmarks_path(shot), cells, atomic=False)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python datasets/make_fixture.py --image-path animal_data [--animal horse] ...``."""
+    parser = argparse.ArgumentParser(
+        description="Write small learnable data sets in the reference's synthetic_animal and "
+        "TigDog (behaviorDiscovery2.0) layouts."
+    )
+    parser.add_argument("--image-path", default="./animal_data", help="data root to write into")
+    parser.add_argument("--animal", default="horse")
+    parser.add_argument("--num-images", type=int, default=600, help="synthetic images (0: none)")
+    parser.add_argument("--shots", type=int, default=6, help="TigDog shots (0: none)")
+    parser.add_argument("--frames-per-shot", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.num_images > 0:
+        out = make_synthetic_fixture(
+            args.image_path, animal=args.animal, num_images=args.num_images, seed=args.seed
+        )
+        print(f"wrote {args.num_images} synthetic samples to {out}")
+    if args.shots > 0:
+        out = make_tigdog_fixture(
+            args.image_path,
+            animal=args.animal,
+            num_shots=args.shots,
+            frames_per_shot=args.frames_per_shot,
+            seed=args.seed,
+        )
+        print(f"wrote {args.shots} TigDog shots x {args.frames_per_shot} frames to {out}")
+    return 0
