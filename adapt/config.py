@@ -1,16 +1,10 @@
 """The adaptation config: the training config plus one ``adapt`` section, and the flag table.
 
-One config drives every method (docs/adaptation.md):
-
-- CC-SSL: ``adapt.pseudo_labels`` on, ``adapt.selection: ccssl`` (the reference's curriculum),
-  equivariance views and temporal consistency on, target images strongly augmented.
-- WS-CDA: ``adapt.adversarial`` on (domain discriminator on trunk features), pseudo-labels off.
-- WS-CDA + PPLO: both on, ``adapt.selection: pplo`` (a growing share per round), views 0.
-- CC-SSL + WS-CDA: the CC-SSL config with ``adapt.adversarial`` on.
-
-``data.dataset`` is the labelled source (the reference's ``--source``); ``adapt.target`` the
-target data set whose labelled valid split selects models; ``adapt.target_ssl`` the target
-images the model trains on (pseudo-labelled, few-labelled, or unlabelled for the discriminator).
+One config drives every method (presets in ``configs/``, docs/adaptation.md): CC-SSL turns on
+``adapt.pseudo_labels`` (``selection: ccssl``), WS-CDA ``adapt.adversarial``, PPLO is
+``selection: pplo``. ``data.dataset`` is the labelled source (the reference's ``--source``),
+``adapt.target`` the target set whose labelled valid split selects models, ``adapt.target_ssl``
+the target images the model trains on (pseudo-labelled, few-labelled or unlabelled).
 """
 
 from __future__ import annotations
@@ -55,30 +49,28 @@ class AdaptSection(Section):
     # --target-labels: labelled target frames (few-label WS-CDA): the first N of the train split,
     # whole shots first; they train with their annotations. 0 = none (unsupervised).
     target_labels: int = 0
-    # Pseudo-labels (CC-SSL / PPLO) --------------------------------------------------------------
+    # Pseudo-labels (CC-SSL / PPLO); keys without a flag are set with --set or a config file ----
     pseudo_labels: bool = True  # --no-pseudo-labels turns off: pseudo-label rounds
     round_every: int = 10  # --round-every: epochs per pseudo-label round (reference 10)
     selection: str = "ccssl"  # --selection: ccssl (share by epoch) | pplo (share by round)
     pplo_shares: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # --pplo-shares
     views: int = 4  # --views: random equivariance views besides the identity (reference 4)
-    view_scale: float = 0.25  # --view-scale: view scale 1 + N(0, .) clipped to 1 -+ this
-    view_rotation: float = 30.0  # --view-rotation: view rotation N(0, .) deg clipped to -+2x
+    view_scale: float = 0.25  # view scale 1 + N(0, .) clipped to 1 -+ this
+    view_rotation: float = 30.0  # view rotation N(0, .) deg clipped to -+2x
     temporal: bool = True  # --no-temporal turns off: Lucas-Kanade temporal consistency
-    flow_max_move: float = 15.0  # --flow-max-move: reject flows longer than this (256-px crop)
-    flow_ratio: float = 0.9  # --flow-ratio: substitute when conf / flowed conf < this
-    pseudo_batch: int = 32  # --pseudo-batch: frames per pseudo-labelling forward (x views + 1)
+    flow_max_move: float = 15.0  # reject flows longer than this (256-px crop)
+    flow_ratio: float = 0.9  # substitute when conf / flowed conf < this
+    pseudo_batch: int = 32  # frames per pseudo-labelling forward (x views + 1)
     pseudo_workers: int = 2  # --pseudo-workers: threads of the optical-flow pass (0: inline)
     # WS-CDA -------------------------------------------------------------------------------------
     adversarial: bool = False  # --adversarial: domain discriminator on trunk features (WS-CDA)
     adversary: str = "grl"  # --adversary: grl (gradient reversal) | alternating updates
     alpha: float = 1.0  # --alpha: |alpha| of the paper's alpha * L_DDL (alpha = -1 there)
     beta: float = 500.0  # --beta: the paper's pose weight; trunk sees L_DDL x alpha / beta
-    w1: float = 1.0  # --w1: weight of the human-vs-animal head in L_DDL
-    w2: float = 1.0  # --w2: weight of the animal pose loss (vs human pose loss, weight 1)
-    disc_lr: float = 1.0e-4  # --disc-lr: the discriminator's Adam learning rate
-    disc_hidden: int = 256  # --disc-hidden: the discriminator's width
-    ramp_gamma: float = 10.0  # --ramp-gamma: DANN ramp 2 / (1 + exp(-gamma p)) - 1
-    human_data: str = ""  # --human-data: COCO keypoints root for the human head ("" = off)
+    w2: float = 1.0  # --w2: the paper's weight of the animal pose losses (source and target)
+    disc_lr: float = 1.0e-4  # the discriminator's Adam learning rate
+    disc_hidden: int = 256  # the discriminator's width
+    ramp_gamma: float = 10.0  # DANN ramp 2 / (1 + exp(-gamma p)) - 1
 
     def check(self) -> None:
         _one_of(self, "target", TARGET_DATASETS)
@@ -96,7 +88,6 @@ class AdaptSection(Section):
             "flow_max_move",
             "pseudo_workers",
             "alpha",
-            "w1",
             "w2",
         )
         _at_least(
@@ -116,12 +107,6 @@ class AdaptSection(Section):
             bool(self.pplo_shares) and all(0 < s <= 1 for s in self.pplo_shares),
             "pplo_shares",
             f"shares must be in (0, 1], got {self.pplo_shares}",
-        )
-        _require(
-            not self.human_data,
-            "human_data",
-            "human keypoint data is not supported yet (the human top-down datasets are a "
-            "later issue); leave it empty: the human-vs-animal head is then off",
         )
         _require(
             self.pseudo_labels or self.adversarial or self.target_labels > 0,
@@ -159,8 +144,9 @@ def _flag(*names: str, field: str, help: str, **kwargs) -> Flag:
 #: flags of train/train.py are accepted too (``--dataset`` is the source; ``--resume`` means the
 #: initial weights here, as in the reference's CCSSL.py).
 _RENAMED = {"--resume", "--pretrained", "--dataset", "--train-batch", "--lr", "--epochs"}
-#: Training flags that mean nothing here (evaluate with evaluation/test.py).
-_NOT_ADAPT = {"--evaluate", "--start-epoch", "--eval-split"}
+#: Training flags that mean nothing here: evaluate with evaluation/test.py; the adaptation loop
+#: has no -d/--debug batch dump.
+_NOT_ADAPT = {"--evaluate", "--start-epoch", "--eval-split", "--debug"}
 ADAPT_FLAGS: tuple[Flag, ...] = (
     _flag(
         "--source",
@@ -234,7 +220,5 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--alpha", field="adapt.alpha", help="WS-CDA |alpha| (discrimination loss weight)"),
     _flag("--beta", field="adapt.beta", help="WS-CDA beta (pose loss weight)"),
-    _flag("--w1", field="adapt.w1", help="WS-CDA human-vs-animal head weight"),
     _flag("--w2", field="adapt.w2", help="WS-CDA animal pose loss weight"),
-    _flag("--human-data", field="adapt.human_data", help="COCO keypoints root (not yet)"),
 ) + tuple(f for f in TRAIN_FLAGS if not set(f.names) & (_RENAMED | _NOT_ADAPT))

@@ -1,32 +1,12 @@
 """WS-CDA's domain-adversarial pieces (Cao et al., "Cross-Domain Adaptation for Animal Pose
-Estimation", ICCV 2019, arXiv 1908.05806; spec: /work/shared/spec/wscda.md).
+Estimation", ICCV 2019, arXiv 1908.05806; method and known behaviour: docs/adaptation.md).
 
-A domain discriminator reads the pose network's trunk features (``HourglassNet.forward(x,
-return_features=True)``) and predicts, per sample, the species (animal = 1, human = 0) and the
-domain (target = real animal = 1, not = 0). The discriminator minimises the domain
-discrimination loss L_DDL; the trunk maximises it (domain confusion) while it minimises the pose
-loss. The paper writes this as ``alpha * L_DDL + beta * L_pose`` with ``alpha * beta < 0``
-(alpha = -1, beta = 500) and gives no optimisation details, so two standard min-max schemes are
-offered (``DomainAdversary(mode=...)``, a config choice):
+A ``DomainDiscriminator`` reads the trunk features (``model(x, return_features=True)``) and
+predicts each sample's domain (target = real animal = 1); it minimises the domain discrimination
+loss L_DDL (``ddl_loss``) while the trunk maximises it. ``DomainAdversary`` runs that min-max in
+one of ``ADVERSARY_MODES`` (gradient reversal or alternating updates).
 
-* ``"grl"``: a gradient reversal layer (Ganin & Lempitsky, "Unsupervised Domain Adaptation by
-  Backpropagation", ICML 2015) between trunk and discriminator; one backward pass trains both.
-* ``"alternating"``: a discriminator step on detached features, then a trunk step on the frozen
-  discriminator's confusion loss (GAN-style alternating updates).
-
-In both, the adversarial term reaches the trunk with the coefficient
-``(|alpha| / beta) * dann_ramp(progress)`` relative to the pose loss (which keeps its usual
-scale), and the discriminator always minimises the unweighted L_DDL with its own Adam optimiser.
-
-Known behaviour (tests/test_adapt_domain/test_adversarial_sign.py shows both modes hiding a
-nuisance from a fresh probe): with "grl" the trunk's gradient is ``-(sigmoid(logit) - label)``
-scaled, so it vanishes for samples the discriminator classifies confidently (the saturating
-minimax of Goodfellow et al. 2014); a discriminator that wins early can stall adaptation. The
-"alternating" confusion loss keeps its gradient there but, as it also pushes source samples
-towards "target", it disturbs the trunk more; keep its weight (|alpha| / beta) modest.
-
-Shapes: B batch; features (B, C, h, w); logits (B, 2) with column 0 the species head and column 1
-the domain head (see ``SPECIES``, ``DOMAIN``).
+Shapes: B batch; features (B, C, h, w); logits (B, 2), column ``DOMAIN`` the domain head.
 """
 
 from __future__ import annotations
@@ -49,14 +29,16 @@ __all__ = [
     "grad_reverse",
 ]
 
-#: Logit column of the species head (animal = 1 vs human = 0; the paper's y_hat).
+#: Logit column of the paper's species head (animal = 1 vs human = 0, y_hat). It stays in the
+#: discriminator so checkpoints keep their shapes, but no loss reads it until human keypoint data
+#: is supported.
 SPECIES = 0
 #: Logit column of the domain head (target domain = 1 vs not; the paper's z_hat).
 DOMAIN = 1
 #: The DANN schedule's gamma (Ganin & Lempitsky 2015 use 10 in all their experiments).
 DANN_GAMMA = 10.0
 #: The paper's loss weights (Cao et al. 2019): alpha = -1 on L_DDL, beta = 500 on L_pose. Only
-#: |alpha| / beta is used: the sign of the min-max is fixed by construction (see module doc).
+#: |alpha| / beta is used: the sign of the min-max is fixed by construction (trunk_loss).
 PAPER_ALPHA = -1.0
 PAPER_BETA = 500.0
 #: Discriminator learning rate (Adam). The paper gives none; a conservative Adam rate.
@@ -114,7 +96,7 @@ class DomainDiscriminator(nn.Module):
     """Two strided 3x3 convs with LeakyReLU, global average pooling and a linear layer.
 
     ``forward``: (B, in_channels, h, w) features -> (B, 2) logits, column ``SPECIES`` (animal vs
-    human) and column ``DOMAIN`` (target vs not). No normalisation layers: batch statistics
+    human, unused) and column ``DOMAIN`` (target vs not). No normalisation layers: batch statistics
     over a mixed-domain batch would leak the domain mix into every sample.
     """
 
@@ -138,16 +120,13 @@ class DomainDiscriminator(nn.Module):
 class DDLTerms:
     """The parts of one L_DDL evaluation, all 0-d float32 tensors on the logits' device.
 
-    ``total = w1 * species + domain``. Accuracies are measured against the TRUE labels (also for
-    the confusion loss, whose targets are flipped) with a logit > 0 meaning class 1;
-    ``species_acc`` is NaN when the species head is off, ``domain_acc`` when the batch holds no
-    animal sample.
+    ``total`` is the loss (the domain term alone until the species head comes back with human
+    data). ``domain_acc`` is measured against the TRUE labels (also for the confusion loss, whose
+    targets are flipped) with a logit > 0 meaning target; NaN when no sample is an animal.
     """
 
     total: torch.Tensor
-    species: torch.Tensor
     domain: torch.Tensor
-    species_acc: torch.Tensor
     domain_acc: torch.Tensor
 
     def detach(self) -> DDLTerms:
@@ -159,7 +138,7 @@ class DDLTerms:
         return {name: float(getattr(self, name)) for name in _TERM_NAMES}
 
 
-_TERM_NAMES = ("total", "species", "domain", "species_acc", "domain_acc")
+_TERM_NAMES = ("total", "domain", "domain_acc")
 
 
 def ddl_loss(
@@ -167,27 +146,23 @@ def ddl_loss(
     *,
     is_animal: torch.Tensor,
     is_target: torch.Tensor,
-    w1: float = 1.0,
-    species_head: bool = True,
     flip_labels: bool = False,
 ) -> DDLTerms:
-    """The paper's domain discrimination loss, L_DDL = w1 * BCE(species) + BCE(domain).
+    """The paper's domain discrimination loss without its species term: L_DDL = BCE(domain).
 
-    The species term covers every sample, the domain term the animal samples only (a human
-    sample's ``is_target`` is ignored). Unlike the paper, which sums over samples, each term is
-    the MEAN over the samples it covers, so the loss (and the weights w1, alpha, beta around it)
-    does not depend on the batch size or on the animal/human mix. Computed from logits with
-    ``binary_cross_entropy_with_logits`` in float32, without host syncs.
+    The paper's ``w1 * BCE(species)`` term needs human samples; it comes back with human keypoint
+    data. The domain term covers the animal samples only (a human sample's ``is_target`` is
+    ignored). Unlike the paper, which sums over samples, it is the MEAN over the samples it
+    covers, so the loss (and the weights alpha, beta around it) does not depend on the batch size
+    or on the animal/human mix. Computed from logits with ``binary_cross_entropy_with_logits`` in
+    float32, without host syncs.
 
     Args:
-        logits: (B, 2) discriminator logits, column 0 species, column 1 domain; B >= 1.
+        logits: (B, 2) discriminator logits, column ``DOMAIN`` read; B >= 1.
         is_animal: (B,) bool (or 0/1), the paper's y_i.
         is_target: (B,) bool (or 0/1), the paper's z_i.
-        w1: weight of the species term (the paper's w1).
-        species_head: False when the run has no human data: the species term is 0 and its
-            accuracy NaN.
-        flip_labels: score against the flipped labels 1 - y and 1 - z instead (the trunk's
-            confusion loss in ``"alternating"`` mode); accuracies still use the true labels.
+        flip_labels: score against the flipped labels 1 - z instead (the trunk's confusion loss
+            in ``"alternating"`` mode); the accuracy still uses the true labels.
 
     Returns:
         ``DDLTerms``; ``domain`` is 0 (and ``domain_acc`` NaN) when no sample is an animal.
@@ -204,34 +179,18 @@ def ddl_loss(
     animal = is_animal.to(device=logits.device, dtype=torch.bool)
     target = is_target.to(device=logits.device, dtype=torch.bool)
     animal_f = animal.float()
-    species_labels = animal_f
     domain_labels = target.float()
     if flip_labels:
-        species_labels = 1.0 - species_labels
         domain_labels = 1.0 - domain_labels
-    nan = torch.full((), float("nan"), device=logits.device)
 
-    species_logits, domain_logits = logits[:, SPECIES], logits[:, DOMAIN]
-    if species_head:
-        species = F.binary_cross_entropy_with_logits(species_logits, species_labels)
-        species_acc = ((species_logits > 0) == animal).float().mean()
-    else:
-        species = torch.zeros((), device=logits.device)
-        species_acc = nan
-
+    domain_logits = logits[:, DOMAIN]
     num_animals = animal_f.sum()
     per_sample = F.binary_cross_entropy_with_logits(domain_logits, domain_labels, reduction="none")
     domain = (per_sample * animal_f).sum() / num_animals.clamp_min(1.0)
     correct = ((domain_logits > 0) == target).float()
     domain_acc = (correct * animal_f).sum() / num_animals  # 0 / 0 = NaN without animals
 
-    return DDLTerms(
-        total=w1 * species + domain,
-        species=species,
-        domain=domain,
-        species_acc=species_acc,
-        domain_acc=domain_acc,
-    )
+    return DDLTerms(total=domain, domain=domain, domain_acc=domain_acc)
 
 
 class DomainAdversary(nn.Module):
@@ -240,13 +199,11 @@ class DomainAdversary(nn.Module):
     Args:
         in_channels: channels C of the trunk features (``HourglassNet.channels``).
         mode: a key of ``ADVERSARY_MODES``.
-        w1: the paper's species-term weight.
         alpha, beta: the paper's loss weights; the trunk sees the adversarial term with weight
             ``coeff(progress) = (|alpha| / beta) * dann_ramp(progress, ramp_gamma)`` relative to
             its pose loss. ``alpha = 0`` turns adaptation off for the trunk.
         ramp_gamma: the DANN schedule's gamma.
         hidden: discriminator width.
-        species_head: train the species head (needs human samples in the batches).
         lr: the discriminator's Adam learning rate.
 
     Use, per training step (``progress`` = fraction of training done; features from
@@ -275,12 +232,10 @@ class DomainAdversary(nn.Module):
         *,
         in_channels: int,
         mode: str = "grl",
-        w1: float = 1.0,
         alpha: float = abs(PAPER_ALPHA),
         beta: float = PAPER_BETA,
         ramp_gamma: float = DANN_GAMMA,
         hidden: int = DISCRIMINATOR_HIDDEN,
-        species_head: bool = False,
         lr: float = DISCRIMINATOR_LR,
     ) -> None:
         super().__init__()
@@ -288,14 +243,10 @@ class DomainAdversary(nn.Module):
             raise ValueError(f"unknown adversary mode {mode!r}; valid: {sorted(ADVERSARY_MODES)}")
         if beta <= 0:
             raise ValueError(f"beta (the pose-loss weight) must be > 0, got {beta}")
-        if w1 < 0:
-            raise ValueError(f"w1 must be >= 0, got {w1}")
         self.mode = mode
-        self.w1 = w1
         self.alpha = alpha
         self.beta = beta
         self.ramp_gamma = ramp_gamma
-        self.species_head = species_head
         self.discriminator = DomainDiscriminator(in_channels=in_channels, hidden=hidden)
         self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr)
         # What the discriminator's trainable forward goes through (DDP-wrapped by distribute()).
@@ -328,14 +279,7 @@ class DomainAdversary(nn.Module):
         *,
         flip: bool = False,
     ) -> DDLTerms:
-        return ddl_loss(
-            logits,
-            is_animal=is_animal,
-            is_target=is_target,
-            w1=self.w1,
-            species_head=self.species_head,
-            flip_labels=flip,
-        )
+        return ddl_loss(logits, is_animal=is_animal, is_target=is_target, flip_labels=flip)
 
     def trunk_loss(
         self,
@@ -350,8 +294,8 @@ class DomainAdversary(nn.Module):
         ``"grl"``: returns L_DDL of the discriminator on ``grad_reverse(features, coeff)``; its
         backward gives the discriminator d L_DDL and the trunk ``-coeff * d L_DDL / d features``.
         ``"alternating"``: returns ``coeff * L_conf`` where L_conf is ``ddl_loss`` with flipped
-        labels (BCE of each head against 1 - y and 1 - z, the non-saturating GAN form of "fool
-        the discriminator"; it keeps useful gradients when the discriminator is confident, where
+        labels (BCE of the domain head against 1 - z, the non-saturating GAN form of "fool the
+        discriminator"; it keeps useful gradients when the discriminator is confident, where
         maximising L_DDL directly would saturate). The discriminator is evaluated with detached
         parameters, so no gradient reaches them.
 

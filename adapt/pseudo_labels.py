@@ -1,219 +1,35 @@
-"""The pseudo-label engine shared by CC-SSL and PPLO: generate, store, select, serve.
+"""Pseudo-label generation, shared by CC-SSL and PPLO: :func:`generate_pseudo_labels`.
 
-``generate_pseudo_labels`` predicts every frame of a TigDog-type dataset in loader order with
-equivariance views (``views.py``), optionally refines the labels by optical flow within shots
-(``temporal.py``) and returns :class:`PseudoLabels` with nothing selected yet;
-``PseudoLabels.with_selection`` applies a keep share (``selection.py``), ``save``/``load`` store
-one compact ``.npz`` (no pickles), and :class:`PseudoLabelDataset` serves the selected labels as
-training samples with the dataset's own (strong) augmentation.
-
-Keypoints are stored in frame pixels, so the labels do not depend on the crop the model saw.
+Predicts every frame of a TigDog-type dataset in loader order with equivariance views
+(``views.py``), optionally refines the labels by optical flow within shots (``temporal.py``) and
+returns a :class:`~animalpose.adapt.pseudo_label_store.PseudoLabels` round with nothing selected
+yet, scored against the annotations where they exist (diagnostics only).
 """
 
 from __future__ import annotations
 
-import os
 import time
-import zipfile
-import zlib
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Subset
 from tqdm import tqdm
 
-from animalpose.adapt.selection import select_top_share
+from animalpose.adapt.pseudo_label_store import NO_ANNOTATION, PseudoLabels, pck_diagnostics
 from animalpose.adapt.temporal import TemporalConfig, temporal_refine
 from animalpose.adapt.views import ViewSampler, equivariant_heatmaps, view_theta
 from animalpose.datasets.codecs.msra import MSRAHeatmap
-from animalpose.datasets.fileio import DataError, atomic_write, read_image
-from animalpose.datasets.formats.tigdog import RealAnimal, RealAnimalCrop
+from animalpose.datasets.fileio import read_image
+from animalpose.datasets.formats.crops import RealAnimalCrop
+from animalpose.datasets.formats.tigdog import RealAnimal
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.evaluation.inference import crop_to_image, eval_mode
-from animalpose.evaluation.pck import PCK_ALPHA
+from animalpose.evaluation.pck import PCK_ALPHA, pck_hits
 from animalpose.train.loaders import distributed_info, make_loader
 
-__all__ = ["FORMAT", "PseudoLabelDataset", "PseudoLabels", "generate_pseudo_labels"]
-
-#: Format tag stored in every pseudo-label file.
-FORMAT = "animalpose.pseudo_labels/1"
-#: ``hits`` value of a keypoint without a visible annotation (no PCK verdict).
-NO_ANNOTATION = -1
-#: Array entries of the file: name -> (dtype, shape in terms of N rows and K keypoints).
-_ARRAYS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "indices": ("int64", ("N",)),
-    "shots": ("int64", ("N",)),
-    "frames": ("int64", ("N",)),
-    "keypoints": ("float32", ("N", "K", "2")),
-    "confidence": ("float32", ("N", "K")),
-    "substituted": ("bool", ("N", "K")),
-    "selected": ("bool", ("N", "K")),
-    "hits": ("int8", ("N", "K")),
-}
-_SCALARS: dict[str, str] = {
-    "round": "int64",
-    "epoch": "int64",
-    "keep_share": "float64",
-    "threshold": "float64",
-}
-_DIAGNOSTICS = ("diagnostic_names", "diagnostic_values")
-
-
-@dataclass
-class PseudoLabels:
-    """One round of pseudo-labels, rows in dataset (loader) order.
-
-    Attributes:
-        round: pseudo-label round; epoch: training epoch it was generated at.
-        keep_share: share selected (0 before selection); threshold: confidence threshold of the
-            selection (NaN before selection).
-        indices: (N,) int64 dataset indices; shots, frames: (N,) int64 TigDog shot and frame.
-        keypoints: (N, K, 2) float32 frame pixels; confidence: (N, K) float32 heatmap peaks.
-        substituted: (N, K) bool, replaced by the flowed previous frame's label.
-        selected: (N, K) bool, trains (visible = selected).
-        diagnostics: ``pck_all`` / ``pck_selected`` (fraction of labels within 0.05 x box side
-            of a visible annotation, all / selected), ``kept_share``, ``substituted`` (count),
-            ``predict_seconds``, ``flow_seconds``.
-        hits: (N, K) int8 1 / 0 label within / beyond 0.05 x box side of the annotation,
-            -1 without a visible annotation.
-    """
-
-    round: int
-    epoch: int
-    keep_share: float
-    threshold: float
-    indices: np.ndarray
-    shots: np.ndarray
-    frames: np.ndarray
-    keypoints: np.ndarray
-    confidence: np.ndarray
-    substituted: np.ndarray
-    selected: np.ndarray
-    diagnostics: dict[str, float] = field(default_factory=dict)
-    hits: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def _hits(self) -> np.ndarray:
-        if self.hits is None:
-            return np.full(self.confidence.shape, NO_ANNOTATION, dtype=np.int8)
-        return self.hits
-
-    def with_selection(self, keep_share: float) -> PseudoLabels:
-        """A copy with ``selected``/``threshold``/``keep_share`` set by ``select_top_share``."""
-        selected, threshold = select_top_share(self.confidence, keep_share)
-        diagnostics = {**self.diagnostics, **_diagnostics(self._hits(), selected, self.substituted)}
-        return replace(
-            self,
-            keep_share=float(keep_share),
-            threshold=threshold,
-            selected=selected,
-            diagnostics=diagnostics,
-        )
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write one compressed ``.npz`` atomically (every entry a plain array, no pickles)."""
-        names = list(self.diagnostics)
-        values = {name: getattr(self, name) for name in _ARRAYS} | {"hits": self._hits()}
-        arrays = {name: np.asarray(values[name], dtype=d) for name, (d, _) in _ARRAYS.items()}
-        scalars = {name: np.asarray(getattr(self, name), dtype=d) for name, d in _SCALARS.items()}
-        with atomic_write(path) as f:
-            np.savez_compressed(
-                f,
-                format=np.asarray(FORMAT),
-                **scalars,
-                **arrays,
-                diagnostic_names=np.asarray(names, dtype=np.str_).reshape(len(names)),
-                diagnostic_values=np.asarray([self.diagnostics[n] for n in names], np.float64),
-            )
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> PseudoLabels:
-        """Read a file written by :meth:`save`; DataError naming the file and the problem."""
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: pseudo-label file not found")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                content = {name: z[name] for name in z.files}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-            raise DataError(
-                f"{path}: not a readable pseudo-label .npz ({type(exc).__name__}: {exc})"
-            ) from exc
-        return cls(**_validated(path, content))
-
-
-def _validated(path: Path, content: dict) -> dict:
-    """Check every entry's presence, dtype and shape; return the constructor arguments."""
-    expected = ["format", *_SCALARS, *_ARRAYS, *_DIAGNOSTICS]
-    missing = [name for name in expected if name not in content]
-    if missing:
-        raise DataError(f"{path}: pseudo-label file lacks {missing} (expected {expected})")
-    tag = content["format"]
-    if tag.shape != () or str(tag) != FORMAT:
-        raise DataError(f"{path}: format tag {tag!r} is not {FORMAT!r}")
-    out = {}
-    for name, dtype in _SCALARS.items():
-        value = content[name]
-        if value.shape != () or value.dtype != np.dtype(dtype):
-            raise DataError(
-                f"{path}: {name!r} must be a {dtype} scalar, got {value.dtype} {value.shape}"
-            )
-        out[name] = value.item()
-    sizes: dict[str, int] = {"2": 2}
-    if content["indices"].ndim == 1:
-        sizes["N"] = len(content["indices"])
-    if content["keypoints"].ndim == 3:
-        sizes["K"] = content["keypoints"].shape[1]
-    for name, (dtype, dims) in _ARRAYS.items():
-        value = content[name]
-        want = tuple(sizes.get(d, -1) for d in dims)
-        if value.dtype != np.dtype(dtype) or value.shape != want:
-            raise DataError(
-                f"{path}: {name!r} must be {dtype} of shape {want} ({' x '.join(dims)})"
-                f", got {value.dtype} {value.shape}"
-            )
-        out[name] = value
-    names, values = content["diagnostic_names"], content["diagnostic_values"]
-    if (
-        names.dtype.kind != "U"
-        or names.ndim != 1
-        or values.dtype != np.float64
-        or values.shape != names.shape
-    ):
-        raise DataError(
-            f"{path}: diagnostics must be a str array of names and a float64 array "
-            f"of values of one length, got {names.dtype} {names.shape} and "
-            f"{values.dtype} {values.shape}"
-        )
-    out["diagnostics"] = {str(n): float(v) for n, v in zip(names, values, strict=True)}
-    if len(np.unique(out["indices"])) != len(out["indices"]) or (out["indices"] < 0).any():
-        raise DataError(f"{path}: 'indices' must be distinct non-negative dataset indices")
-    if not np.isin(out["hits"], (NO_ANNOTATION, 0, 1)).all():
-        raise DataError(f"{path}: 'hits' must hold only -1, 0 or 1")
-    return out
-
-
-def _fraction(mask: np.ndarray, hits: np.ndarray) -> float:
-    judged = mask & (hits != NO_ANNOTATION)
-    return float((hits[judged] == 1).mean()) if judged.any() else float("nan")
-
-
-def _diagnostics(hits: np.ndarray, selected: np.ndarray, substituted: np.ndarray) -> dict:
-    return {
-        "pck_all": _fraction(np.ones(hits.shape, dtype=bool), hits),
-        "pck_selected": _fraction(selected, hits),
-        "kept_share": float(selected.mean()) if selected.size else float("nan"),
-        "substituted": float(substituted.sum()),
-    }
-
-
-# --- generation ------------------------------------------------------------------------------
+__all__ = ["generate_pseudo_labels"]
 
 
 def _draw_views(views: ViewSampler, seed: int, round_index: int, indices: list[int]):
@@ -399,8 +215,8 @@ def generate_pseudo_labels(
             progress=progress,
         )
     flow_seconds = time.perf_counter() - start
-    truth = np.stack([a[0] for a in annotations]) if n else np.zeros((0, *keypoints.shape[1:]))
-    hits = _pck_hits(keypoints, truth, box_sizes)
+    truth = np.stack([a[0] for a in annotations]) if n else np.zeros((0, keypoints.shape[1], 3))
+    hits = _label_hits(keypoints, truth, box_sizes)
     selected = np.zeros(confidence.shape, dtype=bool)
     return PseudoLabels(
         round=int(round_index),
@@ -416,19 +232,25 @@ def generate_pseudo_labels(
         selected=selected,
         hits=hits,
         diagnostics={
-            **_diagnostics(hits, selected, substituted),
+            **pck_diagnostics(hits, selected, substituted),
             "predict_seconds": predict_seconds,
             "flow_seconds": flow_seconds,
         },
     )
 
 
-def _pck_hits(keypoints: np.ndarray, truth: np.ndarray, box_sizes: np.ndarray) -> np.ndarray:
-    """(N, K) int8: 1 within ``PCK_ALPHA x box side`` of a visible annotation, 0 beyond, -1 none."""
-    dist_px = np.linalg.norm(keypoints.astype(np.float64) - truth[..., :2], axis=-1)
-    hits = (dist_px < PCK_ALPHA * box_sizes[:, None]).astype(np.int8)
-    hits[~(truth[..., 2] > 0)] = NO_ANNOTATION
-    return hits
+def _label_hits(keypoints: np.ndarray, truth: np.ndarray, box_sizes: np.ndarray) -> np.ndarray:
+    """(N, K) int8: 1 within ``PCK_ALPHA x box side`` of a visible annotation (the evaluation's
+    ``pck_hits``, in float64), 0 beyond, ``NO_ANNOTATION`` without a visible annotation."""
+    hits, valid = pck_hits(
+        torch.from_numpy(keypoints.astype(np.float64)),
+        torch.from_numpy(truth.astype(np.float64)),
+        torch.from_numpy(box_sizes.astype(np.float64)),
+        PCK_ALPHA,
+    )
+    out = hits.numpy().astype(np.int8)
+    out[~valid.numpy()] = NO_ANNOTATION
+    return out
 
 
 def _image_matrices(dataset, annotations) -> np.ndarray | None:
@@ -491,76 +313,3 @@ def _refine(
         np.ascontiguousarray(rows[..., 2]),
         rows[..., 3] > 0.5,
     )
-
-
-# --- serving -----------------------------------------------------------------------------------
-
-
-class PseudoLabelDataset(Dataset):
-    """Training samples of ``base`` labelled by ``labels`` (visible = selected).
-
-    ``base`` is a RealAnimal / RealAnimalCrop over the split the labels were generated on, built
-    with a *training* augmenter (CC-SSL's invariance: strongly augmented targets). Row ``i``
-    serves dataset index ``labels.indices[i]``: ``base``'s image, crop box, augmentation draw
-    (keyed on that index) and ``_sample`` packing, with the pseudo-labels (frame pixels) in place
-    of the annotation, so ``meta["keypoints_image"]`` holds the pseudo-labels too.
-
-    Raises:
-        DataError: the labels' indices, shots or frames do not match ``base``.
-    """
-
-    def __init__(self, base: RealAnimal | RealAnimalCrop, labels: PseudoLabels) -> None:
-        if not isinstance(base, (RealAnimal, RealAnimalCrop)):
-            raise TypeError(f"base must be a RealAnimal or RealAnimalCrop, got {type(base)}")
-        self.base, self.labels = base, labels
-        where = f"{base.root} ({base.animal}, split {base.split!r}, {len(base)} samples)"
-        idx = np.asarray(labels.indices)
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(base)):
-            raise DataError(
-                f"{where}: pseudo-label indices span {idx.min()}..{idx.max()}, "
-                f"outside the dataset's 0..{len(base) - 1}"
-            )
-        if labels.keypoints.shape[1:] != (base.spec.num_keypoints, 2):
-            raise DataError(
-                f"{where}: pseudo-labels have {labels.keypoints.shape[1]} keypoints, "
-                f"the dataset {base.spec.num_keypoints}"
-            )
-        for i, j in enumerate(idx):
-            shot, frame = base.shot_frame(int(j))
-            if (shot, frame) != (int(labels.shots[i]), int(labels.frames[i])):
-                raise DataError(
-                    f"{where}: pseudo-label row {i} (index {j}) is shot {labels.shots[i]} frame "
-                    f"{labels.frames[i]} but the dataset has shot {shot} frame {frame}; the "
-                    "labels were generated on another split, animal or split file"
-                )
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def epoch(self) -> int:
-        return self.base.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Forwarded to ``base`` (its augmentation draw of ``epoch``)."""
-        self.base.set_epoch(epoch)
-
-    def __getitem__(self, i: int) -> dict:
-        j = int(self.labels.indices[i])
-        path = self.base.image_path(j)
-        image = read_image(path)
-        _, center, size = self.base.annotation(j)
-        shot, frame = self.base.shot_frame(j)
-        keypoints = np.concatenate(
-            [
-                self.labels.keypoints[i].astype(np.float64),
-                self.labels.selected[i, :, None].astype(np.float64),
-            ],
-            axis=1,
-        )
-        pre = None
-        if isinstance(self.base, RealAnimalCrop):  # the file is a crop of the frame
-            pre = crop_matrix(center, size, (image.shape[1], image.shape[0]))
-        return self.base._sample(
-            j, image, keypoints, center, size, shot, frame, pre_matrix=pre, source=str(path)
-        )

@@ -1,14 +1,10 @@
 """The target training set of an adaptation run: each frame labelled, pseudo-labelled or not.
 
-``TargetMix`` serves the target train split with the strong (invariance) augmentation:
-
-- the few labelled frames (``adapt.target_labels``, WS-CDA's small labelled target set) with their
-  annotations,
-- the other frames with the round's selected pseudo-labels (CC-SSL / PPLO), or
-- with no labels at all (every keypoint invisible, so no pose loss) when there are no
-  pseudo-labels: the discriminator of WS-CDA still sees them.
-
-``meta["labelled"]`` says which source a sample's keypoints came from (2 annotations,
+``TargetMix`` serves the target train split with the strong (invariance) augmentation: the few
+labelled frames (``adapt.target_labels``, WS-CDA's small labelled set) with their annotations,
+the other frames with the round's selected pseudo-labels (CC-SSL / PPLO), or, without
+pseudo-labels, with every keypoint invisible (no pose loss; WS-CDA's discriminator still sees
+them). ``meta["labelled"]`` says where a sample's keypoints came from (2 annotations,
 1 pseudo-labels, 0 none).
 """
 
@@ -18,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from animalpose.adapt.pseudo_labels import PseudoLabelDataset
+from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
 from animalpose.datasets.formats.base import KeypointDataset
 
 __all__ = ["ANNOTATED", "NONE", "PSEUDO", "TargetMix", "first_frames"]

@@ -1,28 +1,11 @@
 """Temporal consistency of pseudo-labels by pyramidal Lucas-Kanade, within shots only.
 
-CC-SSL (Mu et al. CVPR 2020; reference-compat spec 5; the reference's ``prediction_check`` in
-``CCSSL/scripts/consistency.py``): the previous frame's (already refined) keypoints are carried
-into the current frame by optical flow; where the current prediction is much less confident
-than the flowed one (``conf / flowed_conf < ratio``) the flowed location replaces it, with
-confidence ``ratio x flowed_conf``. A flow that moves a point too far, or that LK loses, is
-rejected.
-
-Differences from the reference, on purpose:
-
-- the previous row is used only when it is the same shot and ``0 < frame - prev_frame <=
-  max_frame_gap`` (the reference chained across shot boundaries);
-- flow runs on the full frames (or the files the dataset reads, through their frame -> file
-  affines) in frame pixels, and the 15-px limit, meant for a 256 crop, is scaled to each frame
-  by ``previous box side / crop_size`` (the reference flowed between two differently placed
-  crops).
-
-Shots are independent, so runs of chained rows ("segments") are refined in parallel, each image
-read once; results do not depend on ``workers`` nor on the pool. The default pool is threads:
-JPEG decoding and LK run in OpenCV, which releases the GIL, so threads scale like processes
-without their start-up. The spawn-safe process pool (``pool="process"``) is there for hosts where
-the Python share matters; each of its workers re-imports the main script (on our 2-core test
-machine, ~0.7 GB and seconds per worker for a torch script), so it is only used with at least
-``min_rows_per_worker`` frames for each worker.
+CC-SSL's ``prediction_check`` (Mu et al. CVPR 2020; docs/reference_compat.md §5): the previous
+frame's refined keypoints are flowed into the current frame; where ``conf / flowed_conf <
+ratio`` the flowed location replaces the prediction, with confidence ``ratio x flowed_conf``;
+flows that LK loses or that move too far are rejected. Unlike the reference, flow never crosses
+a shot boundary and runs on the full frames in frame pixels (docs/reference_compat.md §7).
+Chained runs of rows refine in parallel; results depend neither on the workers nor the pool.
 """
 
 from __future__ import annotations
@@ -256,7 +239,11 @@ def _thread_pool(workers: int) -> Executor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flow")
 
 
-#: ``pool`` name -> (executor factory, whether it pays a per-worker start-up).
+#: ``pool`` name -> (executor factory, whether it pays a per-worker start-up). Threads are the
+#: default: JPEG decoding and LK run in OpenCV, which releases the GIL, so threads scale like
+#: processes without their start-up. The spawn-safe process pool is for hosts where the Python
+#: share matters; each worker re-imports the main script (~0.7 GB and seconds per worker for a
+#: torch script on a 2-core machine), hence ``min_rows_per_worker``.
 FLOW_POOLS: dict[str, tuple] = {"thread": (_thread_pool, False), "process": (_process_pool, True)}
 
 

@@ -1,19 +1,11 @@
-"""Typed configuration: YAML files in ``configs/`` -> dataclasses.
-
-The command-line flags that map onto these fields live in ``animalpose.train.flags``.
+"""Typed configuration: YAML files in ``configs/`` -> dataclasses (docs/configs.md).
 
 Precedence (lowest first): dataclass defaults < ``--config file.yaml`` < flags given on the
-command line < ``--set key=value`` (dotted keys, repeatable, values parsed with
-``yaml.safe_load``). Unknown keys and wrongly typed values are errors that name the file and the
-dotted key. Loading and overrides are generic over the root dataclass type, so later scripts
-extend it::
-
-    @dataclass(kw_only=True)
-    class CCSSLConfig(Config):
-        adapt: AdaptConfig = field(default_factory=AdaptConfig)
-
-Supported field types: ``bool``, ``int``, ``float``, ``str``, ``list[<one of those>]`` and nested
-dataclasses (sections). Every section validates itself in ``__post_init__`` (``check``).
+command line (``animalpose.train.flags``) < ``--set key=value`` (dotted keys, values parsed as
+YAML). Unknown keys and wrongly typed values are errors naming the file and the dotted key.
+Field types: ``bool``, ``int``, ``float``, ``str``, ``list[<one of those>]`` and nested
+dataclasses (sections), each validating itself in ``check``. Loading is generic over the root
+type, so a script extends ``Config`` with a section of its own (``adapt/config.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +24,7 @@ import yaml
 
 from animalpose.datasets.fileio import atomic_write
 from animalpose.datasets.formats.base import EVAL_SPLITS
-from animalpose.datasets.formats.registry import DATASETS as DATASET_REGISTRY
+from animalpose.datasets.formats.registry import DATASET_REGISTRY
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.models import MODELS
 
@@ -44,7 +36,6 @@ __all__ = [
     "DATASETS",
     "DataConfig",
     "EVAL_SPLITS",
-    "LABEL_TYPES",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
@@ -52,6 +43,8 @@ __all__ = [
     "Section",
     "apply_overrides",
     "config_from_dict",
+    "drop_retired",
+    "RETIRED_KEYS",
     "config_to_dict",
     "load_config",
     "save_config",
@@ -61,8 +54,6 @@ __all__ = [
 CONFIG_FILE_NAME = "config.yaml"
 #: The reference's ``--dataset`` names (reference-compat spec 1.4), from the dataset registry.
 DATASETS: tuple[str, ...] = tuple(DATASET_REGISTRY)
-#: The reference's ``--label-type`` choices; only Gaussian targets are implemented here.
-LABEL_TYPES = ("Gaussian", "Cauchy")
 #: The reference's ``--solver`` choices: RMSprop (its default) or Adam.
 SOLVERS = ("rms", "adam")
 #: "fused": our OpenCV single-warp augmenter; "imgaug": the reference's imgaug pipeline.
@@ -135,7 +126,6 @@ class DataConfig(Section):
     out_res: int = 64  # --out-res: heatmap side, pixels
     sigma: float = 1.0  # --sigma: target Gaussian sigma, heatmap pixels
     sigma_decay: float = 0.0  # --sigma-decay: if > 0, sigma *= sigma_decay before every epoch
-    label_type: str = "Gaussian"  # --label-type: target shape (Gaussian only)
     scale_factor: float = 0.25  # --scale-factor: non-_sp scale jitter, 1 + N(0, .) clamped
     rot_factor: float = 30.0  # --rot-factor: non-_sp rotation jitter, degrees
     workers: int = 4  # -j/--workers: DataLoader worker processes
@@ -175,12 +165,6 @@ class DataConfig(Section):
             "train_limit",
             "val_limit",
             "seed",
-        )
-        _one_of(self, "label_type", LABEL_TYPES)
-        _require(
-            self.label_type == "Gaussian",
-            "label_type",
-            f"{self.label_type!r} targets are not implemented (NotImplemented); use 'Gaussian'",
         )
         _one_of(self, "augment_backend", AUGMENT_BACKENDS)
 
@@ -357,6 +341,35 @@ def config_from_dict(d: dict, *, source: str, config_type: type = Config) -> Any
     return _build(config_type, d, path="", source=source)
 
 
+#: Keys that earlier versions saved but that never changed a run, with the one value they could
+#: hold: a saved config or checkpoint holding that value still loads (the key is dropped, see
+#: ``drop_retired``); any other value is refused as an unknown key.
+RETIRED_KEYS: dict[str, object] = {
+    "adapt.w1": None,  # any value: the species head it weighted was hard-wired off
+    "adapt.human_data": "",  # the human head's data: had to be empty
+    "data.label_type": "Gaussian",  # the one target shape
+}
+
+
+def _retired(dotted: str, value: object) -> bool:
+    if dotted not in RETIRED_KEYS:
+        return False
+    inert = RETIRED_KEYS[dotted]
+    return inert is None or value == inert
+
+
+def drop_retired(d: dict, path: str = "") -> dict:
+    """Copy of a nested config dict without the ``RETIRED_KEYS`` that hold their inert value."""
+    out = {}
+    for key, value in d.items():
+        dotted = _join(path, str(key))
+        if isinstance(value, dict):
+            out[key] = drop_retired(value, dotted)
+        elif not _retired(dotted, value):
+            out[key] = value
+    return out
+
+
 def _build(cls: type, d: Any, *, path: str, source: str) -> Any:
     if not isinstance(d, dict):
         raise ConfigError(f"expected a mapping of keys, got {d!r}", key=path, source=source)
@@ -364,6 +377,8 @@ def _build(cls: type, d: Any, *, path: str, source: str) -> Any:
     kwargs = {}
     for key, value in d.items():
         dotted = _join(path, str(key))
+        if key not in hints and _retired(dotted, value):
+            continue
         if key not in hints:
             raise ConfigError(_unknown_message(key, hints, path), key=dotted, source=source)
         tp = hints[key]

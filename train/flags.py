@@ -1,8 +1,9 @@
 """The reference's command-line flags as one table, and the parser that applies them to a config.
 
-Every flag sets exactly one config field; its type comes from the dataclass, so the table holds no
-type information. Precedence (lowest first): dataclass defaults < ``--config file.yaml`` < flags
-given on the command line < ``--set key=value``. Later scripts extend the table::
+Every flag sets exactly one config field, whose type it takes (the one exception,
+``REFERENCE_ONLY``, sets nothing). Precedence (lowest first): dataclass defaults < ``--config
+file.yaml`` < flags given on the command line < ``--set key=value``. Later scripts extend the
+table::
 
     CCSSL_FLAGS = TRAIN_FLAGS + (Flag(names=("--gamma_",), field="adapt.target_weight", help=...),)
     cfg, args = parse_config(argv, flags=CCSSL_FLAGS, config_type=CCSSLConfig, description=...)
@@ -21,7 +22,6 @@ from animalpose.train.config import (
     AUGMENT_BACKENDS,
     DATASETS,
     EVAL_SPLITS,
-    LABEL_TYPES,
     SOLVERS,
     Config,
     ConfigError,
@@ -36,7 +36,18 @@ from animalpose.train.config import (
 )
 from animalpose.train.models import MODELS
 
-__all__ = ["Flag", "TRAIN_FLAGS", "build_parser", "parse_config", "config_table_markdown"]
+__all__ = [
+    "REFERENCE_ONLY",
+    "Flag",
+    "TRAIN_FLAGS",
+    "build_parser",
+    "parse_config",
+    "config_table_markdown",
+]
+
+#: ``Flag.field`` of a reference flag kept only so the reference's command lines run: it sets
+#: nothing, its ``choices`` hold the one value implemented here, any other is a usage error.
+REFERENCE_ONLY = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +59,7 @@ class Flag:
     """
 
     names: tuple[str, ...]  # option strings, e.g. ("-a", "--arch")
-    field: str  # dotted config path, e.g. "model.arch"
+    field: str  # dotted config path, e.g. "model.arch"; REFERENCE_ONLY: sets nothing
     help: str  # what it does (the default is appended from the dataclass)
     kind: Literal["value", "store_true", "store_false", "list"] | None = None
     choices: tuple[str, ...] = ()  # allowed values (argparse checks them too)
@@ -105,9 +116,10 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     ),
     _flag(
         "--label-type",
-        field="data.label_type",
-        choices=LABEL_TYPES,
-        help="target shape (only Gaussian is implemented)",
+        field=REFERENCE_ONLY,
+        choices=("Gaussian",),
+        help="the reference's target shape, accepted for its command lines (its Cauchy targets "
+        "are not implemented)",
     ),
     _flag("-c", "--checkpoint", field="run.checkpoint", help="output folder for checkpoints"),
     _flag("--snapshot", field="run.snapshot", help="also keep a checkpoint every N epochs (0: no)"),
@@ -203,6 +215,19 @@ def _default_text(defaults: dict[str, Any], dotted: str) -> str:
     return '""' if value == "" else str(value)
 
 
+def _add_reference_only(parser: argparse.ArgumentParser, flag: Flag) -> None:
+    """An option that takes only ``flag.choices[0]`` and sets nothing (``REFERENCE_ONLY``)."""
+    if len(flag.choices) != 1:
+        raise ValueError(f"flag {flag.names}: a reference-only flag needs exactly one choice")
+    parser.add_argument(
+        *flag.names,
+        dest=flag.names[-1].lstrip("-").replace("-", "_"),
+        default=argparse.SUPPRESS,
+        choices=flag.choices,
+        help=f"{flag.help} [sets nothing; only: {flag.choices[0]}]".replace("%", "%%"),
+    )
+
+
 def build_parser(
     *,
     flags: tuple[Flag, ...] = TRAIN_FLAGS,
@@ -232,6 +257,9 @@ def build_parser(
         help="override config keys (applied last), e.g. optim.schedule=[30,40]",
     )
     for flag in flags:
+        if flag.field == REFERENCE_ONLY:
+            _add_reference_only(parser, flag)
+            continue
         tp = _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
         kind = _flag_kind(flag, tp)
         help_text = f"{flag.help} [{flag.field}, default: {_default_text(defaults, flag.field)}]"
@@ -274,7 +302,8 @@ def parse_config(
         flags=flags, config_type=config_type, description=description, extra=extra
     )
     args = parser.parse_args(argv)
-    flag_names = {flag.field: flag.names[-1] for flag in flags}  # field -> a name for errors
+    # field -> a name for errors
+    flag_names = {flag.field: flag.names[-1] for flag in flags if flag.field != REFERENCE_ONLY}
     try:
         base = (
             config_type()
@@ -310,8 +339,12 @@ def config_table_markdown(
         "| `--set KEY=VALUE ...` | any | | override any field; value parsed as YAML |",
     ]
     for flag in flags:
-        _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
         names = ", ".join(f"`{name}`" for name in flag.names)
+        if flag.field == REFERENCE_ONLY:
+            help_text = f"{flag.help} (sets nothing; only {flag.choices[0]})"
+            rows.append(f"| {names} | (none) | `{flag.choices[0]}` | {help_text} |")
+            continue
+        _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
         help_text = flag.help + (f" (one of {', '.join(flag.choices)})" if flag.choices else "")
         default = _default_text(defaults, flag.field)
         rows.append(f"| {names} | `{flag.field}` | `{default}` | {help_text.replace('|', '/')} |")

@@ -1,7 +1,7 @@
 """Shared pieces of the adaptation tests.
 
-The pseudo-label engine's small TigDog fixture and tiny model, and for whole adaptation runs a
-tiny flat-rendered benchmark with a source model trained for one epoch.
+The pseudo-label engine's small TigDog fixture, tiny model and a generated round, and for whole
+adaptation runs a tiny flat-rendered benchmark with a source model trained for one epoch.
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from animalpose.adapt.pseudo_labels import generate_pseudo_labels
+from animalpose.adapt.views import ViewSampler
 from animalpose.datasets.codecs.msra import MSRAHeatmap
-from animalpose.datasets.formats.tigdog import RealAnimal, RealAnimalCrop, write_real_crops
-from animalpose.datasets.generator.cartoon import make_tigdog_fixture
+from animalpose.datasets.formats.crops import RealAnimalCrop, write_real_crops
+from animalpose.datasets.formats.tigdog import RealAnimal
 from animalpose.datasets.generator.dogshift import BenchmarkSpec, generate_benchmark
+from animalpose.datasets.generator.fixtures import make_tigdog_fixture
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.transforms.crop import CenterCrop, Normalizer
+from animalpose.datasets.transforms.crop import CenterCrop
+from animalpose.datasets.transforms.normalize import Normalizer
 from animalpose.train.cli import train_main
 from animalpose.train.models import build_model
 
@@ -114,6 +118,35 @@ def tiny_model():
 def model_factory():
     """``make_tiny_model(seed)``: a fresh tiny model (for tests that change its mode)."""
     return make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def generate(tiny_model, real_dataset, codec, normalizer):
+    """``generate(**overrides)``: generate_pseudo_labels on the fixture, CPU, no workers."""
+
+    def run(**overrides):
+        kwargs = {
+            "codec": codec,
+            "normalizer": normalizer,
+            "device": "cpu",
+            "views": ViewSampler(),
+            "seed": 1,
+            "temporal": None,
+            "batch_size": 4,
+            "workers": 0,
+            "progress": False,
+        }
+        kwargs.update(overrides)
+        model = kwargs.pop("model", tiny_model)
+        return generate_pseudo_labels(model, real_dataset, **kwargs)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def labels(generate):
+    """Round 2 (epoch 20) of the tiny model on the fixture, nothing selected."""
+    return generate(round_index=2, epoch=20)
 
 
 # -- whole adaptation runs ------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import pytest
 
 from animalpose.adapt.cli import WSCDAConfig
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
-from animalpose.train.config import ConfigError, load_config
-from animalpose.train.flags import parse_config
+from animalpose.train.config import ConfigError, config_from_dict, load_config
+from animalpose.train.flags import REFERENCE_ONLY, TRAIN_FLAGS, parse_config
 
 #: The reference's CCSSL/options/train_options.py flags we honour, with its defaults.
 REFERENCE = {
@@ -50,7 +50,8 @@ def test_option_strings_are_unique_and_fields_exist():
     assert len(names) == len(set(names))
     cfg = AdaptConfig()
     for flag in ADAPT_FLAGS:
-        _get(cfg, flag.field)  # raises AttributeError for a stale field
+        if flag.field != REFERENCE_ONLY:
+            _get(cfg, flag.field)  # raises AttributeError for a stale field
 
 
 def test_flags_set_their_fields():
@@ -90,6 +91,85 @@ def test_flags_set_their_fields():
     assert cfg.adapt.target_labels == 40 and not cfg.adapt.temporal and cfg.adapt.views == 2
 
 
+#: A valid non-default value for the field of every flag of our own (not a training flag).
+OWN_ALTERNATES = {
+    "data.dataset": "synthetic_animal",
+    "adapt.target_ssl": "real_animal_crop",
+    "adapt.target": "real_animal_sp",
+    "data.train_batch": 8,
+    "optim.lr": 1e-3,
+    "optim.epochs": 5,
+    "adapt.target_weight": 3.0,
+    "run.pretrained": "src.pth.tar",
+    "adapt.target_labels": 40,
+    "adapt.pseudo_labels": False,
+    "adapt.round_every": 5,
+    "adapt.selection": "pplo",
+    "adapt.pplo_shares": [0.5, 1.0],
+    "adapt.views": 2,
+    "adapt.temporal": False,
+    "adapt.pseudo_workers": 0,
+    "adapt.adversarial": True,
+    "adapt.adversary": "alternating",
+    "adapt.alpha": 0.5,
+    "adapt.beta": 100.0,
+    "adapt.w2": 2.0,
+}
+OWN_FLAGS = tuple(flag for flag in ADAPT_FLAGS if flag not in TRAIN_FLAGS)
+
+
+def test_other_flags_are_training_flags_minus_those_meaning_nothing_here():
+    shared = {flag.names for flag in ADAPT_FLAGS if flag in TRAIN_FLAGS}
+    dropped = {flag.names[-1] for flag in TRAIN_FLAGS if flag.names not in shared}
+    # renamed to the reference's CCSSL.py names (in OWN_FLAGS), or meaningless in adaptation
+    assert dropped == {
+        "--resume",
+        "--pretrained",
+        "--dataset",
+        "--train-batch",
+        "--learning-rate",
+        "--epochs",
+        "--evaluate",
+        "--start-epoch",
+        "--eval-split",
+        "--debug",
+    }
+    assert sorted(flag.field for flag in OWN_FLAGS) == sorted(OWN_ALTERNATES)
+
+
+@pytest.mark.parametrize("flag", OWN_FLAGS, ids=lambda flag: flag.names[-1])
+def test_every_flag_of_our_own_changes_its_field(flag):
+    value = OWN_ALTERNATES[flag.field]
+    assert value != _get(AdaptConfig(), flag.field)
+    for name in flag.names:
+        if isinstance(value, bool):
+            argv = [name]
+        elif isinstance(value, list):
+            argv = [name, *map(str, value)]
+        else:
+            argv = [name, str(value)]
+        if flag.field == "adapt.pseudo_labels":
+            argv.append("--adversarial")  # something must adapt
+        cfg, _ = parse_config(argv, flags=ADAPT_FLAGS, config_type=AdaptConfig)
+        assert _get(cfg, flag.field) == value, name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--w1", "0.5"], ["--human-data", "/coco"], ["-d"], ["--debug"], ["--eval-split", "test"]],
+)
+def test_flags_that_cannot_change_an_adaptation_run_are_not_offered(argv, capsys):
+    with pytest.raises(SystemExit):
+        parse_config(argv, flags=ADAPT_FLAGS, config_type=AdaptConfig)
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("key", ["w1", "human_data"])
+def test_removed_keys_are_unknown(key):
+    with pytest.raises(ConfigError, match=f"old.yaml: adapt.{key}: unknown key"):
+        config_from_dict({"adapt": {key: ""}}, source="old.yaml", config_type=AdaptConfig)
+
+
 def test_wscda_defaults_and_presets(tmp_path):
     cfg, _ = parse_config([], flags=ADAPT_FLAGS, config_type=WSCDAConfig)
     assert cfg.adapt.adversarial and not cfg.adapt.pseudo_labels
@@ -104,7 +184,6 @@ def test_wscda_defaults_and_presets(tmp_path):
     ("values", "key"),
     [
         ({"pseudo_labels": False, "adversarial": False}, "pseudo_labels"),  # nothing adapts
-        ({"human_data": "/coco"}, "human_data"),
         ({"pplo_shares": [0.5, 1.5]}, "pplo_shares"),
         ({"target": "synthetic_animal"}, "target"),
         ({"round_every": 0}, "round_every"),

@@ -128,9 +128,7 @@ def probe_accuracy(trunk: nn.Module, seed: int = SEED, steps: int = PROBE_STEPS)
     images, _, is_target = mixed_batch(gen, EVAL_SIZE)
     with torch.no_grad():
         logits = probe.discriminator(trunk(images))
-    terms = ddl_loss(
-        logits, is_animal=torch.ones_like(is_target), is_target=is_target, species_head=False
-    )
+    terms = ddl_loss(logits, is_animal=torch.ones_like(is_target), is_target=is_target)
     return terms.domain_acc.item()
 
 

@@ -1,48 +1,19 @@
-"""Pseudo-label generation on the TigDog fixture, storage and selection."""
+"""Pseudo-label generation on the TigDog fixture, and its diagnostics."""
 
 import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.pseudo_labels import PseudoLabels, generate_pseudo_labels
+from animalpose.adapt.pseudo_labels import generate_pseudo_labels
 from animalpose.adapt.selection import select_top_share
 from animalpose.adapt.temporal import TemporalConfig, temporal_refine
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.fileio import DataError
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.evaluation.inference import evaluate
 from animalpose.evaluation.pck import pck_hits
 from animalpose.train.loaders import make_loader
 
 K = 18
-
-
-@pytest.fixture(scope="module")
-def generate(tiny_model, real_dataset, codec, normalizer):
-    """``generate(**overrides)``: generate_pseudo_labels on the fixture, CPU, no workers."""
-
-    def run(**overrides):
-        kwargs = {
-            "codec": codec,
-            "normalizer": normalizer,
-            "device": "cpu",
-            "views": ViewSampler(),
-            "seed": 1,
-            "temporal": None,
-            "batch_size": 4,
-            "workers": 0,
-            "progress": False,
-        }
-        kwargs.update(overrides)
-        model = kwargs.pop("model", tiny_model)
-        return generate_pseudo_labels(model, real_dataset, **kwargs)
-
-    return run
-
-
-@pytest.fixture(scope="module")
-def labels(generate):
-    return generate(round_index=2, epoch=20)
 
 
 def test_generated_labels_cover_the_dataset_in_order(labels, real_dataset):
@@ -171,109 +142,6 @@ def test_diagnostics_match_an_independent_pck(labels, real_dataset):
         float(hits.numpy()[mask].sum() / mask.sum())
     )
     assert not labels.selected.any()  # with_selection returns a copy
-
-
-def assert_same(a: PseudoLabels, b: PseudoLabels) -> None:
-    for name in ("round", "epoch", "keep_share"):
-        assert getattr(a, name) == getattr(b, name)
-    assert a.threshold == b.threshold or (np.isnan(a.threshold) and np.isnan(b.threshold))
-    for name in (
-        "indices",
-        "shots",
-        "frames",
-        "keypoints",
-        "confidence",
-        "substituted",
-        "selected",
-        "hits",
-    ):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype, name
-        np.testing.assert_array_equal(x, y, err_msg=name)
-    assert a.diagnostics.keys() == b.diagnostics.keys()
-    np.testing.assert_array_equal(list(a.diagnostics.values()), list(b.diagnostics.values()))
-
-
-def test_save_load_round_trip(labels, tmp_path):
-    chosen = labels.with_selection(0.4)
-    chosen.save(tmp_path / "round2.npz")
-    assert_same(PseudoLabels.load(tmp_path / "round2.npz"), chosen)
-    labels.save(tmp_path / "unselected.npz")  # NaN threshold and NaN diagnostics survive
-    assert_same(PseudoLabels.load(tmp_path / "unselected.npz"), labels)
-    # Atomic writes leave no temporary file behind.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["round2.npz", "unselected.npz"]
-
-
-def random_labels(n: int, k: int = K) -> PseudoLabels:
-    rng = np.random.default_rng(0)
-    return PseudoLabels(
-        round=1,
-        epoch=10,
-        keep_share=0.4,
-        threshold=0.5,
-        indices=np.arange(n),
-        shots=np.repeat(np.arange(n // 50 + 1), 50)[:n],
-        frames=np.arange(n) + 1,
-        keypoints=rng.uniform(0, 1280, (n, k, 2)).astype(np.float32),
-        confidence=rng.uniform(0, 1, (n, k)).astype(np.float32),
-        substituted=rng.uniform(size=(n, k)) < 0.05,
-        selected=rng.uniform(size=(n, k)) < 0.4,
-        hits=rng.integers(-1, 2, (n, k)).astype(np.int8),
-        diagnostics={"pck_all": 0.5},
-    )
-
-
-def test_ten_thousand_frames_take_a_few_megabytes(tmp_path):
-    big = random_labels(10_000)
-    big.save(tmp_path / "big.npz")
-    assert (tmp_path / "big.npz").stat().st_size < 4e6
-    assert_same(PseudoLabels.load(tmp_path / "big.npz"), big)
-
-
-def rewrite(path, **changes):
-    """Copy the .npz at ``path`` with entries replaced (None deletes) to a new file."""
-    with np.load(path) as z:
-        content = {k: z[k] for k in z.files}
-    for key, value in changes.items():
-        if value is None:
-            del content[key]
-        else:
-            content[key] = value
-    out = path.with_name(f"bad_{'_'.join(changes)}.npz")
-    np.savez(out, **content)
-    return out
-
-
-def test_load_rejects_bad_files_naming_them(tmp_path):
-    good = tmp_path / "labels.npz"
-    random_labels(20).save(good)
-    with pytest.raises(DataError, match="missing.npz: pseudo-label file not found"):
-        PseudoLabels.load(tmp_path / "missing.npz")
-    garbage = tmp_path / "garbage.npz"
-    garbage.write_bytes(b"not a zip file at all" * 10)
-    with pytest.raises(DataError, match="garbage.npz: not a readable pseudo-label"):
-        PseudoLabels.load(garbage)
-    cut = tmp_path / "cut.npz"
-    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(DataError, match="cut.npz"):
-        PseudoLabels.load(cut)
-    cases = {
-        "selected": ({"selected": None}, "lacks \\['selected'\\]"),
-        "confidence": ({"confidence": np.zeros((20, K + 1), np.float32)}, "'confidence' must be"),
-        "keypoints": ({"keypoints": np.zeros((20, K, 2))}, "'keypoints' must be float32"),
-        "indices": ({"indices": np.arange(21)}, "'shots' must be int64 of shape \\(21,\\)"),
-        "round": ({"round": np.array([1])}, "'round' must be a int64 scalar"),
-        "format": ({"format": np.asarray("other/1")}, "format tag"),
-        "hits": ({"hits": np.full((20, K), 3, np.int8)}, "'hits' must hold only"),
-    }
-    for change, message in cases.values():
-        bad = rewrite(good, **change)
-        with pytest.raises(DataError, match=f"{bad.name}: .*{message}"):
-            PseudoLabels.load(bad)
-    # Object arrays would need pickle: refused, not executed.
-    bad = rewrite(good, diagnostic_names=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(DataError, match=bad.name):
-        PseudoLabels.load(bad)
 
 
 @pytest.mark.gpu

@@ -28,7 +28,8 @@ SCRIPT = textwrap.dedent("""
     from animalpose.datasets.codecs.msra import MSRAHeatmap
     from animalpose.datasets.keypoints import ANIMAL18
     from animalpose.datasets.formats.tigdog import RealAnimal
-    from animalpose.datasets.transforms.crop import CenterCrop, Normalizer
+    from animalpose.datasets.transforms.crop import CenterCrop
+    from animalpose.datasets.transforms.normalize import Normalizer
     from animalpose.train.models import build_model
 
 

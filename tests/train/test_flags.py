@@ -10,6 +10,7 @@ import pytest
 
 from animalpose.train.config import Config, ConfigError, Section, load_config, save_config
 from animalpose.train.flags import (
+    REFERENCE_ONLY,
     TRAIN_FLAGS,
     Flag,
     build_parser,
@@ -70,7 +71,6 @@ ALTERNATES = {
     "data.out_res": 128,
     "data.sigma": 2.5,
     "data.sigma_decay": 0.95,
-    "data.label_type": "Gaussian",
     "data.scale_factor": 0.3,
     "data.rot_factor": 45.0,
     "data.workers": 0,
@@ -114,7 +114,9 @@ ALTERNATES = {
     "run.progress": False,
 }
 # Fields whose only valid value is the default (one implemented choice).
-SINGLE_CHOICE = {"data.label_type", "model.keypoint_spec", "model.arch"}
+SINGLE_CHOICE = {"model.keypoint_spec", "model.arch"}
+#: Flags that set a field (all but the REFERENCE_ONLY ones).
+FIELD_FLAGS = tuple(flag for flag in TRAIN_FLAGS if flag.field != REFERENCE_ONLY)
 
 
 def _flag_by_name() -> dict[str, Flag]:
@@ -132,6 +134,9 @@ def test_every_reference_flag_is_in_the_table_with_its_default(getp):
     cfg, _ = parse_config([])
     for name, default in REFERENCE_FLAGS.items():
         assert name in flags, name
+        if flags[name].field == REFERENCE_ONLY:  # accepted with its default only
+            assert flags[name].choices == (default,), name
+            continue
         value = getp(cfg, flags[name].field)
         assert value == default or (name == "--image-path" and value == default.rstrip("/")), name
 
@@ -140,7 +145,7 @@ def test_every_flag_maps_to_an_existing_leaf_field(leaf_paths):
     names = [name for flag in TRAIN_FLAGS for name in flag.names]
     assert len(names) == len(set(names)), "option strings must be unique"
     for flag in TRAIN_FLAGS:
-        assert flag.field in leaf_paths, flag
+        assert flag.field in leaf_paths or flag.field == REFERENCE_ONLY, flag
         assert flag.help, flag
 
 
@@ -170,7 +175,7 @@ def test_single_choice_fields_are_reached_by_set(dotted, capsys):
     assert f"command line: {dotted}: 'bogus' is not one of" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", TRAIN_FLAGS, ids=lambda flag: flag.names[-1])
+@pytest.mark.parametrize("flag", FIELD_FLAGS, ids=lambda flag: flag.names[-1])
 def test_every_flag_sets_its_field(flag, getp):
     value = ALTERNATES[flag.field]
     if isinstance(value, bool):
@@ -185,6 +190,21 @@ def test_every_flag_sets_its_field(flag, getp):
     cfg, args = parse_config(argv)
     assert getp(cfg, flag.field) == expected
     assert hasattr(args, flag.field)
+
+
+def test_reference_only_flags_are_accepted_with_their_one_value_and_set_nothing():
+    only = [flag for flag in TRAIN_FLAGS if flag.field == REFERENCE_ONLY]
+    assert [flag.names for flag in only] == [("--label-type",)]
+    cfg, args = parse_config(["--label-type", "Gaussian"])
+    assert cfg == Config() and args.label_type == "Gaussian"
+    help_text = build_parser().format_help()
+    assert "Cauchy" in help_text and "{Gaussian}" in help_text  # says what the reference had
+
+
+def test_reference_only_flag_needs_exactly_one_choice():
+    bad = (Flag(names=("--shape",), field=REFERENCE_ONLY, help="x", choices=("a", "b")),)
+    with pytest.raises(ValueError, match="exactly one choice"):
+        build_parser(flags=bad)
 
 
 def test_reference_style_command_line():
@@ -253,7 +273,7 @@ def test_saved_config_reproduces_the_run(tmp_path):
         (["--dataset", "mpii"], "invalid choice: 'mpii'"),
         (["--schedule", "30", "x"], "invalid int value: 'x'"),
         (["--stack", "2"], "unrecognized arguments: --stack 2"),  # no abbreviations
-        (["--label-type", "Cauchy"], "data.label_type: 'Cauchy' targets are not implemented"),
+        (["--label-type", "Cauchy"], "argument --label-type: invalid choice: 'Cauchy'"),
         (["--inp-res", "100"], "command line: data.inp_res: 100 is not divisible"),
         (["--set", "optim.schedule=[5,x]"], "--set: optim.schedule[1]: expected int"),
         (["--set", "model.depth=3"], "--set: model.depth: unknown key"),
@@ -329,8 +349,9 @@ def test_markdown_table_lists_every_flag():
     text = config_table_markdown(TRAIN_FLAGS)
     lines = text.splitlines()
     assert lines[0] == "| flag | field | default | help |"
-    for flag in TRAIN_FLAGS:
+    for flag in FIELD_FLAGS:
         assert sum(f"`{flag.field}`" in line for line in lines) >= 1, flag
+    assert "| `--label-type` | (none) | `Gaussian` |" in text
     assert "| `-s`, `--stacks` | `model.stacks` | `4` | number of stacked hourglasses |" in lines
     assert "| `--schedule` | `optim.schedule` | `60 90` |" in text
     assert all(line.count("|") == 5 for line in lines)

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.pseudo_labels import PseudoLabelDataset, PseudoLabels
+from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
+from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.tigdog import RealAnimal
 from animalpose.datasets.geometry import apply_affine, crop_matrix
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.transforms.strong import build_augmenter
+from animalpose.datasets.transforms.registry import build_augmenter
 
 S = 64
 

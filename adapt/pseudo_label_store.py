@@ -1,0 +1,200 @@
+"""One stored pseudo-label round: :class:`PseudoLabels` and its compact ``.npz`` file.
+
+``generate_pseudo_labels`` (``pseudo_labels.py``) returns a round with nothing selected;
+``PseudoLabels.with_selection`` applies a keep share (``selection.py``); ``save``/``load`` write
+and read one compressed ``.npz`` of plain arrays (no pickles), validated on load. Keypoints are
+stored in frame pixels, so the labels do not depend on the crop the model saw.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from animalpose.adapt.selection import select_top_share
+from animalpose.datasets.fileio import DataError, atomic_write
+
+__all__ = ["FORMAT", "NO_ANNOTATION", "PseudoLabels", "pck_diagnostics"]
+
+#: Format tag stored in every pseudo-label file.
+FORMAT = "animalpose.pseudo_labels/1"
+#: ``hits`` value of a keypoint without a visible annotation (no PCK verdict).
+NO_ANNOTATION = -1
+#: Array entries of the file: name -> (dtype, shape in terms of N rows and K keypoints).
+_ARRAYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "indices": ("int64", ("N",)),
+    "shots": ("int64", ("N",)),
+    "frames": ("int64", ("N",)),
+    "keypoints": ("float32", ("N", "K", "2")),
+    "confidence": ("float32", ("N", "K")),
+    "substituted": ("bool", ("N", "K")),
+    "selected": ("bool", ("N", "K")),
+    "hits": ("int8", ("N", "K")),
+}
+_SCALARS: dict[str, str] = {
+    "round": "int64",
+    "epoch": "int64",
+    "keep_share": "float64",
+    "threshold": "float64",
+}
+_DIAGNOSTICS = ("diagnostic_names", "diagnostic_values")
+
+
+@dataclass
+class PseudoLabels:
+    """One round of pseudo-labels, rows in dataset (loader) order.
+
+    Attributes:
+        round: pseudo-label round; epoch: training epoch it was generated at.
+        keep_share: share selected (0 before selection); threshold: confidence threshold of the
+            selection (NaN before selection).
+        indices: (N,) int64 dataset indices; shots, frames: (N,) int64 TigDog shot and frame.
+        keypoints: (N, K, 2) float32 frame pixels; confidence: (N, K) float32 heatmap peaks.
+        substituted: (N, K) bool, replaced by the flowed previous frame's label.
+        selected: (N, K) bool, trains (visible = selected).
+        diagnostics: ``pck_all`` / ``pck_selected`` (fraction of labels within 0.05 x box side
+            of a visible annotation, all / selected), ``kept_share``, ``substituted`` (count),
+            ``predict_seconds``, ``flow_seconds``.
+        hits: (N, K) int8 1 / 0 label within / beyond 0.05 x box side of the annotation,
+            -1 without a visible annotation.
+    """
+
+    round: int
+    epoch: int
+    keep_share: float
+    threshold: float
+    indices: np.ndarray
+    shots: np.ndarray
+    frames: np.ndarray
+    keypoints: np.ndarray
+    confidence: np.ndarray
+    substituted: np.ndarray
+    selected: np.ndarray
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    hits: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _hits(self) -> np.ndarray:
+        if self.hits is None:
+            return np.full(self.confidence.shape, NO_ANNOTATION, dtype=np.int8)
+        return self.hits
+
+    def with_selection(self, keep_share: float) -> PseudoLabels:
+        """A copy with ``selected``/``threshold``/``keep_share`` set by ``select_top_share``."""
+        selected, threshold = select_top_share(self.confidence, keep_share)
+        diagnostics = {
+            **self.diagnostics,
+            **pck_diagnostics(self._hits(), selected, self.substituted),
+        }
+        return replace(
+            self,
+            keep_share=float(keep_share),
+            threshold=threshold,
+            selected=selected,
+            diagnostics=diagnostics,
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one compressed ``.npz`` atomically (every entry a plain array, no pickles)."""
+        names = list(self.diagnostics)
+        values = {name: getattr(self, name) for name in _ARRAYS} | {"hits": self._hits()}
+        arrays = {name: np.asarray(values[name], dtype=d) for name, (d, _) in _ARRAYS.items()}
+        scalars = {name: np.asarray(getattr(self, name), dtype=d) for name, d in _SCALARS.items()}
+        with atomic_write(path) as f:
+            np.savez_compressed(
+                f,
+                format=np.asarray(FORMAT),
+                **scalars,
+                **arrays,
+                diagnostic_names=np.asarray(names, dtype=np.str_).reshape(len(names)),
+                diagnostic_values=np.asarray([self.diagnostics[n] for n in names], np.float64),
+            )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PseudoLabels:
+        """Read a file written by :meth:`save`; DataError naming the file and the problem."""
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: pseudo-label file not found")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                content = {name: z[name] for name in z.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise DataError(
+                f"{path}: not a readable pseudo-label .npz ({type(exc).__name__}: {exc})"
+            ) from exc
+        return cls(**_validated(path, content))
+
+
+def _validated(path: Path, content: dict) -> dict:
+    """Check every entry's presence, dtype and shape; return the constructor arguments."""
+    expected = ["format", *_SCALARS, *_ARRAYS, *_DIAGNOSTICS]
+    missing = [name for name in expected if name not in content]
+    if missing:
+        raise DataError(f"{path}: pseudo-label file lacks {missing} (expected {expected})")
+    tag = content["format"]
+    if tag.shape != () or str(tag) != FORMAT:
+        raise DataError(f"{path}: format tag {tag!r} is not {FORMAT!r}")
+    out = {}
+    for name, dtype in _SCALARS.items():
+        value = content[name]
+        if value.shape != () or value.dtype != np.dtype(dtype):
+            raise DataError(
+                f"{path}: {name!r} must be a {dtype} scalar, got {value.dtype} {value.shape}"
+            )
+        out[name] = value.item()
+    sizes: dict[str, int] = {"2": 2}
+    if content["indices"].ndim == 1:
+        sizes["N"] = len(content["indices"])
+    if content["keypoints"].ndim == 3:
+        sizes["K"] = content["keypoints"].shape[1]
+    for name, (dtype, dims) in _ARRAYS.items():
+        value = content[name]
+        want = tuple(sizes.get(d, -1) for d in dims)
+        if value.dtype != np.dtype(dtype) or value.shape != want:
+            raise DataError(
+                f"{path}: {name!r} must be {dtype} of shape {want} ({' x '.join(dims)})"
+                f", got {value.dtype} {value.shape}"
+            )
+        out[name] = value
+    names, values = content["diagnostic_names"], content["diagnostic_values"]
+    if (
+        names.dtype.kind != "U"
+        or names.ndim != 1
+        or values.dtype != np.float64
+        or values.shape != names.shape
+    ):
+        raise DataError(
+            f"{path}: diagnostics must be a str array of names and a float64 array "
+            f"of values of one length, got {names.dtype} {names.shape} and "
+            f"{values.dtype} {values.shape}"
+        )
+    out["diagnostics"] = {str(n): float(v) for n, v in zip(names, values, strict=True)}
+    if len(np.unique(out["indices"])) != len(out["indices"]) or (out["indices"] < 0).any():
+        raise DataError(f"{path}: 'indices' must be distinct non-negative dataset indices")
+    if not np.isin(out["hits"], (NO_ANNOTATION, 0, 1)).all():
+        raise DataError(f"{path}: 'hits' must hold only -1, 0 or 1")
+    return out
+
+
+def _fraction(mask: np.ndarray, hits: np.ndarray) -> float:
+    judged = mask & (hits != NO_ANNOTATION)
+    return float((hits[judged] == 1).mean()) if judged.any() else float("nan")
+
+
+def pck_diagnostics(hits: np.ndarray, selected: np.ndarray, substituted: np.ndarray) -> dict:
+    """``pck_all``, ``pck_selected`` (hit fractions of the judged labels, all / selected),
+    ``kept_share`` and ``substituted`` (count) of (N, K) ``hits``, ``selected``, ``substituted``."""
+    return {
+        "pck_all": _fraction(np.ones(hits.shape, dtype=bool), hits),
+        "pck_selected": _fraction(selected, hits),
+        "kept_share": float(selected.mean()) if selected.size else float("nan"),
+        "substituted": float(substituted.sum()),
+    }
