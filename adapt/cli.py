@@ -11,7 +11,8 @@ import sys
 from dataclasses import dataclass, field
 
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
-from animalpose.train.cli import _init_distributed, run_training
+from animalpose.train.build import init_distributed
+from animalpose.train.cli import run_training
 from animalpose.train.flags import parse_config
 
 __all__ = ["WSCDAConfig", "ccssl_main", "wscda_main"]
@@ -36,7 +37,7 @@ def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
         cfg, _ = parse_config(
             argv, flags=ADAPT_FLAGS, config_type=config_type, description=description
         )
-        _init_distributed()
+        init_distributed()
         AdaptTrainer(cfg).fit()
 
     return run_training(body)

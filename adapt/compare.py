@@ -1,45 +1,35 @@
 """Method comparison on a domain-gap benchmark: every method, N seeds, one table per metric.
 
 Behind ``benchmarks/domain_gap.py`` (source only vs oracle) and ``benchmarks/adaptation.py``
-(source only, CC-SSL, WS-CDA, CC-SSL + WS-CDA, WS-CDA + PPLO, oracle)::
-
-    python datasets/generate.py --benchmark dogshift-v2-cpu --image-path animal_data
-    python benchmarks/adaptation.py --benchmark dogshift-v2-cpu --image-path animal_data \\
-        --seeds 0 1 2 [--out runs/adaptation/dogshift-v2-cpu] [--epochs 15] [--adapt-epochs 12]
-    python benchmarks/adaptation.py --benchmark dogshift-v2 --gpu-full --seeds 0 1 2
-
-For every seed (the recipe is ``configs/quickstart_cpu.yaml`` by default; ``--gpu-full``: the
-reference's 4-stack recipe ``configs/hg_synthetic_sp.yaml``):
-
-- source only: ``synthetic_animal_sp`` on the source set through the real ``Trainer``;
-  ``model_best`` is selected on the SOURCE valid split (no target labels: the honest unsupervised
-  choice); each epoch the weights are also evaluated on the TARGET valid split and the best are
-  kept as ``model_best_target_valid.pth.tar`` (the reference's protocol selects on TigDog labels).
-- adaptation methods (``AdaptTrainer``, ``adapt/trainer.py``) start from that seed's source-only
-  ``model_best`` (selected on source valid) and train ``--adapt-epochs`` epochs with the recipe's
-  optimiser at a constant learning rate, pseudo-label rounds every ``--round-every`` epochs
-  (default: 6 rounds, as the reference's 60 / 10); ``model_best`` is selected on the target
-  valid split; the last epoch is reported too.
-- oracle: ``real_animal_sp`` on the target TRAIN split with its labels, selected on target valid.
-
-Every reported checkpoint is evaluated on the held-out target TEST split (``real_animal_sp``
-centre crops, normalised with the source set's mean as every model was trained) with both
-metrics. Written to ``--out``: ``<report>.md`` (per part and mean, mean +- sample std over
-seeds), ``<report>.png``, ``<report>.json`` (every number) and one folder per run
-(``<method>/seed<k>/``). A complete run with the same config is not trained again.
+(source only, CC-SSL, WS-CDA, CC-SSL + WS-CDA, WS-CDA + PPLO, oracle); the protocol (recipes,
+model selection, the held-out target TEST split) is in docs/adaptation.md. Every run trains into
+``<out>/<method>/seed<k>/`` (a complete run with the same config is not trained again); the
+report (``compare_report.py``) is ``<report>.md``, ``.json`` and ``.png`` in ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from animalpose.adapt.compare_methods import (
+    GAP_METHODS,
+    LAST_NAME,
+    METHODS,
+    TARGET_BEST_NAME,
+)
+from animalpose.adapt.compare_report import (
+    METRICS,
+    aggregate,
+    markdown_report,
+    report_document,
+    strict_json,
+    write_report,
+)
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.trainer import AdaptTrainer, settings_changed
 from animalpose.datasets.fileio import DataError, atomic_write
@@ -50,7 +40,8 @@ from animalpose.datasets.generator.dogshift import (
     generate_benchmark,
     get_benchmark,
 )
-from animalpose.evaluation.report import METRIC_LABELS, summarize
+from animalpose.evaluation.report import summarize
+from animalpose.train.build import build_evaluator
 from animalpose.train.checkpoint import BEST_NAME
 from animalpose.train.config import (
     Config,
@@ -69,71 +60,10 @@ CPU_CONFIG = REPO / "configs" / "quickstart_cpu.yaml"
 GPU_CONFIG = REPO / "configs" / "hg_synthetic_sp.yaml"
 #: ... with more loader workers for a GPU host.
 GPU_OVERRIDES = ("data.workers=8",)
-#: The latest epoch's weights (the Trainer writes it every epoch) and our target-selected copy.
-LAST_NAME = "checkpoint.pth.tar"
-TARGET_BEST_NAME = "model_best_target_valid.pth.tar"
 #: Target splits are read as real_animal_sp: centre crops, the source set's (synthetic) mean.
 TARGET_DATASET = "real_animal_sp"
-METRICS = ("legacy", "precise")
 #: The record of a complete run (its config and per-epoch numbers) in its folder.
 RUN_RECORD = "domain_gap_run.json"
-
-
-@dataclass(frozen=True)
-class Method:
-    """label: table name. dataset: training data set (``train``); adapt: ``adapt.*`` settings
-    (adaptation methods, which start from the seed's source-only model). checkpoints: (key,
-    file, label) reported."""
-
-    label: str
-    checkpoints: tuple[tuple[str, str, str], ...]
-    dataset: str = "synthetic_animal_sp"
-    adapt: tuple[tuple[str, object], ...] = ()
-
-    @property
-    def adapts(self) -> bool:
-        return bool(self.adapt)
-
-
-_TARGET_SELECTED = (
-    ("selected_target_valid", BEST_NAME, "selected on target valid"),
-    ("last", LAST_NAME, "last epoch"),
-)
-METHODS: dict[str, Method] = {
-    "source": Method(
-        "source only",
-        (
-            ("selected_source_valid", BEST_NAME, "selected on source valid"),
-            ("selected_target_valid", TARGET_BEST_NAME, "selected on target valid"),
-            ("last", LAST_NAME, "last epoch"),
-        ),
-    ),
-    "ccssl": Method(
-        "CC-SSL", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", False))
-    ),
-    "wscda": Method(
-        "WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", False), ("adversarial", True))
-    ),
-    "ccssl_wscda": Method(
-        "CC-SSL + WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", True))
-    ),
-    "wscda_pplo": Method(
-        "WS-CDA + PPLO",
-        _TARGET_SELECTED,
-        adapt=(
-            ("pseudo_labels", True),
-            ("adversarial", True),
-            ("selection", "pplo"),
-            ("views", 0),
-            ("temporal", False),
-        ),
-    ),
-    "oracle": Method("oracle (target train, labels)", _TARGET_SELECTED, dataset="real_animal_sp"),
-}
-#: The methods of benchmarks/domain_gap.py and of benchmarks/adaptation.py, in run order
-#: (source first: the adaptation methods start from its model).
-GAP_METHODS = ("source", "oracle")
-ADAPTATION_METHODS = ("source", "ccssl", "wscda", "ccssl_wscda", "oracle")
 
 
 def _with(cfg: Config, values: dict[str, object]) -> Config:
@@ -216,11 +146,11 @@ def train_run(cfg: Config, method: str) -> list[dict]:
         if record.get("complete") and not _record_differs(record.get("config") or {}, settings):
             print(f"=> {out}: complete run with this config, not trained again")
             return record["epochs"]
-    # Built first: a Trainer seeds torch, and the training Trainer must start from its own seed.
+    # Built first: building seeds torch, and the Trainer must start from its own seed.
     target_valid = None
     if method == "source":
         on_target = {"data.dataset": TARGET_DATASET, "data.eval_split": "valid"}
-        target_valid = Trainer(_with(cfg, on_target), train=False)
+        target_valid = build_evaluator(_with(cfg, on_target))
     trainer = AdaptTrainer(cfg) if isinstance(cfg, AdaptConfig) else Trainer(cfg)
     epochs: list[dict] = []
     best = {"acc": -1.0}
@@ -229,9 +159,9 @@ def train_run(cfg: Config, method: str) -> list[dict]:
         row = {"epoch": epoch + 1, "valid": _means(val)}
         if target_valid is not None:
             target_valid.model.load_state_dict(trainer.model.state_dict())
-            tv = target_valid.validate(epoch)
+            tv = target_valid.evaluate(trainer.codec_at(epoch))
             row["target_valid"] = _means(tv)
-            acc = tv.legacy_mean if np.isfinite(tv.legacy_mean) else 0.0
+            acc = tv.legacy_mean if math.isfinite(tv.legacy_mean) else 0.0
             if acc > best["acc"]:  # the Trainer's rule: first epoch with the highest legacy mean
                 best["acc"] = acc
                 with atomic_write(out / TARGET_BEST_NAME) as f:
@@ -239,7 +169,9 @@ def train_run(cfg: Config, method: str) -> list[dict]:
         epochs.append(row)
 
     trainer.fit(on_epoch_end=on_epoch_end)
-    text = json.dumps(_finite({"config": settings, "complete": True, "epochs": epochs}), indent=2)
+    text = json.dumps(
+        strict_json({"config": settings, "complete": True, "epochs": epochs}), indent=2
+    )
     with atomic_write(record_path, "w") as f:
         f.write(text + "\n")
     return epochs
@@ -247,192 +179,11 @@ def train_run(cfg: Config, method: str) -> list[dict]:
 
 def evaluate_checkpoint(cfg: Config, path: Path) -> dict:
     """Both metrics of checkpoint ``path`` on the target test split."""
-    trainer = Trainer(
-        _with(
-            cfg,
-            {"data.dataset": TARGET_DATASET, "data.eval_split": "test", "run.resume": str(path)},
-        ),
-        train=False,
-    )
-    val = trainer.validate(trainer.start_epoch)
-    summaries = {metric: summarize(getattr(val, metric), trainer.spec) for metric in METRICS}
-    return {"epoch": int(trainer.start_epoch), "images": len(val.preds), **summaries}
-
-
-# --- aggregation and report ---------------------------------------------------------------------
-
-
-def _stats(values: list[float]) -> dict:
-    """mean and sample std (ddof 1; 0 for one value) of the finite values, in percent."""
-    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
-    if arr.size == 0:
-        return {"mean": None, "std": None, "values": list(values)}
-    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-    return {"mean": float(arr.mean()), "std": std, "values": list(values)}
-
-
-def aggregate(runs: dict) -> dict:
-    """``runs[method][seed]["checkpoints"][key][metric]`` summaries -> mean/std over seeds of
-    every part and the mean, plus the epochs, for each (method, checkpoint key)."""
-    out: dict = {}
-    for method, by_seed in runs.items():
-        seeds = sorted(by_seed)
-        for key, _, _ in METHODS[method].checkpoints:
-            results = [by_seed[s]["checkpoints"][key] for s in seeds]
-            entry = {"epochs": [r["epoch"] for r in results]}
-            for metric in METRICS:
-                parts = list(results[0][metric]["per_part"])
-                entry[metric] = {
-                    "per_part": {
-                        p: _stats([r[metric]["per_part"][p] for r in results]) for p in parts
-                    },
-                    "mean": _stats([r[metric]["mean"] for r in results]),
-                }
-            out.setdefault(method, {})[key] = entry
-    return out
-
-
-def _cell(stats: dict, seeds: int) -> str:
-    if stats["mean"] is None:
-        return "n/a"
-    return f"{stats['mean']:.2f}" if seeds == 1 else f"{stats['mean']:.2f} ± {stats['std']:.2f}"
-
-
-def markdown_report(
-    *,
-    record: dict,
-    cfg: Config,
-    seeds: list[int],
-    table: dict,
-    adapt_epochs: int | None = None,
-    round_every: int = 10,
-) -> str:
-    """The Markdown page: header, one table per metric, the gap line (and, with adaptation
-    methods, each one's change over source only)."""
-    source, official = record["source"], record["official"]
-    target = ", ".join(
-        f"{n} {len(v['shots'])} shots / {v['frames']} frames" for n, v in record["splits"].items()
-    )
-    m, d, o = cfg.model, cfg.data, cfg.optim
-    spread = "" if len(seeds) == 1 else ", mean ± sample std over seeds"
-    lines = [
-        (
-            f"# {'Adaptation' if adapt_epochs else 'Domain gap'}: {record['name']} "
-            f"(version {record['version']})"
-        ),
-        "",
-        (
-            f"- data: renderer `{record['renderer']}` "
-            f"({'official data' if official else 'NOT the official renderer'}); source "
-            f"{source['images']} stills ({source['train']} train / {source['valid']} valid); "
-            f"target {target}"
-        ),
-        (
-            f"- model: {m.arch} {m.stacks} stack(s), {m.channels} channels, {d.inp_res} px input, "
-            f"{o.epochs} epochs, {o.solver} lr {o.lr}, batch {d.train_batch}; seeds "
-            f"{', '.join(map(str, seeds))}"
-        ),
-        f"- evaluated on the target TEST split; PCK@0.05 in percent{spread}",
-        (
-            "- source only: synthetic_animal_sp on the source set; oracle: real_animal_sp on the "
-            "target train split with labels; epoch = epochs trained, per seed"
-        ),
-    ]
-    if adapt_epochs:
-        lines.append(
-            f"- adaptation: from each seed's source-only model (selected on source valid), "
-            f"{adapt_epochs} epochs, {o.solver} lr {o.lr} constant, pseudo-label rounds every "
-            f"{round_every} epochs; selected on target valid"
-        )
-    for metric in METRICS:
-        first = next(iter(next(iter(table.values())).values()))
-        parts = list(first[metric]["per_part"])
-        lines += [
-            "",
-            f"## {METRIC_LABELS[metric]}",
-            "",
-            "| model | checkpoint | epoch | " + " | ".join(parts) + " | mean |",
-            "| --- | --- | --- |" + " ---: |" * len(parts) + " ---: |",
-        ]
-        for method, entries in table.items():
-            for key, _, label in METHODS[method].checkpoints:
-                e = entries[key][metric]
-                cells = [_cell(e["per_part"][p], len(seeds)) for p in parts]
-                epochs = ", ".join(map(str, entries[key]["epochs"]))
-                lines.append(
-                    f"| {METHODS[method].label} | {label} | {epochs} | "
-                    + " | ".join(cells)
-                    + f" | **{_cell(e['mean'], len(seeds))}** |"
-                )
-    if {"source", "oracle"} <= set(table):
-        gaps = []
-        for metric in METRICS:
-            oracle = table["oracle"]["selected_target_valid"][metric]["mean"]["mean"]
-            source = table["source"]["selected_source_valid"][metric]["mean"]["mean"]
-            if oracle is not None and source is not None:
-                gaps.append(f"{metric} {oracle - source:+.2f}")
-        lines += [
-            "",
-            (
-                "Domain gap (oracle selected on target valid − source only selected on "
-                f"source valid, mean PCK points): {', '.join(gaps) or 'n/a'}"
-            ),
-        ]
-    if "source" in table:
-        for method in (m for m in table if METHODS[m].adapts):
-            deltas = []
-            for metric in METRICS:
-                got = table[method]["selected_target_valid"][metric]["mean"]["mean"]
-                base = table["source"]["selected_target_valid"][metric]["mean"]["mean"]
-                if got is not None and base is not None:
-                    deltas.append(f"{metric} {got - base:+.2f}")
-            lines.append(
-                f"\n{METHODS[method].label} − source only (both selected on target "
-                f"valid, mean PCK points): {', '.join(deltas) or 'n/a'}"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def plot_chart(path: Path, *, title: str, table: dict) -> None:
-    """Grouped bars per part and mean (one group per part, one bar per model/checkpoint),
-    error bars = std over seeds; one panel per metric."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rows = [
-        (f"{METHODS[m].label}, {label}", entries[key])
-        for m, entries in table.items()
-        for key, _, label in METHODS[m].checkpoints
-    ]
-    fig = Figure(figsize=(11, 8))
-    FigureCanvasAgg(fig)
-    for i, metric in enumerate(METRICS):
-        ax = fig.add_subplot(len(METRICS), 1, i + 1)
-        parts = list(rows[0][1][metric]["per_part"])
-        x, width = np.arange(len(parts) + 1), 0.8 / len(rows)
-        for j, (label, entry) in enumerate(rows):
-            stats = [*(entry[metric]["per_part"][p] for p in parts), entry[metric]["mean"]]
-            heights = [s["mean"] if s["mean"] is not None else 0.0 for s in stats]
-            errors = [s["std"] if s["std"] is not None else 0.0 for s in stats]
-            ax.bar(
-                x + (j - (len(rows) - 1) / 2) * width,
-                heights,
-                width,
-                yerr=errors,
-                capsize=2,
-                label=label,
-            )
-        ax.set_xticks(x, [*parts, "mean"])
-        ax.set_ylim(0, 100)
-        ax.set_ylabel(f"PCK@0.05 {metric} (%)")
-        ax.grid(axis="y", alpha=0.3)
-        if i == 0:
-            ax.set_title(title)
-            handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
+    on_test = {"data.dataset": TARGET_DATASET, "data.eval_split": "test", "run.resume": str(path)}
+    evaluator = build_evaluator(_with(cfg, on_test))
+    val = evaluator.evaluate()
+    summaries = {metric: summarize(getattr(val, metric), evaluator.spec) for metric in METRICS}
+    return {"epoch": int(evaluator.epoch), "images": len(val.preds), **summaries}
 
 
 # --- the command --------------------------------------------------------------------------------
@@ -592,20 +343,7 @@ def main(
         adapt_epochs=adapt_epochs if adapting else None,
         round_every=round_every,
     )
-    doc = {
-        "benchmark": {
-            k: record[k]
-            for k in (
-                "name",
-                "version",
-                "renderer",
-                "official",
-                "spec",
-                "splits",
-                "source",
-                "target",
-            )
-        },
+    settings = {
         "config": config_to_dict(cfg),
         "seeds": list(args.seeds),
         "methods": list(args.methods),
@@ -614,33 +352,18 @@ def main(
         "adapt_set": list(args.adapt_set),
         "command": [sys.argv[0], *(argv if argv is not None else sys.argv[1:])],
         "seconds": round(time.monotonic() - start, 1),
-        "unit": "percent",
-        "metric_labels": {m: METRIC_LABELS[m] for m in METRICS},
-        "runs": {m: {str(s): r for s, r in by_seed.items()} for m, by_seed in runs.items()},
-        "aggregate": table,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / f"{report}.md", "w") as f:
-        f.write(page)
-    with atomic_write(out / f"{report}.json", "w") as f:
-        f.write(json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n")
-    plot_chart(out / f"{report}.png", title=f"{spec.name}: target test PCK@0.05", table=table)
+    write_report(
+        out,
+        report,
+        page=page,
+        doc=report_document(record=record, settings=settings, runs=runs, table=table),
+        table=table,
+        title=f"{spec.name}: target test PCK@0.05",
+    )
     print(page)
     print(f"=> {out / (report + '.md')}, {report}.json, {report}.png")
     return 0
-
-
-def _finite(value):
-    """``value`` with NaN / inf as None and NumPy scalars as Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 if __name__ == "__main__":

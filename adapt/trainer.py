@@ -1,21 +1,12 @@
 """Joint source + target training: the one loop behind CC-SSL, WS-CDA, PPLO and their mixes.
 
-Each iteration takes a labelled source batch and a target batch (``TargetMix``: pseudo-labelled,
-few-labelled or unlabelled frames), runs ONE forward pass over both, and minimises
-
-    w2 * L_pose(source) + gamma_ * w2 * L_pose(target labels)  [+ the WS-CDA term]
-
-where the WS-CDA term is ``DomainAdversary.trunk_loss`` on the last stack's features (the
-discriminator learns to tell target from source; the trunk is pushed to confuse it, with weight
-alpha / beta and the DANN ramp). Every ``adapt.round_every`` epochs a pseudo-label round
-predicts the target train split with the current weights (equivariance views, temporal
-consistency), selects the share the schedule allows and stores the round atomically in
-``<checkpoint>/pseudo_labels/round_XX.npz`` before training on it, so a killed run resumes inside
-its round with the same labels. Models are selected on the target valid split.
-
-Differences from the reference's CCSSL.py, on purpose: one forward over the concatenated batch
-(BatchNorm sees both domains at once, as DANN does) instead of two; an epoch is
-``min(len(source), len(target))`` batches as the reference's ``zip``; the run resumes.
+Each iteration runs ONE forward pass over a labelled source batch and a target batch
+(``TargetMix``) and minimises ``w2 * L_pose(source) + gamma_ * w2 * L_pose(target labels)``
+[+ WS-CDA's ``DomainAdversary.trunk_loss`` on the last stack's features]. Every
+``adapt.round_every`` epochs a pseudo-label round labels the target train split with the current
+weights and is stored in ``<checkpoint>/pseudo_labels/round_XX.npz`` before training on it, so a
+killed run resumes inside its round. Models are selected on the target valid split; where this
+differs from the reference's CCSSL.py: docs/reference_compat.md §7.
 """
 
 from __future__ import annotations
@@ -24,25 +15,27 @@ import math
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.domain import DomainAdversary
-from animalpose.adapt.pseudo_labels import PseudoLabelDataset, PseudoLabels, generate_pseudo_labels
+from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
+from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.pseudo_labels import generate_pseudo_labels
 from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.target_data import TargetMix, first_frames
 from animalpose.adapt.temporal import TemporalConfig
 from animalpose.adapt.views import ViewSampler
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.registry import build_dataset
+from animalpose.evaluation.inference import autocast
 from animalpose.train.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
     restore_training_state,
 )
-from animalpose.train.config import config_to_dict
+from animalpose.train.config import config_to_dict, drop_retired
 from animalpose.train.loaders import make_loader
-from animalpose.train.trainer import EpochStats, Trainer, _now, build_codec
+from animalpose.train.trainer import EpochStats, Trainer, device_clock, mean_batch_accuracy
 
 __all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_path"]
 
@@ -78,7 +71,7 @@ CONTINUE_FREE_KEYS = frozenset(
 def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, object]]:
     """(dotted key, saved value, current value) for every setting that differs between two
     ``config_to_dict`` dicts, except ``CONTINUE_FREE_KEYS``; a key missing on one side counts
-    as None there."""
+    as None there. Retired keys that an older run saved with their inert value are ignored."""
 
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
@@ -89,7 +82,7 @@ def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, obje
                 out[f"{prefix}{key}"] = value
         return out
 
-    a, b = flat(saved), flat(current)
+    a, b = flat(drop_retired(saved)), flat(drop_retired(current))
     return [
         (k, a.get(k), b.get(k))
         for k in sorted(set(a) | set(b))
@@ -101,7 +94,7 @@ class AdaptTrainer(Trainer):
     """``Trainer`` for adaptation (module docs); ``fit()`` runs it, resuming where it stopped."""
 
     def __init__(self, cfg: AdaptConfig) -> None:
-        super().__init__(cfg, train=True)
+        super().__init__(cfg)
         a = cfg.adapt
         kw = self.dataset_kwargs
         # Target frames trained on (strong augmentation = CC-SSL's invariance) ...
@@ -124,12 +117,10 @@ class AdaptTrainer(Trainer):
             self.adversary = DomainAdversary(
                 in_channels=cfg.model.channels,
                 mode=a.adversary,
-                w1=a.w1,
                 alpha=a.alpha,
                 beta=a.beta,
                 ramp_gamma=a.ramp_gamma,
                 hidden=a.disc_hidden,
-                species_head=False,
                 lr=a.disc_lr,
             ).to(self.device)
             if self.world_size > 1:
@@ -204,7 +195,7 @@ class AdaptTrainer(Trainer):
         labels = generate_pseudo_labels(
             self.model,
             self.label_set,
-            codec=build_codec(self.cfg),
+            codec=self.codec,
             normalizer=self._normalize,
             device=self.device,
             views=self.views,
@@ -263,7 +254,7 @@ class AdaptTrainer(Trainer):
         n = xs.shape[0]
         x = torch.cat([xs, xt])
         adversarial = self.adversary is not None
-        with self._autocast():
+        with autocast(self.device, self.amp):
             out = self.net(x, return_features=True) if adversarial else self.net(x)
         outputs, features = out if adversarial else (out, None)
         loss_source = a.w2 * self.loss_fn([o[:n] for o in outputs], hs, ws)
@@ -296,9 +287,7 @@ class AdaptTrainer(Trainer):
         return terms
 
     def train_epoch(self, epoch: int) -> EpochStats:
-        from animalpose.evaluation.pck import legacy_batch_accuracy
-
-        codec = build_codec(self.cfg, epoch)
+        codec = self.codec_at(epoch)
         self.net.train()
         if self.adversary is not None:
             self.adversary.train()
@@ -314,23 +303,15 @@ class AdaptTrainer(Trainer):
         acc_sum = torch.zeros((), device=self.device)
         log_every = max(1, self.cfg.run.log_every)
         batch = self.cfg.data.train_batch
-        bar = tqdm(
-            total=steps * 2 * batch * self.world_size,
-            unit="img",
-            desc=f"epoch {epoch + 1}/{self.cfg.optim.epochs}",
-            dynamic_ncols=True,
-            disable=not (self.cfg.run.progress and self.is_main),
-        )
-        start = _now(self.device)
+        bar = self.progress_bar(steps * 2 * batch * self.world_size, epoch)
+        start = device_clock(self.device)
         images = 0
         for it, (source, target) in enumerate(zip(self.train_loader, self.target_loader)):
             if it >= steps:
                 break
             progress = (epoch * steps + it) / total_steps
             terms = self.joint_step(source, target, codec, progress)
-            acc = legacy_batch_accuracy(terms.pop("_outputs").float(), terms.pop("_heatmaps"))
-            valid = acc >= 0
-            acc_sum += torch.where(valid, acc, 0).sum() / valid.sum().clamp_min(1)
+            acc_sum += mean_batch_accuracy(terms.pop("_outputs"), terms.pop("_heatmaps"))
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0) + value.float()
             n = source["image"].shape[0] + target["image"].shape[0]
@@ -345,7 +326,7 @@ class AdaptTrainer(Trainer):
                         self.writer.add_scalar(f"train/{key}", value, step)
                     self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], step)
         bar.close()
-        seconds = _now(self.device) - start
+        seconds = device_clock(self.device) - start
         steps = max(steps, 1)
         return EpochStats(
             (sums["loss"] / steps).item() if sums else 0.0,

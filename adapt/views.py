@@ -23,13 +23,14 @@ All tensor work stays on the device of its inputs; nothing syncs with the host.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from animalpose.evaluation.inference import autocast
 
 __all__ = [
     "VIEW_ROTATION_CLIP",
@@ -196,12 +197,6 @@ def unwarp_heatmaps(heatmaps: torch.Tensor, theta: torch.Tensor) -> torch.Tensor
     return back.reshape(views, batch, *heatmaps.shape[1:])
 
 
-def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def equivariant_heatmaps(
     model: nn.Module, x: torch.Tensor, theta: torch.Tensor, *, amp: bool = False
 ) -> torch.Tensor:
@@ -214,7 +209,7 @@ def equivariant_heatmaps(
     """
     with torch.no_grad():
         warped = warp_views(x, theta.to(x.device))
-        with _autocast(x.device, amp):
+        with autocast(x.device, amp):
             out = model(warped)
         last = out[-1] if isinstance(out, (list, tuple)) else out
         back = unwarp_heatmaps(last.float(), theta.to(x.device))

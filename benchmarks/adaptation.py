@@ -13,7 +13,8 @@ selected on the target valid split (and last-epoch numbers), both metric variant
 
 import sys
 
-from animalpose.adapt.compare import ADAPTATION_METHODS, main
+from animalpose.adapt.compare import main
+from animalpose.adapt.compare_methods import ADAPTATION_METHODS
 
 if __name__ == "__main__":
     sys.exit(main(report="adaptation", methods=ADAPTATION_METHODS))

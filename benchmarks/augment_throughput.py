@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from animalpose.datasets.keypoints import ANIMAL18
+from animalpose.datasets.transforms.classic import ClassicAugment
 from animalpose.datasets.transforms.crop import CenterCrop
-from animalpose.datasets.transforms.strong import ClassicAugment, StrongAugment
+from animalpose.datasets.transforms.strong import StrongAugment
 
 #: The reference's synthetic frames are 640 x 480 and its network input is 256 x 256.
 FRAME = (640, 480)

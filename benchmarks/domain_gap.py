@@ -11,9 +11,9 @@ the methods ``source`` and ``oracle``; ``benchmarks/adaptation.py`` adds the ada
 
 import sys
 
-from animalpose.adapt.compare import GAP_METHODS
-from animalpose.adapt.compare import METHODS as ALL_METHODS
 from animalpose.adapt.compare import main as compare_main
+from animalpose.adapt.compare_methods import GAP_METHODS
+from animalpose.adapt.compare_methods import METHODS as ALL_METHODS
 
 #: This script's methods.
 METHODS = {name: ALL_METHODS[name] for name in GAP_METHODS}

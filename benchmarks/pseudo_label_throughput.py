@@ -5,12 +5,10 @@
     python benchmarks/pseudo_label_throughput.py --image-path animal_data --animal horse \\
         --checkpoint checkpoint/model_best.pth.tar --split train --device cuda
 
-Without ``--image-path`` a TigDog-layout fixture (``--shots`` x ``--frames-per-shot`` frames of
-``--frame-size``) is written to a temporary folder. The model is the checkpoint's or a random
-hourglass of ``--stacks`` / ``--channels``. ``generate_pseudo_labels`` runs ``--repeat`` times
-(the first warms up loaders, kernels and caches) and the last run is reported: prediction ms per
-image (loader, views, forward, decode, all-gather), flow ms per image, the peak resident memory
-of this process and of its largest child process (loader / flow workers), and peak GPU memory.
+Without ``--image-path`` a TigDog-layout fixture is written to a temporary folder; the model is
+the checkpoint's or a random hourglass. ``generate_pseudo_labels`` runs ``--repeat`` times (the
+first warms up) and the last run is reported: prediction and flow ms per image, the peak resident
+memory of this process and of its largest child (loader / flow workers), and peak GPU memory.
 """
 
 from __future__ import annotations
@@ -26,13 +24,15 @@ import torch
 from animalpose.adapt.pseudo_labels import generate_pseudo_labels
 from animalpose.adapt.temporal import FLOW_POOLS, TemporalConfig
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.codecs.msra import MSRAHeatmap
-from animalpose.datasets.formats.registry import KNOWN_SYNTHETIC_MEANS
+from animalpose.datasets.formats.means import KNOWN_SYNTHETIC_MEANS
 from animalpose.datasets.formats.tigdog import RealAnimal
-from animalpose.datasets.generator.cartoon import make_tigdog_fixture
+from animalpose.datasets.generator.fixtures import make_tigdog_fixture
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.transforms.crop import CenterCrop, Normalizer
+from animalpose.datasets.transforms.crop import CenterCrop
+from animalpose.datasets.transforms.normalize import Normalizer
+from animalpose.train.build import build_codec
 from animalpose.train.checkpoint import load_model_weights
+from animalpose.train.config import Config, apply_overrides
 from animalpose.train.models import build_model
 
 #: Input statistics when the animal has no published synthetic mean (mid-grey, unit-ish std).
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         model.to(device)
         mean, std = KNOWN_SYNTHETIC_MEANS.get(args.animal, FALLBACK_MEAN_STD)
         normalizer = Normalizer(mean, std, legacy=args.legacy_input)
-        codec = MSRAHeatmap((args.inp_res, args.inp_res), (args.out_res, args.out_res))
+        sizes = [f"data.inp_res={args.inp_res}", f"data.out_res={args.out_res}"]
+        codec = build_codec(apply_overrides(Config(), sizes, source="benchmark options"))
         temporal = None if args.no_flow else TemporalConfig()
         print(
             f"{len(dataset)} images, {args.inp_res} px crops, hg {args.stacks}x{args.channels}, "

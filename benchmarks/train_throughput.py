@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from animalpose.datasets.generator.cartoon import make_synthetic_fixture
+from animalpose.datasets.generator.fixtures import make_synthetic_fixture
 from animalpose.train.config import Config, apply_overrides
-from animalpose.train.trainer import Trainer, build_codec
+from animalpose.train.trainer import Trainer
 
 
 def _pss_bytes(pid: str) -> int:
@@ -89,7 +89,7 @@ def model_only(trainer: Trainer, *, batch: int, iters: int, warmup: int) -> floa
             [torch.rand(batch, k, 2, device=dev) * s, torch.ones(batch, k, 1, device=dev)], -1
         ),
     }
-    codec = build_codec(cfg)
+    codec = trainer.codec
     trainer.net.train()
     for _ in range(warmup):
         trainer.step(fake, codec)
@@ -103,7 +103,7 @@ def model_only(trainer: Trainer, *, batch: int, iters: int, warmup: int) -> floa
 
 def end_to_end(trainer: Trainer, *, iters: int, warmup: int, train_step: bool = True) -> float:
     """img/s of the real loader feeding the training step (``train_step=False``: loader alone)."""
-    codec = build_codec(trainer.cfg)
+    codec = trainer.codec
     trainer.net.train()
     loader, epoch, done, t0 = trainer.train_loader, 0, 0, 0.0
     images = 0

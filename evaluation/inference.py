@@ -20,10 +20,12 @@ from tqdm import tqdm
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.fileio import DataError
 from animalpose.evaluation.pck import LegacyPCK, PrecisePCK
+from animalpose.evaluation.report import nanmean
 
 __all__ = [
     "EvalResult",
     "Overlay",
+    "autocast",
     "crop_to_image",
     "eval_mode",
     "evaluate",
@@ -68,17 +70,12 @@ class EvalResult:
     @property
     def legacy_mean(self) -> float:
         """Mean legacy PCK over keypoints (NaN ignored), a fraction."""
-        return _nanmean(self.legacy)
+        return nanmean(self.legacy)
 
     @property
     def precise_mean(self) -> float:
         """Mean precise PCK over keypoints (NaN ignored), a fraction."""
-        return _nanmean(self.precise)
-
-
-def _nanmean(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else float("nan")
+        return nanmean(self.precise)
 
 
 def _as_stacks(outputs: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -104,7 +101,8 @@ def flip_back(heatmaps: torch.Tensor, flip_index: torch.Tensor) -> torch.Tensor:
     return torch.flip(heatmaps, dims=(-1,))[..., flip_index, :, :]
 
 
-def _autocast(device: torch.device, amp: bool):
+def autocast(device: torch.device, amp: bool):
+    """bfloat16 autocast when ``amp`` and ``device`` is CUDA, else a context that does nothing."""
     if amp and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -121,7 +119,7 @@ def _forward(
     batch = inputs.shape[0]
     if flip_index is not None:
         inputs = torch.cat([inputs, torch.flip(inputs, dims=(-1,))], dim=0)
-    with _autocast(inputs.device, amp):
+    with autocast(inputs.device, amp):
         stacks = [s.float() for s in _as_stacks(model(inputs))]
     if flip_index is None:
         return stacks, stacks[-1]
@@ -217,7 +215,8 @@ def evaluate(
     Args:
         loader: iterable of collated batches (sample contract, docs/architecture.md).
         codec: the heatmap codec used for training (targets and decoding).
-        normalizer: uint8 (B, 3, H, W) -> float model input (``datasets.transforms.Normalizer``).
+        normalizer: uint8 (B, 3, H, W) -> float model input
+            (``datasets.transforms.normalize.Normalizer``).
         flip_index: (K,) channel permutation of a horizontal flip; enables the flip test.
         permutation: forwarded to :class:`LegacyPCK` for targets in another slot order.
         loss_fn: ``loss_fn(outputs, heatmaps, weights)`` on the plain (un-flipped) stacks.

@@ -21,6 +21,7 @@ from animalpose.datasets.keypoints import KeypointSpec
 
 __all__ = [
     "METRIC_LABELS",
+    "nanmean",
     "summarize",
     "pck_table",
     "save_results",
@@ -42,7 +43,9 @@ PREDS_MAT_KEY = "preds"
 PERCENT = 100.0
 
 
-def _nanmean(values: np.ndarray) -> float:
+def nanmean(values: np.ndarray) -> float:
+    """Mean of the finite entries of ``values``; NaN (no warning) when there are none."""
+    values = np.asarray(values)
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if finite.size else float("nan")
 
@@ -63,8 +66,8 @@ def summarize(per_keypoint: np.ndarray, spec: KeypointSpec) -> dict[str, Any]:
     values = _check(per_keypoint, spec) * PERCENT
     return {
         "per_keypoint": dict(zip(spec.keypoints, values.tolist())),
-        "per_part": {part: _nanmean(values[idx]) for part, idx in spec.part_indices.items()},
-        "mean": _nanmean(values),
+        "per_part": {part: nanmean(values[idx]) for part, idx in spec.part_indices.items()},
+        "mean": nanmean(values),
     }
 
 

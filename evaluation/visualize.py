@@ -7,7 +7,7 @@ import numpy as np
 
 from animalpose.datasets.keypoints import KeypointSpec
 
-__all__ = ["draw_keypoints", "PRED_COLOR", "GT_COLOR"]
+__all__ = ["draw_keypoints", "draw_overlay", "PRED_COLOR", "GT_COLOR"]
 
 #: Default colours (RGB): predictions red, ground truth green.
 PRED_COLOR: tuple[int, int, int] = (255, 0, 0)
@@ -74,3 +74,13 @@ def draw_keypoints(
     for i in np.flatnonzero(shown):
         cv2.circle(out, tuple(map(int, points[i])), radius, col, -1, cv2.LINE_AA)
     return out
+
+
+def draw_overlay(
+    crop: np.ndarray, pred: np.ndarray, gt: np.ndarray, spec: KeypointSpec
+) -> np.ndarray:
+    """``crop`` with the ground truth ``gt`` (green) and the prediction ``pred`` (red) over it
+    (an ``inference.Overlay``)."""
+    return draw_keypoints(
+        draw_keypoints(crop, gt, spec, color=GT_COLOR), pred, spec, color=PRED_COLOR
+    )

@@ -1,17 +1,10 @@
 """Checkpoints that the CC-SSL reference can read and that read the reference's.
 
-File format: ``torch.save`` of a plain dict, loadable with ``torch.load(weights_only=True)``.
-The reference's keys (pytorch-pose ``save_checkpoint``):
-
-- ``epoch``: int, the NEXT epoch to run (``epoch + 1`` after finishing ``epoch``);
-- ``arch``: architecture name (``"hg"``);
-- ``state_dict``: model weights with a ``module.`` prefix (the reference wraps its model in
-  ``DataParallel``), so its ``model.load_state_dict`` accepts ours;
-- ``best_acc``: 0-d tensor, the best validation accuracy so far;
-- ``optimizer``: ``optimizer.state_dict()``.
-
-Ours add ``config`` (plain nested dict), ``scheduler``, ``scaler`` (may be None), ``rng``
-(see ``capture_rng_state``) and ``keypoint_spec`` (the spec name). Every write is atomic.
+A ``torch.save`` of a plain dict, loadable with ``torch.load(weights_only=True)``, written
+atomically: the reference's keys ``REFERENCE_KEYS`` (``epoch`` = the NEXT epoch, ``arch``,
+``state_dict`` with the ``module.`` prefix of its ``DataParallel``, ``best_acc``, ``optimizer``;
+docs/reference_compat.md §2) plus ours: ``config``, ``scheduler``, ``scaler``, ``rng``
+(``capture_rng_state``) and ``keypoint_spec``.
 """
 
 from __future__ import annotations

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from animalpose.datasets.fileio import DataError
-from animalpose.evaluation.report import plot_pck, save_preds_mat, save_results
-from animalpose.evaluation.visualize import draw_keypoints
+from animalpose.train.build import build_evaluator, init_distributed
 from animalpose.train.checkpoint import load_checkpoint
 from animalpose.train.config import Config, ConfigError, config_from_dict, config_to_dict
 from animalpose.train.flags import TRAIN_FLAGS, parse_config
 from animalpose.train.trainer import Trainer
 
 __all__ = ["run_training", "test_main", "train_main"]
-
-
-def _init_distributed() -> None:
-    """Join the process group when launched by ``torchrun`` with more than one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend=backend)
 
 
 def _adopt_checkpoint_model(cfg: Config, argv: list[str]) -> Config:
@@ -49,48 +39,16 @@ def _adopt_checkpoint_model(cfg: Config, argv: list[str]) -> Config:
     return config_from_dict(merged, source=f"{cfg.run.resume} (saved config)")
 
 
-def _report(trainer: Trainer, out_dir: Path, *, overlays: int = 0) -> dict:
-    """Evaluate on ``trainer.eval_split``, print both tables, write ``preds_<split>.mat``
-    (the reference's ``preds_valid.mat`` for the valid split), JSON/CSV results and the chart."""
-    val = trainer.evaluate_and_report()
-    spec = trainer.spec
-    split = trainer.eval_split
-    preds_name = f"preds_{split}.mat"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_preds_mat(out_dir / preds_name, val.preds)
-    extra = {
-        "checkpoint": str(trainer.cfg.run.resume),
-        "dataset": trainer.cfg.data.dataset,
-        "animal": trainer.cfg.data.animal,
-        "split": split,
-        "images": int(len(val.preds)),
-        "flip_test": bool(trainer.cfg.run.flip),
-        "legacy_input": bool(trainer.cfg.data.legacy_input),
-    }
-    split_indices = getattr(trainer.val_set, "indices", None)
-    if split_indices is not None:  # which samples: indices into the full sample list, in order
-        extra["sample_indices"] = np.asarray(split_indices)[val.indices].tolist()
-    paths = save_results(out_dir, spec=spec, legacy=val.legacy, precise=val.precise, extra=extra)
-    plot_pck(
-        out_dir / "pck.png",
-        spec=spec,
-        results={"legacy (reference metric)": val.legacy, "precise": val.precise},
+def _report(cfg: Config, *, overlays: int = 0) -> None:
+    """Evaluate ``run.resume`` on ``data.eval_split``: both tables printed, the reference's
+    ``preds_<split>.mat``, JSON/CSV results and the chart written into ``run.checkpoint``."""
+    build_evaluator(cfg).report(
+        Path(cfg.run.checkpoint),
+        checkpoint=str(cfg.run.resume),
+        animal=cfg.data.animal,
+        legacy_input=cfg.data.legacy_input,
+        overlays=overlays,
     )
-    if overlays:
-        import cv2
-
-        over_dir = out_dir / "overlays"
-        over_dir.mkdir(exist_ok=True)
-        for i, (crop, pred, gt) in enumerate(val.overlays[:overlays]):
-            img = draw_keypoints(
-                draw_keypoints(crop, gt, spec, color=(0, 255, 0)), pred, spec, color=(255, 0, 0)
-            )
-            cv2.imwrite(str(over_dir / f"{i:04d}.png"), img[..., ::-1])
-    print(
-        f"=> {split} split results in {out_dir} ({', '.join(Path(p).name for p in paths)}, "
-        f"pck.png, {preds_name})"
-    )
-    return {"legacy": float(np.nanmean(val.legacy)), "precise": float(np.nanmean(val.precise))}
 
 
 def run_training(body: Callable[[], None]) -> int:
@@ -117,12 +75,11 @@ def train_main(argv: list[str] | None = None) -> int:
             description="Train a keypoint model "
             "(the reference's train/train.py flags; see docs/configs.md).",
         )
-        _init_distributed()
+        init_distributed()
         if cfg.run.evaluate:
             if not cfg.run.resume:
                 raise ConfigError("-e/--evaluate needs --resume CHECKPOINT")
-            cfg = _adopt_checkpoint_model(cfg, argv)
-            _report(Trainer(cfg, train=False), Path(cfg.run.checkpoint))
+            _report(_adopt_checkpoint_model(cfg, argv))
             return
         Trainer(cfg).fit()
 
@@ -155,7 +112,7 @@ def test_main(argv: list[str] | None = None) -> int:
             raise ConfigError("evaluation needs --resume CHECKPOINT")
         cfg = _adopt_checkpoint_model(cfg, argv)
         cfg.run.tb_images = max(cfg.run.tb_images, overlays)
-        _report(Trainer(cfg, train=False), Path(cfg.run.checkpoint), overlays=overlays)
+        _report(cfg, overlays=overlays)
     except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from animalpose.adapt import compare
+from animalpose.adapt.compare_methods import ADAPTATION_METHODS, METHODS
 from animalpose.train.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,11 +74,11 @@ def test_methods_end_to_end(bench, tmp_path, capsys, methods):
         "adapt.pseudo_batch=4",
         *TINY_RECIPE,
     ]
-    assert compare.main(argv, report="adaptation", methods=compare.ADAPTATION_METHODS) == 0
+    assert compare.main(argv, report="adaptation", methods=ADAPTATION_METHODS) == 0
     doc = json.loads((out / "adaptation.json").read_text())
     assert doc["round_every"] == 1 and doc["adapt_epochs"] == 2  # 2 epochs / 6 -> at least 1
     n_test = bench.record["splits"]["test"]["frames"]
-    adapted = [m for m in methods if compare.METHODS[m].adapts]
+    adapted = [m for m in methods if METHODS[m].adapts]
     for method in adapted:
         run = doc["runs"][method]["0"]
         assert set(run["checkpoints"]) == {"selected_target_valid", "last"}
@@ -97,7 +98,7 @@ def test_methods_end_to_end(bench, tmp_path, capsys, methods):
     assert pseudo == {m: expected[m] for m in methods}
     page = (out / "adaptation.md").read_text()
     for method in adapted:
-        label = compare.METHODS[method].label
+        label = METHODS[method].label
         assert page.count(f"| {label} |") == 2 * 2  # 2 checkpoints x 2 metric tables
         assert f"{label} − source only (both selected on target valid" in page
     assert (out / "adaptation.png").stat().st_size > 5000
@@ -120,7 +121,7 @@ def test_adaptation_needs_the_source_run_first(bench, tmp_path, capsys):
 
 
 def test_script_defaults_are_the_issue_methods(adaptation):
-    args = compare._parser(report="adaptation", methods=compare.ADAPTATION_METHODS).parse_args(
+    args = compare._parser(report="adaptation", methods=ADAPTATION_METHODS).parse_args(
         ["--benchmark", "x"]
     )
     assert args.methods == ["source", "ccssl", "wscda", "ccssl_wscda", "oracle"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from animalpose.adapt.cli import ccssl_main, wscda_main
-from animalpose.adapt.pseudo_labels import PseudoLabels
+from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.selection import ccssl_keep_share
 from animalpose.adapt.trainer import round_path
 from animalpose.datasets.formats.tigdog import load_tigdog, tigdog_split
@@ -204,6 +204,12 @@ def test_settings_changed_ignores_only_display_loading_device_and_length():
         ("adapt.beta", None, 2.0),
         ("run.seed", 0, 1),
     ]
+    # A run saved before w1 / human_data / label_type were retired continues unchanged.
+    old_run = {**saved, "adapt": {**saved["adapt"], "w1": 0.5, "human_data": ""}}
+    old_run["data"] = {"label_type": "Gaussian"}
+    assert settings_changed(old_run, moved) == []
+    old_run["adapt"]["human_data"] = "/coco"
+    assert settings_changed(old_run, moved) == [("adapt.human_data", "/coco", None)]
     # The comparison reuses a complete run from a moved folder, not one of another length.
     assert not _record_differs(saved, {**saved, "run": moved["run"]})
     assert _record_differs(saved, moved)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animalpose.adapt.pseudo_labels import PseudoLabels
+from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.trainer import round_path
 from animalpose.train.checkpoint import load_checkpoint
 

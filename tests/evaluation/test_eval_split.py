@@ -10,6 +10,7 @@ import pytest
 import scipy.io
 
 from animalpose.train import cli
+from animalpose.train.build import build_evaluator
 from animalpose.train.config import Config
 from animalpose.train.flags import parse_config
 from animalpose.train.trainer import Trainer
@@ -135,12 +136,12 @@ def test_training_validates_on_valid_whatever_eval_split_says(bench, tmp_path):
         _argv(bench.root, tmp_path, "--dataset", "real_animal_sp", "--eval-split", "test")
     )
     trainer = Trainer(cfg)
-    assert trainer.eval_split == "valid"
+    assert trainer.evaluator.split == "valid" and trainer.evaluator.dataset is trainer.val_set
     assert np.array_equal(
         trainer.val_set.indices, np.load(bench.folder / "valid_idxs_by_video.npy")
     )
-    evaluator = Trainer(cfg, train=False)
-    assert evaluator.eval_split == "test"
+    evaluator = build_evaluator(cfg)
+    assert evaluator.split == "test"
     assert np.array_equal(
-        evaluator.val_set.indices, np.load(bench.folder / "test_idxs_by_video.npy")
+        evaluator.dataset.indices, np.load(bench.folder / "test_idxs_by_video.npy")
     )

@@ -12,7 +12,7 @@ from torch import nn
 
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.geometry import apply_affine, crop_matrix, invert_affine
-from animalpose.datasets.transforms.crop import Normalizer
+from animalpose.datasets.transforms.normalize import Normalizer
 from animalpose.evaluation.inference import crop_to_image, evaluate, flip_back, predict
 
 FLIP_INDEX = [1, 0, 3, 2, 4]  # K = 5: two left/right pairs and one unpaired keypoint

@@ -9,7 +9,7 @@ import scipy.io
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from animalpose.datasets.generator.cartoon import make_synthetic_fixture, make_tigdog_fixture
+from animalpose.datasets.generator.fixtures import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.train import cli
 from animalpose.train.checkpoint import REFERENCE_KEYS
 from animalpose.train.trainer import LOG_COLUMNS
@@ -157,7 +157,17 @@ def test_reference_checkpoint_evaluates_with_legacy_input(data_root, full_run, t
     out = tmp_path / "eval_ref"
     argv = _argv(data_root, out, "-e", "--resume", str(path), "--legacy-input")
     assert cli.train_main(argv) == 0  # the reference's own `train.py -e` path
-    assert (out / "preds_valid.mat").is_file() and (out / "pck_results.json").is_file()
+    # The same weights in our format, evaluated the same way, give the same predictions.
+    same = tmp_path / "eval_ours"
+    argv = _argv(data_root, same, "-e", "--resume", str(full_run / "model_best.pth.tar"))
+    assert cli.train_main([*argv, "--legacy-input"]) == 0
+    np.testing.assert_array_equal(
+        scipy.io.loadmat(out / "preds_valid.mat")["preds"],
+        scipy.io.loadmat(same / "preds_valid.mat")["preds"],
+    )
+    results = json.loads((out / "pck_results.json").read_text())
+    assert results["metrics"] == json.loads((same / "pck_results.json").read_text())["metrics"]
+    assert results["extra"]["checkpoint"] == str(path) and results["extra"]["legacy_input"]
 
 
 def test_bad_data_root_is_a_clear_error(tmp_path, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from animalpose.datasets.generator.cartoon import make_synthetic_fixture
+from animalpose.datasets.generator.fixtures import make_synthetic_fixture
 from animalpose.train.loaders import EpochSampler
 
 REPO = Path(__file__).resolve().parents[2]

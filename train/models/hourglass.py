@@ -1,11 +1,9 @@
 """Stacked hourglass network (Newell, Yang & Deng, "Stacked Hourglass Networks for Human Pose
-Estimation", ECCV 2016), as built by bearpaw/pytorch-pose ``pose/models/hourglass.py`` and the
-CC-SSL reference (JitengMu/Learning-from-Synthetic-Animals).
+Estimation", ECCV 2016), as built by bearpaw/pytorch-pose and the CC-SSL reference.
 
-Module and attribute names, and the order in which modules are created, are the reference's:
-state_dict keys (after stripping the reference's ``module.`` prefix) and the parameter order
-that its RMSprop state refers to match one to one, so reference checkpoints load with
-``strict=True``. Initialisation is PyTorch's default, as in the reference (it has no init code).
+Module and attribute names, their creation order and the (PyTorch default) initialisation are
+the reference's, so its checkpoints and RMSprop state load with ``strict=True``
+(docs/reference_compat.md §2).
 
 Shapes: input (B, 3, H, W) with H and W multiples of ``INPUT_MULTIPLE``; each stack outputs
 (B, K, H / 4, W / 4) heatmaps, e.g. (B, 18, 64, 64) for a 256 x 256 input.

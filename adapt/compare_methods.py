@@ -1,0 +1,73 @@
+"""The methods a comparison runs (``--methods``), by name: how each trains and what it reports.
+
+``adapt/compare.py`` runs them; adding a method is one entry of ``METHODS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from animalpose.train.checkpoint import BEST_NAME, CHECKPOINT_NAME
+
+__all__ = ["ADAPTATION_METHODS", "GAP_METHODS", "METHODS", "Method"]
+
+#: The latest epoch's weights (the Trainer writes it every epoch) and our target-selected copy.
+LAST_NAME = CHECKPOINT_NAME
+TARGET_BEST_NAME = "model_best_target_valid.pth.tar"
+
+
+@dataclass(frozen=True)
+class Method:
+    """label: table name. dataset: training data set (``train``); adapt: ``adapt.*`` settings
+    (adaptation methods, which start from the seed's source-only model). checkpoints: (key,
+    file, label) reported."""
+
+    label: str
+    checkpoints: tuple[tuple[str, str, str], ...]
+    dataset: str = "synthetic_animal_sp"
+    adapt: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def adapts(self) -> bool:
+        return bool(self.adapt)
+
+
+_TARGET_SELECTED = (
+    ("selected_target_valid", BEST_NAME, "selected on target valid"),
+    ("last", LAST_NAME, "last epoch"),
+)
+METHODS: dict[str, Method] = {
+    "source": Method(
+        "source only",
+        (
+            ("selected_source_valid", BEST_NAME, "selected on source valid"),
+            ("selected_target_valid", TARGET_BEST_NAME, "selected on target valid"),
+            ("last", LAST_NAME, "last epoch"),
+        ),
+    ),
+    "ccssl": Method(
+        "CC-SSL", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", False))
+    ),
+    "wscda": Method(
+        "WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", False), ("adversarial", True))
+    ),
+    "ccssl_wscda": Method(
+        "CC-SSL + WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", True))
+    ),
+    "wscda_pplo": Method(
+        "WS-CDA + PPLO",
+        _TARGET_SELECTED,
+        adapt=(
+            ("pseudo_labels", True),
+            ("adversarial", True),
+            ("selection", "pplo"),
+            ("views", 0),
+            ("temporal", False),
+        ),
+    ),
+    "oracle": Method("oracle (target train, labels)", _TARGET_SELECTED, dataset="real_animal_sp"),
+}
+#: The methods of benchmarks/domain_gap.py and of benchmarks/adaptation.py, in run order
+#: (source first: the adaptation methods start from its model).
+GAP_METHODS = ("source", "oracle")
+ADAPTATION_METHODS = ("source", "ccssl", "wscda", "ccssl_wscda", "oracle")

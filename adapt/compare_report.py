@@ -1,0 +1,250 @@
+"""The comparison's report: mean and std over seeds, the Markdown page, the chart, the JSON.
+
+Pure functions of the per-seed results that ``adapt/compare.py`` collects; every number is PCK@0.05
+in percent, per part and mean, for each (method, reported checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from animalpose.adapt.compare_methods import METHODS
+from animalpose.datasets.fileio import atomic_write
+from animalpose.evaluation.report import METRIC_LABELS
+from animalpose.train.config import Config
+
+__all__ = [
+    "METRICS",
+    "aggregate",
+    "markdown_report",
+    "plot_chart",
+    "report_document",
+    "strict_json",
+    "write_report",
+]
+
+#: Both metric variants, in report order.
+METRICS = ("legacy", "precise")
+#: The benchmark.json entries copied into the report's JSON.
+BENCHMARK_KEYS = ("name", "version", "renderer", "official", "spec", "splits", "source", "target")
+
+
+def _stats(values: list[float]) -> dict:
+    """mean and sample std (ddof 1; 0 for one value) of the finite values, in percent."""
+    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    if arr.size == 0:
+        return {"mean": None, "std": None, "values": list(values)}
+    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return {"mean": float(arr.mean()), "std": std, "values": list(values)}
+
+
+def aggregate(runs: dict) -> dict:
+    """``runs[method][seed]["checkpoints"][key][metric]`` summaries -> mean/std over seeds of
+    every part and the mean, plus the epochs, for each (method, checkpoint key)."""
+    out: dict = {}
+    for method, by_seed in runs.items():
+        seeds = sorted(by_seed)
+        for key, _, _ in METHODS[method].checkpoints:
+            results = [by_seed[s]["checkpoints"][key] for s in seeds]
+            entry = {"epochs": [r["epoch"] for r in results]}
+            for metric in METRICS:
+                parts = list(results[0][metric]["per_part"])
+                entry[metric] = {
+                    "per_part": {
+                        p: _stats([r[metric]["per_part"][p] for r in results]) for p in parts
+                    },
+                    "mean": _stats([r[metric]["mean"] for r in results]),
+                }
+            out.setdefault(method, {})[key] = entry
+    return out
+
+
+def _cell(stats: dict, seeds: int) -> str:
+    if stats["mean"] is None:
+        return "n/a"
+    return f"{stats['mean']:.2f}" if seeds == 1 else f"{stats['mean']:.2f} ± {stats['std']:.2f}"
+
+
+def markdown_report(
+    *,
+    record: dict,
+    cfg: Config,
+    seeds: list[int],
+    table: dict,
+    adapt_epochs: int | None = None,
+    round_every: int = 10,
+) -> str:
+    """The Markdown page: header, one table per metric, the gap line (and, with adaptation
+    methods, each one's change over source only)."""
+    source, official = record["source"], record["official"]
+    target = ", ".join(
+        f"{n} {len(v['shots'])} shots / {v['frames']} frames" for n, v in record["splits"].items()
+    )
+    m, d, o = cfg.model, cfg.data, cfg.optim
+    spread = "" if len(seeds) == 1 else ", mean ± sample std over seeds"
+    lines = [
+        (
+            f"# {'Adaptation' if adapt_epochs else 'Domain gap'}: {record['name']} "
+            f"(version {record['version']})"
+        ),
+        "",
+        (
+            f"- data: renderer `{record['renderer']}` "
+            f"({'official data' if official else 'NOT the official renderer'}); source "
+            f"{source['images']} stills ({source['train']} train / {source['valid']} valid); "
+            f"target {target}"
+        ),
+        (
+            f"- model: {m.arch} {m.stacks} stack(s), {m.channels} channels, {d.inp_res} px input, "
+            f"{o.epochs} epochs, {o.solver} lr {o.lr}, batch {d.train_batch}; seeds "
+            f"{', '.join(map(str, seeds))}"
+        ),
+        f"- evaluated on the target TEST split; PCK@0.05 in percent{spread}",
+        (
+            "- source only: synthetic_animal_sp on the source set; oracle: real_animal_sp on the "
+            "target train split with labels; epoch = epochs trained, per seed"
+        ),
+    ]
+    if adapt_epochs:
+        lines.append(
+            f"- adaptation: from each seed's source-only model (selected on source valid), "
+            f"{adapt_epochs} epochs, {o.solver} lr {o.lr} constant, pseudo-label rounds every "
+            f"{round_every} epochs; selected on target valid"
+        )
+    for metric in METRICS:
+        first = next(iter(next(iter(table.values())).values()))
+        parts = list(first[metric]["per_part"])
+        lines += [
+            "",
+            f"## {METRIC_LABELS[metric]}",
+            "",
+            "| model | checkpoint | epoch | " + " | ".join(parts) + " | mean |",
+            "| --- | --- | --- |" + " ---: |" * len(parts) + " ---: |",
+        ]
+        for method, entries in table.items():
+            for key, _, label in METHODS[method].checkpoints:
+                e = entries[key][metric]
+                cells = [_cell(e["per_part"][p], len(seeds)) for p in parts]
+                epochs = ", ".join(map(str, entries[key]["epochs"]))
+                lines.append(
+                    f"| {METHODS[method].label} | {label} | {epochs} | "
+                    + " | ".join(cells)
+                    + f" | **{_cell(e['mean'], len(seeds))}** |"
+                )
+    if {"source", "oracle"} <= set(table):
+        gaps = []
+        for metric in METRICS:
+            oracle = table["oracle"]["selected_target_valid"][metric]["mean"]["mean"]
+            source = table["source"]["selected_source_valid"][metric]["mean"]["mean"]
+            if oracle is not None and source is not None:
+                gaps.append(f"{metric} {oracle - source:+.2f}")
+        lines += [
+            "",
+            (
+                "Domain gap (oracle selected on target valid − source only selected on "
+                f"source valid, mean PCK points): {', '.join(gaps) or 'n/a'}"
+            ),
+        ]
+    if "source" in table:
+        for method in (m for m in table if METHODS[m].adapts):
+            deltas = []
+            for metric in METRICS:
+                got = table[method]["selected_target_valid"][metric]["mean"]["mean"]
+                base = table["source"]["selected_target_valid"][metric]["mean"]["mean"]
+                if got is not None and base is not None:
+                    deltas.append(f"{metric} {got - base:+.2f}")
+            lines.append(
+                f"\n{METHODS[method].label} − source only (both selected on target "
+                f"valid, mean PCK points): {', '.join(deltas) or 'n/a'}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_chart(path: Path, *, title: str, table: dict) -> None:
+    """Grouped bars per part and mean (one group per part, one bar per model/checkpoint),
+    error bars = std over seeds; one panel per metric."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [
+        (f"{METHODS[m].label}, {label}", entries[key])
+        for m, entries in table.items()
+        for key, _, label in METHODS[m].checkpoints
+    ]
+    fig = Figure(figsize=(11, 8))
+    FigureCanvasAgg(fig)
+    for i, metric in enumerate(METRICS):
+        ax = fig.add_subplot(len(METRICS), 1, i + 1)
+        parts = list(rows[0][1][metric]["per_part"])
+        x, width = np.arange(len(parts) + 1), 0.8 / len(rows)
+        for j, (label, entry) in enumerate(rows):
+            stats = [*(entry[metric]["per_part"][p] for p in parts), entry[metric]["mean"]]
+            heights = [s["mean"] if s["mean"] is not None else 0.0 for s in stats]
+            errors = [s["std"] if s["std"] is not None else 0.0 for s in stats]
+            ax.bar(
+                x + (j - (len(rows) - 1) / 2) * width,
+                heights,
+                width,
+                yerr=errors,
+                capsize=2,
+                label=label,
+            )
+        ax.set_xticks(x, [*parts, "mean"])
+        ax.set_ylim(0, 100)
+        ax.set_ylabel(f"PCK@0.05 {metric} (%)")
+        ax.grid(axis="y", alpha=0.3)
+        if i == 0:
+            ax.set_title(title)
+            handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+
+
+def strict_json(value):
+    """``value`` with NaN / inf as None and NumPy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def report_document(*, record: dict, settings: dict, runs: dict, table: dict) -> dict:
+    """The ``<report>.json`` document: the benchmark, the comparison's ``settings`` (config,
+    seeds, methods, ...), every run's results and the ``aggregate`` table."""
+    return {
+        "benchmark": {k: record[k] for k in BENCHMARK_KEYS},
+        **settings,
+        "unit": "percent",
+        "metric_labels": {m: METRIC_LABELS[m] for m in METRICS},
+        "runs": {m: {str(s): r for s, r in by_seed.items()} for m, by_seed in runs.items()},
+        "aggregate": table,
+    }
+
+
+def write_report(
+    out: Path,
+    report: str,
+    *,
+    page: str,
+    doc: dict,
+    table: dict,
+    title: str,
+) -> None:
+    """Write ``<report>.md`` (``page``), ``<report>.json`` (``doc``, strict JSON) and the chart
+    ``<report>.png`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out / f"{report}.md", "w") as f:
+        f.write(page)
+    with atomic_write(out / f"{report}.json", "w") as f:
+        f.write(json.dumps(strict_json(doc), indent=2, allow_nan=False) + "\n")
+    plot_chart(out / f"{report}.png", title=title, table=table)

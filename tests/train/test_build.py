@@ -1,0 +1,140 @@
+"""train/build.py: config -> codec (and its per-epoch sigma), optimiser, device, start weights.
+
+The assemblies (``build_training``, ``build_evaluator``) run end to end in test_trainer.py and
+tests/evaluation/test_eval_split.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from animalpose.datasets.keypoints import ANIMAL18
+from animalpose.train.build import (
+    build_codec,
+    build_network,
+    build_optimizer,
+    build_scheduler,
+    codec_for_epoch,
+    load_start_weights,
+    resolve_device,
+)
+from animalpose.train.checkpoint import REFERENCE_KEYS, build_checkpoint, prefixed_state_dict
+from animalpose.train.config import Config, apply_overrides
+
+CPU = torch.device("cpu")
+TINY_MODEL = ["model.stacks=1", "model.channels=16", "data.inp_res=64", "data.out_res=16"]
+
+
+def _cfg(*overrides: str) -> Config:
+    return apply_overrides(Config(), [*TINY_MODEL, *overrides])
+
+
+def test_codec_follows_the_data_settings():
+    codec = build_codec(_cfg("data.sigma=2.0"))
+    assert codec.input_size == (64, 64) and codec.heatmap_size == (16, 16)
+    assert codec.sigma == 2.0
+
+
+def test_sigma_decays_per_epoch_only_when_asked():
+    codec = build_codec(_cfg("data.sigma=2.0"))
+    assert codec_for_epoch(codec, 5, 0.0) is codec
+    later = codec_for_epoch(codec, 3, 0.5)
+    assert later.sigma == pytest.approx(0.25)
+    assert (later.input_size, later.heatmap_size) == (codec.input_size, codec.heatmap_size)
+    assert codec_for_epoch(codec, 0, 0.5).sigma == codec.sigma
+
+
+def test_optimisers_are_the_reference_ones():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    rms = build_optimizer(_cfg("optim.solver=rms", "optim.lr=0.01"), params)
+    assert isinstance(rms, torch.optim.RMSprop)
+    group = rms.param_groups[0]
+    assert (group["lr"], group["alpha"], group["eps"]) == (0.01, 0.99, 1e-8)
+    adam = build_optimizer(_cfg("optim.solver=adam"), params)
+    assert isinstance(adam, torch.optim.Adam)
+
+
+def test_device_names():
+    assert resolve_device("cpu") == CPU
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == CPU
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def _reference_checkpoint(path, cfg: Config, *, epoch: int) -> torch.nn.Module:
+    """A checkpoint with only the reference's keys (no scheduler, no RNG) of a tiny model."""
+    model = build_network(cfg, ANIMAL18, CPU)
+    optimizer = build_optimizer(cfg, model.parameters())
+    state = {
+        "epoch": epoch,
+        "arch": "hg",
+        "state_dict": prefixed_state_dict(model),
+        "best_acc": torch.tensor(0.25),
+        "optimizer": optimizer.state_dict(),
+    }
+    assert tuple(state) == REFERENCE_KEYS
+    torch.save(state, path)
+    return model
+
+
+def test_resuming_a_reference_checkpoint_rebuilds_the_lr_schedule(tmp_path):
+    path = tmp_path / "checkpoint.pth.tar"
+    overrides = ("optim.lr=0.001", "optim.gamma=0.1", "optim.schedule=[2, 5]")
+    saved = _reference_checkpoint(path, _cfg(*overrides), epoch=3)
+    cfg = _cfg(*overrides, f"run.resume={path}")
+    torch.manual_seed(1)
+    model = build_network(cfg, ANIMAL18, CPU)
+    optimizer = build_optimizer(cfg, model.parameters())
+    scheduler = build_scheduler(cfg, optimizer)
+    start = load_start_weights(cfg, model, optimizer=optimizer, scheduler=scheduler, verbose=False)
+    assert (start.start_epoch, start.best_acc) == (3, 0.25)
+    assert scheduler.last_epoch == 3
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # one milestone (2) passed
+    for (name, ours), theirs in zip(model.state_dict().items(), saved.state_dict().values()):
+        assert torch.equal(ours, theirs), name
+
+
+def _save_ours(path, cfg: Config) -> dict:
+    """Our checkpoint format at epoch 7, its RNG state that of seed 123."""
+    model = build_network(cfg, ANIMAL18, CPU)
+    with torch.random.fork_rng():
+        torch.manual_seed(123)
+        state = build_checkpoint(
+            model=model,
+            optimizer=build_optimizer(cfg, model.parameters()),
+            epoch=7,
+            best_acc=0.5,
+            keypoint_spec="animal18",
+        )
+    torch.save(state, path)
+    return state
+
+
+def test_training_resumes_the_rng_evaluation_keeps_its_own(tmp_path):
+    path = tmp_path / "ours.pth.tar"
+    saved = _save_ours(path, _cfg())
+    cfg = _cfg(f"run.resume={path}")
+    model = build_network(cfg, ANIMAL18, CPU)
+    rng = torch.get_rng_state()
+    assert load_start_weights(cfg, model, verbose=False).start_epoch == 7
+    assert torch.equal(torch.get_rng_state(), rng)
+    optimizer = build_optimizer(cfg, model.parameters())
+    scheduler = build_scheduler(cfg, optimizer)
+    load_start_weights(cfg, model, optimizer=optimizer, scheduler=scheduler, verbose=False)
+    assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
+
+
+def test_pretrained_weights_load_without_the_training_state(tmp_path, capsys):
+    path = tmp_path / "weights.pth.tar"
+    saved = _reference_checkpoint(path, _cfg(), epoch=9)
+    cfg = _cfg(f"run.pretrained={path}", "optim.start_epoch=2")
+    model = build_network(cfg, ANIMAL18, CPU)
+    optimizer = build_optimizer(cfg, model.parameters())
+    start = load_start_weights(cfg, model, optimizer=optimizer, verbose=True)
+    assert (start.start_epoch, start.best_acc) == (2, 0.0)  # a fresh run from these weights
+    assert not optimizer.state
+    assert f"=> initial weights from {path}" in capsys.readouterr().out
+    for (name, ours), theirs in zip(model.state_dict().items(), saved.state_dict().values()):
+        assert torch.equal(ours, theirs), name

@@ -1,0 +1,405 @@
+"""The one place that turns a resolved ``Config`` into objects.
+
+Device and seeding, datasets and loaders, normaliser, heatmap codec (and its per-epoch sigma),
+model, loss, optimiser, LR schedule and start weights: ``build_training`` assembles what
+``Trainer`` trains with, ``build_evaluator`` an ``Evaluator`` of ``data.eval_split``. Objects are
+built in a fixed order after ``torch.manual_seed(run.seed)``, so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.formats.base import KeypointDataset
+from animalpose.datasets.formats.registry import build_dataset, dataset_mean_std
+from animalpose.datasets.keypoints import KeypointSpec, get_spec
+from animalpose.datasets.transforms.normalize import Normalizer
+from animalpose.evaluation.evaluator import Evaluator
+from animalpose.train.checkpoint import (
+    ResumeState,
+    load_checkpoint,
+    load_model_weights,
+    restore_training_state,
+)
+from animalpose.train.config import Config
+from animalpose.train.loaders import distributed_info, make_loader
+from animalpose.train.loss import KeypointMSELoss
+from animalpose.train.models import build_model
+
+__all__ = [
+    "TrainingParts",
+    "build_codec",
+    "build_evaluator",
+    "build_network",
+    "build_normalizer",
+    "build_optimizer",
+    "build_scheduler",
+    "build_training",
+    "codec_for_epoch",
+    "dataset_kwargs",
+    "eval_loader",
+    "init_distributed",
+    "load_start_weights",
+    "memory_format",
+    "model_input",
+    "resolve_device",
+    "setup_device",
+    "use_amp",
+    "wrap_for_training",
+]
+
+#: The split that validates (selects) models during training, whatever ``data.eval_split`` says.
+VALIDATION_SPLIT = "valid"
+#: The reference's RMSprop: torch's default alpha and eps (its train.py passes neither).
+RMSPROP_ALPHA = 0.99
+RMSPROP_EPS = 1e-8
+
+
+# -- process and device ----------------------------------------------------------------------
+def init_distributed() -> None:
+    """Join the process group when launched by ``torchrun`` with more than one process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> the local CUDA device when present, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def setup_device(cfg: Config) -> torch.device:
+    """The run's device with its fast-maths settings (cuDNN autotune, TF32); seeds torch."""
+    device = resolve_device(cfg.run.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(cfg.run.seed)
+    return device
+
+
+# -- data ------------------------------------------------------------------------------------
+def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
+    """The keyword arguments every dataset of this run is built with (``build_dataset``)."""
+    d = cfg.data
+    return dict(
+        root=d.image_path,
+        animal=d.animal,
+        input_size=d.inp_res,
+        spec=spec,
+        seed=d.seed,
+        scale_factor=d.scale_factor,
+        rot_factor=d.rot_factor,
+        augment_backend=d.augment_backend,
+        split_dir=d.split_dir or None,
+        vertex_table=d.vertex_table or None,
+    )
+
+
+def build_normalizer(cfg: Config) -> Normalizer:
+    """The input normaliser: the training set's mean/std (or the reference's legacy input)."""
+    d = cfg.data
+    mean, std = dataset_mean_std(
+        d.dataset,
+        root=d.image_path,
+        animal=d.animal,
+        split_dir=d.split_dir or None,
+        vertex_table=d.vertex_table or None,
+        seed=d.seed,
+    )
+    return Normalizer(mean, std, legacy=d.legacy_input)
+
+
+def eval_loader(
+    cfg: Config, dataset: KeypointDataset, device: torch.device
+) -> torch.utils.data.DataLoader:
+    """Dataset order, every rank the whole set (evaluation runs on rank 0)."""
+    d = cfg.data
+    return make_loader(
+        dataset,
+        batch_size=d.test_batch,
+        shuffle=False,
+        workers=d.workers,
+        seed=d.seed,
+        device=device,
+        shard=False,
+    )
+
+
+# -- codec -----------------------------------------------------------------------------------
+def build_codec(cfg: Config) -> MSRAHeatmap:
+    """The run's heatmap codec (square ``inp_res`` crops, ``out_res`` heatmaps, ``sigma``)."""
+    d = cfg.data
+    return MSRAHeatmap((d.inp_res, d.inp_res), (d.out_res, d.out_res), sigma=d.sigma)
+
+
+def codec_for_epoch(codec: MSRAHeatmap, epoch: int, sigma_decay: float) -> MSRAHeatmap:
+    """``data.sigma_decay``: the codec of 0-based ``epoch`` has sigma ``codec.sigma *
+    sigma_decay ** epoch``; with ``sigma_decay`` 0 it is ``codec`` at every epoch."""
+    if sigma_decay <= 0:
+        return codec
+    return MSRAHeatmap(codec.input_size, codec.heatmap_size, sigma=codec.sigma * sigma_decay**epoch)
+
+
+# -- model and optimisation ------------------------------------------------------------------
+def use_amp(cfg: Config, device: torch.device) -> bool:
+    """``run.amp``: bfloat16 autocast, on CUDA only."""
+    return cfg.run.amp and device.type == "cuda"
+
+
+def memory_format(cfg: Config) -> torch.memory_format:
+    return torch.channels_last if cfg.run.channels_last else torch.contiguous_format
+
+
+def build_network(cfg: Config, spec: KeypointSpec, device: torch.device) -> nn.Module:
+    """``model.arch`` from the registry, on ``device`` in the run's memory format."""
+    model = build_model(
+        cfg.model.arch,
+        num_stacks=cfg.model.stacks,
+        num_blocks=cfg.model.blocks,
+        num_keypoints=spec.num_keypoints,
+        channels=cfg.model.channels,
+    ).to(device)
+    return model.to(memory_format=memory_format(cfg))
+
+
+def model_input(
+    normalizer: Normalizer, fmt: torch.memory_format
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 (B, 3, H, W) on the device -> the model's normalised input in memory format ``fmt``."""
+
+    def normalize(images: torch.Tensor) -> torch.Tensor:
+        return normalizer(images).contiguous(memory_format=fmt)
+
+    return normalize
+
+
+def build_optimizer(cfg: Config, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """The reference's optimisers: RMSprop (alpha 0.99, eps 1e-8) or Adam."""
+    o = cfg.optim
+    if o.solver == "rms":
+        return torch.optim.RMSprop(
+            params,
+            lr=o.lr,
+            alpha=RMSPROP_ALPHA,
+            eps=RMSPROP_EPS,
+            momentum=o.momentum,
+            weight_decay=o.weight_decay,
+        )
+    if o.solver == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    raise ValueError(f"unknown solver {o.solver!r}; valid: ['rms', 'adam']")
+
+
+def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer):
+    """Step decay: the LR is multiplied by ``optim.gamma`` at each ``optim.schedule`` epoch."""
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(cfg.optim.schedule), gamma=cfg.optim.gamma
+    )
+
+
+def load_start_weights(
+    cfg: Config,
+    model: nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    verbose: bool = True,
+) -> ResumeState:
+    """``run.resume`` (with ``optimizer``: the whole training state, RNG included) or else
+    ``run.pretrained`` weights; returns the next epoch and the best accuracy so far."""
+    start = ResumeState(cfg.optim.start_epoch, 0.0)
+    if cfg.run.resume:
+        path = cfg.run.resume
+        ckpt = load_checkpoint(path, map_location="cpu")
+        training = optimizer is not None
+        start = restore_training_state(
+            ckpt, model=model, optimizer=optimizer, scheduler=scheduler, restore_rng=training
+        )
+        if training and ckpt.get("scheduler") is None:
+            # A reference checkpoint has no scheduler: rebuild its position from the epoch.
+            scheduler.last_epoch = start.start_epoch
+            done = sum(m <= start.start_epoch for m in cfg.optim.schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.optim.lr * cfg.optim.gamma**done
+        if verbose:
+            print(
+                f"=> resumed {path} (next epoch {start.start_epoch}, best acc {start.best_acc:.4f})"
+            )
+    elif cfg.run.pretrained:
+        load_model_weights(model, cfg.run.pretrained)
+        if verbose:
+            print(f"=> initial weights from {cfg.run.pretrained}")
+    return start
+
+
+def wrap_for_training(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
+    """``model`` in DDP when several processes train, compiled with ``run.compile``."""
+    net = model
+    if distributed_info()[1] > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.run.compile:
+        net = torch.compile(net)
+    return net
+
+
+# -- assemblies ------------------------------------------------------------------------------
+def _is_main() -> bool:
+    return distributed_info()[0] == 0
+
+
+def _evaluator(
+    cfg: Config, *, model, loss_fn, dataset, device, spec, codec, normalize, name, split, epoch
+) -> Evaluator:
+    return Evaluator(
+        model=model,
+        dataset=dataset,
+        loader=eval_loader(cfg, dataset, device),
+        codec=codec,
+        normalizer=normalize,
+        spec=spec,
+        device=device,
+        name=name,
+        split=split,
+        flip=cfg.run.flip,
+        amp=use_amp(cfg, device),
+        loss_fn=loss_fn,
+        progress=cfg.run.progress and _is_main(),
+        max_overlays=cfg.run.tb_images,
+        epoch=epoch,
+    )
+
+
+@dataclass
+class TrainingParts:
+    """Everything ``Trainer`` trains with; ``start`` holds the resumed epoch and best accuracy.
+    ``normalize`` is the model-input function (normaliser + memory format); ``evaluator``
+    validates on ``val_set`` with the trainer's own ``model``."""
+
+    device: torch.device
+    spec: KeypointSpec
+    amp: bool
+    dataset_kwargs: dict[str, Any]
+    train_set: KeypointDataset
+    val_set: KeypointDataset
+    normalizer: Normalizer
+    normalize: Callable[[torch.Tensor], torch.Tensor]
+    codec: MSRAHeatmap
+    model: nn.Module
+    net: nn.Module
+    memory_format: torch.memory_format
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    start: ResumeState
+    train_loader: torch.utils.data.DataLoader
+    evaluator: Evaluator
+
+
+def build_training(cfg: Config, *, validation_dataset: str) -> TrainingParts:
+    """The objects of a training run that validates on ``validation_dataset``'s valid split."""
+    d = cfg.data
+    device = setup_device(cfg)
+    spec = get_spec(cfg.model.keypoint_spec)
+    kw = dataset_kwargs(cfg, spec)
+    val_set = build_dataset(validation_dataset, split=VALIDATION_SPLIT, limit=d.val_limit, **kw)
+    train_set = build_dataset(
+        d.dataset, split="train", limit=d.train_limit, augment_seed=cfg.run.seed, **kw
+    )
+    normalizer = build_normalizer(cfg)
+    model = build_network(cfg, spec, device)
+    loss_fn = KeypointMSELoss()
+    optimizer = build_optimizer(cfg, model.parameters())
+    scheduler = build_scheduler(cfg, optimizer)
+    start = load_start_weights(
+        cfg, model, optimizer=optimizer, scheduler=scheduler, verbose=_is_main()
+    )
+    codec = build_codec(cfg)
+    normalize = model_input(normalizer, memory_format(cfg))
+    train_loader = make_loader(
+        train_set,
+        batch_size=d.train_batch,
+        shuffle=True,
+        workers=d.workers,
+        seed=cfg.run.seed,
+        device=device,
+        drop_last=len(train_set) > d.train_batch,
+    )
+    evaluator = _evaluator(
+        cfg,
+        model=model,
+        loss_fn=loss_fn,
+        dataset=val_set,
+        device=device,
+        spec=spec,
+        codec=codec,
+        normalize=normalize,
+        name=validation_dataset,
+        split=VALIDATION_SPLIT,
+        epoch=start.start_epoch,
+    )
+    return TrainingParts(
+        device=device,
+        spec=spec,
+        amp=use_amp(cfg, device),
+        dataset_kwargs=kw,
+        train_set=train_set,
+        val_set=val_set,
+        normalizer=normalizer,
+        normalize=normalize,
+        codec=codec,
+        model=model,
+        net=wrap_for_training(model, cfg, device),
+        memory_format=memory_format(cfg),
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        start=start,
+        train_loader=train_loader,
+        evaluator=evaluator,
+    )
+
+
+def build_evaluator(cfg: Config) -> Evaluator:
+    """An ``Evaluator`` of ``data.dataset``'s ``data.eval_split`` with the ``run.resume`` (else
+    ``run.pretrained``) weights, its codec at the checkpoint's epoch."""
+    d = cfg.data
+    device = setup_device(cfg)
+    spec = get_spec(cfg.model.keypoint_spec)
+    dataset = build_dataset(
+        d.dataset, split=d.eval_split, limit=d.val_limit, **dataset_kwargs(cfg, spec)
+    )
+    normalizer = build_normalizer(cfg)
+    model = build_network(cfg, spec, device)
+    start = load_start_weights(cfg, model, verbose=_is_main())
+    return _evaluator(
+        cfg,
+        model=model,
+        loss_fn=KeypointMSELoss(),
+        dataset=dataset,
+        device=device,
+        spec=spec,
+        codec=codec_for_epoch(build_codec(cfg), start.start_epoch, d.sigma_decay),
+        normalize=model_input(normalizer, memory_format(cfg)),
+        name=d.dataset,
+        split=d.eval_split,
+        epoch=start.start_epoch,
+    )
