@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from animalpose.train.config import (
-    DATASETS,
+    DATASET_NAMES,
     Config,
     ConfigError,
     OptimConfig,
@@ -116,7 +116,7 @@ class AdaptSection(Section):
 
 
 def _adapt_optim() -> OptimConfig:
-    """CC-SSL's optimiser (reference-compat spec 5): RMSprop 2.5e-4, constant, 60 epochs."""
+    """CC-SSL's optimiser (docs/reference_compat.md §5): RMSprop 2.5e-4, constant, 60 epochs."""
     return OptimConfig(solver="rms", lr=2.5e-4, epochs=60, schedule=[])
 
 
@@ -126,7 +126,7 @@ class AdaptConfig(Config):
     adapt: AdaptSection = field(default_factory=AdaptSection)
 
     def check(self) -> None:
-        if self.data.dataset not in DATASETS:  # pragma: no cover - DataConfig checks it
+        if self.data.dataset not in DATASET_NAMES:  # pragma: no cover - DataConfig checks it
             raise ConfigError(f"{self.data.dataset!r} is not a dataset", key="data.dataset")
         if self.data.dataset in TARGET_DATASETS:
             raise ConfigError(
@@ -152,7 +152,7 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         "--source",
         "--dataset",
         field="data.dataset",
-        choices=tuple(d for d in DATASETS if d not in TARGET_DATASETS),
+        choices=tuple(d for d in DATASET_NAMES if d not in TARGET_DATASETS),
         help="labelled source data set (the reference's --source)",
     ),
     _flag(

@@ -2,7 +2,7 @@
 
 Two schedules share one rule (pool every keypoint confidence, keep those above a quantile):
 
-- ``"ccssl"``: the reference's curriculum by epoch (CCSSL/CCSSL.py, reference-compat spec 5):
+- ``"ccssl"``: the reference's curriculum by epoch (CCSSL/CCSSL.py, docs/reference_compat.md §5):
   ``p = max(1 - 0.02 (epoch + 10), 0.2)``, keep the top ``1 - p`` share, i.e. 20 / 40 / 60 / 80 %
   at epochs 0 / 10 / 20 / 30 and 80 % from then on.
 - ``"pplo"``: PPLO's progressive rounds (Cao et al. ICCV 2019; docs/wscda spec): round ``r``

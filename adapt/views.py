@@ -1,4 +1,6 @@
-"""Equivariance views for pseudo-labelling (CC-SSL, Mu et al. CVPR 2020; reference-compat spec 5).
+"""Equivariance views for pseudo-labelling (CC-SSL, Mu et al. CVPR 2020).
+
+The reference's version is described in docs/reference_compat.md §5.
 
 The model sees each crop in ``V + 1`` views: the identity and ``V`` random zoom/rotations about
 the crop centre. Each view's heatmaps are warped back into the identity frame and the views are

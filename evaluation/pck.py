@@ -4,7 +4,7 @@ Both are pure tensor functions plus thin accumulators. Accumulators keep their s
 device of the first batch and never move data to the host inside ``update`` (no host sync), so
 an evaluation loop on a GPU runs without stalls; ``compute`` does the one transfer.
 
-Legacy (reference-compat spec 4, bearpaw/pytorch-pose ``pose/utils/evaluation.py``
+Legacy (docs/reference_compat.md §4, bearpaw/pytorch-pose ``pose/utils/evaluation.py``
 ``get_preds`` / ``calc_dists`` / ``dist_acc`` / ``accuracy_2animal`` and the per-joint averaging
 in the reference's ``evaluation/test.py``):
 

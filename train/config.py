@@ -24,7 +24,7 @@ import yaml
 
 from animalpose.datasets.fileio import atomic_write
 from animalpose.datasets.formats.base import EVAL_SPLITS
-from animalpose.datasets.formats.registry import DATASET_REGISTRY
+from animalpose.datasets.formats.registry import DATASETS
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.models import MODELS
 
@@ -33,7 +33,7 @@ __all__ = [
     "CONFIG_FILE_NAME",
     "Config",
     "ConfigError",
-    "DATASETS",
+    "DATASET_NAMES",
     "DataConfig",
     "EVAL_SPLITS",
     "ModelConfig",
@@ -52,8 +52,8 @@ __all__ = [
 
 #: File name of the resolved config written beside every checkpoint.
 CONFIG_FILE_NAME = "config.yaml"
-#: The reference's ``--dataset`` names (reference-compat spec 1.4), from the dataset registry.
-DATASETS: tuple[str, ...] = tuple(DATASET_REGISTRY)
+#: The reference's ``--dataset`` names (docs/reference_compat.md §1.4), from the dataset registry.
+DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 #: The reference's ``--solver`` choices: RMSprop (its default) or Adam.
 SOLVERS = ("rms", "adam")
 #: "fused": our OpenCV single-warp augmenter; "imgaug": the reference's imgaug pipeline.
@@ -119,7 +119,7 @@ class Section:
 
 @dataclass(kw_only=True)
 class DataConfig(Section):
-    dataset: str = "synthetic_animal_sp"  # --dataset: one of DATASETS (_sp = strong augmentation)
+    dataset: str = "synthetic_animal_sp"  # --dataset: a DATASET_NAMES name (_sp: strong augment)
     image_path: str = "./animal_data"  # --image-path: data root (synthetic_animal/, TigDog, ...)
     animal: str = "horse"  # --animal: horse, tiger, or a synthetic animal with a vertex table
     inp_res: int = 256  # --inp-res: input crop side, pixels
@@ -145,7 +145,7 @@ class DataConfig(Section):
     eval_split: str = "valid"
 
     def check(self) -> None:
-        _one_of(self, "dataset", DATASETS)
+        _one_of(self, "dataset", DATASET_NAMES)
         _one_of(self, "eval_split", EVAL_SPLITS)
         _require(bool(self.image_path), "image_path", "must not be empty")
         _require(bool(self.animal), "animal", "must not be empty")
@@ -180,7 +180,8 @@ class ModelConfig(Section):
     def check(self) -> None:
         _one_of(self, "arch", tuple(MODELS))
         _at_least(self, 0, "stacks", "blocks", "channels", strict=True)
-        # Bottlenecks have expansion 2: their inner width is channels / 2 (reference-compat 2).
+        # Bottlenecks have expansion 2: their inner width is channels / 2
+        # (docs/reference_compat.md §2).
         _require(self.channels % 2 == 0, "channels", f"must be even, got {self.channels}")
         _one_of(self, "keypoint_spec", tuple(SPECS))
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.config import (
     AUGMENT_BACKENDS,
-    DATASETS,
+    DATASET_NAMES,
     EVAL_SPLITS,
     SOLVERS,
     Config,
@@ -69,12 +69,12 @@ def _flag(*names: str, field: str, help: str, **kwargs: Any) -> Flag:
     return Flag(names=names, field=field, help=help, **kwargs)
 
 
-#: Every flag of the reference's train/train.py (reference-compat spec 3), then ours.
+#: Every flag of the reference's train/train.py (docs/reference_compat.md §3), then ours.
 TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag(
         "--dataset",
         field="data.dataset",
-        choices=DATASETS,
+        choices=DATASET_NAMES,
         help="dataset (the reference's names; _sp = strong augmentation)",
     ),
     _flag(

@@ -1,6 +1,6 @@
 """The one place that turns a ``--dataset`` name into a dataset object and its mean/std.
 
-``DATASET_REGISTRY`` lists the reference's dataset names (docs/reference_compat.md §1.4): the
+``DATASETS`` lists the reference's dataset names (docs/reference_compat.md §1.4): the
 class, the augmentation of the training split (``_sp``: the strong pipeline; others: the classic
 one) and which mean file normalises the input (§1.2: the synthetic mean for everything except
 supervised ``real_animal`` training, which uses ``mean_by_video``).
@@ -29,7 +29,7 @@ from animalpose.datasets.formats.tigdog import RealAnimal, tigdog_mean_std
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.crop import CenterCrop
 
-__all__ = ["DATASET_REGISTRY", "DatasetEntry", "build_dataset", "dataset_mean_std"]
+__all__ = ["DATASETS", "DatasetEntry", "build_dataset", "dataset_mean_std"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class DatasetEntry:
     synthetic: bool
 
 
-DATASET_REGISTRY: dict[str, DatasetEntry] = {
+DATASETS: dict[str, DatasetEntry] = {
     "synthetic_animal": DatasetEntry(SyntheticAnimal, "classic", "synthetic", True),
     "synthetic_animal_sp": DatasetEntry(SyntheticAnimal, "strong", "synthetic", True),
     "real_animal": DatasetEntry(RealAnimal, "classic", "video", False),
@@ -57,9 +57,9 @@ DATASET_REGISTRY: dict[str, DatasetEntry] = {
 
 def _entry(name: str) -> DatasetEntry:
     try:
-        return DATASET_REGISTRY[name]
+        return DATASETS[name]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASET_REGISTRY)}") from None
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
 
 
 def build_dataset(
@@ -80,7 +80,7 @@ def build_dataset(
     augment_seed: int | None = None,
     augment: bool | None = None,
 ) -> KeypointDataset:
-    """Dataset ``name`` (a ``DATASET_REGISTRY`` key) for ``split``; the train split is augmented
+    """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented
     with the dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``.
     Split ``"test"`` exists only for the TigDog datasets of a benchmark (DataError otherwise).
 

@@ -55,7 +55,7 @@ VERTEX_TABLE_DIR = Path(__file__).parent / "vertex_tables"
 
 _LAYOUT = (
     "expected <image-path>/synthetic_animal/<animal>_combineds5r5_texture/ holding "
-    "<base>_img.png and <base>_kpts.npy files (reference-compat spec 1.1)"
+    "<base>_img.png and <base>_kpts.npy files (see animal_data/README.md)"
 )
 
 

@@ -65,7 +65,7 @@ LANDMARK_ORDER: dict[str, tuple[int, ...]] = {"tiger": TIGER_PERMUTATION}
 
 _LAYOUT = (
     "expected <image-path>/behaviorDiscovery2.0/ with ranges/<animal>/ranges.mat, "
-    "landmarks/<animal>/<shot>.mat and <animal>/<8-digit frame>.jpg (reference-compat spec 1.2)"
+    "landmarks/<animal>/<shot>.mat and <animal>/<8-digit frame>.jpg (see animal_data/README.md)"
 )
 
 

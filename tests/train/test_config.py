@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from animalpose.train.config import (
-    DATASETS,
+    DATASET_NAMES,
     Config,
     ConfigError,
     DataConfig,
@@ -15,7 +15,7 @@ from animalpose.train.config import (
     config_from_dict,
 )
 
-# The reference's train/train.py argparse defaults (reference-compat spec 3 and its source),
+# The reference's train/train.py argparse defaults (docs/reference_compat.md §3 and its source),
 # written out independently of the dataclasses.
 REFERENCE_DEFAULTS = {
     "data.dataset": "synthetic_animal_sp",
@@ -59,8 +59,8 @@ def test_defaults_equal_the_reference(dotted, getp):
 
 
 def test_dataset_names_are_the_reference_names():
-    # reference-compat spec 1.4, via the dataset registry
-    assert sorted(DATASETS) == sorted(
+    # docs/reference_compat.md §1.4, via the dataset registry
+    assert sorted(DATASET_NAMES) == sorted(
         [
             "synthetic_animal",
             "synthetic_animal_sp",

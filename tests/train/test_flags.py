@@ -18,7 +18,7 @@ from animalpose.train.flags import (
     parse_config,
 )
 
-# Every flag of the reference's train/train.py (reference-compat spec 3) -> its default there.
+# Every flag of the reference's train/train.py (docs/reference_compat.md §3) -> its default there.
 REFERENCE_FLAGS = {
     "--dataset": "synthetic_animal_sp",
     "--image-path": "./animal_data",

@@ -1,4 +1,4 @@
-"""DATASET_REGISTRY / build_dataset / dataset_mean_std: every name builds, means come from the
+"""DATASETS / build_dataset / dataset_mean_std: every name builds, means come from the
 right file."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.crops import write_real_crops
 from animalpose.datasets.formats.means import KNOWN_SYNTHETIC_MEANS, read_mean, save_mean
 from animalpose.datasets.formats.registry import (
-    DATASET_REGISTRY,
+    DATASETS,
     build_dataset,
     dataset_mean_std,
 )
@@ -67,7 +67,7 @@ def _build(name, root, split, **kwargs):
 
 
 def test_registry_holds_the_reference_names():
-    assert set(DATASET_REGISTRY) == REFERENCE_NAMES
+    assert set(DATASETS) == REFERENCE_NAMES
     with pytest.raises(KeyError, match="unknown dataset 'mpii'.*real_animal"):
         _build("mpii", "unused", "valid")
 
@@ -78,7 +78,7 @@ def test_every_dataset_builds_both_splits(combined, name):
     assert isinstance(valid.augmenter, CenterCrop)
     train = _build(name, combined, "train", limit=4)
     assert len(train) == 4
-    kind = DATASET_REGISTRY[name].train_augment
+    kind = DATASETS[name].train_augment
     assert (
         type(train.augmenter).__name__
         == {"classic": "ClassicAugment", "strong": "StrongAugment"}[kind]
@@ -86,8 +86,8 @@ def test_every_dataset_builds_both_splits(combined, name):
     for ds in (train, valid):
         sample = ds[0]
         assert sample["image"].shape == (3, S, S) and sample["keypoints"].shape == (18, 3)
-    assert DATASET_REGISTRY["synthetic_animal_sp"].train_augment == "strong"
-    assert DATASET_REGISTRY["real_animal"].train_augment == "classic"
+    assert DATASETS["synthetic_animal_sp"].train_augment == "strong"
+    assert DATASETS["real_animal"].train_augment == "classic"
 
 
 def test_synthetic_mean_is_computed_over_train_images_then_read(combined):
