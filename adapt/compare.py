@@ -43,9 +43,8 @@ from animalpose.datasets.generator.dogshift import (
 from animalpose.evaluation.report import summarize
 from animalpose.train.build import build_evaluator
 from animalpose.train.checkpoint import BEST_NAME
-from animalpose.train.config import (
-    Config,
-    ConfigError,
+from animalpose.train.config import Config, ConfigError
+from animalpose.train.config_io import (
     apply_overrides,
     config_from_dict,
     config_to_dict,

@@ -21,7 +21,7 @@ from animalpose.train.config import (
     _one_of,
     _require,
 )
-from animalpose.train.flags import TRAIN_FLAGS, Flag
+from animalpose.train.flags import TRAIN_FLAGS, Flag, _flag
 
 __all__ = [
     "ADAPT_FLAGS",
@@ -134,10 +134,6 @@ class AdaptConfig(Config):
                 f"{self.data.dataset!r} (train on target labels with train/train.py: the oracle)",
                 key="data.dataset",
             )
-
-
-def _flag(*names: str, field: str, help: str, **kwargs) -> Flag:
-    return Flag(names=names, field=field, help=help, **kwargs)
 
 
 #: The reference's CCSSL/options/train_options.py flags first (same names), then ours. Training

@@ -5,7 +5,7 @@ Two schedules share one rule (pool every keypoint confidence, keep those above a
 - ``"ccssl"``: the reference's curriculum by epoch (CCSSL/CCSSL.py, docs/reference_compat.md §5):
   ``p = max(1 - 0.02 (epoch + 10), 0.2)``, keep the top ``1 - p`` share, i.e. 20 / 40 / 60 / 80 %
   at epochs 0 / 10 / 20 / 30 and 80 % from then on.
-- ``"pplo"``: PPLO's progressive rounds (Cao et al. ICCV 2019; docs/wscda spec): round ``r``
+- ``"pplo"``: PPLO's progressive rounds (Cao et al. ICCV 2019; docs/adaptation.md): round ``r``
   keeps ``shares[r]``, the last share repeating.
 """
 

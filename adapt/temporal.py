@@ -4,7 +4,7 @@ CC-SSL's ``prediction_check`` (Mu et al. CVPR 2020; docs/reference_compat.md §5
 frame's refined keypoints are flowed into the current frame; where ``conf / flowed_conf <
 ratio`` the flowed location replaces the prediction, with confidence ``ratio x flowed_conf``;
 flows that LK loses or that move too far are rejected. Unlike the reference, flow never crosses
-a shot boundary and runs on the full frames in frame pixels (docs/reference_compat.md §7).
+a shot boundary and runs on the full frames in frame pixels (docs/reference_compat.md §7.8).
 Chained runs of rows refine in parallel; results depend neither on the workers nor the pool.
 """
 

@@ -6,7 +6,7 @@ Each iteration runs ONE forward pass over a labelled source batch and a target b
 ``adapt.round_every`` epochs a pseudo-label round labels the target train split with the current
 weights and is stored in ``<checkpoint>/pseudo_labels/round_XX.npz`` before training on it, so a
 killed run resumes inside its round. Models are selected on the target valid split; where this
-differs from the reference's CCSSL.py: docs/reference_compat.md §7.
+differs from the reference's CCSSL.py: docs/reference_compat.md §7.8.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from animalpose.train.checkpoint import (
     load_checkpoint,
     restore_training_state,
 )
-from animalpose.train.config import config_to_dict, drop_retired
+from animalpose.train.config_io import config_to_dict, drop_retired
 from animalpose.train.loaders import make_loader
 from animalpose.train.trainer import EpochStats, Trainer, device_clock, mean_batch_accuracy
 

@@ -32,7 +32,8 @@ from animalpose.datasets.transforms.crop import CenterCrop
 from animalpose.datasets.transforms.normalize import Normalizer
 from animalpose.train.build import build_codec
 from animalpose.train.checkpoint import load_model_weights
-from animalpose.train.config import Config, apply_overrides
+from animalpose.train.config import Config
+from animalpose.train.config_io import apply_overrides
 from animalpose.train.models import build_model
 
 #: Input statistics when the animal has no published synthetic mean (mid-grey, unit-ish std).

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from animalpose.datasets.generator.fixtures import make_synthetic_fixture
-from animalpose.train.config import Config, apply_overrides
+from animalpose.train.config import Config
+from animalpose.train.config_io import apply_overrides
 from animalpose.train.trainer import Trainer
 
 

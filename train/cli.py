@@ -12,7 +12,8 @@ import torch
 from animalpose.datasets.fileio import DataError
 from animalpose.train.build import build_evaluator, init_distributed
 from animalpose.train.checkpoint import load_checkpoint
-from animalpose.train.config import Config, ConfigError, config_from_dict, config_to_dict
+from animalpose.train.config import Config, ConfigError
+from animalpose.train.config_io import config_from_dict, config_to_dict
 from animalpose.train.flags import TRAIN_FLAGS, parse_config
 from animalpose.train.trainer import Trainer
 

@@ -26,10 +26,12 @@ from animalpose.train.config import (
     Config,
     ConfigError,
     _check_value,
+    _type_name,
+)
+from animalpose.train.config_io import (
     _field_type,
     _parse_override,
     _set_leaf,
-    _type_name,
     config_from_dict,
     config_to_dict,
     load_config,

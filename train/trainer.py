@@ -25,7 +25,8 @@ from animalpose.evaluation.report import nanmean, save_preds_mat
 from animalpose.evaluation.visualize import GT_COLOR, draw_keypoints, draw_overlay
 from animalpose.train.build import build_training, codec_for_epoch
 from animalpose.train.checkpoint import BEST_NAME, build_checkpoint, save_checkpoint
-from animalpose.train.config import CONFIG_FILE_NAME, Config, config_to_dict, save_config
+from animalpose.train.config import CONFIG_FILE_NAME, Config
+from animalpose.train.config_io import config_to_dict, save_config
 from animalpose.train.loaders import distributed_info
 
 __all__ = ["EpochStats", "Trainer", "device_clock", "mean_batch_accuracy"]

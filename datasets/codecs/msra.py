@@ -22,6 +22,13 @@ PATCH_SIGMAS = 3
 QUARTER_SHIFT = 0.25
 
 
+def _float_xy(xy):
+    """A float copy of ``xy[..., :2]``: float64 for an array, float32 for a tensor."""
+    if isinstance(xy, np.ndarray):
+        return np.array(xy[..., :2], dtype=np.float64)
+    return xy[..., :2].float().clone()
+
+
 class MSRAHeatmap:
     """MSRA Gaussian heatmaps (SimpleBaseline / pytorch-pose targets).
 
@@ -61,11 +68,7 @@ class MSRAHeatmap:
     def to_heatmap(self, xy):
         """Input pixels -> heatmap pixels, (..., 2) array or tensor."""
         sx, sy = self.stride
-        out = (
-            np.array(xy[..., :2], dtype=np.float64)
-            if isinstance(xy, np.ndarray)
-            else xy[..., :2].float().clone()
-        )
+        out = _float_xy(xy)
         out[..., 0] = (xy[..., 0] + 0.5) / sx - 0.5
         out[..., 1] = (xy[..., 1] + 0.5) / sy - 0.5
         return out
@@ -73,11 +76,7 @@ class MSRAHeatmap:
     def to_input(self, xy):
         """Heatmap pixels -> input pixels, (..., 2) array or tensor."""
         sx, sy = self.stride
-        out = (
-            np.array(xy[..., :2], dtype=np.float64)
-            if isinstance(xy, np.ndarray)
-            else xy[..., :2].float().clone()
-        )
+        out = _float_xy(xy)
         out[..., 0] = (xy[..., 0] + 0.5) * sx - 0.5
         out[..., 1] = (xy[..., 1] + 0.5) * sy - 0.5
         return out

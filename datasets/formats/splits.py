@@ -165,6 +165,17 @@ def load_or_create_split(
     return train, valid
 
 
+def _check_kept(path: Path, indices: np.ndarray, kept: np.ndarray) -> None:
+    """DataError when the split file ``path`` lists frames outside ``kept`` (the annotated ones)."""
+    dropped = np.setdiff1d(indices, kept)
+    if dropped.size:
+        raise DataError(
+            f"{path}: lists {dropped.size} frames that the annotation filter drops "
+            f"(first: index {int(dropped[0])}); the split file does not match this copy "
+            "of the data"
+        )
+
+
 def load_or_create_video_split(
     directory: str | os.PathLike,
     *,
@@ -196,13 +207,7 @@ def load_or_create_video_split(
         log.info("reading split files %s, %s", *found)
         train, valid = read_split(found[0], found[1], len(shots))
         for path, arr in zip(found, (train, valid)):
-            dropped = np.setdiff1d(arr, kept)
-            if dropped.size:
-                raise DataError(
-                    f"{path}: lists {dropped.size} frames that the annotation filter drops "
-                    f"(first: index {int(dropped[0])}); the split file does not match this copy "
-                    "of the data"
-                )
+            _check_kept(path, arr, kept)
         mixed = np.intersect1d(shots[train], shots[valid])
         if mixed.size:
             log.warning("%s: shots %s have frames on both sides of the split", found[0], mixed[:5])
@@ -285,12 +290,7 @@ def load_or_create_video_splits(
         return VideoSplits(train, valid, None, folder)
     shots = np.asarray(shots)
     test = _read_index_file(test_path, len(shots), partner=False)
-    dropped = np.setdiff1d(test, np.asarray(kept, dtype=np.int64))
-    if dropped.size:
-        raise DataError(
-            f"{test_path}: lists {dropped.size} frames that the annotation filter drops (first: "
-            f"index {int(dropped[0])}); the split file does not match this copy of the data"
-        )
+    _check_kept(test_path, test, np.asarray(kept, dtype=np.int64))
     for name, other in zip(names, (train, valid)):
         shared = np.intersect1d(test, other)
         if shared.size:

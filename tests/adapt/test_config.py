@@ -6,7 +6,8 @@ import pytest
 
 from animalpose.adapt.cli import WSCDAConfig
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
-from animalpose.train.config import ConfigError, config_from_dict, load_config
+from animalpose.train.config import ConfigError
+from animalpose.train.config_io import config_from_dict, load_config
 from animalpose.train.flags import REFERENCE_ONLY, TRAIN_FLAGS, parse_config
 
 #: The reference's CCSSL/options/train_options.py flags we honour, with its defaults.

@@ -20,7 +20,8 @@ from animalpose.train.build import (
     resolve_device,
 )
 from animalpose.train.checkpoint import REFERENCE_KEYS, build_checkpoint, prefixed_state_dict
-from animalpose.train.config import Config, apply_overrides
+from animalpose.train.config import Config
+from animalpose.train.config_io import apply_overrides
 
 CPU = torch.device("cpu")
 TINY_MODEL = ["model.stacks=1", "model.channels=16", "data.inp_res=64", "data.out_res=16"]

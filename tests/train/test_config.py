@@ -12,8 +12,8 @@ from animalpose.train.config import (
     ModelConfig,
     OptimConfig,
     RunConfig,
-    config_from_dict,
 )
+from animalpose.train.config_io import config_from_dict
 
 # The reference's train/train.py argparse defaults (docs/reference_compat.md §3 and its source),
 # written out independently of the dataclasses.
@@ -172,7 +172,7 @@ def test_valid_edge_cases_are_accepted(d):
 def test_retired_keys_with_their_inert_value_load_and_are_dropped():
     """Configs and checkpoints saved before a key was retired still load, unchanged."""
     from animalpose.adapt.config import AdaptConfig
-    from animalpose.train.config import RETIRED_KEYS, config_to_dict, drop_retired
+    from animalpose.train.config_io import RETIRED_KEYS, config_to_dict, drop_retired
 
     saved = config_to_dict(AdaptConfig())
     saved["data"]["label_type"] = "Gaussian"

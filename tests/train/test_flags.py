@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from animalpose.train.config import Config, ConfigError, Section, load_config, save_config
+from animalpose.train.config import Config, ConfigError, Section
+from animalpose.train.config_io import load_config, save_config
 from animalpose.train.flags import (
     REFERENCE_ONLY,
     TRAIN_FLAGS,

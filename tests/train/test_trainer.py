@@ -25,53 +25,25 @@ def data_root(tmp_path_factory):
     return root
 
 
-def _argv(root: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--dataset",
-        "synthetic_animal_sp",
-        "--image-path",
-        str(root),
-        "--animal",
-        "horse",
-        "--stacks",
-        "1",
-        "--blocks",
-        "1",
-        "--channels",
-        "16",
-        "--inp-res",
-        "64",
-        "--out-res",
-        "16",
-        "--train-batch",
-        "8",
-        "--test-batch",
-        "8",
-        "-j",
-        "0",
-        "--solver",
-        "adam",
-        "--lr",
-        "1e-3",
-        "--schedule",
-        "1",
-        "-c",
-        str(out),
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--set",
-        "run.log_every=1",
-        "--set",
-        "run.tb_images=2",
-        *extra,
-    ]
+@pytest.fixture(scope="module")
+def train_argv(tiny_flags):
+    """``train_argv(root, out, *extra)``: the tiny model on the horse fixture, batches of 8,
+    Adam with the learning rate dropping after epoch 1, logging every step."""
+
+    def argv(root: Path, out: Path, *extra: str) -> list[str]:
+        data = ["--dataset", "synthetic_animal_sp", "--image-path", str(root), "--animal", "horse"]
+        model = ["--blocks", "1", *tiny_flags, "--train-batch", "8", "--test-batch", "8"]
+        optim = ["--solver", "adam", "--lr", "1e-3", "--schedule", "1"]
+        run = ["-c", str(out), "--set", "run.log_every=1", "--set", "run.tb_images=2"]
+        return [*data, *model, *optim, *run, *extra]
+
+    return argv
 
 
 @pytest.fixture(scope="module")
-def full_run(data_root, tmp_path_factory):
+def full_run(data_root, train_argv, tmp_path_factory):
     out = tmp_path_factory.mktemp("run_full")
-    assert cli.train_main(_argv(data_root, out, "--epochs", "2")) == 0
+    assert cli.train_main(train_argv(data_root, out, "--epochs", "2")) == 0
     return out
 
 
@@ -97,12 +69,12 @@ def test_training_writes_every_artefact(full_run):
     assert tags["images"], "validation crops with predictions are logged"
 
 
-def test_resume_continues_as_if_never_stopped(data_root, full_run, tmp_path):
+def test_resume_continues_as_if_never_stopped(data_root, full_run, train_argv, tmp_path):
     out = tmp_path / "run_resumed"
-    assert cli.train_main(_argv(data_root, out, "--epochs", "1")) == 0
+    assert cli.train_main(train_argv(data_root, out, "--epochs", "1")) == 0
     assert (
         cli.train_main(
-            _argv(data_root, out, "--epochs", "2", "--resume", str(out / "checkpoint.pth.tar"))
+            train_argv(data_root, out, "--epochs", "2", "--resume", str(out / "checkpoint.pth.tar"))
         )
         == 0
     )
@@ -121,9 +93,9 @@ def test_resume_continues_as_if_never_stopped(data_root, full_run, tmp_path):
     )
 
 
-def test_evaluation_script_reports_both_metrics(data_root, full_run, tmp_path):
+def test_evaluation_script_reports_both_metrics(data_root, full_run, train_argv, tmp_path):
     out = tmp_path / "eval"
-    argv = _argv(
+    argv = train_argv(
         data_root,
         out,
         "--evaluate",
@@ -143,7 +115,9 @@ def test_evaluation_script_reports_both_metrics(data_root, full_run, tmp_path):
     assert len(list((out / "overlays").glob("*.png"))) == 2
 
 
-def test_reference_checkpoint_evaluates_with_legacy_input(data_root, full_run, tmp_path):
+def test_reference_checkpoint_evaluates_with_legacy_input(
+    data_root, full_run, train_argv, tmp_path
+):
     ours = torch.load(full_run / "model_best.pth.tar", weights_only=True)
     reference = {  # exactly the reference's keys, nothing of ours
         "epoch": 2,
@@ -155,11 +129,11 @@ def test_reference_checkpoint_evaluates_with_legacy_input(data_root, full_run, t
     path = tmp_path / "reference.pth.tar"
     torch.save(reference, path)
     out = tmp_path / "eval_ref"
-    argv = _argv(data_root, out, "-e", "--resume", str(path), "--legacy-input")
+    argv = train_argv(data_root, out, "-e", "--resume", str(path), "--legacy-input")
     assert cli.train_main(argv) == 0  # the reference's own `train.py -e` path
     # The same weights in our format, evaluated the same way, give the same predictions.
     same = tmp_path / "eval_ours"
-    argv = _argv(data_root, same, "-e", "--resume", str(full_run / "model_best.pth.tar"))
+    argv = train_argv(data_root, same, "-e", "--resume", str(full_run / "model_best.pth.tar"))
     assert cli.train_main([*argv, "--legacy-input"]) == 0
     np.testing.assert_array_equal(
         scipy.io.loadmat(out / "preds_valid.mat")["preds"],
@@ -170,7 +144,7 @@ def test_reference_checkpoint_evaluates_with_legacy_input(data_root, full_run, t
     assert results["extra"]["checkpoint"] == str(path) and results["extra"]["legacy_input"]
 
 
-def test_bad_data_root_is_a_clear_error(tmp_path, capsys):
-    assert cli.train_main(_argv(tmp_path / "nowhere", tmp_path / "o", "--epochs", "1")) == 2
+def test_bad_data_root_is_a_clear_error(train_argv, tmp_path, capsys):
+    assert cli.train_main(train_argv(tmp_path / "nowhere", tmp_path / "o", "--epochs", "1")) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err

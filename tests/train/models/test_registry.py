@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from animalpose.train.config import Config, ConfigError, apply_overrides
+from animalpose.train.config import Config, ConfigError
+from animalpose.train.config_io import apply_overrides
 from animalpose.train.models import MODELS, build_model
 
 #: Tiny CPU configuration; 64 px input is the smallest the hourglass accepts.

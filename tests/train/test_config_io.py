@@ -7,10 +7,8 @@ import dataclasses
 import pytest
 import yaml
 
-from animalpose.train.config import (
-    CONFIG_FILE_NAME,
-    Config,
-    ConfigError,
+from animalpose.train.config import CONFIG_FILE_NAME, Config, ConfigError
+from animalpose.train.config_io import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
