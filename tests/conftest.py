@@ -1,9 +1,13 @@
-"""A tiny flat-rendered benchmark shared by the benchmark tests, and the domain-gap script."""
+"""Fixtures shared across the test tree: the tiny flat-rendered benchmark, the tiny model's
+command-line flags, loaders as evaluated, the benchmark scripts as modules, and a runner for
+repository scripts."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +16,8 @@ import pytest
 
 from animalpose.datasets.formats.tigdog import split_folder
 from animalpose.datasets.generator.dogshift import BenchmarkSpec, generate_benchmark
+from animalpose.datasets.keypoints import ANIMAL18
+from animalpose.datasets.transforms.crop import CenterCrop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,10 +41,36 @@ TINY = BenchmarkSpec(
     target_cover="none",
 )
 
+#: A 1-stack, 16-channel hourglass on 64-px crops (16-px heatmaps), batches of 4, on the CPU
+#: without workers or progress bars. Every entry point takes these flags: train.py, test.py,
+#: ccssl.py, wscda.py and the benchmarks' compare scripts.
+TINY_FLAGS = tuple(
+    (
+        "--stacks 1 --channels 16 --inp-res 64 --out-res 16 --train-batch 4 --test-batch 4 "
+        "--workers 0 --device cpu --no-progress"
+    ).split()
+)
+
+#: Environment variables of a launcher (torchrun, a cluster): a test's subprocess must not
+#: inherit them, or it would join the outer job.
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_", "MASTER_")
+
 
 @pytest.fixture(scope="session")
 def tiny_spec() -> BenchmarkSpec:
     return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_flags() -> tuple[str, ...]:
+    """The tiny model's flags (``TINY_FLAGS``); later flags on a command line override them."""
+    return TINY_FLAGS
+
+
+@pytest.fixture(scope="session")
+def tiny_dog_flags(tiny_flags) -> tuple[str, ...]:
+    """``tiny_flags`` for a run on the dog benchmarks, trained with Adam at 1e-3."""
+    return ("--animal", "dog", "--solver", "adam", "--lr", "1e-3", *tiny_flags)
 
 
 @pytest.fixture(scope="session")
@@ -60,13 +92,74 @@ def bench_copy(bench, tmp_path):
     return SimpleNamespace(root=root, folder=split_folder(root, TINY.animal), spec=TINY)
 
 
+def _eval_dataset(root, split="valid", *, cls, animal: str, input_size: int, **kwargs):
+    return cls(
+        root=root,
+        animal=animal,
+        split=split,
+        augmenter=CenterCrop(input_size),
+        spec=ANIMAL18,
+        seed=0,
+        **kwargs,
+    )
+
+
 @pytest.fixture(scope="session")
-def domain_gap():
-    """benchmarks/domain_gap.py loaded as a module (scripts are not a package)."""
-    path = REPO / "benchmarks" / "domain_gap.py"
-    spec = importlib.util.spec_from_file_location("animalpose_bench_domain_gap", path)
+def eval_dataset():
+    """``eval_dataset(root, split="valid", *, cls, animal, input_size, **kwargs)``: the loader
+    class ``cls`` as evaluated: CenterCrop(input_size), the ANIMAL18 keypoints, seed 0. Test
+    modules bind their defaults with ``functools.partial``."""
+    return _eval_dataset
+
+
+def _benchmark_script(name: str):
+    """benchmarks/<name>.py loaded as a module (scripts are not a package)."""
+    path = REPO / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"animalpose_bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     yield module
     sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="session")
+def domain_gap():
+    """benchmarks/domain_gap.py loaded as a module."""
+    yield from _benchmark_script("domain_gap")
+
+
+@pytest.fixture(scope="session")
+def adaptation():
+    """benchmarks/adaptation.py loaded as a module."""
+    yield from _benchmark_script("adaptation")
+
+
+def _run_script(
+    script: str | Path, *args: str, processes: int = 1, cwd: Path | None = None, timeout: int
+) -> subprocess.CompletedProcess:
+    path = REPO / script  # an absolute ``script`` stays as it is
+    if processes == 1:
+        launcher = [sys.executable]
+    else:
+        torchrun = Path(sys.executable).with_name("torchrun")
+        launcher = [str(torchrun), "--standalone", "--nproc_per_node", str(processes)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(LAUNCHER_VARIABLES)}
+    return subprocess.run(
+        [*launcher, str(path), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def run_script():
+    """``run_script(script, *args, processes=1, cwd=None, timeout=...)``: a repository script
+    (path relative to the repository root, or absolute) in a fresh interpreter, or under
+    ``torchrun --standalone`` with ``processes`` > 1, without the launcher variables of the
+    environment; the CompletedProcess, output captured as text."""
+    return _run_script

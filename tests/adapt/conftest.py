@@ -6,6 +6,7 @@ adaptation runs a tiny flat-rendered benchmark with a source model trained for o
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,10 +18,9 @@ from animalpose.adapt.views import ViewSampler
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.formats.crops import RealAnimalCrop, write_real_crops
 from animalpose.datasets.formats.tigdog import RealAnimal
-from animalpose.datasets.generator.dogshift import BenchmarkSpec, generate_benchmark
+from animalpose.datasets.generator.dogshift import generate_benchmark
 from animalpose.datasets.generator.fixtures import make_tigdog_fixture
 from animalpose.datasets.keypoints import ANIMAL18
-from animalpose.datasets.transforms.crop import CenterCrop
 from animalpose.datasets.transforms.normalize import Normalizer
 from animalpose.train.cli import train_main
 from animalpose.train.models import build_model
@@ -59,29 +59,17 @@ def tigdog(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def real_dataset(tigdog):
+def real_dataset(tigdog, eval_dataset):
     """Every kept frame of the fixture, CenterCrop 64 (the pseudo-labelling dataset)."""
-    return RealAnimal(
-        root=tigdog.root,
-        animal="horse",
-        split="all",
-        augmenter=CenterCrop(INPUT_SIZE),
-        spec=ANIMAL18,
-        seed=0,
-    )
+    return eval_dataset(tigdog.root, "all", cls=RealAnimal, animal="horse", input_size=INPUT_SIZE)
 
 
 @pytest.fixture(scope="session")
-def crop_dataset(tigdog):
+def crop_dataset(tigdog, eval_dataset):
     """The same frames read from 64-px real_animal_crop files (written once), CenterCrop 64."""
     write_real_crops(tigdog.root, "horse", output_size=INPUT_SIZE, progress=False)
-    return RealAnimalCrop(
-        root=tigdog.root,
-        animal="horse",
-        split="all",
-        augmenter=CenterCrop(INPUT_SIZE),
-        spec=ANIMAL18,
-        seed=0,
+    return eval_dataset(
+        tigdog.root, "all", cls=RealAnimalCrop, animal="horse", input_size=INPUT_SIZE
     )
 
 
@@ -122,7 +110,8 @@ def model_factory():
 
 @pytest.fixture(scope="module")
 def generate(tiny_model, real_dataset, codec, normalizer):
-    """``generate(**overrides)``: generate_pseudo_labels on the fixture, CPU, no workers."""
+    """``generate(**overrides)``: generate_pseudo_labels on the fixture, CPU, no workers
+    (``model`` and ``dataset`` may be overridden too)."""
 
     def run(**overrides):
         kwargs = {
@@ -138,7 +127,8 @@ def generate(tiny_model, real_dataset, codec, normalizer):
         }
         kwargs.update(overrides)
         model = kwargs.pop("model", tiny_model)
-        return generate_pseudo_labels(model, real_dataset, **kwargs)
+        dataset = kwargs.pop("dataset", real_dataset)
+        return generate_pseudo_labels(model, dataset, **kwargs)
 
     return run
 
@@ -149,62 +139,51 @@ def labels(generate):
     return generate(round_index=2, epoch=20)
 
 
+@pytest.fixture(scope="session")
+def row_arrays() -> tuple[str, ...]:
+    """The per-row (N, ...) arrays of a PseudoLabels round, in its file's order."""
+    return (
+        "indices",
+        "shots",
+        "frames",
+        "keypoints",
+        "confidence",
+        "substituted",
+        "selected",
+        "hits",
+    )
+
+
 # -- whole adaptation runs ------------------------------------------------------------------------
-
-#: 8 shots of 4 frames (a 4 / 2 / 2 split by shot) and 16 source stills: renders in about a
-#: second with the flat renderer.
-TINY = BenchmarkSpec(
-    name="tiny-adapt",
-    version=1,
-    description="adaptation unit-test benchmark",
-    renderer="flat",
-    animal="dog",
-    size=(96, 72),
-    source_images=16,
-    target_shots=8,
-    frames_per_shot=4,
-    seed=3,
-    generator_version=1,
-    split_fractions=(0.5, 0.25, 0.25),
-    split_seed=2,
-    target_breed="mixed",
-    target_cover="none",
-)
-
-#: A tiny model and loop: CPU, no workers, no progress bars.
-TINY_FLAGS = (
-    "--animal dog --stacks 1 --channels 16 --inp-res 64 --out-res 16 --train-batch 4 "
-    "--test-batch 4 -j 0 --device cpu --no-progress --solver adam --lr 1e-3"
-).split()
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """root: the benchmark's image path; source: a 1-epoch source checkpoint trained on it."""
-    root = tmp_path_factory.mktemp("adapt_bench")
-    _, record = generate_benchmark(TINY, root, processes=1, progress=False)
-    run = root.parent / "source_run"
-    assert (
-        train_main(
-            [
-                "--image-path",
-                str(root),
-                "--dataset",
-                "synthetic_animal_sp",
-                "--epochs",
-                "1",
-                "-c",
-                str(run),
-                *TINY_FLAGS,
-            ]
-        )
-        == 0
+def tiny(tmp_path_factory, tiny_spec, tiny_dog_flags):
+    """root: the image path of an 8-shot variant of the tiny benchmark; source: a 1-epoch
+    source checkpoint trained on it."""
+    # 8 shots of 4 frames (a 4 / 2 / 2 split by shot) and 16 source stills: renders in about a
+    # second with the flat renderer.
+    spec = dataclasses.replace(
+        tiny_spec,
+        name="tiny-adapt",
+        description="adaptation unit-test benchmark",
+        source_images=16,
+        target_shots=8,
+        frames_per_shot=4,
+        seed=3,
+        split_fractions=(0.5, 0.25, 0.25),
+        split_seed=2,
     )
+    root = tmp_path_factory.mktemp("adapt_bench")
+    _, record = generate_benchmark(spec, root, processes=1, progress=False)
+    run = root.parent / "source_run"
+    argv = ["--image-path", str(root), "--dataset", "synthetic_animal_sp", "--epochs", "1"]
+    assert train_main([*argv, "-c", str(run), *tiny_dog_flags]) == 0
     return SimpleNamespace(root=root, record=record, source=run / "model_best.pth.tar")
 
 
 @pytest.fixture
-def adapt_argv(tiny):
+def adapt_argv(tiny, tiny_dog_flags):
     """``adapt_argv(out, *extra)``: flags of a tiny adaptation run into ``out`` from the tiny
     source model (``--set`` items may follow in ``extra``)."""
 
@@ -216,12 +195,36 @@ def adapt_argv(tiny):
             str(tiny.source),
             "-c",
             str(out),
-            *TINY_FLAGS,
+            *tiny_dog_flags,
             "--pseudo-workers",
             "0",
             *extra,
             "--set",
             "adapt.pseudo_batch=4",
+        ]
+
+    return argv
+
+
+@pytest.fixture
+def compare_argv(bench, tiny_flags):
+    """``compare_argv(out, *extra, seeds=("0",))``: flags of a compare script (benchmarks/
+    domain_gap.py, adaptation.py) on the tiny benchmark into ``out``, one epoch per run."""
+
+    def argv(out: Path, *extra: str, seeds: tuple[str, ...] = ("0",)) -> list[str]:
+        return [
+            "--benchmark",
+            bench.spec.name,
+            "--image-path",
+            str(bench.root),
+            "--seeds",
+            *seeds,
+            "--out",
+            str(out),
+            *extra,
+            "--epochs",
+            "1",
+            *tiny_flags,
         ]
 
     return argv

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,58 +10,16 @@ from animalpose.adapt import compare
 from animalpose.adapt.compare_methods import ADAPTATION_METHODS, METHODS
 from animalpose.train.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
-TINY_RECIPE = [
-    "--epochs",
-    "1",
-    "--stacks",
-    "1",
-    "--channels",
-    "16",
-    "--inp-res",
-    "64",
-    "--out-res",
-    "16",
-    "--train-batch",
-    "4",
-    "--test-batch",
-    "4",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--no-progress",
-]
-
-
-@pytest.fixture
-def adaptation():
-    path = REPO / "benchmarks" / "adaptation.py"
-    spec = importlib.util.spec_from_file_location("animalpose_bench_adaptation", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
-
-
 #: Every adaptation method (slow test) / the combination, which runs every code path (default).
 ALL = ("source", "ccssl", "wscda", "ccssl_wscda", "wscda_pplo", "oracle")
 QUICK = ("source", "ccssl_wscda", "oracle")
 
 
 @pytest.mark.parametrize("methods", [pytest.param(ALL, marks=pytest.mark.slow), QUICK])
-def test_methods_end_to_end(bench, tmp_path, capsys, methods):
+def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
     out = tmp_path / "table"
-    argv = [
-        "--benchmark",
-        "tiny-flat",
-        "--image-path",
-        str(bench.root),
-        "--seeds",
-        "0",
-        "--out",
-        str(out),
+    argv = compare_argv(
+        out,
         "--methods",
         *methods,
         "--adapt-epochs",
@@ -72,8 +27,7 @@ def test_methods_end_to_end(bench, tmp_path, capsys, methods):
         "--adapt-set",
         "adapt.pseudo_workers=0",
         "adapt.pseudo_batch=4",
-        *TINY_RECIPE,
-    ]
+    )
     assert compare.main(argv, report="adaptation", methods=ADAPTATION_METHODS) == 0
     doc = json.loads((out / "adaptation.json").read_text())
     assert doc["round_every"] == 1 and doc["adapt_epochs"] == 2  # 2 epochs / 6 -> at least 1
@@ -105,18 +59,8 @@ def test_methods_end_to_end(bench, tmp_path, capsys, methods):
     assert page in capsys.readouterr().out
 
 
-def test_adaptation_needs_the_source_run_first(bench, tmp_path, capsys):
-    argv = [
-        "--benchmark",
-        "tiny-flat",
-        "--image-path",
-        str(bench.root),
-        "--methods",
-        "ccssl",
-        "--out",
-        str(tmp_path),
-    ]
-    assert compare.main(argv, report="adaptation") == 2
+def test_adaptation_needs_the_source_run_first(compare_argv, tmp_path, capsys):
+    assert compare.main(compare_argv(tmp_path, "--methods", "ccssl"), report="adaptation") == 2
     assert "list 'source' before it" in capsys.readouterr().err
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,45 +10,12 @@ import pytest
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.train import cli
 
-REPO = Path(__file__).resolve().parents[2]
 PARTS = tuple(ANIMAL18.part_indices)
-TINY_RECIPE = [
-    "--epochs",
-    "1",
-    "--stacks",
-    "1",
-    "--channels",
-    "16",
-    "--inp-res",
-    "64",
-    "--out-res",
-    "16",
-    "--train-batch",
-    "4",
-    "--test-batch",
-    "4",
-    "--workers",
-    "0",
-    "--device",
-    "cpu",
-    "--no-progress",
-]
 
 
-def test_end_to_end_one_seed_one_epoch(domain_gap, bench, tmp_path, capsys):
+def test_end_to_end_one_seed_one_epoch(domain_gap, bench, compare_argv, tmp_path, capsys):
     out = tmp_path / "gap"
-    argv = [
-        "--benchmark",
-        "tiny-flat",
-        "--image-path",
-        str(bench.root),
-        "--seeds",
-        "0",
-        "--out",
-        str(out),
-        *TINY_RECIPE,
-    ]
-    assert domain_gap.main(argv) == 0
+    assert domain_gap.main(compare_argv(out)) == 0
     assert {p.name for p in out.iterdir()} >= {
         "domain_gap.md",
         "domain_gap.json",
@@ -77,35 +41,14 @@ def test_end_to_end_one_seed_one_epoch(domain_gap, bench, tmp_path, capsys):
     page = (out / "domain_gap.md").read_text()
     assert page in capsys.readouterr().out
 
-    # Cross-check one number through evaluation/test.py's path on the test split.
+    # Cross-check one number through evaluation/test.py's path on the test split (the model's
+    # settings come from the checkpoint).
     check = tmp_path / "check"
     last = out / "oracle/seed0/checkpoint.pth.tar"
-    assert (
-        cli.test_main(
-            [
-                "--image-path",
-                str(bench.root),
-                "--animal",
-                "dog",
-                "--dataset",
-                "real_animal_sp",
-                "--resume",
-                str(last),
-                "--eval-split",
-                "test",
-                "--test-batch",
-                "4",
-                "-j",
-                "0",
-                "--device",
-                "cpu",
-                "--no-progress",
-                "-c",
-                str(check),
-            ]
-        )
-        == 0
-    )
+    argv = ["--image-path", str(bench.root), "--animal", "dog", "--dataset", "real_animal_sp"]
+    argv += ["--resume", str(last), "--eval-split", "test", "-c", str(check)]
+    argv += ["--test-batch", "4", "-j", "0", "--device", "cpu", "--no-progress"]
+    assert cli.test_main(argv) == 0
     metrics = json.loads((check / "pck_results.json").read_text())["metrics"]
     for metric in ("legacy", "precise"):
         got = oracle["checkpoints"]["last"][metric]["mean"]
@@ -126,23 +69,10 @@ def test_unknown_benchmark_is_a_clear_error(domain_gap, bench, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_command_line_two_seeds_then_reuse(bench, tmp_path):
+def test_command_line_two_seeds_then_reuse(compare_argv, run_script, tmp_path):
     out = tmp_path / "gap"
-    command = [
-        sys.executable,
-        str(REPO / "benchmarks" / "domain_gap.py"),
-        "--benchmark",
-        "tiny-flat",
-        "--image-path",
-        str(bench.root),
-        "--seeds",
-        "0",
-        "1",
-        "--out",
-        str(out),
-        *TINY_RECIPE,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    argv = compare_argv(out, seeds=("0", "1"))
+    result = run_script("benchmarks/domain_gap.py", *argv, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     doc = json.loads((out / "domain_gap.json").read_text())
     assert sorted(doc["runs"]["source"]) == ["0", "1"]
@@ -153,7 +83,7 @@ def test_command_line_two_seeds_then_reuse(bench, tmp_path):
         assert mean["mean"] == pytest.approx(np.mean(finite))
     assert " ± " in (out / "domain_gap.md").read_text()
     # The same command again reuses the complete runs and reports the same numbers.
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    again = run_script("benchmarks/domain_gap.py", *argv, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("complete run with this config, not trained again") == 4
     assert json.loads((out / "domain_gap.json").read_text())["aggregate"] == doc["aggregate"]

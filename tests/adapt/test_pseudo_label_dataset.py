@@ -105,23 +105,10 @@ def test_crop_files_use_their_pre_matrix(crop_dataset, labels):
         np.testing.assert_allclose(sample["keypoints"][:, :2].numpy(), xy, atol=1e-4)
 
 
-def test_labels_of_a_subset_map_through_their_indices(real_dataset, labels):
+def test_labels_of_a_subset_map_through_their_indices(real_dataset, labels, row_arrays):
     rows = np.arange(4, 9)
-    part = replace(
-        labels,
-        **{
-            name: getattr(labels, name)[rows]
-            for name in (
-                "indices",
-                "shots",
-                "frames",
-                "keypoints",
-                "confidence",
-                "substituted",
-                "selected",
-            )
-        },
-    )
+    arrays = {name: getattr(labels, name) for name in row_arrays}
+    part = replace(labels, **{name: a[rows] for name, a in arrays.items() if a is not None})
     data = PseudoLabelDataset(real_dataset, part)
     assert len(data) == 5 and data[0]["meta"]["index"] == 4
     np.testing.assert_allclose(

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.pseudo_labels import generate_pseudo_labels
 from animalpose.adapt.selection import select_top_share
 from animalpose.adapt.temporal import TemporalConfig, temporal_refine
 from animalpose.adapt.views import ViewSampler
@@ -71,19 +70,25 @@ def test_model_runs_in_eval_mode_and_its_mode_is_restored(generate, model_factor
             assert torch.equal(value, stats[name]), name
 
 
-def test_temporal_step_is_the_refinement_of_the_predictions(generate, labels, real_dataset):
-    config = TemporalConfig(max_move=60.0)
-    refined = generate(round_index=2, epoch=20, temporal=config)
-    n = len(real_dataset)
-    expected = temporal_refine(
-        image_paths=[real_dataset.image_path(i) for i in range(n)],
+def _refinement(dataset, labels, config: TemporalConfig, **kwargs):
+    """temporal_refine of the unrefined ``labels`` of ``dataset``, called directly."""
+    n = len(dataset)
+    return temporal_refine(
+        image_paths=[dataset.image_path(i) for i in range(n)],
         shots=labels.shots,
         frames=labels.frames,
         keypoints=labels.keypoints,
         confidence=labels.confidence,
-        box_sizes=np.array([real_dataset.annotation(i)[2] for i in range(n)]),
+        box_sizes=np.array([dataset.annotation(i)[2] for i in range(n)]),
         config=config,
+        **kwargs,
     )
+
+
+def test_temporal_step_is_the_refinement_of_the_predictions(generate, labels, real_dataset):
+    config = TemporalConfig(max_move=60.0)
+    refined = generate(round_index=2, epoch=20, temporal=config)
+    expected = _refinement(real_dataset, labels, config)
     np.testing.assert_array_equal(refined.keypoints, expected.keypoints)
     np.testing.assert_array_equal(refined.substituted, expected.substituted)
     assert refined.substituted.any()  # the fixture run exercises the rule
@@ -93,32 +98,14 @@ def test_temporal_step_is_the_refinement_of_the_predictions(generate, labels, re
     assert refined.diagnostics["substituted"] == refined.substituted.sum()
 
 
-def test_crop_files_flow_through_their_frame_matrices(crop_dataset, codec, normalizer, tiny_model):
-    kwargs = {
-        "codec": codec,
-        "normalizer": normalizer,
-        "device": "cpu",
-        "views": ViewSampler(),
-        "seed": 1,
-        "batch_size": 4,
-        "workers": 0,
-        "progress": False,
-    }
+def test_crop_files_flow_through_their_frame_matrices(generate, crop_dataset):
     config = TemporalConfig(max_move=60.0)
-    raw = generate_pseudo_labels(tiny_model, crop_dataset, temporal=None, **kwargs)
-    refined = generate_pseudo_labels(tiny_model, crop_dataset, temporal=config, **kwargs)
+    raw = generate(dataset=crop_dataset)
+    refined = generate(dataset=crop_dataset, temporal=config)
     n = len(crop_dataset)
     boxes = [crop_dataset.annotation(i) for i in range(n)]
-    expected = temporal_refine(
-        image_paths=[crop_dataset.image_path(i) for i in range(n)],
-        shots=raw.shots,
-        frames=raw.frames,
-        keypoints=raw.keypoints,
-        confidence=raw.confidence,
-        box_sizes=np.array([b[2] for b in boxes]),
-        config=config,
-        image_matrices=np.stack([crop_matrix(b[1], b[2], (64, 64)) for b in boxes]),
-    )
+    matrices = np.stack([crop_matrix(b[1], b[2], (64, 64)) for b in boxes])
+    expected = _refinement(crop_dataset, raw, config, image_matrices=matrices)
     assert all(p.name.startswith("crop_") for p in map(crop_dataset.image_path, range(n)))
     np.testing.assert_array_equal(refined.keypoints, expected.keypoints)
     np.testing.assert_array_equal(refined.substituted, expected.substituted)

@@ -1,17 +1,13 @@
 """generate_pseudo_labels on 2 processes (gloo, CPU) equals the single-process run."""
 
-import os
 import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import torch
 
-from animalpose.adapt.pseudo_labels import PseudoLabels, generate_pseudo_labels
+from animalpose.adapt.pseudo_labels import PseudoLabels
 from animalpose.adapt.temporal import TemporalConfig
-from animalpose.adapt.views import ViewSampler
 
 #: Started by torch.multiprocessing from a script file, so that the children never depend on
 #: this test module (imported with --import-mode=importlib, it cannot be re-imported by name).
@@ -68,38 +64,14 @@ def free_port() -> int:
 
 
 def test_two_gloo_processes_equal_one(
-    tmp_path, tigdog, tiny_model, real_dataset, codec, normalizer
+    tmp_path, tigdog, tiny_model, real_dataset, generate, run_script
 ):
     torch.save(tiny_model.state_dict(), tmp_path / "weights.pt")
     (tmp_path / "run.py").write_text(SCRIPT)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_", "MASTER_"))
-    }
-    cmd = [
-        sys.executable,
-        str(tmp_path / "run.py"),
-        str(tigdog.root),
-        str(tmp_path / "weights.pt"),
-        str(tmp_path),
-        str(free_port()),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240, check=False)
+    args = (tigdog.root, tmp_path / "weights.pt", tmp_path, free_port())
+    out = run_script(tmp_path / "run.py", *map(str, args), timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
-    single = generate_pseudo_labels(
-        tiny_model,
-        real_dataset,
-        codec=codec,
-        normalizer=normalizer,
-        device="cpu",
-        views=ViewSampler(),
-        seed=1,
-        temporal=TemporalConfig(max_move=60.0),
-        batch_size=3,
-        workers=0,
-        progress=False,
-    )
+    single = generate(temporal=TemporalConfig(max_move=60.0), batch_size=3)
     ranks = [PseudoLabels.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
     for name in ("indices", "shots", "frames", "keypoints", "confidence", "substituted"):
         np.testing.assert_array_equal(

@@ -134,35 +134,13 @@ def test_a_checkpoint_folder_of_another_kind_is_refused(tiny, adapt_argv, tmp_pa
     assert "not an adaptation checkpoint" in capsys.readouterr().err
 
 
-def test_ccssl_r_starts_from_the_adapted_weights_with_a_fresh_optimiser(tiny, tmp_path):
+def test_ccssl_r_starts_from_the_adapted_weights_with_a_fresh_optimiser(tiny, tiny_flags, tmp_path):
     """CC-SSL-R (docs/adaptation.md): train/train.py --pretrained loads weights only."""
     from animalpose.train.flags import parse_config
     from animalpose.train.trainer import Trainer
 
-    argv = [
-        "--image-path",
-        str(tiny.root),
-        "--animal",
-        "dog",
-        "--dataset",
-        "real_animal_sp",
-        "--pretrained",
-        str(tiny.source),
-        "--stacks",
-        "1",
-        "--channels",
-        "16",
-        "--inp-res",
-        "64",
-        "--out-res",
-        "16",
-        "-j",
-        "0",
-        "--device",
-        "cpu",
-        "-c",
-        str(tmp_path / "r"),
-    ]
+    argv = ["--image-path", str(tiny.root), "--animal", "dog", "--dataset", "real_animal_sp"]
+    argv += ["--pretrained", str(tiny.source), "-c", str(tmp_path / "r"), *tiny_flags]
     cfg, _ = parse_config(argv)
     trainer = Trainer(cfg)
     assert trainer.start_epoch == 0 and not trainer.optimizer.state

@@ -16,46 +16,21 @@ from animalpose.train.flags import parse_config
 from animalpose.train.trainer import Trainer
 
 
-def _argv(root: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        "--image-path",
-        str(root),
-        "--animal",
-        "dog",
-        "--stacks",
-        "1",
-        "--channels",
-        "16",
-        "--inp-res",
-        "64",
-        "--out-res",
-        "16",
-        "--train-batch",
-        "4",
-        "--test-batch",
-        "4",
-        "-j",
-        "0",
-        "--solver",
-        "adam",
-        "--lr",
-        "1e-3",
-        "-c",
-        str(out),
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--set",
-        "run.tb_images=0",
-        *extra,
-    ]
+@pytest.fixture(scope="module")
+def argv(tiny_dog_flags):
+    """``argv(root, out, *extra)``: the tiny model on ``root``'s real_animal_sp, into ``out``."""
+
+    def build(root: Path, out: Path, *extra: str) -> list[str]:
+        data = ["--image-path", str(root), "--dataset", "real_animal_sp"]
+        return [*data, *tiny_dog_flags, "-c", str(out), "--set", "run.tb_images=0", *extra]
+
+    return build
 
 
 @pytest.fixture(scope="module")
-def checkpoint(bench, tmp_path_factory) -> Path:
+def checkpoint(bench, argv, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    argv = _argv(bench.root, out, "--dataset", "real_animal_sp", "--epochs", "1")
-    assert cli.train_main(argv) == 0
+    assert cli.train_main(argv(bench.root, out, "--epochs", "1")) == 0
     return out / "model_best.pth.tar"
 
 
@@ -77,19 +52,10 @@ def _evaluated(out: Path, split: str) -> tuple[dict, np.ndarray]:
     return extra, preds
 
 
-def test_test_script_evaluates_exactly_the_test_frames(bench, checkpoint, tmp_path):
+def test_test_script_evaluates_exactly_the_test_frames(bench, argv, checkpoint, tmp_path):
     out = tmp_path / "eval_test"
-    argv = _argv(
-        bench.root,
-        out,
-        "--dataset",
-        "real_animal_sp",
-        "--resume",
-        str(checkpoint),
-        "--eval-split",
-        "test",
-    )
-    assert cli.test_main(argv) == 0
+    test_split = ("--resume", str(checkpoint), "--eval-split", "test")
+    assert cli.test_main(argv(bench.root, out, *test_split)) == 0
     extra, preds = _evaluated(out, "test")
     test = np.load(bench.folder / "test_idxs_by_video.npy")
     assert extra["split"] == "test" and extra["images"] == len(test)
@@ -99,42 +65,30 @@ def test_test_script_evaluates_exactly_the_test_frames(bench, checkpoint, tmp_pa
 
 
 def test_default_evaluation_stays_on_valid_and_train_e_follows_the_flag(
-    bench, checkpoint, tmp_path
+    bench, argv, checkpoint, tmp_path
 ):
-    common = ("--dataset", "real_animal_sp", "--resume", str(checkpoint))
-    assert cli.test_main(_argv(bench.root, tmp_path / "v", *common)) == 0
+    resume = ("--resume", str(checkpoint))
+    assert cli.test_main(argv(bench.root, tmp_path / "v", *resume)) == 0
     extra, _ = _evaluated(tmp_path / "v", "valid")  # the reference's preds_valid.mat
     valid = np.load(bench.folder / "valid_idxs_by_video.npy")
     assert extra["split"] == "valid" and extra["sample_indices"] == valid.tolist()
     assert (
-        cli.train_main(_argv(bench.root, tmp_path / "e", *common, "-e", "--eval-split", "test"))
-        == 0
+        cli.train_main(argv(bench.root, tmp_path / "e", *resume, "-e", "--eval-split", "test")) == 0
     )
     extra_e, preds_e = _evaluated(tmp_path / "e", "test")
     test = np.load(bench.folder / "test_idxs_by_video.npy")
     assert extra_e["sample_indices"] == test.tolist() and preds_e.shape[0] == len(test)
 
 
-def test_test_split_on_data_without_one_is_a_clear_error(bench_copy, checkpoint, capsys):
+def test_test_split_on_data_without_one_is_a_clear_error(bench_copy, argv, checkpoint, capsys):
     (bench_copy.folder / "test_idxs_by_video.npy").unlink()
-    argv = _argv(
-        bench_copy.root,
-        bench_copy.root / "o",
-        "--dataset",
-        "real_animal_sp",
-        "--resume",
-        str(checkpoint),
-        "--eval-split",
-        "test",
-    )
-    assert cli.test_main(argv) == 2
+    test_split = ("--resume", str(checkpoint), "--eval-split", "test")
+    assert cli.test_main(argv(bench_copy.root, bench_copy.root / "o", *test_split)) == 2
     assert "this data set has no test split" in capsys.readouterr().err
 
 
-def test_training_validates_on_valid_whatever_eval_split_says(bench, tmp_path):
-    cfg, _ = parse_config(
-        _argv(bench.root, tmp_path, "--dataset", "real_animal_sp", "--eval-split", "test")
-    )
+def test_training_validates_on_valid_whatever_eval_split_says(bench, argv, tmp_path):
+    cfg, _ = parse_config(argv(bench.root, tmp_path, "--eval-split", "test"))
     trainer = Trainer(cfg)
     assert trainer.evaluator.split == "valid" and trainer.evaluator.dataset is trainer.val_set
     assert np.array_equal(

@@ -103,6 +103,13 @@ CODEC = MSRAHeatmap((INPUT, INPUT), (HEATMAP, HEATMAP), sigma=1.0)
 IDENTITY = Normalizer(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
+def _evaluate_on_cpu(model: nn.Module, batches: list[dict], **kwargs):
+    """``evaluate`` with the test codec and no normalisation, on the CPU, no progress bar."""
+    return evaluate(
+        model, batches, codec=CODEC, normalizer=IDENTITY, device="cpu", progress=False, **kwargs
+    )
+
+
 def _image(sample_id: int) -> torch.Tensor:
     """uint8 crop carrying its sample id in both top corners (so a mirror keeps it) and an
     orientation marker (channel 1: 255 at the left corner, 0 at the right)."""
@@ -188,15 +195,7 @@ def test_evaluate_perfect_model(flip_index):
     table = _perfect_table(samples)
     batches = _batches(samples, [3, 3, 1])
     batches = [batches[1], batches[0], batches[2]]  # rows come back sorted by index anyway
-    result = evaluate(
-        LookupModel(table),
-        batches,
-        codec=CODEC,
-        normalizer=IDENTITY,
-        device="cpu",
-        flip_index=flip_index,
-        progress=False,
-    )
+    result = _evaluate_on_cpu(LookupModel(table), batches, flip_index=flip_index)
     vis = np.stack([s["meta"]["keypoints_image"][:, 2].numpy() for s in samples]) > 0
     assert np.array_equal(result.indices, np.arange(7))
     assert np.array_equal(result.precise_counts, vis.sum(0))
@@ -253,15 +252,11 @@ def test_evaluate_shifted_model_known_numbers(flip_index):
         return torch.tensor(float(len(stacks) * heatmaps.shape[0]))
 
     batches = _batches(samples, [2, 1])
-    result = evaluate(
+    result = _evaluate_on_cpu(
         LookupModel(table),
         batches,
-        codec=CODEC,
-        normalizer=IDENTITY,
-        device="cpu",
         flip_index=flip_index,
         loss_fn=loss_fn,
-        progress=False,
         max_images_for_overlay=2,
     )
     # legacy = mean over the two batches of per-batch fractions:
@@ -292,24 +287,11 @@ def test_evaluate_rejects_bad_batches():
     samples = _random_samples(2, seed=1)
     bad = _batches(samples, [2])
     del bad[0]["meta"]["matrix"]
+    model = ConstantModel(torch.zeros(1, K, HEATMAP, HEATMAP))
     with pytest.raises(ValueError, match="matrix"):
-        evaluate(
-            ConstantModel(torch.zeros(1, K, HEATMAP, HEATMAP)),
-            bad,
-            codec=CODEC,
-            normalizer=IDENTITY,
-            device="cpu",
-            progress=False,
-        )
+        _evaluate_on_cpu(model, bad)
     with pytest.raises(ValueError, match="no batches"):
-        evaluate(
-            ConstantModel(torch.zeros(1, K, HEATMAP, HEATMAP)),
-            [],
-            codec=CODEC,
-            normalizer=IDENTITY,
-            device="cpu",
-            progress=False,
-        )
+        _evaluate_on_cpu(model, [])
 
 
 @pytest.mark.gpu
@@ -317,15 +299,11 @@ def test_evaluate_rejects_bad_batches():
 def test_evaluate_on_cuda_matches_cpu_without_per_batch_host_syncs():
     samples = _random_samples(12, seed=4)
     table = _perfect_table(samples)
-    cpu = evaluate(
+    cpu = _evaluate_on_cpu(
         LookupModel(table),
         _batches(samples, [3] * 4),
-        codec=CODEC,
-        normalizer=IDENTITY,
-        device="cpu",
         flip_index=FLIP_INDEX,
         permutation=list(range(K)),
-        progress=False,
     )
     mean = torch.zeros(1, 3, 1, 1, device="cuda")
 

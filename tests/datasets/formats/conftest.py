@@ -7,8 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from animalpose.datasets.formats.registry import build_dataset
 from animalpose.datasets.generator.fixtures import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.datasets.geometry import apply_affine, crop_matrix
+from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.transforms.crop import CropResult, mark_outside, warp_crop
 
 #: Frame sizes small enough to keep the tests fast, large enough for clear keypoint markers.
@@ -44,6 +46,30 @@ def tigdog(tmp_path_factory):
     return SimpleNamespace(
         root=root, shots=SHOTS, frames_per_shot=FRAMES_PER_SHOT, frame_size=TIGDOG_FRAME
     )
+
+
+def _registry_dataset(name: str, root, split: str, *, animal: str, input_size: int, **kwargs):
+    return build_dataset(
+        name,
+        root=root,
+        animal=animal,
+        split=split,
+        input_size=input_size,
+        spec=ANIMAL18,
+        seed=0,
+        scale_factor=0.25,
+        rot_factor=30,
+        augment_backend="fused",
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def registry_dataset():
+    """``registry_dataset(name, root, split, *, animal, input_size, **kwargs)``: build_dataset
+    with the ANIMAL18 keypoints, seed 0, the reference's jitter (scale 0.25, rotation 30
+    degrees) and the fused augmentation backend."""
+    return _registry_dataset
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,52 +11,36 @@ import pytest
 from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.crops import RealAnimalCrop, crop_path, write_real_crops
 from animalpose.datasets.formats.tigdog import RealAnimal, load_tigdog
-from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.transforms.crop import CenterCrop
 
 S = 96  # crop side used in these tests
-REPO = Path(__file__).resolve().parents[3]
 
 
-def _dataset(root, animal="horse", split="valid", cls=RealAnimal, **kwargs):
-    return cls(
-        root=root,
-        animal=animal,
-        split=split,
-        augmenter=CenterCrop(S),
-        spec=ANIMAL18,
-        seed=0,
-        **kwargs,
-    )
+@pytest.fixture(scope="module")
+def dataset(eval_dataset):
+    """``dataset(root, split="valid", cls=RealAnimal, animal="horse", **kwargs)``: a TigDog
+    loader as evaluated, S-px crops."""
+    return functools.partial(eval_dataset, cls=RealAnimal, animal="horse", input_size=S)
 
 
-def test_crop_real_writes_center_crops_and_crop_dataset_reads_them(tigdog, tmp_path):
+def test_crop_real_writes_center_crops_and_crop_dataset_reads_them(
+    dataset, run_script, tigdog, tmp_path
+):
     root = tmp_path / "data"
     shutil.copytree(
         tigdog.root / "behaviorDiscovery2.0",
         root / "behaviorDiscovery2.0",
         ignore=shutil.ignore_patterns("splits"),
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "datasets" / "crop_real.py"),
-            "--image-path",
-            str(root),
-            "--animal",
-            "horse",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_script(
+        "datasets/crop_real.py", "--image-path", str(root), "--animal", "horse", timeout=120
     )
     assert result.returncode == 0, result.stderr
     data = load_tigdog(root, "horse")
     written = sorted((root / "real_animal_crop" / "real_horse_crop").glob("crop_*.jpg"))
     assert [p.name for p in written] == [f"crop_{data.frames[j]:08d}.jpg" for j in data.kept]
-    frames = _dataset(root, split="all")
-    crops = _dataset(root, split="all", cls=RealAnimalCrop)
+    frames = dataset(root, split="all")
+    crops = dataset(root, split="all", cls=RealAnimalCrop)
     for i in (0, len(frames) // 2, len(frames) - 1):
         crop = read_image(crop_path(root, "horse", data.frames[frames.indices[i]]))
         keypoints, center, size = frames.annotation(i)
@@ -73,8 +55,8 @@ def test_crop_real_writes_center_crops_and_crop_dataset_reads_them(tigdog, tmp_p
     assert write_real_crops(root, "horse", progress=False) == 0  # existing files are skipped
 
 
-def test_missing_crop_files_point_to_the_script(tigdog, tmp_path):
+def test_missing_crop_files_point_to_the_script(dataset, tigdog, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0")
     with pytest.raises(DataError, match=r"crop_\d{8}.jpg: image not found.*crop_real.py"):
-        _dataset(root, cls=RealAnimalCrop)
+        dataset(root, cls=RealAnimalCrop)

@@ -3,6 +3,7 @@ right file."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 
@@ -13,13 +14,8 @@ import torch
 from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.crops import write_real_crops
 from animalpose.datasets.formats.means import KNOWN_SYNTHETIC_MEANS, read_mean, save_mean
-from animalpose.datasets.formats.registry import (
-    DATASETS,
-    build_dataset,
-    dataset_mean_std,
-)
+from animalpose.datasets.formats.registry import DATASETS, dataset_mean_std
 from animalpose.datasets.formats.synthetic import synthetic_dir
-from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.transforms.crop import CenterCrop
 
 S = 64
@@ -50,33 +46,23 @@ def combined(synthetic, tigdog, tmp_path_factory):
     return root
 
 
-def _build(name, root, split, **kwargs):
-    return build_dataset(
-        name,
-        root=root,
-        animal="horse",
-        split=split,
-        input_size=S,
-        spec=ANIMAL18,
-        seed=0,
-        scale_factor=0.25,
-        rot_factor=30,
-        augment_backend="fused",
-        **kwargs,
-    )
+@pytest.fixture(scope="module")
+def build(registry_dataset):
+    """``build(name, root, split, **kwargs)``: a horse data set of S-px crops by name."""
+    return functools.partial(registry_dataset, animal="horse", input_size=S)
 
 
-def test_registry_holds_the_reference_names():
+def test_registry_holds_the_reference_names(build):
     assert set(DATASETS) == REFERENCE_NAMES
     with pytest.raises(KeyError, match="unknown dataset 'mpii'.*real_animal"):
-        _build("mpii", "unused", "valid")
+        build("mpii", "unused", "valid")
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_NAMES))
-def test_every_dataset_builds_both_splits(combined, name):
-    valid = _build(name, combined, "valid")
+def test_every_dataset_builds_both_splits(build, combined, name):
+    valid = build(name, combined, "valid")
     assert isinstance(valid.augmenter, CenterCrop)
-    train = _build(name, combined, "train", limit=4)
+    train = build(name, combined, "train", limit=4)
     assert len(train) == 4
     kind = DATASETS[name].train_augment
     assert (
@@ -90,11 +76,11 @@ def test_every_dataset_builds_both_splits(combined, name):
     assert DATASETS["real_animal"].train_augment == "classic"
 
 
-def test_synthetic_mean_is_computed_over_train_images_then_read(combined):
+def test_synthetic_mean_is_computed_over_train_images_then_read(build, combined):
     mean, std = dataset_mean_std("synthetic_animal", root=combined, animal="horse", seed=0)
     path = synthetic_dir(combined, "horse") / "mean.pth.tar"
     assert path.exists()
-    train = _build("synthetic_animal", combined, "valid")  # paths only
+    train = build("synthetic_animal", combined, "valid")  # paths only
     train_idxs = np.load(path.parent / "train_idxs.npy")
     images = [read_image(p) for p in np.array(train.images)[train_idxs]]
     pixels = [im.reshape(-1, 3) / 255.0 for im in images]
@@ -149,10 +135,10 @@ def test_reference_mean_file_in_split_dir_wins(combined, tmp_path):
     np.testing.assert_allclose(std, [0.2611, 0.2452, 0.2299], atol=1e-6)
 
 
-def test_augment_seed_changes_draws_but_not_the_split(combined):
-    a = _build("synthetic_animal_sp", combined, "train")
-    b = _build("synthetic_animal_sp", combined, "train", augment_seed=7)
-    c = _build("synthetic_animal_sp", combined, "train", augment_seed=0)
+def test_augment_seed_changes_draws_but_not_the_split(build, combined):
+    a = build("synthetic_animal_sp", combined, "train")
+    b = build("synthetic_animal_sp", combined, "train", augment_seed=7)
+    c = build("synthetic_animal_sp", combined, "train", augment_seed=0)
     assert len(a) == len(b)
     np.testing.assert_array_equal(a[0]["meta"]["keypoints_image"], b[0]["meta"]["keypoints_image"])
     assert torch.equal(a[0]["image"], c[0]["image"])  # augment_seed == seed: the same draw

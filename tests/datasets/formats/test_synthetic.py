@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 
@@ -12,48 +13,42 @@ import torch
 from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.synthetic import SyntheticAnimal, load_vertex_table, synthetic_dir
 from animalpose.datasets.generator.cartoon import KEYPOINT_COLOURS, marker_radius
-from animalpose.datasets.keypoints import ANIMAL18, VERTEX_TABLES
-from animalpose.datasets.transforms.crop import CenterCrop
+from animalpose.datasets.keypoints import VERTEX_TABLES
 
 S = 64  # crop side used in these tests
 
 
-def _dataset(root, split="valid", **kwargs):
-    return SyntheticAnimal(
-        root=root,
-        animal="horse",
-        split=split,
-        augmenter=CenterCrop(S),
-        spec=ANIMAL18,
-        seed=0,
-        **kwargs,
-    )
+@pytest.fixture(scope="module")
+def dataset(eval_dataset):
+    """``dataset(root, split="valid", **kwargs)``: the horse synthetic-animal loader as
+    evaluated, S-px crops."""
+    return functools.partial(eval_dataset, cls=SyntheticAnimal, animal="horse", input_size=S)
 
 
-def test_layout_counts_and_lexicographic_order(synthetic):
+def test_layout_counts_and_lexicographic_order(dataset, synthetic):
     NUM_SYNTHETIC = synthetic.num_images
     folder = synthetic_dir(synthetic.root, "horse")
     names = sorted(p.name for p in folder.glob("*img.png"))
     assert len(names) == NUM_SYNTHETIC
-    everything = _dataset(synthetic.root, split="all")
+    everything = dataset(synthetic.root, split="all")
     assert [p.name for p in everything.images] == names
     assert names[:3] == [
         "0_SK_horse_fixture_img.png",
         "10_SK_horse_fixture_img.png",
         "11_SK_horse_fixture_img.png",
     ]
-    train, valid = _dataset(synthetic.root, "train"), _dataset(synthetic.root, "valid")
+    train, valid = dataset(synthetic.root, "train"), dataset(synthetic.root, "valid")
     assert len(valid) == NUM_SYNTHETIC // 5 and len(train) == NUM_SYNTHETIC - NUM_SYNTHETIC // 5
     np.testing.assert_array_equal(train.indices, np.load(folder / "train_idxs.npy"))
     assert not set(train.indices) & set(valid.indices)
-    assert len(_dataset(synthetic.root, "train", limit=3)) == 3
+    assert len(dataset(synthetic.root, "train", limit=3)) == 3
 
 
-def _expected(dataset, index):
+def _expected(ds, index):
     """Independent crop of sample ``index`` from the raw files (docs/reference_compat.md §1.1)."""
-    image = read_image(dataset.image_path(index))
+    image = read_image(ds.image_path(index))
     h, w = image.shape[:2]
-    vertices = np.load(str(dataset.image_path(index)).replace("img.png", "kpts.npy")).astype(float)
+    vertices = np.load(str(ds.image_path(index)).replace("img.png", "kpts.npy")).astype(float)
     x = np.clip(vertices[:, 0], 0, w - 1)
     y = np.clip(vertices[:, 1], 0, h - 1)
     cx, cy = (x.min() + x.max()) / 2, (y.min() + y.max()) / 2
@@ -63,8 +58,8 @@ def _expected(dataset, index):
     return crop, (cx, cy), side
 
 
-def test_crop_keypoints_match_independent_computation(synthetic):
-    ds = _dataset(synthetic.root)
+def test_crop_keypoints_match_independent_computation(dataset, synthetic):
+    ds = dataset(synthetic.root)
     for i in range(len(ds)):
         sample = ds[i]
         crop, center, side = _expected(ds, i)
@@ -78,10 +73,10 @@ def test_crop_keypoints_match_independent_computation(synthetic):
         np.testing.assert_allclose(kp_image[:, :2] @ m[:, :2].T + m[:, 2], crop, atol=1e-6)
 
 
-def test_drawn_keypoint_colour_is_under_the_crop_keypoint(synthetic):
+def test_drawn_keypoint_colour_is_under_the_crop_keypoint(dataset, synthetic):
     """The fixture's image and annotation agree: each keypoint's disk colour is at its crop
     location (skipping keypoints covered by a later-drawn disk)."""
-    ds = _dataset(synthetic.root, split="all")
+    ds = dataset(synthetic.root, split="all")
     # The largest disk the fixture can draw at this frame size, plus anti-aliasing.
     w, h = synthetic.frame_size
     reach = marker_radius(0.4 * min(w, h * 4 / 3)) + 1.5
@@ -101,8 +96,8 @@ def test_drawn_keypoint_colour_is_under_the_crop_keypoint(synthetic):
     assert checked > 0.6 * len(ds) * 18
 
 
-def test_contract_types(synthetic):
-    sample = _dataset(synthetic.root)[0]
+def test_contract_types(dataset, synthetic):
+    sample = dataset(synthetic.root)[0]
     assert sample["image"].dtype == torch.uint8 and sample["image"].shape == (3, S, S)
     assert sample["keypoints"].dtype == torch.float32 and sample["keypoints"].shape == (18, 3)
     meta = sample["meta"]
@@ -122,28 +117,28 @@ def _copy(synthetic, tmp_path, count=6):
     return dst
 
 
-def test_bad_keypoint_file_shape_names_the_file(synthetic, tmp_path):
+def test_bad_keypoint_file_shape_names_the_file(dataset, synthetic, tmp_path):
     dst = _copy(synthetic, tmp_path)
     victim = sorted(dst.glob("*kpts.npy"))[2]
     np.save(victim, np.zeros((10, 3)))
     message = rf"{victim.name}: keypoint array must have shape \(3299, 3\)"
     with pytest.raises(DataError, match=message):
-        _dataset(tmp_path, split="all")
+        dataset(tmp_path, split="all")
 
 
-def test_missing_root_folder_and_images(tmp_path):
+def test_missing_root_folder_and_images(dataset, tmp_path):
     with pytest.raises(DataError, match=r"nowhere: image path does not exist.*synthetic_animal/"):
-        _dataset(tmp_path / "nowhere")
+        dataset(tmp_path / "nowhere")
     with pytest.raises(DataError, match="horse_combineds5r5_texture: folder not found"):
-        _dataset(tmp_path)
+        dataset(tmp_path)
     synthetic_dir(tmp_path, "horse").mkdir(parents=True)
     with pytest.raises(DataError, match=r"no \*img.png images"):
-        _dataset(tmp_path)
+        dataset(tmp_path)
 
 
-def test_truncated_png_names_the_file(synthetic, tmp_path):
+def test_truncated_png_names_the_file(dataset, synthetic, tmp_path):
     dst = _copy(synthetic, tmp_path)
-    ds = _dataset(tmp_path, split="all")
+    ds = dataset(tmp_path, split="all")
     victim = ds.image_path(1)
     victim.write_bytes(victim.read_bytes()[:-200])
     with pytest.raises(DataError, match=rf"{victim.name}: truncated PNG"):
@@ -152,21 +147,21 @@ def test_truncated_png_names_the_file(synthetic, tmp_path):
     assert dst.exists()
 
 
-def test_empty_split_file_names_the_file(synthetic, tmp_path):
+def test_empty_split_file_names_the_file(dataset, synthetic, tmp_path):
     dst = _copy(synthetic, tmp_path)
     np.save(dst / "train_idxs.npy", np.arange(5))
     np.save(dst / "valid_idxs.npy", np.array([], dtype=np.int64))
     with pytest.raises(DataError, match="valid_idxs.npy: split file is empty"):
-        _dataset(tmp_path)
+        dataset(tmp_path)
 
 
-def test_reference_split_mirror_is_honoured(synthetic, tmp_path):
+def test_reference_split_mirror_is_honoured(dataset, synthetic, tmp_path):
     _copy(synthetic, tmp_path)
     mirror = tmp_path / "data" / "synthetic_animal" / "horse_combineds5r5_texture"
     mirror.mkdir(parents=True)
     np.save(mirror / "train_idxs.npy", np.array([5, 0, 1, 2]))
     np.save(mirror / "valid_idxs.npy", np.array([4, 3]))
-    ds = _dataset(tmp_path, split_dir=tmp_path / "data")
+    ds = dataset(tmp_path, split_dir=tmp_path / "data")
     assert ds.indices.tolist() == [4, 3]
 
 
@@ -186,12 +181,12 @@ def test_vertex_table_json_and_errors(tmp_path):
         load_vertex_table("zebra", [5000] + rows[1:], num_keypoints=18)
 
 
-def test_keypoints_outside_the_frame_are_not_visible(synthetic, tmp_path):
+def test_keypoints_outside_the_frame_are_not_visible(dataset, synthetic, tmp_path):
     dst = _copy(synthetic, tmp_path, count=5)
     path = min(dst.glob("*kpts.npy"))
     vertices = np.load(path)
     vertices[VERTEX_TABLES["horse"][3], :2] = (-50.0, 20.0)  # left front hoof off the frame
     np.save(path, vertices)
-    sample = _dataset(tmp_path, split="all")[0]
+    sample = dataset(tmp_path, split="all")[0]
     assert sample["meta"]["keypoints_image"][3, 2] == 0
     assert sample["keypoints"][3].tolist() == [0.0, 0.0, 0.0]

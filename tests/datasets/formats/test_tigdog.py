@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -12,22 +13,16 @@ import scipy.io
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.tigdog import RealAnimal, load_tigdog
 from animalpose.datasets.generator.cartoon import KEYPOINT_COLOURS
-from animalpose.datasets.keypoints import ANIMAL18, TIGER_PERMUTATION
-from animalpose.datasets.transforms.crop import CenterCrop
+from animalpose.datasets.keypoints import TIGER_PERMUTATION
 
 S = 96  # crop side used in these tests
 
 
-def _dataset(root, animal="horse", split="valid", cls=RealAnimal, **kwargs):
-    return cls(
-        root=root,
-        animal=animal,
-        split=split,
-        augmenter=CenterCrop(S),
-        spec=ANIMAL18,
-        seed=0,
-        **kwargs,
-    )
+@pytest.fixture(scope="module")
+def dataset(eval_dataset):
+    """``dataset(root, split="valid", cls=RealAnimal, animal="horse", **kwargs)``: a TigDog
+    loader as evaluated, S-px crops."""
+    return functools.partial(eval_dataset, cls=RealAnimal, animal="horse", input_size=S)
 
 
 def _raw(root, animal):
@@ -42,7 +37,8 @@ def _raw(root, animal):
         cells = scipy.io.loadmat(path)["landmarks"]
         for f in range(start, end + 1):
             record = cells[f - start, 0][0, 0]
-            out.append((int(shot), int(f), np.hstack([record["coords"], record["visibility"]])))
+            landmarks = np.hstack([record["coordinates"], record["visibility"]])
+            out.append((int(shot), int(f), landmarks))
     return out
 
 
@@ -61,8 +57,8 @@ def test_frame_list_order_filter_and_skipped_shot(tigdog):
     assert data.frame_path(0).name == f"{raw[0][1]:08d}.jpg"
 
 
-def test_split_by_shot_and_files_beside_the_data(tigdog):
-    train, valid = _dataset(tigdog.root, split="train"), _dataset(tigdog.root)
+def test_split_by_shot_and_files_beside_the_data(dataset, tigdog):
+    train, valid = dataset(tigdog.root, split="train"), dataset(tigdog.root)
     data = train.data
     assert not set(data.shots[train.indices]) & set(data.shots[valid.indices])
     assert len(set(data.shots[valid.indices])) == 1  # 6 shots // 5
@@ -74,21 +70,21 @@ def test_split_by_shot_and_files_beside_the_data(tigdog):
     assert sample["meta"]["shot"] == data.shots[j] and sample["meta"]["frame"] == data.frames[j]
 
 
-def test_reference_split_files_in_split_dir_are_honoured(tigdog, tmp_path):
+def test_reference_split_files_in_split_dir_are_honoured(dataset, tigdog, tmp_path):
     data = load_tigdog(tigdog.root, "horse")
     mirror = tmp_path / "real_animal" / "horse"
     mirror.mkdir(parents=True)
     np.save(mirror / "train_idxs_by_video.npy", data.kept[3:])
     np.save(mirror / "valid_idxs_by_video.npy", data.kept[:3])
-    ds = _dataset(tigdog.root, split_dir=tmp_path)
+    ds = dataset(tigdog.root, split_dir=tmp_path)
     assert ds.indices.tolist() == data.kept[:3].tolist()
 
 
 @pytest.mark.parametrize("animal", ["horse", "tiger"])
-def test_crop_keypoints_equal_annotation_through_matrix(tigdog, animal):
+def test_crop_keypoints_equal_annotation_through_matrix(dataset, tigdog, animal):
     """Independent: landmarks from the .mat, tiger slots permuted, box of positive coordinates,
     side 1.5 x longer side, mapped by the explicit crop formula."""
-    ds = _dataset(tigdog.root, animal=animal, split="all")
+    ds = dataset(tigdog.root, animal=animal, split="all")
     raw = _raw(tigdog.root, animal)
     order = list(TIGER_PERMUTATION) if animal == "tiger" else list(range(18))
     for i in range(0, len(ds), 3):
@@ -112,10 +108,10 @@ def test_crop_keypoints_equal_annotation_through_matrix(tigdog, animal):
 
 
 @pytest.mark.parametrize("animal", ["horse", "tiger"])
-def test_drawn_keypoint_colour_is_under_the_crop_keypoint(tigdog, animal):
+def test_drawn_keypoint_colour_is_under_the_crop_keypoint(dataset, tigdog, animal):
     """Model-order channel k shows keypoint k's colour: for the tiger this only holds when the
     loader undoes the fixture's TigDog slot permutation."""
-    ds = _dataset(tigdog.root, animal=animal, split="all")
+    ds = dataset(tigdog.root, animal=animal, split="all")
     hits = total = 0
     for i in range(0, len(ds), 2):
         sample = ds[i]
@@ -152,26 +148,26 @@ def _copy_tigdog(tigdog, tmp_path):
     return root
 
 
-def test_bad_tigdog_inputs_name_the_file(tigdog, tmp_path):
+def test_bad_tigdog_inputs_name_the_file(dataset, tigdog, tmp_path):
     with pytest.raises(DataError, match="image path does not exist.*behaviorDiscovery2.0"):
-        _dataset(tmp_path / "nowhere")
+        dataset(tmp_path / "nowhere")
     root = _copy_tigdog(tigdog, tmp_path)
     ranges = root / "behaviorDiscovery2.0" / "ranges" / "horse" / "ranges.mat"
     good = scipy.io.loadmat(ranges)["ranges"]
     scipy.io.savemat(ranges, {"shots": good})
     with pytest.raises(DataError, match=r"ranges.mat: MATLAB file has no variable 'ranges'"):
-        _dataset(root)
+        dataset(root)
     scipy.io.savemat(ranges, {"ranges": good})
     landmark = root / "behaviorDiscovery2.0" / "landmarks" / "horse" / f"{good[0, 0]}.mat"
     scipy.io.savemat(landmark, {"points": np.zeros(3)})
     message = rf"{good[0, 0]}.mat: MATLAB file has no variable 'landmarks'"
     with pytest.raises(DataError, match=message):
-        _dataset(root)
+        dataset(root)
 
 
-def test_truncated_jpeg_frame_names_the_file(tigdog, tmp_path):
+def test_truncated_jpeg_frame_names_the_file(dataset, tigdog, tmp_path):
     root = _copy_tigdog(tigdog, tmp_path)
-    ds = _dataset(root)
+    ds = dataset(root)
     victim = ds.image_path(0)
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     with pytest.raises(DataError, match=rf"{victim.name}: truncated JPEG"):
