@@ -33,13 +33,8 @@ from animalpose.adapt.compare_report import (
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.trainer import AdaptTrainer, settings_changed
 from animalpose.datasets.fileio import DataError, atomic_write
-from animalpose.datasets.generator.dogshift import (
-    BENCHMARKS,
-    BenchmarkSpec,
-    find_benchmark,
-    generate_benchmark,
-    get_benchmark,
-)
+from animalpose.datasets.generator.benchmark_splits import find_benchmark, generate_benchmark
+from animalpose.datasets.generator.dogshift import BENCHMARKS, BenchmarkSpec, get_benchmark
 from animalpose.evaluation.report import summarize
 from animalpose.train.build import build_evaluator
 from animalpose.train.checkpoint import BEST_NAME

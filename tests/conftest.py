@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from animalpose.datasets.formats.tigdog import split_folder
-from animalpose.datasets.generator.dogshift import BenchmarkSpec, generate_benchmark
+from animalpose.datasets.generator.benchmark_splits import generate_benchmark
+from animalpose.datasets.generator.dogshift import BenchmarkSpec
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.transforms.crop import CenterCrop
 

@@ -18,17 +18,13 @@ import logging
 import re
 from pathlib import Path
 
+from animalpose.datasets.generator.benchmark_splits import generate_benchmark
 from animalpose.datasets.generator.dog.ground_cover import COVERS
 from animalpose.datasets.generator.dog.shape import BREEDS
-from animalpose.datasets.generator.dogshift import generate_benchmark, get_benchmark
-from animalpose.datasets.generator.run import (
-    LAYOUTS,
-    MAX_DEFAULT_PROCESSES,
-    RENDERERS,
-    GenerationReport,
-    GeneratorSettings,
-    generate,
-)
+from animalpose.datasets.generator.dogshift import get_benchmark
+from animalpose.datasets.generator.renderer import RENDERERS
+from animalpose.datasets.generator.run import MAX_DEFAULT_PROCESSES, GenerationReport, generate
+from animalpose.datasets.generator.settings import LAYOUTS, GeneratorSettings
 
 __all__ = ["main"]
 
@@ -43,20 +39,51 @@ def _parse_size(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-#: Flags that set what to generate (dest -> option); a benchmark's spec sets them instead.
-_SPEC_FLAGS = {
-    "source_images": "--source-images",
-    "target_shots": "--target-shots",
-    "frames_per_shot": "--frames-per-shot",
-    "size": "--size",
-    "seed": "--seed",
-    "source_layout": "--source-layout",
-    "target_layout": "--target-layout",
-    "source_breed": "--source-breed",
-    "target_breed": "--target-breed",
-    "source_cover": "--source-cover",
-    "target_cover": "--target-cover",
+#: The flags that set what to generate, in ``--help`` order: option -> ``add_argument`` keywords
+#: (``{d}`` in a help text: the ``GeneratorSettings`` defaults). They default to None so that a
+#: given one can be told from an absent one; a benchmark's spec sets them instead.
+_SPEC_FLAGS: dict[str, dict] = {
+    "--source-images": {
+        "type": int,
+        "help": "source-style images, 0: none (default {d.source_images})",
+    },
+    "--target-shots": {
+        "type": int,
+        "help": "target-style shots, 0: none (default {d.target_shots})",
+    },
+    "--frames-per-shot": {
+        "type": int,
+        "help": "frames of every shot (default {d.frames_per_shot})",
+    },
+    "--size": {
+        "type": _parse_size,
+        "help": "frame size WIDTHxHEIGHT (default 640x480, the reference's)",
+    },
+    "--seed": {"type": int, "help": "default {d.seed}"},
+    "--source-layout": {"choices": sorted(LAYOUTS), "help": "default {d.source_layout}"},
+    "--target-layout": {"choices": sorted(LAYOUTS), "help": "default {d.target_layout}"},
+    "--source-breed": {
+        "choices": sorted(BREEDS),
+        "help": "shape of the source dogs (default {d.source_breed})",
+    },
+    "--target-breed": {
+        "choices": sorted(BREEDS),
+        "help": "shape of the target dogs (default {d.target_breed})",
+    },
+    "--source-cover": {
+        "choices": sorted(COVERS),
+        "help": "ground cover of source scenes (default {d.source_cover})",
+    },
+    "--target-cover": {
+        "choices": sorted(COVERS),
+        "help": "ground cover of target scenes (default {d.target_cover})",
+    },
 }
+
+
+def _dest(option: str) -> str:
+    """The ``argparse`` attribute of ``option`` (``--source-images`` -> ``source_images``)."""
+    return option.removeprefix("--").replace("-", "_")
 
 
 def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
@@ -81,74 +108,16 @@ def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
         default=None,
         help=f"renderer (default {defaults.renderer}, or the benchmark's)",
     )
-    # The spec flags default to None so that a given one can be told from an absent one.
-    parser.add_argument(
-        "--source-images",
-        type=int,
-        default=None,
-        help=f"source-style images, 0: none (default {defaults.source_images})",
-    )
-    parser.add_argument(
-        "--target-shots",
-        type=int,
-        default=None,
-        help=f"target-style shots, 0: none (default {defaults.target_shots})",
-    )
-    parser.add_argument(
-        "--frames-per-shot",
-        type=int,
-        default=None,
-        help=f"frames of every shot (default {defaults.frames_per_shot})",
-    )
-    parser.add_argument(
-        "--size",
-        type=_parse_size,
-        default=None,
-        help="frame size WIDTHxHEIGHT (default 640x480, the reference's)",
-    )
     parser.add_argument(
         "--processes",
         type=int,
         default=None,
         help=f"worker processes (default min(CPUs, {MAX_DEFAULT_PROCESSES}), about 1 GB RAM each)",
     )
-    parser.add_argument("--seed", type=int, default=None, help=f"default {defaults.seed}")
-    parser.add_argument(
-        "--source-layout",
-        choices=sorted(LAYOUTS),
-        default=None,
-        help=f"default {defaults.source_layout}",
-    )
-    parser.add_argument(
-        "--target-layout",
-        choices=sorted(LAYOUTS),
-        default=None,
-        help=f"default {defaults.target_layout}",
-    )
-    parser.add_argument(
-        "--source-breed",
-        choices=sorted(BREEDS),
-        default=None,
-        help=f"shape of the source dogs (default {defaults.source_breed})",
-    )
-    parser.add_argument(
-        "--target-breed",
-        choices=sorted(BREEDS),
-        default=None,
-        help=f"shape of the target dogs (default {defaults.target_breed})",
-    )
-    parser.add_argument(
-        "--source-cover",
-        choices=sorted(COVERS),
-        default=None,
-        help=f"ground cover of source scenes (default {defaults.source_cover})",
-    )
-    parser.add_argument(
-        "--target-cover",
-        choices=sorted(COVERS),
-        default=None,
-        help=f"ground cover of target scenes (default {defaults.target_cover})",
-    )
+    for option, keywords in _SPEC_FLAGS.items():
+        parser.add_argument(
+            option, **{**keywords, "help": keywords["help"].format(d=defaults)}, default=None
+        )
     parser.add_argument(
         "--force", action="store_true", help="write into folders generated with other settings"
     )
@@ -173,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = GeneratorSettings(root=Path("."))
     parser = _parser(defaults)
     args = parser.parse_args(argv)
-    given = [option for dest, option in _SPEC_FLAGS.items() if getattr(args, dest) is not None]
+    given = [option for option in _SPEC_FLAGS if getattr(args, _dest(option)) is not None]
     if args.benchmark is not None and given:
         parser.error(
             f"--benchmark {args.benchmark} sets the counts, size, seed, layouts, breeds and "
@@ -206,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             }
         else:
             values = {
-                dest: getattr(args, dest) for dest in _SPEC_FLAGS if getattr(args, dest) is not None
+                _dest(option): getattr(args, _dest(option))
+                for option in _SPEC_FLAGS
+                if getattr(args, _dest(option)) is not None
             }
             settings = GeneratorSettings(
                 root=Path(args.image_path), renderer=args.renderer or defaults.renderer, **values

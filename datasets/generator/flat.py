@@ -33,6 +33,7 @@ from animalpose.datasets.generator.renderer import (
     NUM_KEYPOINTS,
     NUM_VERTEX_ROWS,
     RenderedFrame,
+    check_frame_size,
     check_style,
 )
 from animalpose.datasets.keypoints import ANIMAL18
@@ -154,10 +155,7 @@ class FlatRenderer:
     name = "dog"
 
     def __init__(self, *, width: int, height: int) -> None:
-        if width < 16 or height < 16:
-            raise ValueError(f"frame size must be at least 16 x 16, got {width} x {height}")
-        self.width = int(width)
-        self.height = int(height)
+        self.width, self.height = check_frame_size(width, height)
 
     def _look(self, rng: np.random.Generator, style: str, near: str, count: int) -> _Look:
         margin = np.array([round(PAN_MARGIN * self.width)] * 2)

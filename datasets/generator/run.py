@@ -1,19 +1,18 @@
 """Generate the built-in synthetic animal data in the reference's layouts (docs/generator.md).
 
-``generate(GeneratorSettings(...))`` runs one job per still or shot; job ``i`` of a style draws
-everything from ``np.random.default_rng([seed, style_id, i])``, so the files are the same for a
-seed whatever the process count or the order jobs finish in. Jobs run in worker processes
-started with "spawn" (each builds and closes its own renderer: GL contexts must not cross a
-fork). A rerun skips complete jobs, so an interrupted run resumes; files are written atomically;
-a layout folder's ``generator.json`` refuses a run with other settings unless forced. The
-command line is ``cli.py``.
+``generate(settings)`` (a ``settings.GeneratorSettings``) runs one job per still or shot; job
+``i`` of a style draws everything from ``np.random.default_rng([seed, style_id, i])``, so the
+files are the same for a seed whatever the process count or the order jobs finish in. Jobs run in
+worker processes started with "spawn" (each builds and closes its own renderer: GL contexts must
+not cross a fork). A rerun skips complete jobs, so an interrupted run resumes; files are written
+atomically; a layout folder's ``generator.json`` refuses a run with other settings unless forced.
+The command line is ``cli.py``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-import math
 import multiprocessing
 import multiprocessing.util
 import os
@@ -27,12 +26,10 @@ from tqdm import tqdm
 
 from animalpose.datasets.formats.splits import VIDEO_TEST_NAME
 from animalpose.datasets.formats.tigdog import split_folder
-from animalpose.datasets.generator.dog.ground_cover import COVERS
-from animalpose.datasets.generator.dog.shape import BREEDS
-from animalpose.datasets.generator.renderer import STYLES, AnimalRenderer
+from animalpose.datasets.generator.renderer import RENDERERS, STYLES, AnimalRenderer
+from animalpose.datasets.generator.settings import GeneratorSettings
 from animalpose.datasets.generator.writers import (
     BENCHMARK_FILE,
-    GENERATOR_VERSION,
     SyntheticLayout,
     TigDogLayout,
     check_manifest,
@@ -41,10 +38,7 @@ from animalpose.datasets.generator.writers import (
 )
 
 __all__ = [
-    "DEFAULT_LAYOUTS",
-    "RENDERERS",
     "GenerationReport",
-    "GeneratorSettings",
     "Job",
     "default_processes",
     "generate",
@@ -54,36 +48,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
-def _dog_renderer(check: bool) -> type:
-    """The 3-D dm_control dog (needs headless OpenGL: EGL or OSMesa)."""
-    from animalpose.datasets.generator.dog.gl import gl_available
-    from animalpose.datasets.generator.dog.render import DogRenderer
-
-    if check:
-        ok, reason = gl_available()
-        if not ok:
-            raise RuntimeError(
-                f"the 'dog' renderer needs headless OpenGL, which is not available"
-                f" here ({reason}); use --renderer flat"
-            )
-        if reason.startswith("MUJOCO_GL="):  # spawned workers inherit it and skip the probe
-            os.environ.setdefault("MUJOCO_GL", reason.split("=", 1)[1])
-    return DogRenderer
-
-
-def _flat_renderer(check: bool) -> type:
-    """The NumPy/OpenCV cartoon dog (no OpenGL; fallback and unit tests)."""
-    from animalpose.datasets.generator.flat import FlatRenderer
-
-    return FlatRenderer
-
-
-#: Renderer name -> function importing its class lazily (``check``: verify it can run here).
-RENDERERS: dict[str, Callable[[bool], type]] = {"dog": _dog_renderer, "flat": _flat_renderer}
-#: Layout name -> writer class; default layout of each style.
-LAYOUTS = {"synthetic": SyntheticLayout, "tigdog": TigDogLayout}
-DEFAULT_LAYOUTS = {"source": "synthetic", "target": "tigdog"}
 #: Default process count: about 1 GB of RAM per rendering process (860 MB RSS measured for the
 #: dog renderer, docs/generator.md) and 8 GB machines -> at most 6 beside the main process.
 MAX_DEFAULT_PROCESSES = 6
@@ -100,92 +64,6 @@ def default_processes() -> int:
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
     return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
-
-
-@dataclass(frozen=True)
-class GeneratorSettings:
-    """What to generate. root: the image path. size: frame (w, h). Counts as in
-    docs/generator.md; layouts: ``"synthetic"`` or ``"tigdog"`` per style."""
-
-    root: Path
-    renderer: str = "dog"
-    source_images: int = 10000
-    target_shots: int = 200
-    frames_per_shot: int = 50
-    size: tuple[int, int] = (640, 480)
-    seed: int = 0
-    source_layout: str = DEFAULT_LAYOUTS["source"]
-    target_layout: str = DEFAULT_LAYOUTS["target"]
-    source_breed: str = "mixed"
-    target_breed: str = "mixed"
-    source_cover: str = "none"
-    target_cover: str = "none"
-
-    def __post_init__(self) -> None:
-        if self.renderer not in RENDERERS:
-            raise ValueError(f"unknown renderer {self.renderer!r}; known: {sorted(RENDERERS)}")
-        for known, kind in ((BREEDS, "breed"), (COVERS, "cover"), (LAYOUTS, "layout")):
-            for name in (f"source_{kind}", f"target_{kind}"):
-                if getattr(self, name) not in known:
-                    raise ValueError(
-                        f"{name} must be one of {sorted(known)}, got {getattr(self, name)!r}"
-                    )
-        for name in ("source_cover", "target_cover"):
-            if self.renderer == "flat" and getattr(self, name) != "none":
-                raise ValueError(
-                    f"the flat renderer draws no ground cover ({name} "
-                    f"{getattr(self, name)!r}); use the dog renderer"
-                )
-        if self.source_images < 0 or self.target_shots < 0 or self.frames_per_shot < 1:
-            raise ValueError("counts must be non-negative and frames_per_shot positive")
-        if self.seed < 0 or min(self.size) < 16:
-            raise ValueError(
-                f"seed must be >= 0 and the size at least 16x16, got {self.seed}, {self.size}"
-            )
-        if self.source_layout == self.target_layout and self.source_images and self.target_shots:
-            raise ValueError(
-                f"source and target would share the {self.source_layout} layout of one image "
-                "path (one data set of two styles); use different layouts, or generate them "
-                "into different --image-path folders"
-            )
-
-    def layout_name(self, style: str) -> str:
-        return self.source_layout if style == "source" else self.target_layout
-
-    def breed(self, style: str) -> str:
-        return self.source_breed if style == "source" else self.target_breed
-
-    def cover(self, style: str) -> str:
-        return self.source_cover if style == "source" else self.target_cover
-
-    def num_jobs(self, style: str) -> int:
-        """Stills (synthetic layout) or shots (TigDog layout) of ``style``."""
-        f = self.frames_per_shot
-        tigdog = self.layout_name(style) == "tigdog"
-        if style == "source":
-            return math.ceil(self.source_images / f) if tigdog else self.source_images
-        return self.target_shots if tigdog else self.target_shots * f
-
-    def manifest(self, style: str, animal: str) -> dict:
-        """The ``generator.json`` content of ``style``'s layout folder."""
-        layout = self.layout_name(style)
-        counts = (
-            {"shots": self.num_jobs(style), "frames_per_shot": self.frames_per_shot}
-            if layout == "tigdog"
-            else {"images": self.num_jobs(style)}
-        )
-        return {
-            "generator_version": GENERATOR_VERSION,
-            "renderer": self.renderer,
-            "animal": animal,
-            "style": style,
-            "breed": self.breed(style),
-            "cover": self.cover(style),
-            "layout": layout,
-            "size": list(self.size),
-            "seed": self.seed,
-            **counts,
-        }
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""The one writer of each reference format: the synthetic layout (image + ``_kpts.npy``) and the
-TigDog layout (frames, ``landmarks/<shot>.mat``, ``ranges.mat``), byte-compatible with the
-loaders (docs/reference_compat.md §1.1, §1.2; folder trees: animal_data/README.md).
+"""The one writer of each reference format: the synthetic layout (stills and their keypoint
+arrays) and the TigDog layout (shots: frames, landmark files, the ranges file), byte-compatible
+with the loaders (formats: docs/reference_compat.md §1.1, §1.2; where each file goes:
+animal_data/README.md).
 
 ``SyntheticLayout`` / ``TigDogLayout`` write the generator's runs (resumable, atomic, with a
 ``generator.json`` manifest); the cartoon fixtures write through the same functions
@@ -51,8 +52,8 @@ __all__ = [
 #: Version of what the generator writes; bump when the same settings would give other files.
 GENERATOR_VERSION = 1
 MANIFEST_NAME = "generator.json"
-#: The benchmark record ``dogshift.py`` writes beside the TigDog split files (derived data: stale
-#: once new jobs change the data).
+#: The benchmark record ``benchmark_splits.py`` writes beside the TigDog split files (derived
+#: data: stale once new jobs change the data).
 BENCHMARK_FILE = "benchmark.json"
 #: Header text of the MATLAB 5 files we write (116 bytes, space padded, like MATLAB's own).
 MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: animalpose generator"

@@ -18,7 +18,7 @@ from animalpose.adapt.views import ViewSampler
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.formats.crops import RealAnimalCrop, write_real_crops
 from animalpose.datasets.formats.tigdog import RealAnimal
-from animalpose.datasets.generator.dogshift import generate_benchmark
+from animalpose.datasets.generator.benchmark_splits import generate_benchmark
 from animalpose.datasets.generator.fixtures import make_tigdog_fixture
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.transforms.normalize import Normalizer

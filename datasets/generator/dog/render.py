@@ -1,12 +1,12 @@
 """``DogRenderer``: dm_control's skinned dog rendered headless with MuJoCo (EGL or OSMesa).
 
-Implements ``renderer.AnimalRenderer``. One render pass gives RGB and depth: keypoints are
-projected with the camera MuJoCo rendered with, visibility comes from that depth buffer, and the
-far background is composited where nothing was drawn. The model and its tables are in
-``model.py``, the GL backend in ``gl.py``, pose/shape/camera maths in ``motion.py``,
-``shape.py``, ``camera.py`` and ``keypoints.py``, appearance in ``styles/``. Build the renderer
-inside the process that uses it (GL contexts do not survive ``fork``) and call ``close()``.
-About 0.7 GB RSS per renderer.
+Implements ``renderer.AnimalRenderer``. One render pass (``offscreen.py``) gives RGB and depth:
+keypoints are projected with the camera MuJoCo rendered with, visibility comes from that depth
+buffer, and ``composite.py`` finishes the image (fog, far backdrop, ground cover, camera effects).
+The model and its tables are in ``model.py``, the GL backend in ``gl.py``, pose/shape/camera
+maths in ``motion.py``, ``shape.py``, ``camera.py`` and ``keypoints.py``, appearance in
+``styles/``. Build the renderer inside the process that uses it (GL contexts do not survive
+``fork``) and call ``close()``. About 0.7 GB RSS per renderer.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-import cv2
 import numpy as np
 
 from animalpose.datasets.generator.dog.camera import (
@@ -28,16 +27,15 @@ from animalpose.datasets.generator.dog.camera import (
     sample_camera_path,
     sample_view,
 )
-from animalpose.datasets.generator.dog.gl import gl_available, import_mujoco
+from animalpose.datasets.generator.dog.composite import finish_frame
+from animalpose.datasets.generator.dog.gl import import_mujoco
 from animalpose.datasets.generator.dog.ground_cover import (
     Cover,
     Vegetation,
     get_cover,
     sample_vegetation,
 )
-from animalpose.datasets.generator.dog.keypoints import (
-    visibility,
-)
+from animalpose.datasets.generator.dog.keypoints import visibility
 from animalpose.datasets.generator.dog.model import (
     GROUND_HALF_SIZE_M,
     DogTables,
@@ -50,24 +48,19 @@ from animalpose.datasets.generator.dog.motion import (
     sample_motion,
     sample_pose,
 )
-from animalpose.datasets.generator.dog.shape import (
-    ShapeSample,
-    sample_shape,
-    scaled_body_pos,
-)
-from animalpose.datasets.generator.renderer import RenderedFrame, check_style
+from animalpose.datasets.generator.dog.offscreen import OffscreenView
+from animalpose.datasets.generator.dog.shape import ShapeSample, sample_shape, scaled_body_pos
+from animalpose.datasets.generator.renderer import RenderedFrame, check_frame_size, check_style
 from animalpose.datasets.generator.styles.coats import paint_coat
 from animalpose.datasets.generator.styles.light import (
     CameraEffects,
     Lighting,
-    apply_effects,
     sample_effects,
     sample_lighting,
 )
 from animalpose.datasets.generator.styles.scenery import (
     Backdrop,
     PhotoLibrary,
-    apply_fog,
     paint_backdrop,
     paint_ground,
 )
@@ -85,9 +78,6 @@ SHADOW_CLIP_M = GROUND_HALF_SIZE_M + 1.0
 SHOT_FPS = 30.0
 #: Largest nose-up / nose-down tilt used to put front and hind paws on the ground (degrees).
 LEVEL_LIMIT_DEG = 25.0
-#: Relative depth jump between neighbouring pixels that marks a silhouette edge for the
-#: edge anti-aliasing pass (the renderer uses no multisampling: 3x faster on llvmpipe).
-EDGE_DEPTH_JUMP = 0.03
 #: A pixel shows the dog when its depth is nearer than the ground plane's by this relative
 #: margin (plus as many metres): depth-buffer precision and the plane's own tessellation.
 DOG_DEPTH_MARGIN = 1e-3
@@ -103,9 +93,7 @@ class DogRenderer:
     name = "dog"
 
     def __init__(self, *, width: int, height: int) -> None:
-        if width < 16 or height < 16:
-            raise ValueError(f"frame size must be at least 16x16, got {width}x{height}")
-        self.width, self.height = int(width), int(height)
+        self.width, self.height = check_frame_size(width, height)
         mj = import_mujoco()
         self._mj = mj
         xml, assets = dog_xml(suite_dir())
@@ -116,29 +104,8 @@ class DogRenderer:
         m.vis.map.shadowclip = SHADOW_CLIP_M
         m.vis.map.znear, m.vis.map.zfar = ZNEAR_M / m.stat.extent, ZFAR_M / m.stat.extent
         self.model, self.data = m, mj.MjData(m)
-        try:
-            self._gl = mj.GLContext(self.width, self.height)
-            self._gl.make_current()
-            self._con = mj.MjrContext(m, mj.mjtFontScale.mjFONTSCALE_50)
-        except Exception as exc:  # the backend's own errors are cryptic (e.g. missing libraries)
-            _, reason = gl_available()
-            raise RuntimeError(f"cannot create an OpenGL context: {reason}") from exc
-        mj.mjr_setBuffer(mj.mjtFramebuffer.mjFB_OFFSCREEN, self._con)
-        self._con.readDepthMap = mj.mjtDepthMap.mjDEPTH_ZEROFAR
-        self._scene = mj.MjvScene(m, maxgeom=400)
-        self._scene.flags[mj.mjtRndFlag.mjRND_SKYBOX] = 0
-        self._scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
-        # Fog is applied from the depth buffer (scenery.apply_fog): MuJoCo applies
-        # mjrContext fog settings one frame late.
-        self._scene.flags[mj.mjtRndFlag.mjRND_FOG] = 0
-        self._option = mj.MjvOption()
-        self._option.flags[mj.mjtVisFlag.mjVIS_TENDON] = 0
-        self._perturb = mj.MjvPerturb()
-        self._camera = mj.MjvCamera()
-        self._camera.type = mj.mjtCamera.mjCAMERA_FREE
-        self._rect = mj.MjrRect(0, 0, self.width, self.height)
-        self._rgb = np.empty((self.height, self.width, 3), np.uint8)
-        self._depth = np.empty((self.height, self.width), np.float32)
+        self._view = OffscreenView(mj, m, self.data, width=self.width, height=self.height)
+        self._camera = self._view.camera  # the free camera every frame is aimed with
         self._tables = DogTables.build(mj, m, self.data)
         self._photos = PhotoLibrary()
         self._active: object | None = None  # the scene being rendered (shots check it)
@@ -158,23 +125,15 @@ class DogRenderer:
         m.skin_vert[:] = verts.astype(np.float32).reshape(m.skin_vert.shape)
         return float(max(shape.girths.values(), default=1.0))
 
-    def _upload(self, texid: int, image: np.ndarray) -> None:
-        m = self.model
-        adr, size = int(m.tex_adr[texid]), image.size
-        m.tex_data[adr : adr + size] = image.reshape(-1)
-        self._gl.make_current()
-        self._mj.mjr_uploadTexture(m, self._con, texid)
-
     def _apply_look(self, rng: np.random.Generator, style: str, horizon_rgb: np.ndarray) -> None:
         """Coat, ground texture and light for ``style``."""
         m = self.model
-        self._upload(self._tables.skin_tex, paint_coat(rng, style, self._tables.atlas))
+        self._view.upload_texture(self._tables.skin_tex, paint_coat(rng, style, self._tables.atlas))
         ground, tile_m = paint_ground(rng, style, self._photos)
-        self._upload(self._tables.ground_tex, ground)
+        self._view.upload_texture(self._tables.ground_tex, ground)
         # mjrContext keeps (u, v) texture repeats per material, read at render time.
-        self._con.mat_texrepeat[2 * self._tables.ground_mat : 2 * self._tables.ground_mat + 2] = (
-            1.0 / tile_m
-        )
+        mat = self._tables.ground_mat
+        self._view.context.mat_texrepeat[2 * mat : 2 * mat + 2] = 1.0 / tile_m
         light = sample_lighting(rng, style, horizon_rgb)
         self._light = light
         m.light_dir[self._tables.sun] = light.sun_dir
@@ -210,10 +169,8 @@ class DogRenderer:
         mj.mju_mulQuat(quat, yaw, np.array([math.cos(pitch / 2), 0.0, math.sin(pitch / 2), 0.0]))
         d.qpos[3:7] = quat
         mj.mj_kinematics(m, d)
-        mj.mjv_updateScene(
-            m, d, self._option, self._perturb, self._camera, mj.mjtCatBit.mjCAT_ALL, self._scene
-        )
-        skin = np.array(self._scene.skinvert, dtype=np.float64).reshape(-1, 3)
+        self._view.update_scene()
+        skin = np.array(self._view.scene.skinvert, dtype=np.float64).reshape(-1, 3)
         lowest = skin[:, 2].min()
         d.qpos[2] -= lowest
         mj.mj_kinematics(m, d)
@@ -253,39 +210,12 @@ class DogRenderer:
     # --- rendering --------------------------------------------------------------------------------
 
     def _render(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, PinholeCamera]:
-        """One pass: (rgb (H, W, 3) uint8, depth (H, W) metres with ZFAR where empty,
-        empty (H, W) bool, the camera)."""
-        mj, m, d = self._mj, self.model, self.data
+        """One pass with the lights aimed at the ground (``OffscreenView.render``)."""
+        m = self.model
         centre = m.geom_pos[self._tables.floor]  # the shadow map square is centred on the ground
         m.light_pos[self._tables.sun] = centre - 6.0 * m.light_dir[self._tables.sun]
         m.light_pos[self._tables.fill] = centre - 6.0 * m.light_dir[self._tables.fill]
-        mj.mj_camlight(m, d)
-        mj.mjv_updateScene(
-            m, d, self._option, self._perturb, self._camera, mj.mjtCatBit.mjCAT_ALL, self._scene
-        )
-        self._gl.make_current()
-        mj.mjr_render(self._rect, self._scene, self._con)
-        mj.mjr_readPixels(self._rgb, self._depth, self._rect, self._con)
-        rgb = np.flipud(self._rgb).copy()
-        raw = np.flipud(self._depth).astype(np.float64)
-        near, far = m.vis.map.znear * m.stat.extent, m.vis.map.zfar * m.stat.extent
-        empty = raw <= 0.0
-        # Reversed-Z depth buffer (mjDEPTH_ZEROFAR): 1 at the near plane, 0 at the far plane.
-        depth = np.where(empty, far, far * near / (raw * (far - near) + near))
-        # The scene holds a stereo pair (eyes ipd apart); a mono render uses their average.
-        gl = mj.mjv_averageCamera(self._scene.camera[0], self._scene.camera[1])
-        camera = PinholeCamera.from_frustum(
-            position=np.array(gl.pos),
-            forward=np.array(gl.forward),
-            up=np.array(gl.up),
-            near=gl.frustum_near,
-            bottom=gl.frustum_bottom,
-            top=gl.frustum_top,
-            center=gl.frustum_center,
-            width=self.width,
-            height=self.height,
-        )
-        return rgb, depth, empty, camera
+        return self._view.render()
 
     def _frame(
         self,
@@ -297,8 +227,8 @@ class DogRenderer:
         effects: CameraEffects,
         vegetation: Vegetation | None = None,
     ) -> RenderedFrame:
-        """Render, composite (backdrop, then ground cover) and degrade the posed scene; project
-        keypoints and vertices."""
+        """Render and finish (``composite.finish_frame``) the posed scene; project keypoints and
+        vertices."""
         rgb, depth, empty, camera = self._render()
         d = self.data
         points = self._tables.keypoints.locate(d.xpos, d.geom_xpos, skin)
@@ -306,28 +236,19 @@ class DogRenderer:
         xy, z = camera.project(points)
         visible = visibility(xy=xy, depth=z, depth_map=depth, tolerance=tolerance)
         vertices, _ = camera.project(skin[self._tables.subsample])
-        # Horizon row: where a far point straight ahead (level) projects.
-        fwd = camera.rotation[2]
-        level = np.array([fwd[0], fwd[1], 0.0]) / max(math.hypot(fwd[0], fwd[1]), 1e-9)
-        horizon = camera.cy - camera.focal * (level @ camera.rotation[1]) / max(level @ fwd, 1e-9)
-        background = backdrop.view(
+        image = finish_frame(
+            rgb,
+            depth=depth,
+            empty=empty,
+            camera=camera,
+            backdrop=backdrop,
             azimuth_deg=self._camera.azimuth,
-            horizon_row=horizon,
-            size=(self.width, self.height),
-            px_per_deg=camera.focal * math.pi / 180.0,
+            focus=float(self._camera.distance),
+            haze=None if self._light is None else self._light.haze,
+            vegetation=vegetation,
+            effects=effects,
+            rng=rng,
         )
-        distance = float(self._camera.distance)
-        if self._light is not None and self._light.haze is not None:  # ground fades out far away
-            colour, onset = self._light.haze
-            fog = (colour, distance + onset, distance + 0.9 * GROUND_HALF_SIZE_M)
-        else:
-            fog = None
-        image = apply_fog(rgb, depth=depth, fog=fog)
-        image = np.where(empty[..., None], background, image)
-        image = _smooth_edges(image, depth)
-        if vegetation is not None:
-            image = vegetation.draw(image, depth, camera, focus=distance)
-        image = apply_effects(image, depth=depth, focus=distance, effects=effects, rng=rng)
         ground = ground_depth(
             camera,
             ground_z=0.0,
@@ -540,32 +461,11 @@ class DogRenderer:
 
     def close(self) -> None:
         """Free the GL context. Safe to call twice."""
-        if getattr(self, "_con", None) is not None:
-            self._gl.make_current()
-            self._con.free()
-            self._con = None
-        if getattr(self, "_gl", None) is not None:
-            self._gl.free()
-            self._gl = None
+        if getattr(self, "_view", None) is not None:
+            self._view.close()
 
     def __enter__(self) -> DogRenderer:  # noqa: PYI034 (Python 3.10 has no typing.Self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _smooth_edges(image: np.ndarray, depth: np.ndarray) -> np.ndarray:
-    """Anti-alias depth discontinuities (silhouettes): pixels next to a relative depth jump of
-    more than ``EDGE_DEPTH_JUMP`` take their 3x3 box average."""
-    near_x = np.minimum(depth[:, 1:], depth[:, :-1])
-    jump_x = np.abs(np.diff(depth, axis=1)) > EDGE_DEPTH_JUMP * near_x
-    jump_y = np.abs(np.diff(depth, axis=0)) > EDGE_DEPTH_JUMP * np.minimum(depth[1:], depth[:-1])
-    edge = np.zeros(depth.shape, bool)
-    edge[:, 1:] |= jump_x
-    edge[:, :-1] |= jump_x
-    edge[1:] |= jump_y
-    edge[:-1] |= jump_y
-    out = image.copy()
-    out[edge] = cv2.blur(image, (3, 3))[edge]
-    return out

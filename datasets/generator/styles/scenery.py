@@ -172,18 +172,26 @@ class Backdrop:
         map_x = np.broadcast_to(xs.astype(np.float32)[None, :], (h, w))
         map_y = np.broadcast_to(ys.astype(np.float32)[:, None], (h, w))
         border = cv2.BORDER_WRAP if self.wrap else cv2.BORDER_REPLICATE
-        return cv2.remap(
-            self.image,
-            np.ascontiguousarray(map_x),
-            np.ascontiguousarray(map_y),
-            cv2.INTER_LINEAR,
-            borderMode=border,
-        )
+        return _remap(self.image, map_x, map_y, border=border)
 
     def horizon_colour(self) -> np.ndarray:
         """(3,) mean colour in [0, 1] just below the horizon (the haze colour of far ground)."""
         r = int(np.clip(self.horizon + 2 * self.px_per_deg, 0, self.image.shape[0] - 1))
         return self.image[r].reshape(-1, 3).mean(0) / 255.0
+
+
+def _remap(
+    image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, *, border: int = cv2.BORDER_WRAP
+) -> np.ndarray:
+    """``image`` sampled bilinearly at pixel coordinates (``map_x``, ``map_y``), (h, w) each;
+    ``border`` beyond its edges (by default it wraps around)."""
+    return cv2.remap(
+        image,
+        np.ascontiguousarray(map_x, dtype=np.float32),
+        np.ascontiguousarray(map_y, dtype=np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=border,
+    )
 
 
 def paint_backdrop(
@@ -227,13 +235,7 @@ def paint_backdrop(
         sign = 1.0 if rng.random() < 0.5 else -1.0
         map_x = np.mod(sign * (az - rng.uniform(0, 360)) / 360.0 * sw, sw) * ones_h
         map_y = np.clip((1.0 - elev / SKY_TOP_DEG) * (sh - 1), 0, sh - 1) * ones_w
-        sky = cv2.remap(
-            strip,
-            map_x.astype(np.float32),
-            map_y.astype(np.float32),
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_WRAP,
-        )
+        sky = _remap(strip, map_x, map_y)
         sky = cv2.convertScaleAbs(sky, alpha=brightness)
     else:
         top, low = np.array([0.42, 0.6, 0.85]), np.array([0.85, 0.88, 0.9])
@@ -252,13 +254,7 @@ def paint_backdrop(
     scale = px_per_deg * rng.uniform(1.0, 2.5)  # photo pixels per degree: distant, fine texture
     map_x = np.mod(az * scale, photo.shape[1]) * ones_h
     map_y = np.mod(-elev * scale * 2.0, photo.shape[0]) * ones_w
-    grey = cv2.remap(
-        photo,
-        map_x.astype(np.float32),
-        map_y.astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_WRAP,
-    )
+    grey = _remap(photo, map_x, map_y)
     tint = np.array([rng.uniform(0.15, 0.4), rng.uniform(0.25, 0.45), rng.uniform(0.1, 0.25)])
     foliage = cv2.merge([grey * np.float32(255 * 1.6 * c) for c in tint])
     band_deg = rng.uniform(0.5, 6.0)

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from animalpose.datasets.generator.run import GeneratorSettings, generate
+from animalpose.datasets.generator.run import generate
+from animalpose.datasets.generator.settings import GeneratorSettings
 
 #: Small frames and counts: 6 stills (a 5 / 1 split needs >= 5), 3 shots (a split by video
 #: needs >= 2) of 4 frames.

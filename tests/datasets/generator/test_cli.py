@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from animalpose.datasets.generator.benchmark_splits import find_benchmark
 from animalpose.datasets.generator.cli import main
-from animalpose.datasets.generator.dogshift import BENCHMARKS, find_benchmark
+from animalpose.datasets.generator.dogshift import BENCHMARKS
 from animalpose.datasets.generator.run import generate
 
 REPO = Path(__file__).resolve().parents[3]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from animalpose.datasets.generator.cartoon import CartoonAnimal, body_ellipse, walk
+from animalpose.datasets.generator.dog.shape import BREEDS
 from animalpose.datasets.generator.flat import FlatRenderer, flat_visibility
 from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
 from animalpose.datasets.keypoints import ANIMAL18
@@ -122,3 +123,26 @@ def test_shots_move_smoothly_and_vertices_follow(renderer):
     assert np.median(vstep) < 0.08 * size  # the same body points, not a fresh random cloud
     # The camera pans: the background moves between the first and last frame.
     assert not np.array_equal(frames[0].image[:8, :8], frames[-1].image[:8, :8])
+
+
+def test_flat_renderer_scales_the_legs_by_the_breed():
+    """The cartoon's leg chains scale by basset's mean leg factor over mixed's: in every frame
+    each shoulder-to-hoof vector is that factor times the mixed dog's of the same seed."""
+    factor = BREEDS["basset"].mean_leg() / BREEDS["mixed"].mean_leg()
+    names = list(ANIMAL18.keypoints)
+    r = FlatRenderer(width=160, height=120)
+    for seed in range(3):
+        frames = {
+            b: list(r.render_shot(np.random.default_rng(seed), "source", 3, breed=b))
+            for b in ("mixed", "basset")
+        }
+        for mixed, basset in zip(frames["mixed"], frames["basset"]):
+            for side in ("left", "right"):
+                s, h = names.index(f"{side}_shoulder"), names.index(f"{side}_front_hoof")
+                np.testing.assert_allclose(
+                    basset.keypoints[h, :2] - basset.keypoints[s, :2],
+                    factor * (mixed.keypoints[h, :2] - mixed.keypoints[s, :2]),
+                    atol=1e-6,
+                )
+    with pytest.raises(ValueError, match="no ground cover"):
+        r.render_still(np.random.default_rng(0), "target", cover="grass")
