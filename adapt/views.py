@@ -1,26 +1,10 @@
 """Equivariance views for pseudo-labelling (CC-SSL, Mu et al. CVPR 2020).
 
-The reference's version is described in docs/reference_compat.md §5.
-
 The model sees each crop in ``V + 1`` views: the identity and ``V`` random zoom/rotations about
 the crop centre. Each view's heatmaps are warped back into the identity frame and the views are
-averaged (the reference's ``prediction_check`` in ``CCSSL/scripts/consistency.py``).
-
-View convention (the reference's, stated once):
-
-- ``scale`` is the side of the view's crop relative to the identity crop, as the reference's
-  ``crop(img, c, s0 * scale, ...)``: a view with ``scale > 1`` covers more of the image, so the
-  animal appears ``1 / scale`` times as large (zoomed out); ``scale < 1`` zooms in.
-- ``degrees`` turns the *content* counter-clockwise as seen in the view, as
-  ``geometry.crop_matrix``'s ``rotation`` (and the reference's ``imrotate``).
-
-A view is therefore ``crop_matrix(c, scale * S, (S, S), degrees)`` applied to the identity crop
-of side ``S`` (centre ``c = (S - 1) / 2``). Thetas are for ``grid_sample(...,
-align_corners=False)``, whose normalised coordinates are pixel-area aligned (``-1`` is the outer
-edge of pixel 0), exactly the codec's convention (``hm = (inp + 0.5) / stride - 0.5``): a point
-has the same normalised coordinates in the input and in its heatmap, so one theta warps both.
-
-All tensor work stays on the device of its inputs; nothing syncs with the host.
+averaged (the reference's ``prediction_check``; docs/reference_compat.md §5). ``view_theta``
+states the view convention. All tensor work stays on the device of its inputs; nothing syncs
+with the host.
 """
 
 from __future__ import annotations
@@ -102,6 +86,20 @@ def view_theta(
     ``p_identity = scale * Rot(degrees)^T p_view`` about the crop centre, in pixel units; in
     normalised units the off-diagonal terms are corrected by ``aspect`` = W / H of the images
     (1 for the square crops). Row ``v`` of the result is view ``v`` of every sample.
+
+    View convention (the reference's, stated once):
+
+    - ``scale`` is the side of the view's crop relative to the identity crop, as the reference's
+      ``crop(img, c, s0 * scale, ...)``: a view with ``scale > 1`` covers more of the image, so the
+      animal appears ``1 / scale`` times as large (zoomed out); ``scale < 1`` zooms in.
+    - ``degrees`` turns the *content* counter-clockwise as seen in the view, as
+      ``geometry.crop_matrix``'s ``rotation`` (and the reference's ``imrotate``).
+
+    A view is therefore ``crop_matrix(c, scale * S, (S, S), degrees)`` applied to the identity crop
+    of side ``S`` (centre ``c = (S - 1) / 2``). Thetas are for ``grid_sample(...,
+    align_corners=False)``, whose normalised coordinates are pixel-area aligned (``-1`` is the outer
+    edge of pixel 0), exactly the codec's convention (``hm = (inp + 0.5) / stride - 0.5``): a point
+    has the same normalised coordinates in the input and in its heatmap, so one theta warps both.
     """
     device = torch.device(device)
     s = _to_device(torch.as_tensor(scales, dtype=torch.float64), device)

@@ -1,26 +1,12 @@
 """Per-keypoint PCK: the reference's legacy metric and a precise image-space metric.
 
-Both are pure tensor functions plus thin accumulators. Accumulators keep their sums on the
-device of the first batch and never move data to the host inside ``update`` (no host sync), so
-an evaluation loop on a GPU runs without stalls; ``compute`` does the one transfer.
+Legacy (docs/reference_compat.md §4): integer argmax of the last stack's heatmap against the
+argmax of the *target* heatmap, 1-based, hits within heatmap width / 20, averaged per batch.
+Precise (§7.5): sub-pixel predictions mapped back to source pixels against the annotation, a hit
+within ``alpha x`` the crop side, visible annotations only, pooled over samples.
 
-Legacy (docs/reference_compat.md §4, bearpaw/pytorch-pose ``pose/utils/evaluation.py``
-``get_preds`` / ``calc_dists`` / ``dist_acc`` / ``accuracy_2animal`` and the per-joint averaging
-in the reference's ``evaluation/test.py``):
-
-- prediction = integer argmax of the last stack's heatmap, ground truth = integer argmax of the
-  *target heatmap* (not the annotation), both converted to 1-based coordinates; a channel whose
-  maximum is not positive is set to (0, 0);
-- a keypoint counts only when both target coordinates are ``> 1`` (1-based), so an empty target
-  (argmax -> (0, 0)) and a target peak in heatmap column 0 or row 0 are skipped;
-- distance / (heatmap width / 10) < 0.5, i.e. 0.05 x the crop side (3.2 px of 64);
-- per keypoint, the mean over batches of the per-batch hit fractions (batches where the keypoint
-  is never valid are left out), *not* the pooled fraction.
-
-Precise: predictions decoded with the codec's sub-pixel shift and mapped back to source-image
-pixels, compared with the annotation in source pixels; a hit is a distance ``< alpha x
-normaliser`` (normaliser = crop side in source pixels); only annotations with visible > 0 count;
-per-keypoint fractions are pooled over all samples.
+Both are pure tensor functions plus thin accumulators that keep their sums on the device of the
+first batch (no host sync in ``update``); ``compute`` does the one transfer.
 """
 
 from __future__ import annotations
