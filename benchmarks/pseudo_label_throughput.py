@@ -14,6 +14,7 @@ memory of this process and of its largest child (loader / flow workers), and pea
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import tempfile
 import time
@@ -70,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     run.add_argument("--repeat", type=int, default=2, help="runs; the last one is reported")
     run.add_argument("--seed", type=int, default=0, help="random model weights and views")
+    run.add_argument(
+        "--json", default="", help="also write the figures of the last run to this JSON file"
+    )
     return parser.parse_args(argv)
 
 
@@ -158,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             total = time.perf_counter() - start
             n = len(labels)
             d = labels.diagnostics
+            figures = {
+                "images": n,
+                "device": str(device),
+                "predict_ms_per_img": 1e3 * d["predict_seconds"] / n,
+                "flow_ms_per_img": 1e3 * d["flow_seconds"] / n,
+                "total_ms_per_img": 1e3 * total / n,
+            }
             print(
                 f"run {run + 1}/{args.repeat}: predict {1e3 * d['predict_seconds'] / n:7.2f} "
                 f"ms/img, flow {1e3 * d['flow_seconds'] / n:6.2f} ms/img, total "
@@ -169,8 +180,12 @@ def main(argv: list[str] | None = None) -> int:
             f"peak host RSS: main process {own:.0f} MiB, largest finished child process "
             f"{child:.0f} MiB (before the runs: {children_before:.0f} MiB)"
         )
+        figures.update(peak_rss_main_mib=own, peak_rss_child_mib=child)
         if device.type == "cuda":
-            print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB")
+            figures["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            print(f"peak GPU memory: {figures['peak_gpu_mib']:.0f} MiB")
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0
 
 
