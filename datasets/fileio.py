@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,11 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "CRASH_ENV",
     "DataError",
     "atomic_write",
+    "crash_point",
+    "remove_temp_files",
     "check_complete",
     "jpeg_round_trip",
     "load_mat",
@@ -29,6 +33,39 @@ __all__ = [
 
 class DataError(ValueError):
     """Bad input data. The message always names the file and what is wrong with it."""
+
+
+#: Fault injection for the crash tests: ``ANIMALPOSE_CRASH_AT=name`` (or ``name@n``) kills the
+#: process like ``kill -9`` the first (n-th) time ``crash_point(name)`` runs in it.
+CRASH_ENV = "ANIMALPOSE_CRASH_AT"
+_crash_counts: dict[str, int] = {}  # per process; only touched when CRASH_ENV is set
+
+
+def crash_point(name: str) -> None:
+    """A named commit point; dies at once (SIGKILL: no cleanup, no ``finally``) when
+    ``CRASH_ENV`` selects it, else does nothing. ``atomic_write`` calls
+    ``crash_point(f"write:{file name}")`` after the data is on disk, before the rename."""
+    target = os.environ.get(CRASH_ENV)
+    if not target:
+        return
+    wanted, _, nth = target.partition("@")
+    if wanted != name:
+        return
+    _crash_counts[name] = _crash_counts.get(name, 0) + 1
+    if _crash_counts[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def remove_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that an interrupted ``atomic_write(path)`` left beside
+    ``path`` (a killed process cannot clean up); returns what was removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 @contextlib.contextmanager
@@ -49,6 +86,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        crash_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
