@@ -9,6 +9,7 @@ main process.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -20,7 +21,15 @@ from animalpose.datasets.geometry import apply_affine
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.crop import CropResult
 
-__all__ = ["EVAL_SPLITS", "SPLITS", "TEST_SPLIT", "Augmenter", "KeypointDataset", "compose_affine"]
+__all__ = [
+    "EVAL_SPLITS",
+    "SPLITS",
+    "TEST_SPLIT",
+    "Augmenter",
+    "KeypointDataset",
+    "check_animal",
+    "compose_affine",
+]
 
 #: ``aug(image (H, W, 3) uint8, keypoints (K, 3) source pixels, center (2,), size, rng)``.
 Augmenter = Callable[..., CropResult]
@@ -33,6 +42,21 @@ SPLITS = ("train", "valid", "all")
 TEST_SPLIT = "test"
 #: Splits an evaluation may report on: "valid" (the split that selects models) or "test".
 EVAL_SPLITS = ("valid", TEST_SPLIT)
+
+
+#: An animal name becomes part of file and folder names, so it must be one plain name.
+_ANIMAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def check_animal(animal: str) -> str:
+    """``animal`` unchanged when it is a plain name (letters, digits, _ and -); DataError
+    otherwise, so that no name like ``../../x`` reads or writes outside the image path."""
+    if not isinstance(animal, str) or not _ANIMAL_NAME.fullmatch(animal):
+        raise DataError(
+            f"animal name {animal!r} is not a plain name (letters, digits, _ and -); it names "
+            "folders and files under --image-path, e.g. --animal horse"
+        )
+    return animal
 
 
 def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:

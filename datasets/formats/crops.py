@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from animalpose.datasets.fileio import read_image, write_image
+from animalpose.datasets.fileio import image_size, read_image, write_image
+from animalpose.datasets.formats.base import check_animal
 from animalpose.datasets.formats.tigdog import TigDogBase, load_tigdog, tigdog_box
 from animalpose.datasets.geometry import crop_matrix
 from animalpose.datasets.transforms.crop import CenterCrop
@@ -37,7 +38,8 @@ CROP_FOLDER = "real_animal_crop"
 
 def crop_path(root: str | os.PathLike, animal: str, frame: int) -> Path:
     """real_animal_crop/real_<animal>_crop/crop_<8-digit frame>.jpg under the image path."""
-    return Path(root) / CROP_FOLDER / f"real_{animal}_crop" / f"crop_{int(frame):08d}.jpg"
+    folder = f"real_{check_animal(animal)}_crop"
+    return Path(root) / CROP_FOLDER / folder / f"crop_{int(frame):08d}.jpg"
 
 
 class RealAnimalCrop(TigDogBase):
@@ -48,7 +50,8 @@ class RealAnimalCrop(TigDogBase):
     the whole file; ``meta`` still refers to the original frame (``matrix`` maps frame pixels
     to the output crop, ``center``/``size`` are the frame's box), so predictions map back to
     frame pixels as for ``real_animal``. Files are found by frame number (the reference relied on
-    the sorted file list matching the frame list).
+    the sorted file list matching the frame list). Landmarks outside the frame are not visible,
+    as in ``real_animal``, when the frame file is there to give the frame's size (its header).
     """
 
     _missing_hint = "; write the crops with `python datasets/crop_real.py`"
@@ -59,7 +62,9 @@ class RealAnimalCrop(TigDogBase):
     def __getitem__(self, index: int) -> dict:
         path = self.image_path(index)
         image = read_image(path)
-        keypoints, center, size = self.annotation(index)
+        frame_path = self.data.frame_path(self.indices[index])
+        frame_size = image_size(frame_path) if frame_path.exists() else None
+        keypoints, center, size = self.annotation(index, frame_size)
         shot, frame = self.shot_frame(index)
         to_file = crop_matrix(center, size, (image.shape[1], image.shape[0]))
         return self._sample(

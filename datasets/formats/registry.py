@@ -19,6 +19,7 @@ from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.base import TEST_SPLIT, KeypointDataset
 from animalpose.datasets.formats.crops import RealAnimalCrop
 from animalpose.datasets.formats.means import KNOWN_SYNTHETIC_MEANS, MEAN_NAME
+from animalpose.datasets.formats.splits import check_split_dir
 from animalpose.datasets.formats.synthetic import (
     SyntheticAnimal,
     reference_synthetic_dir,
@@ -146,8 +147,10 @@ def dataset_mean_std(
     computed over the training split and saved. When the synthetic data of ``animal`` is absent
     the reference's published synthetic values are used, with a warning. ``vertex_table`` is
     accepted for symmetry with ``build_dataset`` (the mean does not depend on it).
+    DataError when ``split_dir`` is set but not a folder.
     """
     entry = _entry(name)
+    check_split_dir(split_dir)
     if entry.mean == "video":
         return tigdog_mean_std(root=root, animal=animal, seed=seed, split_dir=split_dir)
     mirror = reference_synthetic_dir(split_dir, animal) / MEAN_NAME if split_dir else None

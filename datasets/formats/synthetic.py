@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from animalpose.datasets.fileio import DataError, read_image
-from animalpose.datasets.formats.base import SPLITS, Augmenter, KeypointDataset
+from animalpose.datasets.fileio import DataError, check_regular_file, read_image
+from animalpose.datasets.formats.base import SPLITS, Augmenter, KeypointDataset, check_animal
 from animalpose.datasets.formats.means import MEAN_NAME, compute_mean_std, load_or_compute_mean
-from animalpose.datasets.formats.splits import SPLIT_NAMES, load_or_create_split
+from animalpose.datasets.formats.split_fingerprint import image_ids
+from animalpose.datasets.formats.splits import SPLIT_NAMES, check_split_dir, load_or_create_split
 from animalpose.datasets.geometry import box_from_points
 from animalpose.datasets.keypoints import VERTEX_TABLES, KeypointSpec
 
@@ -61,12 +62,12 @@ _LAYOUT = (
 
 def synthetic_dir(root: str | os.PathLike, animal: str) -> Path:
     """``<root>/synthetic_animal/<animal>_combineds5r5_texture``."""
-    return Path(root) / SYNTHETIC_FOLDER / f"{animal}{SYNTHETIC_SUFFIX}"
+    return Path(root) / SYNTHETIC_FOLDER / f"{check_animal(animal)}{SYNTHETIC_SUFFIX}"
 
 
 def reference_synthetic_dir(split_dir: str | os.PathLike, animal: str) -> Path:
     """Where the reference's ``data/`` folder keeps the animal's split and mean files."""
-    return Path(split_dir) / SYNTHETIC_FOLDER / f"{animal}{SYNTHETIC_SUFFIX}"
+    return Path(split_dir) / SYNTHETIC_FOLDER / f"{check_animal(animal)}{SYNTHETIC_SUFFIX}"
 
 
 def list_synthetic_images(root: str | os.PathLike, animal: str) -> list[Path]:
@@ -100,6 +101,7 @@ def load_vertex_table(
     when None, ``keypoints.VERTEX_TABLES[animal]`` then ``vertex_tables/<animal>.json``.
     """
     source: str
+    check_animal(animal)
     if vertex_table is None:
         if animal in VERTEX_TABLES:
             rows, source = list(VERTEX_TABLES[animal]), f"VERTEX_TABLES[{animal!r}]"
@@ -141,11 +143,12 @@ def _read_table_file(path: Path, animal: str) -> tuple[list, str]:
 
 def _check_keypoints_file(path: Path) -> None:
     """Cheap header-only check that ``path`` holds a (NUM_VERTICES, 3) array."""
+    if not path.exists():
+        raise DataError(f"{path}: keypoint file not found (every _img.png needs one)")
+    check_regular_file(path, "keypoint file")  # no FIFO or device: np.load would block
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: keypoint file not found (every _img.png needs one)") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty or cut file
         raise DataError(f"{path}: cannot read keypoint file ({exc})") from exc
     if arr.shape != (NUM_VERTICES, 3):
         raise DataError(
@@ -154,14 +157,21 @@ def _check_keypoints_file(path: Path) -> None:
         )
 
 
-def _split_indices(root: Path, animal: str, split: str, n: int, seed: int, split_dir) -> np.ndarray:
+def _split_indices(
+    root: Path, animal: str, split: str, images: Sequence[Path], seed: int, split_dir
+) -> np.ndarray:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    search = [reference_synthetic_dir(split_dir, animal)] if check_split_dir(split_dir) else []
     if split == "all":
-        return np.arange(n)
-    search = [reference_synthetic_dir(split_dir, animal)] if split_dir else []
+        return np.arange(len(images))
     train, valid = load_or_create_split(
-        synthetic_dir(root, animal), names=SPLIT_NAMES, n=n, seed=seed, search_dirs=search
+        synthetic_dir(root, animal),
+        names=SPLIT_NAMES,
+        n=len(images),
+        seed=seed,
+        search_dirs=search,
+        sample_ids=image_ids(images),
     )
     return train if split == "train" else valid
 
@@ -198,7 +208,7 @@ class SyntheticAnimal(KeypointDataset):
         self.split = split
         self.rows = load_vertex_table(animal, vertex_table, num_keypoints=spec.num_keypoints)
         self.images = list_synthetic_images(self.root, animal)
-        indices = _split_indices(self.root, animal, split, len(self.images), seed, split_dir)
+        indices = _split_indices(self.root, animal, split, self.images, seed, split_dir)
         if limit > 0:
             indices = indices[:limit]
         if len(indices) == 0:
@@ -218,13 +228,20 @@ class SyntheticAnimal(KeypointDataset):
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """(keypoints_image (K, 3), center (2,), size) of sample ``index`` in a (w, h) frame."""
         path = keypoints_path(self.image_path(index))
+        check_regular_file(path, "keypoint file")
         try:
             vertices = np.load(path, allow_pickle=False).astype(np.float64)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty or cut file
             raise DataError(f"{path}: cannot read keypoint file ({exc})") from exc
         if vertices.shape != (NUM_VERTICES, 3):
             raise DataError(
                 f"{path}: keypoint array must be ({NUM_VERTICES}, 3), got {vertices.shape}"
+            )
+        bad = np.flatnonzero(~np.isfinite(vertices[:, :2]).all(axis=1))
+        if len(bad):
+            raise DataError(
+                f"{path}: vertex rows {bad[:5].tolist()}{' ...' if len(bad) > 5 else ''} have "
+                "non-finite coordinates (NaN or inf); re-export the projected vertices"
             )
         w, h = frame_size
         keypoints = vertices[self.rows].copy()
@@ -252,7 +269,7 @@ def synthetic_mean_std(
 
     def compute() -> tuple[np.ndarray, np.ndarray]:
         images = list_synthetic_images(root, animal)
-        train = _split_indices(Path(root), animal, "train", len(images), seed, split_dir)
+        train = _split_indices(Path(root), animal, "train", images, seed, split_dir)
         return compute_mean_std(lambda i: read_image(images[train[i]]), len(train))
 
     return load_or_compute_mean(directory / MEAN_NAME, compute, search_paths=search)

@@ -2,9 +2,10 @@
 
 The frame list is every frame of every shot that has a landmark file, in ``ranges`` order
 (video/frame order; CC-SSL's temporal step relies on it); split indices point into it. Only the
-first 18 landmarks are keypoints; a frame is kept when more than 9 are visible. The crop is
-centred on the box of the positive coordinates with side 1.5 x its longer side. Layout and
-split/mean files: animal_data/README.md; reference: docs/reference_compat.md §1.2, §7.6.
+first 18 landmarks are keypoints; a frame is kept when more than 9 are visible; landmarks outside
+the frame count as not visible in samples. The crop is centred on the box of the positive
+coordinates with side 1.5 x its longer side. NaN landmarks and bad ``ranges`` rows are errors.
+Layout and split/mean files: animal_data/README.md; reference: docs/reference_compat.md §1.2, §7.6.
 """
 
 from __future__ import annotations
@@ -17,18 +18,27 @@ from pathlib import Path
 import numpy as np
 
 from animalpose.datasets.fileio import DataError, load_mat, read_image
-from animalpose.datasets.formats.base import SPLITS, TEST_SPLIT, Augmenter, KeypointDataset
+from animalpose.datasets.formats.base import (
+    SPLITS,
+    TEST_SPLIT,
+    Augmenter,
+    KeypointDataset,
+    check_animal,
+)
 from animalpose.datasets.formats.means import (
     VIDEO_MEAN_NAME,
     compute_mean_std,
     load_or_compute_mean,
 )
+from animalpose.datasets.formats.split_fingerprint import frame_ids
 from animalpose.datasets.formats.splits import (
     VIDEO_SPLIT_NAMES,
     VIDEO_TEST_NAME,
+    check_split_dir,
     load_or_create_video_splits,
 )
 from animalpose.datasets.keypoints import TIGER_PERMUTATION, KeypointSpec
+from animalpose.datasets.transforms.crop import inside_frame
 
 __all__ = [
     "MIN_VISIBLE",
@@ -97,11 +107,11 @@ def tigdog_dir(root: str | os.PathLike) -> Path:
 
 def split_folder(root: str | os.PathLike, animal: str) -> Path:
     """Where our TigDog split and mean files live: behaviorDiscovery2.0/splits/<animal>/."""
-    return tigdog_dir(root) / SPLITS_FOLDER / animal
+    return tigdog_dir(root) / SPLITS_FOLDER / check_animal(animal)
 
 
 def reference_real_dir(split_dir: str | os.PathLike, animal: str) -> Path:
-    return Path(split_dir) / REFERENCE_REAL_FOLDER / animal
+    return Path(split_dir) / REFERENCE_REAL_FOLDER / check_animal(animal)
 
 
 def _unwrap_struct(entry, path: Path, position: int) -> np.void:
@@ -118,8 +128,9 @@ def _unwrap_struct(entry, path: Path, position: int) -> np.void:
     return record
 
 
-def _frame_landmarks(entry, path: Path, position: int) -> np.ndarray:
-    """(18, 3) TigDog-slot landmarks (x, y, raw visibility) of one cell."""
+def _frame_landmarks(entry, path: Path, position: int, frame: int) -> np.ndarray:
+    """(18, 3) TigDog-slot landmarks (x, y, raw visibility) of cell ``position`` (0-based),
+    global frame number ``frame``. NaN is no way to write "missing": it is a DataError."""
     record = _unwrap_struct(entry, path, position)
     coords = np.asarray(record[0], dtype=np.float64)
     vis = np.asarray(record[1], dtype=np.float64).reshape(-1)
@@ -138,6 +149,14 @@ def _frame_landmarks(entry, path: Path, position: int) -> np.ndarray:
         )
     out[:, :2] = coords[:NUM_LANDMARKS]
     out[:, 2] = vis[:NUM_LANDMARKS]
+    bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if len(bad):
+        k = int(bad[0])
+        raise DataError(
+            f"{path}: cell {position + 1} (frame {frame}): landmark {k + 1} has a NaN or "
+            f"infinite value (x, y, visibility = {out[k].tolist()}); a missing landmark has "
+            "visibility 0 and coordinates 0"
+        )
     return out
 
 
@@ -149,13 +168,8 @@ def load_tigdog(root: str | os.PathLike, animal: str) -> TigDog:
     base = tigdog_dir(root)
     if not base.is_dir():
         raise DataError(f"{base}: folder not found; {_LAYOUT}")
-    ranges_path = base / "ranges" / animal / "ranges.mat"
-    ranges = np.asarray(load_mat(ranges_path, ("ranges",))["ranges"])
-    if ranges.ndim != 2 or ranges.shape[1] != 3 or not np.isfinite(ranges.astype(float)).all():
-        raise DataError(
-            f"{ranges_path}: `ranges` must be N x 3 [shot, start, end], got {ranges.shape}"
-        )
-    ranges = ranges.astype(np.int64)
+    ranges_path = base / "ranges" / check_animal(animal) / "ranges.mat"
+    ranges = _read_ranges(ranges_path)
     order = np.asarray(LANDMARK_ORDER.get(animal, range(NUM_LANDMARKS)))
     shots, frames, landmarks = [], [], []
     for shot, start, end in ranges:
@@ -172,7 +186,7 @@ def load_tigdog(root: str | os.PathLike, animal: str) -> TigDog:
                 f"shot {shot} in {ranges_path}"
             )
         for i in range(count):
-            raw = _frame_landmarks(cells[i], path, i)
+            raw = _frame_landmarks(cells[i], path, i, start + i)
             landmarks.append(raw[order])
             shots.append(shot)
             frames.append(start + i)
@@ -198,6 +212,35 @@ def load_tigdog(root: str | os.PathLike, animal: str) -> TigDog:
     )
 
 
+def _read_ranges(path: Path) -> np.ndarray:
+    """(N, 3) int64 ``ranges`` rows [shot, first frame, last frame]; DataError naming the row
+    for NaN or infinite values, fractional values and shots listed twice."""
+    ranges = np.asarray(load_mat(path, ("ranges",))["ranges"])
+    if ranges.ndim != 2 or ranges.shape[1] != 3 or ranges.dtype.kind not in "biuf":
+        raise DataError(
+            f"{path}: `ranges` must be a numeric N x 3 [shot, start, end], got {ranges.shape} "
+            f"{ranges.dtype}"
+        )
+    values = ranges.astype(np.float64)
+    seen: dict[int, int] = {}
+    for row, (shot, start, end) in enumerate(values, 1):
+        text = ", ".join(f"{v:g}" for v in (shot, start, end))
+        if not np.isfinite([shot, start, end]).all():
+            problem = "holds NaN or infinity"
+        elif not all(float(v).is_integer() for v in (shot, start, end)):
+            problem = "holds a fractional value"
+        elif int(shot) in seen:
+            problem = f"repeats shot {int(shot)} of row {seen[int(shot)]}"
+        else:
+            seen[int(shot)] = row
+            continue
+        raise DataError(
+            f"{path}: `ranges` row {row} ({text}) {problem}; every row must be three integers "
+            "[shot, first frame, last frame], one row per shot"
+        )
+    return values.astype(np.int64)
+
+
 def tigdog_box(keypoints: np.ndarray) -> tuple[np.ndarray, float]:
     """(center (2,), side) of the crop: box of the positive x and positive y values (any
     visibility), side 1.5 x the longer box side. Raises ValueError when nothing is positive."""
@@ -221,9 +264,9 @@ def tigdog_split(
     """
     if split not in VIDEO_SPLITS:
         raise ValueError(f"split must be one of {VIDEO_SPLITS}, got {split!r}")
+    search = [reference_real_dir(split_dir, data.animal)] if check_split_dir(split_dir) else []
     if split == "all":
         return data.kept
-    search = [reference_real_dir(split_dir, data.animal)] if split_dir else []
     splits = load_or_create_video_splits(
         split_folder(data.root, data.animal),
         names=VIDEO_SPLIT_NAMES,
@@ -232,6 +275,7 @@ def tigdog_split(
         kept=data.kept,
         seed=seed,
         search_dirs=search,
+        sample_ids=frame_ids(data.shots, data.frames),
     )
     if split == TEST_SPLIT:
         if splits.test is None:
@@ -289,9 +333,15 @@ class TigDogBase(KeypointDataset):
     def image_path(self, index: int) -> Path:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def annotation(self, index: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(keypoints_image (18, 3), center (2,), side) of sample ``index`` in frame pixels."""
-        keypoints = self.data.keypoints[self.indices[index]]
+    def annotation(
+        self, index: int, frame_size: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(keypoints_image (18, 3), center (2,), side) of sample ``index`` in frame pixels.
+
+        With the (w, h) ``frame_size``, landmarks outside the frame are not visible, as missing
+        ones are (coordinates kept); the crop box and the frame filter stay the reference's.
+        """
+        keypoints = self.data.keypoints[self.indices[index]].copy()
         try:
             center, size = tigdog_box(keypoints)
         except ValueError:
@@ -299,7 +349,9 @@ class TigDogBase(KeypointDataset):
                 f"{self.data.frame_path(self.indices[index])}: no landmark with "
                 "positive coordinates"
             ) from None
-        return keypoints.copy(), center, size
+        if frame_size is not None:
+            keypoints[~inside_frame(keypoints[:, :2], frame_size), 2] = 0.0
+        return keypoints, center, size
 
     def shot_frame(self, index: int) -> tuple[int, int]:
         j = self.indices[index]
@@ -318,11 +370,10 @@ class RealAnimal(TigDogBase):
 
     def __getitem__(self, index: int) -> dict:
         path = self.image_path(index)
-        keypoints, center, size = self.annotation(index)
+        image = read_image(path)
+        keypoints, center, size = self.annotation(index, (image.shape[1], image.shape[0]))
         shot, frame = self.shot_frame(index)
-        return self._sample(
-            index, read_image(path), keypoints, center, size, shot, frame, source=str(path)
-        )
+        return self._sample(index, image, keypoints, center, size, shot, frame, source=str(path))
 
 
 def tigdog_mean_std(

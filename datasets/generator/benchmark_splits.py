@@ -17,6 +17,7 @@ import numpy as np
 
 from animalpose.datasets.fileio import DataError, atomic_write
 from animalpose.datasets.formats.means import VIDEO_MEAN_NAME
+from animalpose.datasets.formats.split_fingerprint import frame_ids, image_ids
 from animalpose.datasets.formats.splits import (
     SPLIT_NAMES,
     VIDEO_SPLIT_NAMES,
@@ -216,10 +217,15 @@ def write_benchmark_splits(root: str | os.PathLike, spec: BenchmarkSpec) -> dict
         test=frames["test"],
         names=VIDEO_SPLIT_NAMES,
         test_name=VIDEO_TEST_NAME,
+        sample_ids=frame_ids(data.shots, data.frames),
     )
-    n_source = len(list_synthetic_images(root, spec.animal))
+    source_images = list_synthetic_images(root, spec.animal)
     source_train, source_valid = load_or_create_split(
-        synthetic_dir(root, spec.animal), names=SPLIT_NAMES, n=n_source, seed=spec.split_seed
+        synthetic_dir(root, spec.animal),
+        names=SPLIT_NAMES,
+        n=len(source_images),
+        seed=spec.split_seed,
+        sample_ids=image_ids(source_images),
     )
     all_shots = np.unique(data.shots)
     renderer = manifests["target"]["renderer"]
@@ -243,7 +249,7 @@ def write_benchmark_splits(root: str | os.PathLike, spec: BenchmarkSpec) -> dict
             for name in BENCHMARK_SPLITS
         },
         "source": {
-            "images": n_source,
+            "images": len(source_images),
             "train": len(source_train),
             "valid": len(source_valid),
             "files": list(SPLIT_NAMES),

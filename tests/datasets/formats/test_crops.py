@@ -60,3 +60,37 @@ def test_missing_crop_files_point_to_the_script(dataset, tigdog, tmp_path):
     shutil.copytree(tigdog.root / "behaviorDiscovery2.0", root / "behaviorDiscovery2.0")
     with pytest.raises(DataError, match=r"crop_\d{8}.jpg: image not found.*crop_real.py"):
         dataset(root, cls=RealAnimalCrop)
+
+
+def test_landmarks_outside_the_frame_are_not_visible_in_crops_too(dataset, tigdog, tmp_path):
+    """The crop file no longer shows the frame's edge: its size comes from the frame's header."""
+    import scipy.io
+
+    root = tmp_path / "data"
+    shutil.copytree(
+        tigdog.root / "behaviorDiscovery2.0",
+        root / "behaviorDiscovery2.0",
+        ignore=shutil.ignore_patterns("splits", "tiger"),
+    )
+    data = load_tigdog(root, "horse")
+    j = int(data.kept[0])
+    shot = int(data.shots[j])
+    k = int(np.flatnonzero(data.keypoints[j, :, 2] > 0)[0])
+    path = root / "behaviorDiscovery2.0" / "landmarks" / "horse" / f"{shot}.mat"
+    cells = scipy.io.loadmat(path)["landmarks"]
+    record = cells[j - int(np.flatnonzero(data.shots == shot)[0]), 0][0, 0]
+    record["coordinates"][k, 0] = tigdog.frame_size[0] + 2.0  # just past the right edge
+    scipy.io.savemat(path, {"landmarks": cells})
+    write_real_crops(root, "horse", progress=False)
+    frames = dataset(root, split="all")
+    crops = dataset(root, split="all", cls=RealAnimalCrop)
+    i = int(np.flatnonzero(frames.indices == j)[0])
+    a, b = frames[i], crops[i]
+    assert a["meta"]["keypoints_image"][k, 2] == b["meta"]["keypoints_image"][k, 2] == 0
+    assert (b["keypoints"][k] == 0).all()
+    np.testing.assert_allclose(a["keypoints"].numpy(), b["keypoints"].numpy(), atol=1e-4)
+
+
+def test_crop_path_refuses_animal_names_that_are_not_plain(tmp_path):
+    with pytest.raises(DataError, match=r"animal name '../x' is not a plain name"):
+        crop_path(tmp_path, "../x", 1)

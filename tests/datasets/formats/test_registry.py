@@ -143,3 +143,24 @@ def test_augment_seed_changes_draws_but_not_the_split(build, combined):
     np.testing.assert_array_equal(a[0]["meta"]["keypoints_image"], b[0]["meta"]["keypoints_image"])
     assert torch.equal(a[0]["image"], c[0]["image"])  # augment_seed == seed: the same draw
     assert any(not torch.equal(a[i]["image"], b[i]["image"]) for i in range(3))
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_NAMES))
+def test_a_split_dir_that_does_not_exist_is_an_error(build, combined, tmp_path, name):
+    nowhere = tmp_path / "nowhere"
+    message = rf"{nowhere}: the split folder \(--split-dir / data.split_dir\) does not exist"
+    for split in ("train", "valid", "all"):
+        with pytest.raises(DataError, match=message):
+            build(name, combined, split, split_dir=nowhere)
+    with pytest.raises(DataError, match=message):
+        dataset_mean_std(name, root=combined, animal="horse", split_dir=nowhere)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="file: the split folder .* is not a folder"):
+        build(name, combined, "valid", split_dir=tmp_path / "file")
+
+
+def test_a_split_dir_without_the_animal_says_so(build, combined, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        valid = build("real_animal", combined, "valid", split_dir=tmp_path)
+    assert len(valid) > 0
+    assert f"in {tmp_path / 'real_animal' / 'horse'} (--split-dir); using the split" in caplog.text

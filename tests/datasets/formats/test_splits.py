@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from animalpose.datasets.fileio import DataError
-from animalpose.datasets.formats.splits import load_or_create_split, load_or_create_video_split
+from animalpose.datasets.formats.splits import (
+    check_split_dir,
+    load_or_create_split,
+    load_or_create_video_split,
+)
 
 
 def test_created_split_is_seeded_saved_and_reread(tmp_path, monkeypatch):
@@ -94,3 +98,13 @@ def test_video_split_rejects_files_listing_filtered_frames(tmp_path):
 def test_video_split_needs_two_shots(tmp_path):
     with pytest.raises(DataError, match="at least 2 annotated shots"):
         load_or_create_video_split(tmp_path, shots=np.zeros(5, int), kept=np.arange(5), seed=0)
+
+
+def test_split_dir_must_be_an_existing_folder(tmp_path):
+    assert check_split_dir(None) is None and check_split_dir("") is None
+    assert check_split_dir(str(tmp_path)) == tmp_path
+    with pytest.raises(DataError, match=r"nowhere: the split folder \(--split-dir / data.split_di"):
+        check_split_dir(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="file: the split folder .* is not a folder; point it at"):
+        check_split_dir(tmp_path / "file")

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from animalpose.datasets.fileio import DataError, read_image
-from animalpose.datasets.formats.synthetic import SyntheticAnimal, load_vertex_table, synthetic_dir
+from animalpose.datasets.formats.synthetic import (
+    SyntheticAnimal,
+    load_vertex_table,
+    reference_synthetic_dir,
+    synthetic_dir,
+)
 from animalpose.datasets.generator.cartoon import KEYPOINT_COLOURS, marker_radius
 from animalpose.datasets.keypoints import VERTEX_TABLES
 
@@ -190,3 +195,55 @@ def test_keypoints_outside_the_frame_are_not_visible(dataset, synthetic, tmp_pat
     sample = dataset(tmp_path, split="all")[0]
     assert sample["meta"]["keypoints_image"][3, 2] == 0
     assert sample["keypoints"][3].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_zero_byte_keypoint_file_names_the_file(dataset, synthetic, tmp_path):
+    dst = _copy(synthetic, tmp_path)
+    victim = sorted(dst.glob("*kpts.npy"))[1]
+    victim.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"{victim.name}: cannot read keypoint file"):
+        dataset(tmp_path, split="all")
+
+
+def test_keypoint_file_swapped_for_empty_after_construction_names_it(dataset, synthetic, tmp_path):
+    dst = _copy(synthetic, tmp_path)
+    ds = dataset(tmp_path, split="all")
+    victim = dst / ds.image_path(2).name.replace("img.png", "kpts.npy")
+    victim.write_bytes(b"")
+    with pytest.raises(DataError, match=rf"{victim.name}: cannot read keypoint file"):
+        ds[2]
+
+
+def test_nan_vertex_rows_blame_the_keypoint_file(dataset, synthetic, tmp_path):
+    dst = _copy(synthetic, tmp_path)
+    ds = dataset(tmp_path, split="all")
+    victim = dst / ds.image_path(0).name.replace("img.png", "kpts.npy")
+    vertices = np.load(victim)
+    vertices[[100, 2000], 1] = np.nan
+    np.save(victim, vertices)
+    message = rf"{victim.name}: vertex rows \[100, 2000\] have non-finite coordinates"
+    with pytest.raises(DataError, match=message):
+        ds[0]
+
+
+@pytest.mark.parametrize("animal", ["../../x", "horse/..", "", "a b", "/abs"])
+def test_animal_names_that_are_not_plain_are_refused(dataset, synthetic, tmp_path, animal):
+    message = r"animal name .* is not a plain name \(letters, digits, _ and -\)"
+    for path_of in (synthetic_dir, reference_synthetic_dir):
+        with pytest.raises(DataError, match=message):
+            path_of(tmp_path, animal)
+    with pytest.raises(DataError, match=message):
+        dataset(synthetic.root, animal=animal, vertex_table=list(VERTEX_TABLES["horse"]))
+
+
+def test_animal_name_cannot_escape_the_image_path(dataset, synthetic, tmp_path):
+    """``--animal ../../x`` used to read, and write split and mean files, outside the data."""
+    root = tmp_path / "a" / "b"
+    (root / "synthetic_animal").mkdir(parents=True)
+    _copy(synthetic, tmp_path / "a")
+    outside = tmp_path / "a" / "horse_combineds5r5_texture"
+    (tmp_path / "a" / "synthetic_animal" / "horse_combineds5r5_texture").rename(outside)
+    rows = list(VERTEX_TABLES["horse"])
+    with pytest.raises(DataError, match="animal name '../../horse' is not a plain name"):
+        dataset(root, animal="../../horse", vertex_table=rows)
+    assert not list(outside.glob("*idxs.npy"))

@@ -172,3 +172,103 @@ def test_truncated_jpeg_frame_names_the_file(dataset, tigdog, tmp_path):
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     with pytest.raises(DataError, match=rf"{victim.name}: truncated JPEG"):
         ds[0]
+
+
+def _edit_landmarks(root, shot, position, edit):
+    """Apply ``edit(coordinates (K, 2), visibility (K, 1))`` in place to frame ``position``
+    (0-based) of a horse shot's landmark file."""
+    path = Path(root) / "behaviorDiscovery2.0" / "landmarks" / "horse" / f"{shot}.mat"
+    cells = scipy.io.loadmat(path)["landmarks"]
+    record = cells[position, 0][0, 0]
+    edit(record["coordinates"], record["visibility"])
+    scipy.io.savemat(path, {"landmarks": cells})
+    return path
+
+
+def _kept_frame(root):
+    """(shot, position in its shot file, index in the frame list) of the first kept frame."""
+    data = load_tigdog(root, "horse")
+    j = int(data.kept[0])
+    shot = int(data.shots[j])
+    return shot, j - int(np.flatnonzero(data.shots == shot)[0]), j
+
+
+def test_landmarks_outside_the_frame_are_not_visible(dataset, tigdog, tmp_path):
+    """Treated as missing ones are: visible 0 (coordinates kept in keypoints_image), so the
+    crop keypoint is zeroed; the frame filter and the crop box stay the reference's."""
+    root = _copy_tigdog(tigdog, tmp_path)
+    shot, position, j = _kept_frame(root)
+    w, h = tigdog.frame_size
+    before = load_tigdog(root, "horse")
+    k_right, k_below = np.flatnonzero(before.keypoints[j, :, 2] > 0)[:2]
+
+    def push_out(coords, vis):
+        coords[k_right, 0] = w + 2.0  # just past the right edge: inside the 1.5x crop box
+        coords[k_below, 1] = h - 0.5  # the bottom edge of the last pixel row is outside
+        vis[[k_right, k_below]] = 1
+
+    _edit_landmarks(root, shot, position, push_out)
+    data = load_tigdog(root, "horse")
+    assert data.kept.tolist() == before.kept.tolist()
+    ds = dataset(root, split="all")
+    i = int(np.flatnonzero(ds.indices == j)[0])
+    sample = ds[i]
+    annotation = sample["meta"]["keypoints_image"]
+    assert annotation[[k_right, k_below], 2].tolist() == [0.0, 0.0]
+    assert annotation[k_right, 0] == w + 2.0  # kept, as for missing landmarks
+    assert (sample["keypoints"][[k_right, k_below]] == 0).all()
+    others = np.setdiff1d(np.flatnonzero(data.keypoints[j, :, 2] > 0), [k_right, k_below])
+    assert (annotation[others, 2] == 1).all()
+
+
+def test_nan_coordinates_name_the_file_frame_and_landmark(tigdog, tmp_path):
+    root = _copy_tigdog(tigdog, tmp_path)
+    shot, position, j = _kept_frame(root)
+    frame = load_tigdog(root, "horse").frames[j]
+
+    def nan(coords, vis):
+        coords[4, 1] = np.nan
+        vis[4] = 0  # NaN is not a way to write "missing": still an error
+
+    path = _edit_landmarks(root, shot, position, nan)
+    message = rf"{path.name}: cell {position + 1} \(frame {frame}\): landmark 5 has a NaN"
+    with pytest.raises(DataError, match=message):
+        load_tigdog(root, "horse")
+
+
+def _write_ranges(root, rows):
+    path = Path(root) / "behaviorDiscovery2.0" / "ranges" / "horse" / "ranges.mat"
+    scipy.io.savemat(path, {"ranges": np.asarray(rows, dtype=np.float64)})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.__setitem__((1, 2), np.nan), r"row 2 \(.*\) holds NaN or infinity"),
+        (lambda r: r.__setitem__((1, 1), r[1, 1] + 0.5), r"row 2 \(.*\) holds a fractional"),
+        (lambda r: np.vstack([r, r[:1]]), r"row 8 \(.*\) repeats shot \d+ of row 1"),
+    ],
+    ids=["nan", "fractional", "duplicate"],
+)
+def test_bad_ranges_rows_name_the_file_and_row(tigdog, tmp_path, change, message):
+    root = _copy_tigdog(tigdog, tmp_path)
+    path = Path(root) / "behaviorDiscovery2.0" / "ranges" / "horse" / "ranges.mat"
+    rows = scipy.io.loadmat(path)["ranges"].astype(np.float64)
+    assert len(rows) == tigdog.shots + 1  # one shot without a landmark file
+    changed = change(rows)
+    _write_ranges(root, rows if changed is None else changed)
+    with pytest.raises(DataError, match=rf"ranges.mat: `ranges` {message}"):
+        load_tigdog(root, "horse")
+
+
+@pytest.mark.parametrize("animal", ["../horse", "horse/../horse", ""])
+def test_animal_names_that_are_not_plain_are_refused(dataset, tigdog, animal):
+    from animalpose.datasets.formats.tigdog import reference_real_dir, split_folder
+
+    message = r"animal name .* is not a plain name \(letters, digits, _ and -\)"
+    with pytest.raises(DataError, match=message):
+        dataset(tigdog.root, animal=animal)
+    for path_of in (split_folder, reference_real_dir):
+        with pytest.raises(DataError, match=message):
+            path_of(tigdog.root, animal)

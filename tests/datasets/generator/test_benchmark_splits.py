@@ -153,3 +153,25 @@ def test_new_generator_jobs_remove_the_test_split_and_record(bench_copy):
     generate(more, processes=1, progress=False, force=True)
     remaining = {p.name for p in bench_copy.folder.iterdir()}
     assert not remaining & {"test_idxs_by_video.npy", "benchmark.json", "train_idxs_by_video.npy"}
+
+
+def test_benchmark_splits_carry_their_fingerprint(bench_copy, caplog):
+    """A benchmark's split files are checked against its data from the first load on."""
+    from animalpose.datasets.formats.registry import build_dataset
+    from animalpose.datasets.formats.split_fingerprint import FINGERPRINT_NAME
+    from animalpose.datasets.formats.synthetic import synthetic_dir
+    from animalpose.datasets.keypoints import ANIMAL18
+
+    root, animal = bench_copy.root, bench_copy.spec.animal
+    assert (bench_copy.folder / FINGERPRINT_NAME).is_file()
+    assert (synthetic_dir(root, animal) / FINGERPRINT_NAME).is_file()
+    before = {p: p.read_bytes() for p in root.rglob(FINGERPRINT_NAME)}
+    options = dict(input_size=64, scale_factor=0.25, rot_factor=30, augment_backend="fused")
+    with caplog.at_level("WARNING"):
+        for name, splits in (("synthetic_animal", "train valid"), ("real_animal_sp", "valid test")):
+            for split in splits.split():
+                build_dataset(
+                    name, root=root, animal=animal, split=split, spec=ANIMAL18, seed=0, **options
+                )
+    assert not [r for r in caplog.records if "fingerprint" in r.getMessage().lower()]
+    assert {p: p.read_bytes() for p in root.rglob(FINGERPRINT_NAME)} == before
