@@ -2,7 +2,8 @@
 
 Images are RGB uint8 arrays. OpenCV decodes a truncated JPEG without complaint (the missing rows
 come out grey), so before decoding we check that a JPEG still ends with its end-of-image marker
-and a PNG with its IEND chunk; the file is read once and decoded from memory.
+and a PNG with its IEND chunk; the file is read once and decoded from memory. Only regular files
+are read (a FIFO or device is refused before anything opens it) and image reads are bounded.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +27,11 @@ __all__ = [
     "crash_point",
     "remove_temp_files",
     "check_complete",
+    "check_regular_file",
+    "image_size",
     "jpeg_round_trip",
     "load_mat",
+    "read_file_bytes",
     "read_image",
     "write_image",
 ]
@@ -94,6 +100,48 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         raise
 
 
+def check_regular_file(path: str | os.PathLike, what: str) -> os.stat_result:
+    """``stat`` of ``path`` (links followed); DataError "<path>: <what> not found" or "... is
+    not a regular file" for FIFOs, devices and folders, which would block or never end a read,
+    so they are refused before anything opens them."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc})") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"{path}: {what} is not a regular file ({_file_kind(info.st_mode)})")
+    return info
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"))
+    kinds += ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def read_file_bytes(path: str | os.PathLike, what: str, *, limit: int) -> bytes:
+    """The whole regular file ``path`` (its size at opening); DataError when over ``limit``."""
+    check_regular_file(path, what)
+    try:  # O_NONBLOCK: should a FIFO replace the file after the check, open() cannot block
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc})") from exc
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{path}: {what} is not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size > limit:
+            raise DataError(f"{path}: {what} is larger than {limit} bytes")
+        try:
+            return f.read(info.st_size)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read {what} ({exc})") from exc
+
+
 # --- MATLAB files -------------------------------------------------------------------------------
 
 #: Signature of MATLAB v7.3 files (HDF5 with a 512-byte MATLAB header); scipy cannot read them.
@@ -115,8 +163,7 @@ def load_mat(path: str | os.PathLike, names: tuple[str, ...] | list[str]) -> dic
             names the file and the variable).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: MATLAB file not found")
+    check_regular_file(path, "MATLAB file")
     if _is_hdf5(path):
         return _load_mat73(path, names)
     import scipy.io
@@ -153,23 +200,37 @@ def _load_mat73(path: Path, names) -> dict:
                 f"{path}: MATLAB file has no variable {missing[0]!r} (expected {list(names)})"
             )
         try:
-            return {n: _h5_to_numpy(f, f[n]) for n in names}
+            return {n: _h5_to_numpy(f, f[n], frozenset()) for n in names}
+        except _ReferenceCycle as exc:
+            raise DataError(
+                f"{path}: MATLAB v7.3 variable {exc.args[0]} refers back to itself "
+                "(a struct or cell that contains itself); the file is corrupt"
+            ) from None
         except (KeyError, ValueError, TypeError) as exc:
             raise DataError(f"{path}: cannot convert MATLAB v7.3 variable ({exc})") from exc
 
 
-def _h5_to_numpy(f, node):
-    """Convert one h5py node of a MATLAB v7.3 file (MATLAB stores arrays column-major)."""
-    import h5py
-    import numpy as np
+class _ReferenceCycle(Exception):
+    """A v7.3 node reached again below itself (by hard link or object reference)."""
 
+
+def _h5_to_numpy(f, node, ancestors: frozenset):
+    """Convert one h5py node of a MATLAB v7.3 file (MATLAB stores arrays column-major).
+
+    ``ancestors``: ids of the nodes above this one; meeting one again is a reference cycle.
+    """
+    import h5py
+
+    if node.id in ancestors:
+        raise _ReferenceCycle(node.name)
+    ancestors = ancestors | {node.id}
     if isinstance(node, h5py.Group):  # a struct: fields in MATLAB order when recorded
         order = node.attrs.get("MATLAB_fields")
         if order is not None:
             fields = ["".join(c.decode() for c in np.asarray(name).ravel()) for name in order]
         else:
             fields = list(node.keys())
-        values = [_h5_to_numpy(f, node[name]) for name in fields]
+        values = [_h5_to_numpy(f, node[name], ancestors) for name in fields]
         record = np.empty((1, 1), dtype=[(name, object) for name in fields])
         for name, value in zip(fields, values):
             record[0, 0][name] = value
@@ -178,7 +239,7 @@ def _h5_to_numpy(f, node):
     if node.dtype == h5py.ref_dtype:  # a cell array: each entry references another node
         out = np.empty(data.shape, dtype=object)
         for idx in np.ndindex(data.shape):
-            out[idx] = _h5_to_numpy(f, f[data[idx]])
+            out[idx] = _h5_to_numpy(f, f[data[idx]], ancestors)
         return out.T
     return np.asarray(data).T
 
@@ -193,6 +254,11 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND"
 #: How many trailing bytes may follow the end marker (padding some encoders append).
 _TAIL_BYTES = 1024
+
+#: Largest image file ``read_image`` reads (bytes): far above any real frame, it bounds a read.
+MAX_IMAGE_BYTES = 1 << 30
+#: Words of the cv2.error OpenCV raises for an image over its pixel limit (imgcodecs).
+_CV_PIXEL_LIMIT = "CV_IO_MAX_IMAGE_PIXELS"
 
 #: File suffix -> OpenCV encoder flags used by ``write_image``.
 _ENCODE_PARAMS: dict[str, list[int]] = {
@@ -218,19 +284,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     to three channels, 16-bit images are scaled to 8 bits.
 
     Raises:
-        DataError: the file is missing, empty, truncated or cannot be decoded.
+        DataError: the file is missing, not a regular file, empty, larger than
+            ``MAX_IMAGE_BYTES``, truncated, over OpenCV's pixel limit or cannot be decoded.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read image file ({exc})") from exc
+    data = read_file_bytes(path, "image", limit=MAX_IMAGE_BYTES)
     if not data:
         raise DataError(f"{path}: image file is empty")
     check_complete(data, path)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        if _CV_PIXEL_LIMIT in str(exc):
+            raise DataError(
+                f"{path}: image has more pixels than OpenCV's limit {_CV_PIXEL_LIMIT} "
+                "(2^30 unless set); shrink it, or raise the environment variable "
+                "OPENCV_IO_MAX_IMAGE_PIXELS"
+            ) from None
+        raise DataError(f"{path}: OpenCV cannot decode the image ({exc})") from None
     if image is None:
         raise DataError(f"{path}: cannot decode image (unknown format or corrupt data)")
     if image.dtype == np.uint16:
@@ -242,6 +313,42 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if image.shape[2] == 1:
         return np.ascontiguousarray(np.repeat(image, 3, axis=2))
     return np.ascontiguousarray(image[:, :, 2::-1])  # BGR(A) -> RGB, alpha dropped
+
+
+#: JPEG start-of-frame markers (they carry the size): C0-CF except DHT C4, JPG C8 and DAC CC.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+#: JPEG markers without a length field: TEM, RST0-7, SOI, EOI.
+_JPEG_STANDALONE = frozenset([0x01, *range(0xD0, 0xDA)])
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(w, h) of a JPEG or PNG file read from its header, without decoding the pixels.
+
+    Raises:
+        DataError: the file is missing, not a regular file, or no JPEG/PNG header gives a size.
+    """
+    check_regular_file(path, "image")
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", head[16:24])
+            return int(width), int(height)
+        if head.startswith(_JPEG_SOI):
+            f.seek(2)
+            while (marker := f.read(2))[:1] == b"\xff" and len(marker) == 2:
+                if marker[1] == 0xFF:  # fill byte before the marker
+                    f.seek(-1, os.SEEK_CUR)
+                    continue
+                if marker[1] in _JPEG_STANDALONE:
+                    continue
+                segment = f.read(7)
+                if len(segment) < 2:
+                    break
+                if marker[1] in _JPEG_SOF and len(segment) == 7:
+                    height, width = struct.unpack(">HH", segment[3:7])
+                    return int(width), int(height)
+                f.seek(struct.unpack(">H", segment[:2])[0] - len(segment), os.SEEK_CUR)
+    raise DataError(f"{path}: cannot read the image size (not a complete JPEG or PNG header)")
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, atomic: bool = True) -> None:

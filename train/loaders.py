@@ -1,19 +1,27 @@
 """DataLoaders for training and evaluation: epoch-seeded sampling, sharding, fast host->device.
 
 Sample order and augmentation are pure functions of ``(seed, epoch, index)``, so a resumed run
-sees exactly the batches it would have seen, whatever the number of workers.
+sees exactly the batches it would have seen, whatever the number of workers. A ``DataError``
+raised in a worker reaches the caller as it would from the main process (one line).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["EpochSampler", "make_loader", "distributed_info"]
+from animalpose.datasets.fileio import DataError
+
+__all__ = ["EpochSampler", "make_loader", "distributed_info", "unwrap_worker_error"]
+
+#: How torch re-raises a worker's exception: its type called with this text + the traceback.
+_WORKER_ERROR = re.compile(r"Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback")
+_TRACEBACK = "Traceback (most recent call last):\n"
 
 
 def distributed_info() -> tuple[int, int]:
@@ -59,6 +67,64 @@ class EpochSampler(Sampler[int]):
         return -(-self.size // self.world_size) if self.world_size > 1 else self.size
 
 
+def unwrap_worker_error(err: DataError) -> DataError:
+    """The DataError a worker raised, without the worker traceback that torch puts in front of
+    its message; ``err`` itself when it did not come from a worker."""
+    text = str(err)
+    if not _WORKER_ERROR.match(text):
+        return err
+    cls = type(err)
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    # The last traceback block ends with "<module>.<type>: <message>" at the start of a line
+    # (frame lines are indented); the message may span several lines.
+    last = text.rsplit(_TRACEBACK, 1)[-1]
+    start = last.find(f"\n{name}: ")
+    if start < 0:
+        return err
+    try:
+        return cls(last[start + len(name) + 3 :].removesuffix("\n"))
+    except Exception:  # a subclass with another constructor: keep torch's message
+        return err
+
+
+class _UnwrappedErrors:
+    """Iterator over a DataLoader iterator that re-raises worker DataErrors unwrapped."""
+
+    def __init__(self, iterator: Iterator) -> None:
+        self._iterator = iterator
+
+    def __iter__(self) -> _UnwrappedErrors:
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._iterator)
+        except DataError as err:
+            clean = unwrap_worker_error(err)
+            if clean is err:
+                raise
+            # torch's re-raise leaves a cycle (exception -> its frames -> exception) holding the
+            # iterator, whose workers a later gc pass then takes 10 s to stop: drop it.
+            err.__traceback__ = None
+        try:  # raised outside the except block and unbound on the way out: no cycle either
+            raise clean
+        finally:
+            del clean
+
+    def __len__(self) -> int:
+        return len(self._iterator)
+
+
+class _Loader(DataLoader):
+    """A DataLoader whose workers' DataErrors read as in the main process (``run_training``
+    prints them as one line; torch would put the worker traceback in the message)."""
+
+    def __iter__(self) -> _UnwrappedErrors:
+        return _UnwrappedErrors(super().__iter__())
+
+
 def _seed_worker(worker_id: int) -> None:
     # Dataset randomness is keyed on (seed, epoch, index); this only tames stray global RNG use.
     seed = torch.initial_seed() % 2**32
@@ -84,7 +150,7 @@ def make_loader(
     rank, world = distributed_info() if shard else (0, 1)
     sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world)
     workers = max(0, min(int(workers), os.cpu_count() or 1))
-    return DataLoader(
+    return _Loader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,

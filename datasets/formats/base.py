@@ -22,6 +22,7 @@ from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.crop import CropResult
 
 __all__ = [
+    "ANIMAL_NAME",
     "EVAL_SPLITS",
     "SPLITS",
     "TEST_SPLIT",
@@ -45,13 +46,13 @@ EVAL_SPLITS = ("valid", TEST_SPLIT)
 
 
 #: An animal name becomes part of file and folder names, so it must be one plain name.
-_ANIMAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+ANIMAL_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def check_animal(animal: str) -> str:
     """``animal`` unchanged when it is a plain name (letters, digits, _ and -); DataError
     otherwise, so that no name like ``../../x`` reads or writes outside the image path."""
-    if not isinstance(animal, str) or not _ANIMAL_NAME.fullmatch(animal):
+    if not isinstance(animal, str) or not ANIMAL_NAME.fullmatch(animal):
         raise DataError(
             f"animal name {animal!r} is not a plain name (letters, digits, _ and -); it names "
             "folders and files under --image-path, e.g. --animal horse"

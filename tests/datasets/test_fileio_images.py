@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
+import sys
+
 import cv2
 import h5py
 import numpy as np
@@ -122,3 +127,106 @@ def test_load_mat_v73_arrays_cells_and_struct_field_order(tmp_path):
     assert record[0].shape == (3, 2) and (record[0] == 1.0).all()
     with pytest.raises(DataError, match="v73.mat.*'missing'"):
         load_mat(path, ("missing",))
+
+
+def _png_claiming(path, width: int, height: int) -> None:
+    """A tiny valid PNG whose IHDR (CRC fixed up) claims ``width`` x ``height`` pixels."""
+    import struct
+    import zlib
+
+    write_image(path, _pattern(4, 4))
+    data = bytearray(path.read_bytes())
+    ihdr = 8 + 4  # signature, then the IHDR chunk's length field
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 4 + 13]))
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
+    path.write_bytes(bytes(data))
+
+
+def test_png_over_opencv_pixel_limit_names_the_file(tmp_path):
+    path = tmp_path / "huge.png"
+    _png_claiming(path, 100_000, 100_000)  # 10^10 pixels: over CV_IO_MAX_IMAGE_PIXELS
+    with pytest.raises(DataError, match=r"huge.png: .*OpenCV's limit.*OPENCV_IO_MAX_IMAGE_PIXELS"):
+        read_image(path)
+
+
+def _read_in_subprocess(path) -> subprocess.CompletedProcess:
+    """read_image(path) in a child with bounded memory and time (today's code hangs on a FIFO
+    and reads /dev/zero until memory runs out)."""
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    code = (
+        "import sys\nfrom animalpose.datasets.fileio import DataError, read_image\n"
+        "try:\n    read_image(sys.argv[1])\nexcept DataError as err:\n"
+        "    print(err, file=sys.stderr); sys.exit(3)\n"
+    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            preexec_fn=limit_memory,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"read_image({path}) hangs")
+
+
+def test_fifo_and_link_to_dev_zero_are_refused_without_reading(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    for path in (fifo, zero):
+        result = _read_in_subprocess(path)
+        assert result.returncode == 3, result.stderr[-2000:]
+        assert result.stderr.startswith(f"{path}: image is not a regular file")
+
+
+def test_load_mat_refuses_special_files(tmp_path):
+    zero = tmp_path / "zero.mat"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="zero.mat: MATLAB file is not a regular file"):
+        load_mat(zero, ("ranges",))
+
+
+def test_load_mat_v73_reference_cycles_name_the_file(tmp_path):
+    group = tmp_path / "group.mat"
+    with h5py.File(group, "w") as f:
+        landmarks = f.create_group("landmarks")
+        landmarks["inner"] = landmarks  # a hard link to itself: a struct holding itself
+    cell = tmp_path / "cell.mat"
+    with h5py.File(cell, "w") as f:
+        landmarks = f.create_dataset("landmarks", (1, 1), dtype=h5py.ref_dtype)
+        landmarks[0, 0] = landmarks.ref  # a cell whose entry is the cell itself
+    for path in (group, cell):
+        with pytest.raises(DataError, match=rf"{path.name}: .*refers back to itself"):
+            load_mat(path, ("landmarks",))
+
+
+def test_image_size_reads_the_header_only(tmp_path):
+    from animalpose.datasets.fileio import image_size
+
+    write_image(tmp_path / "a.png", _pattern(24, 32))
+    write_image(tmp_path / "a.jpg", _pattern(24, 32))
+    cv2.imwrite(str(tmp_path / "p.jpg"), _pattern(5, 7), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert image_size(tmp_path / "a.png") == image_size(tmp_path / "a.jpg") == (32, 24)
+    assert image_size(tmp_path / "p.jpg") == (7, 5)
+    _png_claiming(tmp_path / "huge.png", 100_000, 90_000)
+    assert image_size(tmp_path / "huge.png") == (100_000, 90_000)  # nothing decoded
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00")
+    with pytest.raises(DataError, match="junk.jpg: cannot read the image size"):
+        image_size(tmp_path / "junk.jpg")
+    with pytest.raises(DataError, match="gone.jpg: image not found"):
+        image_size(tmp_path / "gone.jpg")
+
+
+def test_image_files_over_the_size_bound_are_refused(tmp_path, monkeypatch):
+    import animalpose.datasets.fileio as fileio
+
+    write_image(tmp_path / "a.png", _pattern())
+    monkeypatch.setattr(fileio, "MAX_IMAGE_BYTES", 100)
+    with pytest.raises(DataError, match="a.png: image is larger than 100 bytes"):
+        read_image(tmp_path / "a.png")

@@ -247,3 +247,25 @@ def test_animal_name_cannot_escape_the_image_path(dataset, synthetic, tmp_path):
     with pytest.raises(DataError, match="animal name '../../horse' is not a plain name"):
         dataset(root, animal="../../horse", vertex_table=rows)
     assert not list(outside.glob("*idxs.npy"))
+
+
+def test_keypoint_file_that_is_a_fifo_is_refused_without_blocking(dataset, synthetic, tmp_path):
+    import os
+    import threading
+
+    dst = _copy(synthetic, tmp_path)
+    victim = sorted(dst.glob("*kpts.npy"))[0]
+    victim.unlink()
+    os.mkfifo(victim)
+    outcome = []
+
+    def build():
+        try:
+            dataset(tmp_path, split="all")
+        except DataError as err:
+            outcome.append(str(err))
+
+    worker = threading.Thread(target=build, daemon=True)  # np.load on a FIFO blocks for ever
+    worker.start()
+    worker.join(timeout=20)
+    assert outcome == [f"{victim}: keypoint file is not a regular file (a named pipe)"]
