@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from animalpose.datasets.formats.base import EVAL_SPLITS
+from animalpose.datasets.formats.base import ANIMAL_NAME, EVAL_SPLITS
 from animalpose.datasets.formats.registry import DATASETS
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.models import MODELS
@@ -135,7 +135,11 @@ class DataConfig(Section):
         _one_of(self, "dataset", DATASET_NAMES)
         _one_of(self, "eval_split", EVAL_SPLITS)
         _require(bool(self.image_path), "image_path", "must not be empty")
-        _require(bool(self.animal), "animal", "must not be empty")
+        _require(
+            ANIMAL_NAME.fullmatch(self.animal) is not None,
+            "animal",
+            f"must be a plain name (letters, digits, _ and -), got {self.animal!r}",
+        )
         _at_least(self, 0, "inp_res", "out_res", "train_batch", "test_batch", "sigma", strict=True)
         _require(
             self.inp_res % self.out_res == 0,
