@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
 from animalpose.train.build import init_distributed
-from animalpose.train.cli import run_training
+from animalpose.train.cli import checked_output, run_training
 from animalpose.train.flags import parse_config
 
 __all__ = ["WSCDAConfig", "ccssl_main", "wscda_main"]
@@ -38,7 +38,10 @@ def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
             argv, flags=ADAPT_FLAGS, config_type=config_type, description=description
         )
         init_distributed()
-        AdaptTrainer(cfg).fit()
+        # No used-folder check here: an adaptation folder continues its own run by itself and
+        # refuses one with other settings (adapt/trainer.py); --resume names the source model.
+        with checked_output(cfg):
+            AdaptTrainer(cfg).fit()
 
     return run_training(body)
 

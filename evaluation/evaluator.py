@@ -2,7 +2,8 @@
 
 An ``Evaluator`` is built from explicit objects (``animalpose.train.build.build_evaluator``
 makes one from a config; the trainer validates through one). ``report`` writes the reference's
-``preds_<split>.mat``, ``pck_results.json/.csv``, ``pck.png`` and optional overlay crops.
+``preds_<split>.mat``, ``pck_results.json/.csv``, ``pck.png`` and optional overlay crops, into a
+folder it checks for writing before it evaluates.
 """
 
 from __future__ import annotations
@@ -16,9 +17,17 @@ import torch
 from torch import nn
 
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.fileio import DataError
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.evaluation.inference import EvalResult, LossFn, evaluate
-from animalpose.evaluation.report import pck_table, plot_pck, save_preds_mat, save_results
+from animalpose.evaluation.report import (
+    check_output_folder,
+    output_errors,
+    pck_table,
+    plot_pck,
+    save_preds_mat,
+    save_results,
+)
 from animalpose.evaluation.visualize import draw_overlay
 
 __all__ = ["Evaluator"]
@@ -103,11 +112,35 @@ class Evaluator:
     ) -> EvalResult:
         """Evaluate, print both tables, write ``preds_<split>.mat`` (the reference's
         ``preds_valid.mat`` for the valid split), JSON/CSV results, the chart and ``overlays``
-        crops; ``checkpoint``, ``animal`` and ``legacy_input`` are recorded in the results."""
+        crops; ``checkpoint``, ``animal`` and ``legacy_input`` are recorded in the results.
+
+        ``out_dir`` is created and test-written first: a folder that cannot take the results
+        raises ``DataError`` before the evaluation, a write that fails later (a full disk) one
+        that names the file."""
+        check_output_folder(out_dir)
         val = self.evaluate()
         self.print_tables(val)
         preds_name = f"preds_{self.split}.mat"
-        out_dir.mkdir(parents=True, exist_ok=True)
+        with output_errors(out_dir):
+            paths = self._write(out_dir, val, preds_name, checkpoint, animal, legacy_input)
+            if overlays:
+                self._write_overlays(out_dir / OVERLAY_FOLDER, val, overlays)
+        print(
+            f"=> {self.split} split results in {out_dir} "
+            f"({', '.join(Path(p).name for p in paths)}, pck.png, {preds_name})"
+        )
+        return val
+
+    def _write(
+        self,
+        out_dir: Path,
+        val: EvalResult,
+        preds_name: str,
+        checkpoint: str,
+        animal: str,
+        legacy_input: bool,
+    ) -> tuple[Path, Path]:
+        """``preds_name``, the JSON/CSV results and the chart of ``val``; the result paths."""
         save_preds_mat(out_dir / preds_name, val.preds)
         extra = {
             "checkpoint": checkpoint,
@@ -129,16 +162,15 @@ class Evaluator:
             spec=self.spec,
             results={"legacy (reference metric)": val.legacy, "precise": val.precise},
         )
-        if overlays:
-            import cv2
+        return paths
 
-            over_dir = out_dir / OVERLAY_FOLDER
-            over_dir.mkdir(exist_ok=True)
-            for i, (crop, pred, gt) in enumerate(val.overlays[:overlays]):
-                img = draw_overlay(crop, pred, gt, self.spec)
-                cv2.imwrite(str(over_dir / f"{i:04d}.png"), img[..., ::-1])
-        print(
-            f"=> {self.split} split results in {out_dir} "
-            f"({', '.join(Path(p).name for p in paths)}, pck.png, {preds_name})"
-        )
-        return val
+    def _write_overlays(self, over_dir: Path, val: EvalResult, overlays: int) -> None:
+        """The first ``overlays`` crops of ``val`` with both keypoint sets, as PNGs."""
+        import cv2
+
+        over_dir.mkdir(exist_ok=True)
+        for i, (crop, pred, gt) in enumerate(val.overlays[:overlays]):
+            img = draw_overlay(crop, pred, gt, self.spec)
+            path = over_dir / f"{i:04d}.png"
+            if not cv2.imwrite(str(path), img[..., ::-1]):  # OpenCV reports failure by value
+                raise DataError(f"{path}: could not be written; check the disk and the folder")

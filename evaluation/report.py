@@ -2,25 +2,33 @@
 
 Inputs are (K,) per-keypoint fractions in [0, 1] (NaN = keypoint never evaluated); every
 output is in percent and says which metric it holds (legacy = the reference's, precise = ours).
+``check_output_folder`` and ``output_errors`` turn an unwritable or full output folder into a
+one-line ``DataError`` (before the work, and while writing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from animalpose.datasets.fileio import atomic_write
+from animalpose.datasets.fileio import DataError, atomic_write
 from animalpose.datasets.keypoints import KeypointSpec
 
 __all__ = [
     "METRIC_LABELS",
+    "check_output_folder",
+    "output_errors",
     "nanmean",
     "summarize",
     "pck_table",
@@ -41,6 +49,79 @@ RESULTS_CSV = "pck_results.csv"
 #: Key of the predictions array in the reference's ``preds*.mat`` files.
 PREDS_MAT_KEY = "preds"
 PERCENT = 100.0
+#: The flag that names the output folder of training and evaluation.
+OUTPUT_FLAG = "-c/--checkpoint"
+#: Bytes written (and fsynced) by ``check_output_folder``'s probe: one block, so that a full
+#: disk fails there rather than after the evaluation or the first epoch.
+_PROBE_BYTES = 4096
+#: Failures that only writing causes; with no file name attached they are blamed on the folder.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def _describe(err: OSError) -> str:
+    name = errno.errorcode.get(err.errno or 0)
+    return f"{err.strerror or err}" + (f" ({name})" if name else "")
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` (itself included) when it is not a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def check_output_folder(path: str | os.PathLike, *, flag: str = OUTPUT_FLAG) -> Path:
+    """Create the output folder ``path`` and write (and fsync) a probe file in it, so that a
+    folder that cannot hold results fails before any work is done, not after.
+
+    Raises:
+        DataError: ``path`` (or a parent) is a file, or the folder cannot be created or written
+            (read-only, full, forbidden); the message names the folder and the flag.
+    """
+    path = Path(path)
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        raise DataError(
+            f"{flag} {path}: {blocker} is a file, not a folder; choose another {flag} folder"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_probe.", suffix=".tmp", dir=path)
+        try:
+            os.write(fd, bytes(_PROBE_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as err:
+        raise DataError(
+            f"{flag} {path}: cannot write this folder: {_describe(err)}; make it writable (or "
+            f"free space) or choose another {flag} folder"
+        ) from None
+    return path
+
+
+@contextlib.contextmanager
+def output_errors(folder: str | os.PathLike, *, flag: str = OUTPUT_FLAG) -> Iterator[None]:
+    """Turn an ``OSError`` of writing into ``folder`` (a full, read-only or forbidden disk) into a
+    one-line ``DataError`` naming the file (or, when the error names none, the folder). Errors
+    about files elsewhere (inputs) pass through unchanged."""
+    folder = Path(folder)
+    root = folder.resolve()
+    try:
+        yield
+    except OSError as err:
+        name = err.filename
+        target = None if name is None else Path(os.fsdecode(name)).resolve()
+        inside = target is not None and (target == root or root in target.parents)
+        if not inside and not (name is None and err.errno in _WRITE_ERRNOS):
+            raise
+        where = os.fsdecode(name) if name is not None else f"writing into {folder}"
+        raise DataError(
+            f"{where}: {_describe(err)}; free space or make the {flag} folder writable, or "
+            f"choose another {flag} folder"
+        ) from err
 
 
 def nanmean(values: np.ndarray) -> float:
@@ -89,6 +170,19 @@ def pck_table(per_keypoint: np.ndarray, spec: KeypointSpec, *, title: str) -> st
     lines += [f"{n:<{width}}  {_fmt(v):>8}" for n, v in summary["per_part"].items()]
     lines += [rule, f"{'mean':<{width}}  {_fmt(summary['mean']):>8}", rule]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _written(path: Path, mode: str) -> Iterator:
+    """``atomic_write(path, mode)`` whose ``OSError`` names ``path`` (a failed ``write`` or
+    ``fsync``, on a full disk say, names no file)."""
+    try:
+        with atomic_write(path, mode) as f:
+            yield f
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
 
 
 def _json_number(value: float) -> float | None:
@@ -149,9 +243,9 @@ def save_results(
                 writer.writerow([name, group, key, f"{value:.4f}" if math.isfinite(value) else ""])
     directory = Path(directory)
     json_path, csv_path = directory / RESULTS_JSON, directory / RESULTS_CSV
-    with atomic_write(json_path, "w") as f:
+    with _written(json_path, "w") as f:
         f.write(text + "\n")
-    with atomic_write(csv_path, "w") as f:
+    with _written(csv_path, "w") as f:
         f.write(rows.getvalue())
     return json_path, csv_path
 
@@ -165,7 +259,7 @@ def save_preds_mat(path: str | os.PathLike, preds: np.ndarray) -> Path:
     if array.ndim != 3 or array.shape[-1] != 2:
         raise ValueError(f"preds must be (N, K, 2), got shape {array.shape}")
     path = Path(path)
-    with atomic_write(path, "wb") as f:
+    with _written(path, "wb") as f:
         scipy.io.savemat(f, {PREDS_MAT_KEY: array})
     return path
 
@@ -205,6 +299,6 @@ def plot_pck(
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path_png)
-    with atomic_write(path, "wb") as f:
+    with _written(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
     return path

@@ -28,7 +28,7 @@ from animalpose.train.checkpoint import (
     load_model_weights,
     restore_training_state,
 )
-from animalpose.train.config import Config
+from animalpose.train.config import Config, ConfigError
 from animalpose.train.loaders import distributed_info, make_loader
 from animalpose.train.loss import KeypointMSELoss
 from animalpose.train.models import build_model
@@ -71,14 +71,20 @@ def init_distributed() -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> the local CUDA device when present, else CPU."""
+    """``"auto"`` -> the local CUDA device when present, else CPU; ``ConfigError`` for a CUDA
+    device this machine lacks."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cpu")
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= count:
+        has = f"has {count} (cuda:0 to cuda:{count - 1})" if count else "has no CUDA"
+        raise ConfigError(
+            f"{name!r} asks for a GPU, but this machine {has}; use --device cpu or auto",
+            key="run.device",
+        )
     return device
 
 

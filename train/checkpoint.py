@@ -4,34 +4,36 @@ A ``torch.save`` of a plain dict, loadable with ``torch.load(weights_only=True)`
 atomically: the reference's keys ``REFERENCE_KEYS`` (``epoch`` = the NEXT epoch, ``arch``,
 ``state_dict`` with the ``module.`` prefix of its ``DataParallel``, ``best_acc``, ``optimizer``;
 docs/reference_compat.md §2) plus ours: ``config``, ``scheduler``, ``scaler``, ``rng``
-(``capture_rng_state``) and ``keypoint_spec``.
+(train/rng_state.py), ``keypoint_spec`` and the trainer's ``epoch_record``.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 
-from animalpose.datasets.fileio import DataError, atomic_write
+from animalpose.datasets.fileio import DataError, atomic_write, crash_point
+from animalpose.train.rng_state import capture_rng_state, restore_rng_state
 
 __all__ = [
     "CHECKPOINT_NAME",
     "BEST_NAME",
     "REFERENCE_KEYS",
+    "SNAPSHOT_TEMPLATE",
+    "LoadedCheckpoint",
     "ResumeState",
     "build_checkpoint",
     "capture_rng_state",
     "load_checkpoint",
     "load_model_weights",
     "model_state_from_checkpoint",
+    "non_finite_weights",
     "prefixed_state_dict",
     "restore_rng_state",
     "restore_training_state",
@@ -52,6 +54,21 @@ MODULE_PREFIX = "module."
 COMPILE_PREFIX = "_orig_mod."
 #: How many key names an incompatible-weights error lists before summarising.
 MAX_LISTED_KEYS = 12
+#: What errors about a checkpoint dict that was not read by ``load_checkpoint`` call it.
+IN_MEMORY = "<in-memory checkpoint>"
+
+
+class LoadedCheckpoint(dict):
+    """A checkpoint dict that remembers the file it was read from (``source``), so errors about
+    its content name that file however deep they are raised."""
+
+    def __init__(self, data: Mapping[str, Any], source: str | os.PathLike) -> None:
+        super().__init__(data)
+        self.source = str(source)
+
+
+def _source(ckpt: Mapping[str, Any]) -> str:
+    return getattr(ckpt, "source", IN_MEMORY)
 
 
 # -- model <-> state_dict --------------------------------------------------------------------
@@ -125,7 +142,7 @@ def load_model_weights(
         The named tuple ``(missing_keys, unexpected_keys)`` of ``Module.load_state_dict``.
     """
     if isinstance(path_or_ckpt, Mapping):
-        source, ckpt = "<in-memory checkpoint>", path_or_ckpt
+        source, ckpt = _source(path_or_ckpt), path_or_ckpt
     else:
         source, ckpt = str(path_or_ckpt), load_checkpoint(path_or_ckpt)
     try:
@@ -153,64 +170,6 @@ def load_model_weights(
             f"{source}: weights do not fit {type(target).__name__}: " + "; ".join(problems)
         )
     return target.load_state_dict(state, strict=strict)
-
-
-# -- RNG state ---------------------------------------------------------------------------------
-def capture_rng_state() -> dict[str, Any]:
-    """Global RNG states (torch CPU, torch CUDA if available, NumPy legacy, Python ``random``).
-
-    Everything is stored as tensors, numbers and strings so ``torch.load(weights_only=True)``
-    accepts it: NumPy's MT19937 keys and Python's 625-word state become int64 tensors.
-    """
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    version, internal, gauss_next = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {
-            "bit_generator": str(name),
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached_gaussian),
-        },
-        "python": {
-            "version": int(version),
-            "internal": torch.tensor(internal, dtype=torch.int64),
-            "gauss_next": gauss_next,
-        },
-    }
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore what ``capture_rng_state`` returned; absent entries are left alone.
-
-    CUDA states are restored for as many devices as both the state and this machine have.
-    """
-    try:
-        if "torch" in state:
-            torch.set_rng_state(state["torch"].cpu())
-        cuda_states = state.get("cuda") or []
-        if cuda_states and torch.cuda.is_available():
-            for device, cuda_state in enumerate(cuda_states[: torch.cuda.device_count()]):
-                torch.cuda.set_rng_state(cuda_state.cpu(), device)
-        if "numpy" in state:
-            np_state = state["numpy"]
-            np.random.set_state(
-                (
-                    np_state["bit_generator"],
-                    np_state["keys"].cpu().numpy().astype(np.uint32),
-                    int(np_state["pos"]),
-                    int(np_state["has_gauss"]),
-                    float(np_state["cached_gaussian"]),
-                )
-            )
-        if "python" in state:
-            py_state = state["python"]
-            internal = tuple(int(v) for v in py_state["internal"].tolist())
-            random.setstate((int(py_state["version"]), internal, py_state["gauss_next"]))
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
-        raise ValueError(f"malformed RNG state ({type(err).__name__}: {err})") from err
 
 
 # -- building, saving and loading --------------------------------------------------------------
@@ -284,10 +243,12 @@ def save_checkpoint(
     """Write ``state`` to ``directory/filename`` atomically, plus the reference's copies.
 
     ``model_best.pth.tar`` is written too when ``is_best``; ``checkpoint_<epoch>.pth.tar`` when
-    ``snapshot > 0`` and ``state['epoch'] % snapshot == 0``. Everything but the weights and
-    optimizer state is checked to load with ``torch.load(weights_only=True)`` before anything is
-    written, so an unloadable state (a
-    ``Path`` or NumPy array in ``config``, say) raises ``ValueError`` and leaves old files intact.
+    ``snapshot > 0`` and ``state['epoch'] % snapshot == 0``. The main file is the commit point and
+    comes first (crash point ``checkpoint:committed`` right after it); the copies hold the same
+    bytes, so a run killed before them rewrites them from it (train/run_folder.py). Everything but
+    the weights and optimizer state is checked to load with ``torch.load(weights_only=True)``
+    before anything is written, so an unloadable state (a ``Path`` or NumPy array in ``config``,
+    say) raises ``ValueError`` and leaves old files intact.
 
     Returns:
         The path of the main file.
@@ -311,12 +272,15 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(dict(state), buffer)
     data = buffer.getbuffer()
-    targets = [path]
+    with atomic_write(path) as f:
+        f.write(data)
+    crash_point("checkpoint:committed")
+    copies = []
     if snapshot > 0 and state["epoch"] % snapshot == 0:
-        targets.append(directory / SNAPSHOT_TEMPLATE.format(epoch=state["epoch"]))
+        copies.append(directory / SNAPSHOT_TEMPLATE.format(epoch=state["epoch"]))
     if is_best:
-        targets.append(directory / BEST_NAME)
-    for target in targets:
+        copies.append(directory / BEST_NAME)
+    for target in copies:
         with atomic_write(target) as f:
             f.write(data)
     return path
@@ -344,7 +308,38 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{path}: not a checkpoint: no 'state_dict' key and not a bare state_dict "
             f"(keys: {sorted(map(str, ckpt))[:MAX_LISTED_KEYS]})"
         )
-    return ckpt
+    return LoadedCheckpoint(ckpt, path)
+
+
+def non_finite_weights(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold NaN or inf."""
+    names = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()]
+    if not names:
+        return []
+    finite = torch.stack([torch.isfinite(state[k]).all() for k in names]).tolist()
+    return [k for k, ok in zip(names, finite) if not ok]
+
+
+#: Optimiser hyper-parameters that torch versions add or drop; they do not tell solvers apart.
+_VERSION_KEYS = frozenset(
+    {"foreach", "maximize", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
+)
+
+
+def _check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer, source: str) -> None:
+    """Refuse another solver's state: loading Adam's into RMSprop (say) would fail only at the
+    first step (``KeyError: 'square_avg'``)."""
+    name = type(optimizer).__name__
+    if not isinstance(saved, Mapping) or not isinstance(saved.get("param_groups"), list):
+        raise DataError(f"{source}: 'optimizer' is not an optimizer state_dict")
+    known = set(optimizer.defaults) | {"params", "initial_lr"} | _VERSION_KEYS
+    foreign = sorted({str(k) for g in saved["param_groups"] for k in g} - known)
+    if foreign:
+        raise DataError(
+            f"{source}: its optimizer state is not {name}'s (it has {', '.join(foreign)}): the "
+            "run was trained with another --solver; resume with that solver, or start a new run "
+            "from its weights with --pretrained"
+        )
 
 
 class ResumeState(NamedTuple):
@@ -365,15 +360,40 @@ def restore_training_state(
 ) -> ResumeState:
     """Resume from a checkpoint (ours or the reference's): weights strictly, then whatever of
     optimizer, scheduler, scaler and RNG states the checkpoint holds and the caller passes.
+
+    Raises:
+        DataError: naming the checkpoint's file (``LoadedCheckpoint``): weights that hold NaN or
+            inf (the run had diverged), weights that do not fit ``model``, another solver's
+            optimizer state, or a state that does not load.
     """
+    source = _source(ckpt)
+    try:
+        bad = non_finite_weights(model_state_from_checkpoint(ckpt))
+    except DataError as err:
+        raise DataError(f"{source}: {err}") from None
+    if bad:
+        raise DataError(
+            f"{source}: the weights hold NaN or inf ({_listing(bad)}): the run had diverged "
+            "when this checkpoint was written; resume from an earlier checkpoint (a "
+            "--snapshot copy) with a lower --lr, or start over"
+        )
     load_model_weights(model, ckpt, strict=True)
     if optimizer is not None and ckpt.get("optimizer") is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-    if scheduler is not None and ckpt.get("scheduler") is not None:
-        scheduler.load_state_dict(ckpt["scheduler"])
-    if scaler is not None and ckpt.get("scaler") is not None:
-        scaler.load_state_dict(ckpt["scaler"])
+        _check_optimizer_state(ckpt["optimizer"], optimizer, source)
+    parts = (("optimizer", optimizer), ("scheduler", scheduler), ("scaler", scaler))
+    for key, target in parts:
+        if target is not None and ckpt.get(key) is not None:
+            try:
+                target.load_state_dict(ckpt[key])
+            except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+                raise DataError(
+                    f"{source}: its {key} state does not fit this run's "
+                    f"{type(target).__name__} ({type(err).__name__}: {err})"
+                ) from err
     if restore_rng and ckpt.get("rng") is not None:
-        restore_rng_state(ckpt["rng"])
+        try:
+            restore_rng_state(ckpt["rng"])
+        except ValueError as err:
+            raise DataError(f"{source}: {err}") from err
     best = ckpt.get("best_acc", 0.0)
     return ResumeState(start_epoch=int(ckpt.get("epoch", 0)), best_acc=float(best))

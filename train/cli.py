@@ -1,8 +1,14 @@
-"""Entry points behind ``train/train.py`` and ``evaluation/test.py`` (the reference's flags)."""
+"""Entry points behind ``train/train.py`` and ``evaluation/test.py`` (the reference's flags).
+
+Before any work the ``-c/--checkpoint`` folder is created and test-written; training without
+``--resume`` refuses a folder that already holds a run (``log.txt``, TensorBoard and checkpoints
+of two runs would mix). Bad data, config and unwritable outputs end in a one-line error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,14 +16,63 @@ from pathlib import Path
 import torch
 
 from animalpose.datasets.fileio import DataError
+from animalpose.evaluation.report import OUTPUT_FLAG, check_output_folder, output_errors
 from animalpose.train.build import build_evaluator, init_distributed
-from animalpose.train.checkpoint import load_checkpoint
+from animalpose.train.checkpoint import BEST_NAME, CHECKPOINT_NAME, load_checkpoint
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import config_from_dict, config_to_dict
 from animalpose.train.flags import TRAIN_FLAGS, parse_config
 from animalpose.train.trainer import Trainer
 
-__all__ = ["run_training", "test_main", "train_main"]
+__all__ = ["checked_output", "refuse_used_folder", "run_training", "test_main", "train_main"]
+
+#: The training log (train/trainer.py) whose epoch rows mark a folder as used.
+LOG_NAME = "log.txt"
+
+
+def _logged_epochs(path: Path) -> int:
+    """Epoch rows of a ``log.txt`` (after its header); 0 when there is none."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return sum(1 for line in lines[1:] if line.strip())
+
+
+def refuse_used_folder(cfg: Config) -> None:
+    """Training without ``--resume`` into a folder that holds a run would restart it and mix both
+    runs in one ``log.txt`` and TensorBoard folder: refuse, naming the ways out.
+
+    A folder is used when it holds ``checkpoint.pth.tar`` or ``model_best.pth.tar``, or a
+    ``log.txt`` with an epoch row; an empty folder, a header-only log (a run stopped in its
+    first epoch) or unrelated files are fine.
+    """
+    if cfg.run.resume:
+        return
+    out = Path(cfg.run.checkpoint)
+    found = [name for name in (CHECKPOINT_NAME, BEST_NAME) if (out / name).is_file()]
+    epochs = _logged_epochs(out / LOG_NAME)
+    if epochs:
+        found.append(f"{LOG_NAME} with {epochs} epoch(s)")
+    if not found:
+        return
+    if found[0] in (CHECKPOINT_NAME, BEST_NAME):
+        way_on = f"continue it with --resume {out / found[0]}"
+    else:
+        way_on = f"it has no checkpoint to resume, so delete its {LOG_NAME} and tensorboard/"
+    raise ConfigError(
+        f"{out} already holds a training run ({', '.join(found)}); training into it without "
+        f"--resume would restart it and mix both runs in one {LOG_NAME} and TensorBoard folder: "
+        f"{way_on}, or choose another {OUTPUT_FLAG} folder",
+        key="run.checkpoint",
+    )
+
+
+def checked_output(cfg: Config) -> contextlib.AbstractContextManager:
+    """Create and test-write ``run.checkpoint`` now (``DataError`` if it cannot take results);
+    returns the context that turns a later failed write there into a one-line ``DataError``."""
+    check_output_folder(cfg.run.checkpoint)
+    return output_errors(cfg.run.checkpoint)
 
 
 def _adopt_checkpoint_model(cfg: Config, argv: list[str]) -> Config:
@@ -42,7 +97,9 @@ def _adopt_checkpoint_model(cfg: Config, argv: list[str]) -> Config:
 
 def _report(cfg: Config, *, overlays: int = 0) -> None:
     """Evaluate ``run.resume`` on ``data.eval_split``: both tables printed, the reference's
-    ``preds_<split>.mat``, JSON/CSV results and the chart written into ``run.checkpoint``."""
+    ``preds_<split>.mat``, JSON/CSV results and the chart written into ``run.checkpoint``, which
+    is checked for writing before anything is loaded or evaluated."""
+    check_output_folder(cfg.run.checkpoint)
     build_evaluator(cfg).report(
         Path(cfg.run.checkpoint),
         checkpoint=str(cfg.run.resume),
@@ -82,7 +139,9 @@ def train_main(argv: list[str] | None = None) -> int:
                 raise ConfigError("-e/--evaluate needs --resume CHECKPOINT")
             _report(_adopt_checkpoint_model(cfg, argv))
             return
-        Trainer(cfg).fit()
+        refuse_used_folder(cfg)
+        with checked_output(cfg):
+            Trainer(cfg).fit()
 
     return run_training(body)
 

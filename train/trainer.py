@@ -4,11 +4,15 @@
 ``fit()`` runs the epochs, validating, logging (tqdm, TensorBoard, the reference's ``log.txt``)
 and checkpointing atomically after each. The hot loop never waits on the host: normalisation
 and heatmap encoding run on the device, losses and accuracies accumulate there, and values are
-read back only every ``run.log_every`` iterations.
+read back only every ``run.log_every`` iterations. A non-finite loss or weight stops the run
+(``TrainingDiverged``) before anything of the epoch is saved; the run folder's files and what a
+resumed run may change: train/run_folder.py.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,18 +25,48 @@ from tqdm import tqdm
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.evaluation.inference import EvalResult, autocast
 from animalpose.evaluation.pck import legacy_batch_accuracy
-from animalpose.evaluation.report import nanmean, save_preds_mat
+from animalpose.evaluation.report import nanmean
 from animalpose.evaluation.visualize import GT_COLOR, draw_keypoints, draw_overlay
 from animalpose.train.build import build_training, codec_for_epoch
-from animalpose.train.checkpoint import BEST_NAME, build_checkpoint, save_checkpoint
-from animalpose.train.config import CONFIG_FILE_NAME, Config
+from animalpose.train.checkpoint import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    build_checkpoint,
+    non_finite_weights,
+    save_checkpoint,
+    unwrap_model,
+)
+from animalpose.train.config import CONFIG_FILE_NAME, Config, ConfigError
 from animalpose.train.config_io import config_to_dict, save_config
 from animalpose.train.loaders import distributed_info
+from animalpose.train.run_folder import (
+    LOG_COLUMNS,
+    RECORD_KEY,
+    ReferenceLog,
+    apply_optim_settings,
+    epoch_record,
+    finish_epoch,
+    peek_checkpoint,
+    remove_interrupted_writes,
+    repair_run_folder,
+    resume_changes,
+)
 
-__all__ = ["EpochStats", "Trainer", "device_clock", "mean_batch_accuracy"]
+__all__ = [
+    "LOG_COLUMNS",
+    "EpochStats",
+    "Trainer",
+    "TrainingDiverged",
+    "device_clock",
+    "mean_batch_accuracy",
+]
+#: How many tensor names a divergence error lists.
+MAX_LISTED = 4
 
-#: The reference's log.txt columns (bearpaw/pytorch-pose Logger), tab separated.
-LOG_COLUMNS = ("Epoch", "LR", "Train Loss", "Val Loss", "Train Acc", "Val Acc")
+
+class TrainingDiverged(ConfigError):
+    """The training loss or the weights became NaN or inf (usually: the learning rate is too
+    high). A ``ConfigError``, so the entry points print it as a one-line error."""
 
 
 @dataclass
@@ -66,6 +100,8 @@ class Trainer:
         self.rank, self.world_size = distributed_info()
         self.is_main = self.rank == 0
         self.out_dir = Path(cfg.run.checkpoint)
+        # Refuse a resume with other settings before building anything (run_folder.py).
+        changes = resume_changes(cfg, peek_checkpoint(cfg.run.resume)) if cfg.run.resume else []
         parts = build_training(cfg, validation_dataset=self.validation_dataset)
         self.device, self.spec, self.amp = parts.device, parts.spec, parts.amp
         #: The keyword arguments every dataset of this run is built with (build_dataset).
@@ -83,6 +119,13 @@ class Trainer:
         #: Validates on ``val_set`` with ``model`` (evaluation/evaluator.py).
         self.evaluator = parts.evaluator
         self.writer = None
+        if changes:
+            apply_optim_settings(cfg, self.optimizer, self.scheduler, self.start_epoch)
+            if self.is_main:
+                print(
+                    f"=> from epoch {self.start_epoch + 1} on: "
+                    + ", ".join(f"{k} {a!r} -> {b!r}" for k, a, b in changes)
+                )
 
     @property
     def validation_dataset(self) -> str:
@@ -107,12 +150,33 @@ class Trainer:
             scheduler=self.scheduler,
         )
 
-    def _save(self, epoch: int, val: EvalResult, is_best: bool) -> None:
+    def _save(self, epoch: int, val: EvalResult, is_best: bool, row: list[float]) -> None:
+        """Commit the epoch's checkpoint, holding its log ``row`` and predictions, then write the
+        files that follow from it (run_folder.py: a resumed run repairs them after a kill)."""
         state = self.checkpoint_state(epoch)
+        state[RECORD_KEY] = record = epoch_record(row, val.preds, is_best)
         save_checkpoint(state, self.out_dir, is_best=is_best, snapshot=self.cfg.run.snapshot)
-        save_preds_mat(self.out_dir / "preds.mat", val.preds)
-        if is_best:
-            save_preds_mat(self.out_dir / "preds_best.mat", val.preds)
+        finish_epoch(self.out_dir, record)
+
+    # -- divergence guard ---------------------------------------------------------------------
+    def check_finite(self, epoch: int, loss: float) -> None:
+        """Raise ``TrainingDiverged`` when ``loss`` or any weight of the model is NaN or inf
+        (decided together by all processes)."""
+        bad = non_finite_weights(unwrap_model(self.model).state_dict())
+        diverged = torch.tensor(float(bool(bad) or not math.isfinite(loss)), device=self.device)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(diverged, op=torch.distributed.ReduceOp.MAX)
+        if diverged.item() == 0:
+            return
+        last = self.out_dir / CHECKPOINT_NAME
+        kept = f"{last} is kept" if last.is_file() else "no checkpoint was written"
+        tensors = ", ".join(bad[:MAX_LISTED]) + (", ..." if len(bad) > MAX_LISTED else "")
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1}: the training loss is {loss:.4g}"
+            + (f" and {len(bad)} weight tensors hold NaN or inf ({tensors})" if bad else "")
+            + f". Nothing of this epoch was saved; {kept}. Lower the learning rate (--lr, "
+            f"{self.cfg.optim.lr:g} now) or check the data, then resume or start over"
+        )
 
     # -- one epoch ----------------------------------------------------------------------------
     def prepare(self, batch: dict, codec: MSRAHeatmap):
@@ -168,6 +232,8 @@ class Trainer:
             if (it + 1) % log_every == 0 or it + 1 == steps:
                 mean_loss = (loss_sum / (it + 1)).item()  # the one host sync per log_every steps
                 mean_acc = (acc_sum / (it + 1)).item()
+                if not math.isfinite(mean_loss) and self.world_size == 1:
+                    self.check_finite(epoch, mean_loss)  # stop now, not at the end of the epoch
                 bar.set_postfix(loss=f"{mean_loss:.3e}", acc=f"{mean_acc:.3f}")
                 if self.writer is not None:
                     step = epoch * steps + it + 1
@@ -222,47 +288,85 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            removed = remove_interrupted_writes(self.out_dir)
+            if removed:
+                print(f"=> removed {len(removed)} temporary file(s) of an interrupted run")
             save_config(cfg, self.out_dir / CONFIG_FILE_NAME)
             self.writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
-            log = _ReferenceLog(self.out_dir / "log.txt", resume=self.continues_run)
+            ReferenceLog(self.out_dir / "log.txt", resume=self.continues_run)
             print(self.describe())
-        for epoch in range(self.start_epoch, cfg.optim.epochs):
-            self.before_epoch(epoch)
-            lr = self.optimizer.param_groups[0]["lr"]
-            stats = self.train_epoch(epoch)
-            self.scheduler.step()
-            if self.world_size > 1:
-                torch.distributed.barrier()
-            if not self.is_main:
-                continue
-            val = self.validate(epoch)
-            val_acc = val.legacy_mean if np.isfinite(val.legacy).any() else 0.0
-            # The first validated epoch always writes model_best (the reference needs acc > 0).
-            is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
-            self.best_acc = max(val_acc, self.best_acc)
-            self._save(epoch, val, is_best)
-            log.append([epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc])
-            self._log_epoch(epoch, stats, val)
-            summary = {
-                "epoch": epoch + 1,
-                "train_loss": stats.loss,
-                "train_acc": stats.acc,
-                "val_loss": val.loss,
-                "val_acc_legacy": val_acc,
-                "val_acc_precise": val.precise_mean,
-                "best_acc": self.best_acc,
-                "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
-            }
-            print(
-                f"epoch {epoch + 1}: train loss {stats.loss:.3e} acc {stats.acc:.4f} | "
-                f"{self.val_label} loss {(val.loss or 0):.3e} PCK@0.05 legacy {100 * val_acc:.2f} "
-                f"precise {100 * summary['val_acc_precise']:.2f} | "
-                f"{summary['train_img_per_s']:.1f} img/s"
+            self._continue_folder()
+        try:
+            for epoch in range(self.start_epoch, cfg.optim.epochs):
+                summary = self._fit_epoch(epoch, on_epoch_end) or summary
+        finally:
+            if self.is_main and self.writer is not None:
+                self.writer.close()
+        return summary
+
+    def _continue_folder(self) -> None:
+        """A continued run: rewrite what a kill left stale in the folder; say when nothing is
+        left to train."""
+        cfg = self.cfg
+        own = self.out_dir / CHECKPOINT_NAME
+        resumed = Path(cfg.run.resume) if cfg.run.resume else own
+        if self.continues_run and own.is_file() and resumed.resolve() == own.resolve():
+            repaired = repair_run_folder(self.out_dir, snapshot=cfg.run.snapshot)
+            if repaired:
+                print(
+                    f"=> the run was stopped after {own} was written: rewrote "
+                    + ", ".join(repaired)
+                )
+        if self.start_epoch >= cfg.optim.epochs:
+            done = (
+                f"{resumed} has finished epoch {self.start_epoch}"
+                if self.continues_run
+                else (f"it starts at epoch {self.start_epoch + 1}")
             )
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, val)
-        if self.is_main and self.writer is not None:
-            self.writer.close()
+            print(
+                f"warning: nothing to train: {done} and --epochs is {cfg.optim.epochs}; pass "
+                f"--epochs N with N > {self.start_epoch} to train on",
+                file=sys.stderr,
+            )
+
+    def _fit_epoch(self, epoch: int, on_epoch_end) -> dict | None:
+        """One epoch of ``fit``: train, check, validate, save, log; the main process's figures."""
+        self.before_epoch(epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        stats = self.train_epoch(epoch)
+        self.check_finite(epoch, stats.loss)
+        self.scheduler.step()
+        if self.world_size > 1:
+            torch.distributed.barrier()
+        if not self.is_main:
+            return None
+        val = self.validate(epoch)
+        val_acc = val.legacy_mean if np.isfinite(val.legacy).any() else 0.0
+        # The first validated epoch always writes model_best (the reference needs acc > 0).
+        is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
+        self.best_acc = max(val_acc, self.best_acc)
+        self._save(
+            epoch, val, is_best, [epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc]
+        )
+        self._log_epoch(epoch, stats, val)
+        summary = {
+            "epoch": epoch + 1,
+            "train_loss": stats.loss,
+            "train_acc": stats.acc,
+            "val_loss": val.loss,
+            "val_acc_legacy": val_acc,
+            "val_acc_precise": val.precise_mean,
+            "best_acc": self.best_acc,
+            "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
+        }
+        print(
+            f"epoch {epoch + 1}: train loss {stats.loss:.3e} acc {stats.acc:.4f} | "
+            f"{self.val_label} loss {(val.loss or 0):.3e} PCK@0.05 legacy {100 * val_acc:.2f} "
+            f"precise {100 * summary['val_acc_precise']:.2f} | "
+            f"{summary['train_img_per_s']:.1f} img/s"
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, val)
         return summary
 
     def _log_epoch(self, epoch: int, stats: EpochStats, val: EvalResult) -> None:
@@ -296,16 +400,3 @@ class Trainer:
             tiles.append(draw_keypoints(crop, k, self.spec, color=GT_COLOR))
         grid = np.concatenate(tiles, axis=1)
         cv2.imwrite(str(self.out_dir / "debug_train_batch.png"), grid[..., ::-1])
-
-
-class _ReferenceLog:
-    """The reference's ``log.txt``: a tab-separated header, then one row per epoch."""
-
-    def __init__(self, path: Path, resume: bool) -> None:
-        self.path = path
-        if not (resume and path.exists()):
-            path.write_text("\t".join(LOG_COLUMNS) + "\n")
-
-    def append(self, values: list[float]) -> None:
-        with open(self.path, "a") as f:
-            f.write("\t".join(f"{float(v):.6f}" for v in values) + "\n")

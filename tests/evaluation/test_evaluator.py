@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import torch
 from torch import nn
 
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.fileio import DataError
 from animalpose.datasets.geometry import apply_affine, crop_matrix
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.datasets.transforms.normalize import Normalizer
@@ -121,3 +125,30 @@ def test_report_prints_both_tables_and_writes_every_file(evaluator, tmp_path, ca
     assert extra["flip_test"] is True and extra["legacy_input"] is False
     assert (tmp_path / "pck_results.csv").is_file() and (tmp_path / "pck.png").is_file()
     assert sorted(p.name for p in (tmp_path / "overlays").iterdir()) == ["0000.png", "0001.png"]
+
+
+def test_report_checks_its_folder_before_evaluating(evaluator, tmp_path, monkeypatch):
+    (tmp_path / "somefile").write_text("not a folder")
+    monkeypatch.setattr(evaluator, "evaluate", lambda *a: pytest.fail("evaluated first"))
+    out = tmp_path / "somefile" / "eval"
+    with pytest.raises(DataError, match=f"{out}: {tmp_path / 'somefile'} is a file, not a folder"):
+        evaluator.report(out, checkpoint="c", animal="dog", legacy_input=False)
+
+
+def test_report_names_the_file_a_full_disk_refused(evaluator, tmp_path, monkeypatch):
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to name an open file")
+    real = os.fsync
+
+    def fsync(fd: int) -> None:  # the disk fills up after the folder check: at pck_results.json
+        if "pck_results.json" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(DataError) as info:
+        evaluator.report(tmp_path, checkpoint="c", animal="dog", legacy_input=False)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'pck_results.json'}: No space left on device (ENOSPC)")
+    assert "-c/--checkpoint" in message and "\n" not in message
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left"

@@ -20,7 +20,7 @@ from animalpose.train.build import (
     resolve_device,
 )
 from animalpose.train.checkpoint import REFERENCE_KEYS, build_checkpoint, prefixed_state_dict
-from animalpose.train.config import Config
+from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import apply_overrides
 
 CPU = torch.device("cpu")
@@ -60,8 +60,20 @@ def test_device_names():
     assert resolve_device("cpu") == CPU
     if not torch.cuda.is_available():
         assert resolve_device("auto") == CPU
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(
+            ConfigError, match="run.device: 'cuda' asks for a GPU, but this machine has no CUDA"
+        ):
             resolve_device("cuda")
+
+
+def test_a_gpu_index_past_the_machine_is_a_config_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(
+        ConfigError, match=r"'cuda:2' asks for a GPU, but this machine has 2 \(cuda:0 to cuda:1\)"
+    ):
+        resolve_device("cuda:2")
 
 
 def _reference_checkpoint(path, cfg: Config, *, epoch: int) -> torch.nn.Module:

@@ -20,6 +20,7 @@ from animalpose.train.checkpoint import (
     load_checkpoint,
     load_model_weights,
     model_state_from_checkpoint,
+    non_finite_weights,
     restore_rng_state,
     restore_training_state,
     save_checkpoint,
@@ -280,3 +281,86 @@ def test_incompatible_weights_list_keys_and_file(tmp_path, base_state):
     other_k = HourglassNet(**{**TINY, "num_stacks": 1, "num_keypoints": 5})
     with pytest.raises(DataError, match=r"one_stack.pth.tar.*shape mismatches.*score\.0\.weight"):
         load_model_weights(other_k, path, strict=False)
+
+
+# -- resuming: clear errors that name the file (issue 10) ----------------------------------------
+def test_errors_about_a_loaded_checkpoint_name_its_file(tmp_path, base_state):
+    """``load_checkpoint`` returns a dict that remembers its file: errors raised later, about
+    its content, name it (they said ``<in-memory checkpoint>``)."""
+    path = tmp_path / "one_stack.pth.tar"
+    save_checkpoint(base_state, tmp_path, is_best=False, filename=path.name)
+    ckpt = load_checkpoint(path)
+    assert ckpt.source == str(path)
+    two_stacks = HourglassNet(**{**TINY, "num_stacks": 2})
+    for load in (
+        lambda: load_model_weights(two_stacks, ckpt),
+        lambda: restore_training_state(ckpt, model=two_stacks),
+    ):
+        with pytest.raises(DataError, match=r"one_stack.pth.tar: weights do not fit"):
+            load()
+    ckpt["state_dict"] = [1, 2]
+    with pytest.raises(DataError, match=r"one_stack.pth.tar: checkpoint 'state_dict' is a list"):
+        restore_training_state(ckpt, model=HourglassNet(**TINY))
+
+
+def _adam_checkpoint(path: Path) -> nn.Module:
+    torch.manual_seed(0)
+    model = HourglassNet(**TINY)
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    adam.step()
+    torch.save(
+        build_checkpoint(
+            model=model, optimizer=adam, epoch=1, best_acc=0.0, keypoint_spec="animal18"
+        ),
+        path,
+    )
+    return model
+
+
+def test_resume_refuses_another_solvers_optimizer_state(tmp_path, base_state):
+    """Adam's state loaded into RMSprop failed only at the first step (KeyError 'square_avg')."""
+    path = tmp_path / "adam.pth.tar"
+    model = _adam_checkpoint(path)
+    rms = torch.optim.RMSprop(model.parameters(), lr=1e-3)
+    with pytest.raises(DataError, match=r"adam.pth.tar: its optimizer state is not RMSprop's "):
+        restore_training_state(load_checkpoint(path), model=model, optimizer=rms)
+    save_checkpoint(base_state, tmp_path, is_best=False, filename="rms.pth.tar")
+    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with pytest.raises(DataError, match=r"rms.pth.tar: .*not Adam's \(it has alpha, centered"):
+        restore_training_state(
+            load_checkpoint(tmp_path / "rms.pth.tar"), model=model, optimizer=adam
+        )
+    fewer = torch.optim.RMSprop(list(model.parameters())[:3], lr=1e-3)
+    with pytest.raises(DataError, match=r"rms.pth.tar: its optimizer state does not fit"):
+        restore_training_state(
+            load_checkpoint(tmp_path / "rms.pth.tar"), model=model, optimizer=fewer
+        )
+
+
+def test_resume_refuses_non_finite_weights_naming_them(tmp_path, base_state):
+    weights = dict(base_state["state_dict"])
+    weights["module.conv1.weight"] = torch.full_like(weights["module.conv1.weight"], float("inf"))
+    weights["module.bn1.running_var"] = torch.full_like(weights["module.bn1.running_var"], np.nan)
+    assert non_finite_weights(weights) == ["module.conv1.weight", "module.bn1.running_var"]
+    path = tmp_path / "diverged.pth.tar"
+    torch.save({**base_state, "state_dict": weights}, path)
+    with pytest.raises(DataError, match=r"diverged.pth.tar: the weights hold NaN or inf \(conv1"):
+        restore_training_state(load_checkpoint(path), model=HourglassNet(**TINY))
+
+
+def test_the_main_file_is_committed_before_its_copies(tmp_path, base_state, monkeypatch):
+    """``model_best`` and snapshots are copies written after the main file (the commit point);
+    a run stopped in between finds the main file complete (run_folder repairs the copies)."""
+    written = []
+    real = files.atomic_write
+
+    def record(path, mode="wb"):
+        written.append(Path(path).name)
+        return real(path, mode)
+
+    monkeypatch.setattr("animalpose.train.checkpoint.atomic_write", record)
+    save_checkpoint({**base_state, "epoch": 2}, tmp_path, is_best=True, snapshot=2)
+    assert written == [CHECKPOINT_NAME, "checkpoint_2.pth.tar", BEST_NAME]
+    assert (tmp_path / BEST_NAME).read_bytes() == (tmp_path / CHECKPOINT_NAME).read_bytes()

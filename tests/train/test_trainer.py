@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from animalpose.datasets.generator.fixtures import make_synthetic_fixture, make_tigdog_fixture
@@ -148,3 +149,108 @@ def test_bad_data_root_is_a_clear_error(train_argv, tmp_path, capsys):
     assert cli.train_main(train_argv(tmp_path / "nowhere", tmp_path / "o", "--epochs", "1")) == 2
     err = capsys.readouterr().err
     assert "nowhere" in err
+
+
+# -- continuing a run: what may change, what is refused (issue 10) ------------------------------
+@pytest.fixture
+def one_epoch(data_root, train_argv, tmp_path):
+    """``(out, argv)``: the first epoch of ``full_run``'s run in ``out``, and ``argv(*extra)``
+    resuming it."""
+    out = tmp_path / "one_epoch"
+    assert cli.train_main(train_argv(data_root, out, "--epochs", "1")) == 0
+
+    def argv(*extra: str) -> list[str]:
+        return train_argv(data_root, out, "--resume", str(out / "checkpoint.pth.tar"), *extra)
+
+    return out, argv
+
+
+def _log_rows(out: Path) -> list[list[float]]:
+    return [
+        [float(v) for v in r.split("\t")] for r in (out / "log.txt").read_text().splitlines()[1:]
+    ]
+
+
+def test_resume_applies_a_new_lr_and_schedule_everywhere(one_epoch):
+    """The run was Adam at 1e-3 dropping x0.1 after epoch 1; resumed with --lr 2e-3 and the
+    drop moved to epoch 5, epoch 2 trains at 2e-3, and config.yaml, the checkpoint and log.txt
+    all say so."""
+    out, argv = one_epoch
+    assert cli.train_main(argv("--epochs", "2", "--lr", "2e-3", "--schedule", "5")) == 0
+    assert _log_rows(out)[1][1] == pytest.approx(2e-3)
+    ckpt = torch.load(out / "checkpoint.pth.tar", weights_only=True)
+    assert ckpt["config"]["optim"]["lr"] == 2e-3 and ckpt["config"]["optim"]["schedule"] == [5]
+    assert [g["lr"] for g in ckpt["optimizer"]["param_groups"]] == [pytest.approx(2e-3)]
+    assert ckpt["scheduler"]["base_lrs"] == [2e-3] and dict(ckpt["scheduler"]["milestones"]) == {
+        5: 1
+    }
+    saved = yaml.safe_load((out / "config.yaml").read_text())["optim"]
+    assert (saved["lr"], saved["schedule"]) == (2e-3, [5])
+
+
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        (("--train-batch", "4"), "data.train_batch: 8 there, 4 now"),
+        (("--solver", "rms"), "optim.solver: 'adam' there, 'rms' now"),  # was KeyError square_avg
+    ],
+    ids=["batch", "solver"],
+)
+def test_resume_refuses_other_settings_naming_them(one_epoch, capsys, extra, named):
+    out, argv = one_epoch
+    before = (out / "checkpoint.pth.tar").read_bytes()
+    assert cli.train_main(argv("--epochs", "2", *extra)) == 2
+    err = capsys.readouterr().err
+    assert named in err and str(out / "checkpoint.pth.tar") in err and "--pretrained" in err
+    assert (out / "checkpoint.pth.tar").read_bytes() == before and len(_log_rows(out)) == 1
+
+
+def test_resume_past_the_last_epoch_says_so(one_epoch, capsys):
+    out, argv = one_epoch
+    assert cli.train_main(argv("--epochs", "1")) == 0
+    err = capsys.readouterr().err
+    assert "nothing to train" in err and "finished epoch 1" in err and "--epochs" in err
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(one_epoch, capsys):
+    out, argv = one_epoch
+    before = (out / "checkpoint.pth.tar").read_bytes()
+    assert cli.train_main(argv("--epochs", "3", "--lr", "1e6")) == 2
+    err = capsys.readouterr().err
+    assert "diverged in epoch 2" in err and "--lr" in err and "is kept" in err
+    assert (out / "checkpoint.pth.tar").read_bytes() == before and len(_log_rows(out)) == 1
+    assert not any(out.glob("checkpoint_*")) and not any(out.rglob(".*.tmp"))
+
+
+def test_a_diverging_new_run_writes_no_checkpoint(data_root, train_argv, tmp_path, capsys):
+    out = tmp_path / "diverged"
+    assert cli.train_main(train_argv(data_root, out, "--epochs", "1", "--lr", "1e6")) == 2
+    assert "diverged in epoch 1" in capsys.readouterr().err
+    assert not (out / "checkpoint.pth.tar").exists() and not (out / "model_best.pth.tar").exists()
+
+
+def test_resume_refuses_non_finite_weights(one_epoch, capsys):
+    out, argv = one_epoch
+    path = out / "checkpoint.pth.tar"
+    ckpt = torch.load(path, weights_only=True)
+    key = next(k for k in ckpt["state_dict"] if k.endswith("conv1.weight"))
+    ckpt["state_dict"][key][0] = float("nan")
+    torch.save(ckpt, path)
+    assert cli.train_main(argv("--epochs", "2")) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "NaN or inf" in err and key.removeprefix("module.") in err
+    assert len(_log_rows(out)) == 1
+
+
+def test_a_checkpoint_asking_for_an_absurd_model_is_refused(data_root, full_run, tmp_path, capsys):
+    """Evaluation adopts the model section of a checkpoint's saved config: 1,000,000 channels
+    (500 GB for one layer) is refused before anything is allocated."""
+    ckpt = torch.load(full_run / "model_best.pth.tar", weights_only=True)
+    ckpt["config"]["model"]["channels"] = 1_000_000
+    path = tmp_path / "huge.pth.tar"
+    torch.save(ckpt, path)
+    data = ["--dataset", "synthetic_animal_sp", "--image-path", str(data_root), "--animal", "horse"]
+    run = ["--workers", "0", "--device", "cpu", "--no-progress", "-c", str(tmp_path / "eval")]
+    assert cli.test_main([*data, *run, "--resume", str(path)]) == 2  # no model flags: adopted
+    err = capsys.readouterr().err
+    assert "1000000 channels" in err and "GB" in err and "memory available" in err

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 import pytest
 import torch
 
+from animalpose.datasets.fileio import DataError
+from animalpose.train import models
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import apply_overrides
-from animalpose.train.models import MODELS, build_model
+from animalpose.train.models import MODELS, build_model, weight_bytes
 
 #: Tiny CPU configuration; 64 px input is the smallest the hourglass accepts.
 TINY = dict(num_stacks=2, num_blocks=1, num_keypoints=3, channels=16)
@@ -82,3 +86,24 @@ def test_bf16_autocast_channels_last_forward(arch):
         assert torch.isfinite(out).all()
         # bf16 keeps ~3 significant digits; errors stay a small fraction of the output range.
         assert (out.float() - ref).abs().max() <= 0.05 * ref.abs().max()
+
+
+def test_absurd_sizes_are_refused_before_allocating():
+    """A config (or a checkpoint's saved config) asking for 1,000,000 channels tried to
+    allocate 500 GB for one layer; the weights are counted on the meta device first."""
+    kw = dict(num_stacks=1, num_blocks=1, num_keypoints=18, channels=1_000_000)
+    with pytest.raises(DataError, match=r"1000000 channels .* GB for its weights alone, more"):
+        build_model("hg", **kw)
+
+
+@pytest.mark.parametrize("arch", sorted(MODELS))
+def test_the_size_bound_is_the_memory_available(arch, monkeypatch):
+    model = build_model(arch, **TINY)
+    tensors = chain(model.parameters(), model.buffers())
+    needed = sum(t.numel() * t.element_size() for t in tensors)
+    assert weight_bytes(MODELS[arch], **TINY) == needed
+    monkeypatch.setattr(models, "available_memory", lambda: needed)
+    build_model(arch, **TINY)
+    monkeypatch.setattr(models, "available_memory", lambda: needed - 1)
+    with pytest.raises(DataError, match="memory available"):
+        build_model(arch, **TINY)
