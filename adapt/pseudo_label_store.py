@@ -3,23 +3,29 @@
 ``generate_pseudo_labels`` (``pseudo_labels.py``) returns a round with nothing selected;
 ``PseudoLabels.with_selection`` applies a keep share (``selection.py``); ``save``/``load`` write
 and read one compressed ``.npz`` of plain arrays (no pickles), validated on load. Keypoints are
-stored in frame pixels, so the labels do not depend on the crop the model saw.
+stored in frame pixels, so the labels do not depend on the crop the model saw. A round records
+what made it (the run's settings, the ``weights_digest`` of the predicting model), so that a
+continued run reuses only its own rounds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from animalpose.adapt.selection import select_top_share
 from animalpose.datasets.fileio import DataError, atomic_write
 
-__all__ = ["FORMAT", "NO_ANNOTATION", "PseudoLabels", "pck_diagnostics"]
+__all__ = ["FORMAT", "NO_ANNOTATION", "PseudoLabels", "pck_diagnostics", "weights_digest"]
 
 #: Format tag stored in every pseudo-label file.
 FORMAT = "animalpose.pseudo_labels/1"
@@ -43,6 +49,19 @@ _SCALARS: dict[str, str] = {
     "threshold": "float64",
 }
 _DIAGNOSTICS = ("diagnostic_names", "diagnostic_values")
+#: Optional 0-d str entries (absent in files written before they were recorded): ``settings``
+#: (JSON object) and ``weights`` (a ``weights_digest``).
+_PROVENANCE = ("settings", "weights")
+
+
+def weights_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of a state_dict's names, dtypes, shapes and bytes: which weights these are."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -62,6 +81,9 @@ class PseudoLabels:
             ``predict_seconds``, ``flow_seconds``.
         hits: (N, K) int8 1 / 0 label within / beyond 0.05 x box side of the annotation,
             -1 without a visible annotation.
+        settings: the resolved config (``config_to_dict``, as JSON gives it back) of the run
+            that made the round; weights: ``weights_digest`` of the model that predicted it.
+            None when not recorded.
     """
 
     round: int
@@ -77,6 +99,8 @@ class PseudoLabels:
     selected: np.ndarray
     diagnostics: dict[str, float] = field(default_factory=dict)
     hits: np.ndarray | None = None
+    settings: dict | None = None
+    weights: str | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -107,6 +131,11 @@ class PseudoLabels:
         values = {name: getattr(self, name) for name in _ARRAYS} | {"hits": self._hits()}
         arrays = {name: np.asarray(values[name], dtype=d) for name, (d, _) in _ARRAYS.items()}
         scalars = {name: np.asarray(getattr(self, name), dtype=d) for name, d in _SCALARS.items()}
+        provenance = {}
+        if self.settings is not None:
+            provenance["settings"] = np.asarray(json.dumps(self.settings, sort_keys=True))
+        if self.weights is not None:
+            provenance["weights"] = np.asarray(str(self.weights))
         with atomic_write(path) as f:
             np.savez_compressed(
                 f,
@@ -115,6 +144,7 @@ class PseudoLabels:
                 **arrays,
                 diagnostic_names=np.asarray(names, dtype=np.str_).reshape(len(names)),
                 diagnostic_values=np.asarray([self.diagnostics[n] for n in names], np.float64),
+                **provenance,
             )
 
     @classmethod
@@ -181,6 +211,21 @@ def _validated(path: Path, content: dict) -> dict:
         raise DataError(f"{path}: 'indices' must be distinct non-negative dataset indices")
     if not np.isin(out["hits"], (NO_ANNOTATION, 0, 1)).all():
         raise DataError(f"{path}: 'hits' must hold only -1, 0 or 1")
+    for name in _PROVENANCE:
+        value = content.get(name)
+        if value is not None and (value.shape != () or value.dtype.kind != "U"):
+            raise DataError(
+                f"{path}: {name!r} must be a str scalar, got {value.dtype} {value.shape}"
+            )
+    out["weights"] = str(content["weights"]) if "weights" in content else None
+    out["settings"] = None
+    if "settings" in content:
+        try:
+            out["settings"] = json.loads(str(content["settings"]))
+        except ValueError as exc:
+            raise DataError(f"{path}: 'settings' is not JSON ({exc})") from None
+        if not isinstance(out["settings"], dict):
+            raise DataError(f"{path}: 'settings' must be a JSON object")
     return out
 
 

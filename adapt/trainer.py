@@ -5,13 +5,16 @@ Each iteration runs ONE forward pass over a labelled source batch and a target b
 [+ WS-CDA's ``DomainAdversary.trunk_loss`` on the last stack's features]. Every
 ``adapt.round_every`` epochs a pseudo-label round labels the target train split with the current
 weights and is stored in ``<checkpoint>/pseudo_labels/round_XX.npz`` before training on it, so a
-killed run resumes inside its round. Models are selected on the target valid split; where this
-differs from the reference's CCSSL.py: docs/reference_compat.md §7.8.
+killed run resumes inside its round; a stored round is reused only when it records this run's
+settings and the weights that start the round. Models are selected on the target valid split;
+where this differs from the reference's CCSSL.py: docs/reference_compat.md §7.8.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,25 +22,26 @@ import torch
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.domain import DomainAdversary
 from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
-from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.pseudo_label_store import PseudoLabels, weights_digest
 from animalpose.adapt.pseudo_labels import generate_pseudo_labels
 from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.target_data import TargetMix, first_frames
 from animalpose.adapt.temporal import TemporalConfig
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.fileio import DataError
+from animalpose.datasets.fileio import DataError, remove_temp_files
 from animalpose.datasets.formats.registry import build_dataset
 from animalpose.evaluation.inference import autocast
 from animalpose.train.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
     restore_training_state,
+    unwrap_model,
 )
 from animalpose.train.config_io import config_to_dict, drop_retired
 from animalpose.train.loaders import make_loader
 from animalpose.train.trainer import EpochStats, Trainer, device_clock, mean_batch_accuracy
 
-__all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_path"]
+__all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_mismatch", "round_path", "settings_changed"]
 
 #: Pseudo-label rounds, under the run's checkpoint folder.
 PSEUDO_FOLDER = "pseudo_labels"
@@ -90,6 +94,28 @@ def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, obje
     ]
 
 
+def _listing(changed: list[tuple[str, object, object]]) -> str:
+    """``key: saved there, current now`` of ``settings_changed``'s first four differences."""
+    shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:4])
+    return shown + (", ..." if len(changed) > 4 else "")
+
+
+def round_mismatch(labels: PseudoLabels, settings: dict, weights: str | None) -> str | None:
+    """Why a stored round is not the one a run with ``settings`` makes from the weights of
+    digest ``weights`` (None: this run's, nothing to say). ``weights`` None (a checkpoint from
+    before rounds recorded them) trusts the file."""
+    if weights is None:
+        return None
+    if labels.settings is None or labels.weights is None:
+        return "without a record of the settings and weights that made it"
+    changed = settings_changed(labels.settings, settings)
+    if changed:
+        return f"by a run with other settings ({_listing(changed)})"
+    if labels.weights != weights:
+        return "from other weights than this run's"
+    return None
+
+
 class AdaptTrainer(Trainer):
     """``Trainer`` for adaptation (module docs); ``fit()`` runs it, resuming where it stopped."""
 
@@ -129,6 +155,10 @@ class AdaptTrainer(Trainer):
                 )
         self.labels: PseudoLabels | None = None
         self.round_index = -1
+        #: ``weights_digest`` of the weights that predicted the current round.
+        self.round_weights: str | None = None
+        #: The round a continued run's checkpoint is inside, and that round's weights digest.
+        self._resumed_round: tuple[int, str | None] | None = None
         self.target_loader = None
         self._start()
 
@@ -146,11 +176,9 @@ class AdaptTrainer(Trainer):
             changed = settings_changed(ckpt.get("config") or {}, config_to_dict(self.cfg))
             if changed:
                 raise DataError(
-                    f"{own}: this folder holds an adaptation run with other settings ("
-                    + ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:4])
-                    + (", ..." if len(changed) > 4 else "")
-                    + "); run it with its own settings to continue it, or choose another "
-                    "-c/--checkpoint folder"
+                    f"{own}: this folder holds an adaptation run with other settings "
+                    f"({_listing(changed)}); run it with its own settings to continue it, or "
+                    "choose another -c/--checkpoint folder"
                 )
             state = restore_training_state(
                 ckpt, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler
@@ -158,6 +186,8 @@ class AdaptTrainer(Trainer):
             self.start_epoch, self.best_acc = state.start_epoch, state.best_acc
             if self.adversary is not None and ckpt[ADAPT_KEY].get("adversary") is not None:
                 self.adversary.load_state_dict(ckpt[ADAPT_KEY]["adversary"])
+            saved = ckpt[ADAPT_KEY]
+            self._resumed_round = (int(saved.get("round", -1)), saved.get("round_weights"))
             if self.is_main:
                 print(
                     f"=> continuing {own} at epoch {self.start_epoch + 1} (best target-valid "
@@ -178,19 +208,48 @@ class AdaptTrainer(Trainer):
         state = super().checkpoint_state(epoch)
         state[ADAPT_KEY] = {
             "round": self.round_index,
+            "round_weights": self.round_weights,
             "adversary": self.adversary.state_dict() if self.adversary is not None else None,
         }
         return state
 
     # -- pseudo-labels ------------------------------------------------------------------------
     def pseudo_round(self, round_index: int, epoch: int) -> PseudoLabels:
-        """The labels of ``round_index``: read when stored, else generated, selected, stored."""
+        """The labels of ``round_index``: read when this run stored them (``round_mismatch``),
+        else generated from the current weights, selected, stored."""
         path = round_path(self.out_dir, round_index)
-        if path.is_file():
-            labels = PseudoLabels.load(path)
+        settings = json.loads(json.dumps(config_to_dict(self.cfg)))  # as the file gives it back
+        inside = self._resumed_round is not None and self._resumed_round[0] == round_index
+        if inside:  # a continued run: the weights that made the round are the checkpoint's record
+            self.round_weights = self._resumed_round[1]
+        elif self.is_main:  # the round starts now
+            self.round_weights = weights_digest(unwrap_model(self.model).state_dict())
+        stored, problem = None, None
+        if self.is_main and path.is_file():
+            stored = PseudoLabels.load(path)
+            problem = round_mismatch(stored, settings, self.round_weights)
+        # The main process decides for all: 0 make the round, 1 reuse the file, 2 refuse (inside
+        # the round its weights are gone: it cannot be made again).
+        action = 0 if stored is None or (problem and not inside) else 2 if problem else 1
+        if self.world_size > 1:
+            nccl = torch.distributed.get_backend() == "nccl"
+            flag = torch.tensor(action, device=self.device if nccl else "cpu")
+            torch.distributed.broadcast(flag, 0)
+            action = int(flag.item())
+        if action == 2:
+            why = f"made {problem}" if problem else "the main process says why"
+            raise DataError(
+                f"{path}: not the pseudo-labels this run trained on ({why}); restore that file, "
+                "or start the run in another -c/--checkpoint folder"
+            )
+        if action == 1:
             if self.is_main:
                 print(f"=> pseudo-label round {round_index}: reusing {path}")
-            return labels
+            return stored if stored is not None else PseudoLabels.load(path)
+        if problem and self.is_main:
+            print(f"=> pseudo-label round {round_index}: {path} was made {problem}; redoing it")
+        if self.is_main:
+            remove_temp_files(path)  # left by a run killed while writing it
         a = self.cfg.adapt
         labels = generate_pseudo_labels(
             self.model,
@@ -209,8 +268,10 @@ class AdaptTrainer(Trainer):
             round_index=round_index,
             epoch=epoch,
         )
-        labels = labels.with_selection(
-            self.schedule.keep_share(round_index=round_index, epoch=epoch)
+        labels = replace(
+            labels.with_selection(self.schedule.keep_share(round_index=round_index, epoch=epoch)),
+            settings=settings,
+            weights=self.round_weights,
         )
         if self.is_main:
             labels.save(path)

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import re
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from animalpose.datasets.generator.benchmark_splits import generate_benchmark
@@ -185,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             report = generate(
                 settings, processes=args.processes, force=args.force, progress=not args.no_progress
             )
+    except BrokenProcessPool:  # a RuntimeError: a worker was killed, e.g. by the OOM killer
+        parser.exit(
+            2,
+            "error: a render worker process died (killed, or out of memory: lower --processes);"
+            " complete samples are kept: run the same command again to resume\n",
+        )
     except (ValueError, RuntimeError, TypeError) as exc:  # DataError is a ValueError
         parser.exit(2, f"error: {exc}\n")
     except KeyboardInterrupt:

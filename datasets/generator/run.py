@@ -4,18 +4,23 @@
 ``i`` of a style draws everything from ``np.random.default_rng([seed, style_id, i])``, so the
 files are the same for a seed whatever the process count or the order jobs finish in. Jobs run in
 worker processes started with "spawn" (each builds and closes its own renderer: GL contexts must
-not cross a fork). A rerun skips complete jobs, so an interrupted run resumes; files are written
-atomically; a layout folder's ``generator.json`` refuses a run with other settings unless forced.
-The command line is ``cli.py``.
+not cross a fork) that die with this process, even when it is killed (``_die_with_parent``). A
+rerun skips complete jobs, so an interrupted run resumes; files are written atomically; a layout
+folder's ``generator.json`` refuses a run with other settings unless forced. Crash point (tests):
+``generate:job_done`` after each finished job, in this process. The command line is ``cli.py``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.util
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from animalpose.datasets.fileio import crash_point
 from animalpose.datasets.formats.splits import VIDEO_TEST_NAME
 from animalpose.datasets.formats.tigdog import split_folder
 from animalpose.datasets.generator.renderer import RENDERERS, STYLES, AnimalRenderer
@@ -55,6 +61,10 @@ MAX_DEFAULT_PROCESSES = 6
 RANGES_REWRITE_S = 2.0
 #: Jobs queued per worker process (keeps the pool busy, interruption prompt).
 QUEUED_PER_PROCESS = 4
+#: ``prctl`` option that sends a signal to this process when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+#: Seconds between a worker's checks that its parent lives, where PR_SET_PDEATHSIG is missing.
+PARENT_POLL_S = 0.5
 
 
 def default_processes() -> int:
@@ -175,8 +185,35 @@ def _build_runner(settings: GeneratorSettings, animal: str) -> _Runner:
 _WORKER_RUNNER: _Runner | None = None
 
 
-def _init_worker(settings: GeneratorSettings, animal: str) -> None:
+def _watch_parent(parent: int) -> None:
+    """Exit this process once ``parent`` is no longer its parent (it died)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when process ``parent`` dies, also by SIGKILL or the OOM killer (each
+    worker holds a renderer of about 1 GB): Linux's parent-death signal, else a watchdog thread
+    that exits when this process is handed to another parent. (The signal comes when the thread
+    that started the worker ends: ``submit`` starts them, in the thread running ``generate``.)"""
+    if sys.platform.startswith("linux"):
+        try:
+            armed = ctypes.CDLL(None, use_errno=True).prctl(
+                PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0
+            )
+        except (OSError, AttributeError):
+            armed = -1
+        if armed == 0:
+            if os.getppid() != parent:  # it died before the signal was armed
+                os._exit(1)
+            return
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _init_worker(settings: GeneratorSettings, animal: str, parent: int) -> None:
     global _WORKER_RUNNER
+    _die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)  # the processes are the parallelism
@@ -211,6 +248,7 @@ class _Progress:
                 self.flush()
         if self.on_job_done is not None:
             self.on_job_done(job)
+        crash_point("generate:job_done")
 
     def flush(self) -> None:
         for style in sorted(self.dirty):
@@ -225,7 +263,7 @@ def _run_pool(todo, settings, animal, processes, progress: _Progress) -> None:
         max_workers=processes,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(settings, animal),
+        initargs=(settings, animal, os.getpid()),
     ) as pool:
         pending: set[cf.Future] = set()
         queue = iter(todo)

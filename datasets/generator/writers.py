@@ -60,6 +60,9 @@ MAT_HEADER = b"MATLAB 5.0 MAT-file, Platform: posix, Created by: animalpose gene
 _MAT_HEADER_BYTES = 116
 #: Bytes read from each end of an image file to check that it is complete.
 _CHECK_BYTES = 1024
+#: Endings of the files derived from a layout's data beside it (split files, their fingerprint,
+#: mean files, ``benchmark.json``): a rerun removes the temporary files a killed write left.
+_DERIVED_SUFFIXES = (".npy", ".json", ".pth.tar")
 
 
 def mat_bytes(variables: dict[str, np.ndarray]) -> bytes:
@@ -232,7 +235,7 @@ class SyntheticLayout:
         return [self.folder]
 
     def output_names(self) -> tuple[str, ...]:
-        return (IMAGE_SUFFIX, KEYPOINTS_SUFFIX, MANIFEST_NAME)
+        return (IMAGE_SUFFIX, KEYPOINTS_SUFFIX, MANIFEST_NAME, *_DERIVED_SUFFIXES)
 
 
 # --- TigDog layout ------------------------------------------------------------------------------
@@ -375,7 +378,8 @@ class TigDogLayout:
             self.base / self.animal,
             self.base / "landmarks" / self.animal,
             self.base / "ranges" / self.animal,
+            split_folder(self.root, self.animal),
         ]
 
     def output_names(self) -> tuple[str, ...]:
-        return (".jpg", ".mat", MANIFEST_NAME)
+        return (".jpg", ".mat", MANIFEST_NAME, *_DERIVED_SUFFIXES)

@@ -1,7 +1,10 @@
 """PseudoLabels storage: exact save/load round trips, file size, refusal of bad files."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
 from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.datasets.fileio import DataError
@@ -106,4 +109,29 @@ def test_load_rejects_bad_files_naming_them(tmp_path):
     # Object arrays would need pickle: refused, not executed.
     bad = rewrite(good, diagnostic_names=np.array([{"a": 1}], dtype=object))
     with pytest.raises(DataError, match=bad.name):
+        PseudoLabels.load(bad)
+
+
+def test_a_round_records_what_made_it(tmp_path):
+    """The run's settings and the digest of the predicting weights survive a round trip; files
+    written before they were recorded load with None (the trainer then makes the round again)."""
+    from animalpose.adapt.pseudo_label_store import weights_digest
+
+    weights = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.tensor(3)}
+    digest = weights_digest(weights)
+    assert digest == weights_digest({k: v.clone() for k, v in weights.items()})
+    assert digest != weights_digest({**weights, "a": weights["a"] + 1e-6})
+    assert digest != weights_digest({**weights, "a": weights["a"].double()})
+    settings = {"optim": {"lr": 0.001, "schedule": [3, 5]}, "run": {"seed": 4}}
+    made = replace(random_labels(20), settings=settings, weights=digest)
+    made.save(tmp_path / "made.npz")
+    loaded = PseudoLabels.load(tmp_path / "made.npz")
+    assert (loaded.settings, loaded.weights) == (settings, digest)
+    older = rewrite(tmp_path / "made.npz", settings=None, weights=None)
+    assert (PseudoLabels.load(older).settings, PseudoLabels.load(older).weights) == (None, None)
+    bad = rewrite(tmp_path / "made.npz", settings=np.asarray("{not json"))
+    with pytest.raises(DataError, match=f"{bad.name}: 'settings' is not JSON"):
+        PseudoLabels.load(bad)
+    bad = rewrite(tmp_path / "made.npz", weights=np.arange(3))
+    with pytest.raises(DataError, match=f"{bad.name}: 'weights' must be a str scalar"):
         PseudoLabels.load(bad)

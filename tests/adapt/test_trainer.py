@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,24 @@ def test_a_killed_run_resumes_inside_its_round(tiny, adapt_argv, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_a_continued_round_whose_file_was_replaced_is_refused(tiny, adapt_argv, tmp_path, capsys):
+    """Inside a round the weights that made it are gone, so a round file another run replaced
+    cannot be made again: the run stops naming the file instead of training on it."""
+    flags = ("--round-every", "2", "--seed", "4")
+    out = tmp_path / "part"
+    assert ccssl_main(adapt_argv(out, "--num-epochs", "1", *flags)) == 0
+    path = round_path(out, 0)
+    labels = PseudoLabels.load(path)
+    assert labels.settings["run"]["seed"] == 4 and len(labels.weights) == 64
+    assert load_checkpoint(out / "checkpoint.pth.tar")["adapt"]["round_weights"] == labels.weights
+    dataclasses.replace(labels, weights="0" * 64).save(path)
+    before = (out / "checkpoint.pth.tar").read_bytes()
+    assert ccssl_main(adapt_argv(out, "--num-epochs", "2", *flags)) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not the pseudo-labels this run trained on (made from other weights" in err
+    assert (out / "checkpoint.pth.tar").read_bytes() == before
 
 
 @pytest.mark.parametrize("mode", ["grl", "alternating"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 import animalpose.datasets.fileio as fileio
 from animalpose.datasets.fileio import CRASH_ENV
+from animalpose.datasets.formats.split_fingerprint import FINGERPRINT_NAME
 from animalpose.datasets.formats.splits import SPLIT_NAMES, VIDEO_SPLIT_NAMES, VIDEO_TEST_NAME
 from animalpose.datasets.generator.benchmark_splits import generate_benchmark
 from animalpose.datasets.generator.dogshift import BenchmarkSpec
@@ -35,6 +37,7 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds processes through /proc"
 )
 
+REPO = Path(__file__).resolve().parents[3]
 #: Seconds the workers of a killed generator may take to end.
 WORKERS_END_S = 5.0
 #: Seconds a generator subprocess may take.
@@ -118,9 +121,9 @@ def _kill(pids) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _run(code: str, *args: str, log: Path, token: str, point: str | None = None) -> tuple[int, str]:
-    """Python ``code`` with ``args`` in a subprocess marked with ``token`` (killed at crash
-    ``point``): its exit status and output. The output goes through the file ``log``: orphaned
+def _run(*argv: str, log: Path, token: str, point: str | None = None) -> tuple[int, str]:
+    """Python with ``argv`` in a subprocess marked with ``token`` (killed at crash ``point``):
+    its exit status and output. The output goes through the file ``log``: orphaned
     workers would hold a pipe open."""
     env = {**os.environ, TOKEN_ENV: token}
     env.pop(CRASH_ENV, None)
@@ -128,7 +131,7 @@ def _run(code: str, *args: str, log: Path, token: str, point: str | None = None)
         env[CRASH_ENV] = point
     with open(log, "w") as out:
         done = subprocess.run(
-            [sys.executable, "-c", code, *args],
+            [sys.executable, *argv],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -145,7 +148,7 @@ def test_workers_die_with_a_killed_parent(gen, reference_run, tmp_path):
     settings = gen.settings(root)
     values = json.dumps({**dataclasses.asdict(settings), "root": str(root)})
     status, output = _run(
-        KILL_AFTER_FIRST_JOB, values, str(pid_file), log=tmp_path / "log", token=token
+        "-c", KILL_AFTER_FIRST_JOB, values, str(pid_file), log=tmp_path / "log", token=token
     )
     assert status == -signal.SIGKILL, output[-3000:]
     workers = [int(pid) for pid in pid_file.read_text().split()]
@@ -160,6 +163,57 @@ def test_workers_die_with_a_killed_parent(gen, reference_run, tmp_path):
     assert report.skipped >= 1 and report.written >= 1
     assert gen.tree(root) == reference_run.files
     assert not sorted(root.rglob(".*.tmp"))
+
+
+#: A process (argv: a file) that starts one running ``run._watch_parent`` (the portable
+#: fallback of the parent-death signal) on it, checks that it runs, and SIGKILLs itself.
+WATCHED_CHILD = textwrap.dedent(
+    """
+    import os, signal, subprocess, sys, time
+    from pathlib import Path
+
+    watch = "from animalpose.datasets.generator.run import _watch_parent; _watch_parent({})"
+    child = subprocess.Popen([sys.executable, "-c", watch.format(os.getpid())])
+    time.sleep(1.0)
+    Path(sys.argv[1]).write_text(f"{child.pid} {child.poll()}")
+    os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_the_watchdog_fallback_ends_a_process_whose_parent_died(tmp_path):
+    token = uuid.uuid4().hex
+    status, output = _run(
+        "-c", WATCHED_CHILD, str(tmp_path / "child"), log=tmp_path / "log", token=token
+    )
+    assert status == -signal.SIGKILL, output[-3000:]
+    pid, poll = (tmp_path / "child").read_text().split()
+    assert poll == "None"  # it ran while its parent lived
+    try:
+        assert not _wait_ended(lambda: _live([int(pid)])), "the watched process outlived its parent"
+    finally:
+        _kill([int(pid)])
+
+
+def test_a_killed_worker_stops_the_command_with_a_clear_message(gen, tmp_path):
+    """A worker killed (by the OOM killer, say) ends ``datasets/generate.py`` with one line that
+    says what to do, no traceback and no process left; the same command then completes."""
+    root, token = tmp_path / "data", uuid.uuid4().hex
+    argv = ["--image-path", str(root), "--renderer", "flat", "--size", "96x72", "--no-progress"]
+    argv += ["--source-images", "4", "--target-shots", "0", "--processes", "2"]
+    script = str(REPO / "datasets" / "generate.py")
+    point = "write:2_dog_source_img.png"
+    status, output = _run(script, *argv, log=tmp_path / "log", token=token, point=point)
+    try:
+        assert not _wait_ended(lambda: _marked(token)), "processes of the killed run are left"
+    finally:
+        _kill(_marked(token))
+    assert status == 2, output[-3000:]
+    assert "error: a render worker process died" in output and "Traceback" not in output
+    status, output = _run(script, *argv, log=tmp_path / "log", token=token)
+    assert status == 0, output[-3000:]
+    assert json.loads(output.splitlines()[-1])["jobs_skipped"] >= 1
+    assert len(list(root.rglob("*_img.png"))) == 4 and not sorted(root.rglob(".*.tmp"))
 
 
 # -- every commit point of a benchmark's generation ----------------------------------------------
@@ -187,25 +241,30 @@ SPEC = BenchmarkSpec(
 
 def commit_points(spec: BenchmarkSpec) -> list[str]:
     """The crash points of generating ``spec``, in order (``name@n``: its n-th time in one
-    process; files are written by the worker processes, the rest by the main one)."""
+    process; files are written by the worker processes, the rest by the main one): every kind,
+    the first and last of each kind of sample file."""
     source = SyntheticLayout(root=Path("."), animal=spec.animal, style="source")
     target = TigDogLayout(root=Path("."), animal=spec.animal, frames_per_shot=spec.frames_per_shot)
-    points = [f"write:{MANIFEST_NAME}@1", f"write:{MANIFEST_NAME}@2"]  # source, target folder
-    for i in range(spec.source_images):
+    points = [f"{MANIFEST_NAME}@1", f"{MANIFEST_NAME}@2"]  # the source, then the target folder
+    for i in (0, spec.source_images - 1):
         image, keypoints = source.paths(i)
-        points += [f"write:{keypoints.name}", f"write:{image.name}"]
-    for i in range(spec.target_shots):
+        points += [keypoints.name, image.name]
+    for i in (0, spec.target_shots - 1):
         shot, start, end = target.shot_range(i)
-        points += [f"write:{target.frame_path(f).name}" for f in range(start, end + 1)]
-        points.append(f"write:{target.landmarks_path(shot).name}")
-    points += ["generate:job_done@1", "generate:job_done@4", f"write:{target.ranges_path.name}"]
-    names = (VIDEO_TEST_NAME, *VIDEO_SPLIT_NAMES, *SPLIT_NAMES, BENCHMARK_FILE)
-    return points + [f"write:{name}" for name in names]
+        points += [target.frame_path(start).name, target.landmarks_path(shot).name]
+    points.append(target.ranges_path.name)
+    # The target split folder's fingerprint and files, then the source folder's, the record.
+    points += [f"{FINGERPRINT_NAME}@1", VIDEO_TEST_NAME, *VIDEO_SPLIT_NAMES]
+    points += [f"{FINGERPRINT_NAME}@2", *SPLIT_NAMES, BENCHMARK_FILE]
+    return ["generate:job_done@1", "generate:job_done@4"] + [f"write:{p}" for p in points]
+
+
+def kind(point: str) -> str:
+    """A crash point's kind: its name without the @count, numbers as ``#``."""
+    return re.sub(r"\d+", "#", point.split("@")[0])
 
 
 POINTS = commit_points(SPEC)
-#: The case that runs without ``-m slow``: a worker killed while writing a frame.
-FAST_POINT = "write:00000003.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -231,18 +290,17 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def test_the_points_cover_every_commit_of_a_generation(whole):
     _, passed = whole
-    missing = sorted(set(passed) - {p.split("@")[0] for p in POINTS})
+    missing = sorted({kind(p) for p in passed} - {kind(p) for p in POINTS})
     assert not missing, f"commit points without a crash case: {missing}; add them to POINTS"
 
 
-@pytest.mark.parametrize(
-    "point", [p if p == FAST_POINT else pytest.param(p, marks=pytest.mark.slow) for p in POINTS]
-)
+@pytest.mark.slow  # about 5 s a point; test_workers_die_with_a_killed_parent is the fast case
+@pytest.mark.parametrize("point", POINTS)
 def test_a_generation_killed_at_a_commit_point_resumes_to_the_same_files(point, whole, tmp_path):
     root, token = tmp_path / "data", uuid.uuid4().hex
     values = json.dumps(dataclasses.asdict(SPEC))
     status, output = _run(
-        BENCHMARK, values, str(root), log=tmp_path / "log", token=token, point=point
+        "-c", BENCHMARK, values, str(root), log=tmp_path / "log", token=token, point=point
     )
     # Killed in the main process, or a worker killed and the main process stopped by the pool.
     assert status == -signal.SIGKILL or (status != 0 and "terminated abruptly" in output), (
@@ -252,7 +310,9 @@ def test_a_generation_killed_at_a_commit_point_resumes_to_the_same_files(point, 
         assert not _wait_ended(lambda: _marked(token)), "processes of the killed run are left"
     finally:
         _kill(_marked(token))
-    generate_benchmark(SPEC, root, processes=2, progress=False)  # the same command again
+    # The same command again (in this process and with 1 worker process: the files do not
+    # depend on the count, test_run.py::test_two_processes_write_the_same_files).
+    generate_benchmark(SPEC, root, processes=1, progress=False)
     files = tree(root)
     assert files.keys() == whole[0].keys()
     assert [name for name in files if files[name] != whole[0][name]] == []
