@@ -31,7 +31,8 @@ from animalpose.adapt.compare_report import (
     write_report,
 )
 from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.trainer import AdaptTrainer, settings_changed
+from animalpose.adapt.run_settings import settings_changed
+from animalpose.adapt.trainer import AdaptTrainer
 from animalpose.datasets.fileio import DataError, atomic_write
 from animalpose.datasets.generator.benchmark_splits import find_benchmark, generate_benchmark
 from animalpose.datasets.generator.dogshift import BENCHMARKS, BenchmarkSpec, get_benchmark

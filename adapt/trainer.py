@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -24,6 +23,11 @@ from animalpose.adapt.domain import DomainAdversary
 from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
 from animalpose.adapt.pseudo_label_store import PseudoLabels, weights_digest
 from animalpose.adapt.pseudo_labels import generate_pseudo_labels
+from animalpose.adapt.run_settings import (
+    round_mismatch,
+    round_path,
+    settings_changed,
+)
 from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.target_data import TargetMix, first_frames
 from animalpose.adapt.temporal import TemporalConfig
@@ -37,83 +41,15 @@ from animalpose.train.checkpoint import (
     restore_training_state,
     unwrap_model,
 )
-from animalpose.train.config_io import config_to_dict, drop_retired
+from animalpose.train.config_io import config_to_dict
 from animalpose.train.loaders import make_loader
+from animalpose.train.run_folder import settings_listing
 from animalpose.train.trainer import EpochStats, Trainer, device_clock, mean_batch_accuracy
 
-__all__ = ["PSEUDO_FOLDER", "AdaptTrainer", "round_mismatch", "round_path", "settings_changed"]
+__all__ = ["AdaptTrainer"]
 
-#: Pseudo-label rounds, under the run's checkpoint folder.
-PSEUDO_FOLDER = "pseudo_labels"
 #: Checkpoint entry holding the adaptation state (its presence marks an adaptation checkpoint).
 ADAPT_KEY = "adapt"
-
-
-def round_path(out_dir: str | Path, round_index: int) -> Path:
-    return Path(out_dir) / PSEUDO_FOLDER / f"round_{round_index:02d}.npz"
-
-
-#: Settings a continued run may change: its length (``optim.epochs``: running the same command
-#: with more epochs extends a run) and display, loading and device, which do not change what is
-#: trained. Any other difference from the checkpoint's config refuses to continue: a folder holds
-#: one run.
-CONTINUE_FREE_KEYS = frozenset(
-    {
-        "optim.epochs",
-        "run.progress",
-        "run.device",
-        "run.checkpoint",
-        "run.evaluate",
-        "data.workers",
-        "data.test_batch",
-        "adapt.pseudo_batch",
-        "adapt.pseudo_workers",
-    }
-)
-
-
-def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, object]]:
-    """(dotted key, saved value, current value) for every setting that differs between two
-    ``config_to_dict`` dicts, except ``CONTINUE_FREE_KEYS``; a key missing on one side counts
-    as None there. Retired keys that an older run saved with their inert value are ignored."""
-
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in d.items():
-            if isinstance(value, dict):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[f"{prefix}{key}"] = value
-        return out
-
-    a, b = flat(drop_retired(saved)), flat(drop_retired(current))
-    return [
-        (k, a.get(k), b.get(k))
-        for k in sorted(set(a) | set(b))
-        if k not in CONTINUE_FREE_KEYS and a.get(k) != b.get(k)
-    ]
-
-
-def _listing(changed: list[tuple[str, object, object]]) -> str:
-    """``key: saved there, current now`` of ``settings_changed``'s first four differences."""
-    shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:4])
-    return shown + (", ..." if len(changed) > 4 else "")
-
-
-def round_mismatch(labels: PseudoLabels, settings: dict, weights: str | None) -> str | None:
-    """Why a stored round is not the one a run with ``settings`` makes from the weights of
-    digest ``weights`` (None: this run's, nothing to say). ``weights`` None (a checkpoint from
-    before rounds recorded them) trusts the file."""
-    if weights is None:
-        return None
-    if labels.settings is None or labels.weights is None:
-        return "without a record of the settings and weights that made it"
-    changed = settings_changed(labels.settings, settings)
-    if changed:
-        return f"by a run with other settings ({_listing(changed)})"
-    if labels.weights != weights:
-        return "from other weights than this run's"
-    return None
 
 
 class AdaptTrainer(Trainer):
@@ -177,8 +113,8 @@ class AdaptTrainer(Trainer):
             if changed:
                 raise DataError(
                     f"{own}: this folder holds an adaptation run with other settings "
-                    f"({_listing(changed)}); run it with its own settings to continue it, or "
-                    "choose another -c/--checkpoint folder"
+                    f"({settings_listing(changed)}); run it with its own settings to continue "
+                    "it, or choose another -c/--checkpoint folder"
                 )
             state = restore_training_state(
                 ckpt, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler

@@ -34,6 +34,7 @@ from animalpose.train.config import CONFIG_FILE_NAME, Config, ConfigError
 from animalpose.train.config_io import config_to_dict, drop_retired
 
 __all__ = [
+    "settings_listing",
     "APPLIED_ON_RESUME",
     "FREE_ON_RESUME",
     "LOG_COLUMNS",
@@ -218,7 +219,8 @@ def changed_settings(saved: dict, current: dict, *, defaults: dict) -> list[tupl
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def _listing(changed: list[tuple[str, Any, Any]]) -> str:
+def settings_listing(changed: list[tuple[str, Any, Any]]) -> str:
+    """``key: saved there, current now`` for the first four of ``changed_settings``' rows."""
     shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, a, b in changed[:4])
     return shown + (", ..." if len(changed) > 4 else "")
 
@@ -243,8 +245,8 @@ def resume_changes(cfg: Config, ckpt: dict[str, Any]) -> list[tuple[str, Any, An
     if refused:
         source = getattr(ckpt, "source", cfg.run.resume)
         raise ConfigError(
-            f"{source} was trained with other settings ({_listing(refused)}). A resumed run may "
-            f"change {', '.join(sorted(APPLIED_ON_RESUME))} (applied from its next epoch), "
+            f"{source} was trained with other settings ({settings_listing(refused)}). A resumed "
+            f"run may change {', '.join(sorted(APPLIED_ON_RESUME))} (applied from its next epoch), "
             "optim.epochs and how it runs (device, workers, logging); resume with the "
             f"checkpoint's own settings (its config.yaml), or start a new run from its weights "
             f"with --pretrained {source} in another -c/--checkpoint folder"

@@ -15,7 +15,7 @@ import torch
 import animalpose.datasets.fileio as fileio
 from animalpose.adapt.cli import ccssl_main
 from animalpose.adapt.pseudo_label_store import PseudoLabels
-from animalpose.adapt.trainer import PSEUDO_FOLDER, round_path
+from animalpose.adapt.run_settings import PSEUDO_FOLDER, round_path
 from animalpose.datasets.fileio import CRASH_ENV
 from animalpose.train.checkpoint import BEST_NAME, CHECKPOINT_NAME, load_checkpoint
 

@@ -10,8 +10,8 @@ import torch
 
 from animalpose.adapt.cli import ccssl_main, wscda_main
 from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.run_settings import round_path
 from animalpose.adapt.selection import ccssl_keep_share
-from animalpose.adapt.trainer import round_path
 from animalpose.datasets.formats.tigdog import load_tigdog, tigdog_split
 from animalpose.train.checkpoint import load_checkpoint
 
@@ -179,35 +179,3 @@ def test_a_folder_of_a_run_with_other_settings_is_refused(tiny, adapt_argv, tmp_
     err = capsys.readouterr().err
     assert "holds an adaptation run with other settings (optim.lr: 0.001 there, 0.0005 now)" in err
     assert (out / "checkpoint.pth.tar").read_bytes() == before  # nothing overwritten
-
-
-def test_settings_changed_ignores_only_display_loading_device_and_length():
-    from animalpose.adapt.compare import _record_differs
-    from animalpose.adapt.trainer import settings_changed
-
-    saved = {
-        "optim": {"lr": 1e-3, "epochs": 6, "schedule": [3]},
-        "run": {"checkpoint": "a", "progress": True, "seed": 0},
-        "adapt": {"alpha": -1.0, "pseudo_batch": 64},
-    }
-    moved = {
-        "optim": {"lr": 1e-3, "epochs": 12, "schedule": [3]},
-        "run": {"checkpoint": "b", "progress": False, "seed": 0},
-        "adapt": {"alpha": -1.0, "pseudo_batch": 8},
-    }
-    assert settings_changed(saved, moved) == []
-    other = {**moved, "run": {**moved["run"], "seed": 1}, "adapt": {"beta": 2.0}}
-    assert settings_changed(saved, other) == [
-        ("adapt.alpha", -1.0, None),
-        ("adapt.beta", None, 2.0),
-        ("run.seed", 0, 1),
-    ]
-    # A run saved before w1 / human_data / label_type were retired continues unchanged.
-    old_run = {**saved, "adapt": {**saved["adapt"], "w1": 0.5, "human_data": ""}}
-    old_run["data"] = {"label_type": "Gaussian"}
-    assert settings_changed(old_run, moved) == []
-    old_run["adapt"]["human_data"] = "/coco"
-    assert settings_changed(old_run, moved) == [("adapt.human_data", "/coco", None)]
-    # The comparison reuses a complete run from a moved folder, not one of another length.
-    assert not _record_differs(saved, {**saved, "run": moved["run"]})
-    assert _record_differs(saved, moved)

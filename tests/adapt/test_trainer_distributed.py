@@ -3,7 +3,7 @@
 import numpy as np
 
 from animalpose.adapt.pseudo_label_store import PseudoLabels
-from animalpose.adapt.trainer import round_path
+from animalpose.adapt.run_settings import round_path
 from animalpose.train.checkpoint import load_checkpoint
 
 

@@ -1,0 +1,68 @@
+"""What a continued adaptation run may change, and whether a stored pseudo-label round is this
+run's: a folder holds one run, so any other changed setting refuses to continue (naming the
+keys), and a round file is reused only when it records this run's settings and weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.train.run_folder import changed_settings, settings_listing
+
+__all__ = [
+    "CONTINUE_FREE_KEYS",
+    "PSEUDO_FOLDER",
+    "round_mismatch",
+    "round_path",
+    "settings_changed",
+]
+
+#: Pseudo-label rounds, under the run's checkpoint folder.
+PSEUDO_FOLDER = "pseudo_labels"
+
+
+def round_path(out_dir: str | Path, round_index: int) -> Path:
+    return Path(out_dir) / PSEUDO_FOLDER / f"round_{round_index:02d}.npz"
+
+
+#: Settings a continued run may change: its length (``optim.epochs``: running the same command
+#: with more epochs extends a run) and display, loading and device, which do not change what is
+#: trained. Any other difference from the checkpoint's config refuses to continue: a folder holds
+#: one run.
+CONTINUE_FREE_KEYS = frozenset(
+    {
+        "optim.epochs",
+        "run.progress",
+        "run.device",
+        "run.checkpoint",
+        "run.evaluate",
+        "data.workers",
+        "data.test_batch",
+        "adapt.pseudo_batch",
+        "adapt.pseudo_workers",
+    }
+)
+
+
+def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, saved value, current value) for every setting that differs between two
+    ``config_to_dict`` dicts, except ``CONTINUE_FREE_KEYS``; a key missing on one side counts
+    as None there. Retired keys that an older run saved with their inert value are ignored."""
+    changed = changed_settings(saved, current, defaults={})
+    return [c for c in changed if c[0] not in CONTINUE_FREE_KEYS]
+
+
+def round_mismatch(labels: PseudoLabels, settings: dict, weights: str | None) -> str | None:
+    """Why a stored round is not the one a run with ``settings`` makes from the weights of
+    digest ``weights`` (None: this run's, nothing to say). ``weights`` None (a checkpoint from
+    before rounds recorded them) trusts the file."""
+    if weights is None:
+        return None
+    if labels.settings is None or labels.weights is None:
+        return "without a record of the settings and weights that made it"
+    changed = settings_changed(labels.settings, settings)
+    if changed:
+        return f"by a run with other settings ({settings_listing(changed)})"
+    if labels.weights != weights:
+        return "from other weights than this run's"
+    return None
