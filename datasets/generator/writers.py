@@ -27,6 +27,7 @@ from animalpose.datasets.fileio import (
     load_mat,
     write_image,
 )
+from animalpose.datasets.formats.base import check_animal
 from animalpose.datasets.formats.means import MEAN_NAME, VIDEO_MEAN_NAME
 from animalpose.datasets.formats.splits import SPLIT_NAMES, VIDEO_SPLIT_NAMES
 from animalpose.datasets.formats.synthetic import IMAGE_SUFFIX, KEYPOINTS_SUFFIX, synthetic_dir
@@ -193,7 +194,7 @@ class SyntheticLayout:
 
     def __init__(self, *, root: str | os.PathLike, animal: str, style: str) -> None:
         self.folder = synthetic_dir(root, animal)
-        self.animal = animal
+        self.animal = check_animal(animal)
         self.style = style
 
     @property
@@ -296,7 +297,7 @@ class TigDogLayout:
             raise ValueError(f"frames_per_shot must be positive, got {frames_per_shot}")
         self.base = tigdog_dir(root)
         self.root = Path(root)
-        self.animal = animal
+        self.animal = check_animal(animal)
         self.frames_per_shot = int(frames_per_shot)
 
     @property

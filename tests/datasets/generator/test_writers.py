@@ -154,3 +154,15 @@ def test_manifest_check(tmp_path):
     path.write_text("{not json")
     with pytest.raises(DataError, match="cannot read the generator manifest"):
         check_manifest(path, settings, has_data=True, force=False)
+
+
+@pytest.mark.parametrize("layout", ["synthetic", "tigdog"])
+def test_layouts_refuse_animal_names_that_are_paths(tmp_path, layout):
+    from animalpose.datasets.generator.writers import SyntheticLayout, TigDogLayout
+
+    with pytest.raises(DataError, match="not a plain name"):
+        if layout == "synthetic":
+            SyntheticLayout(root=tmp_path, animal="../../x", style="source")
+        else:
+            TigDogLayout(root=tmp_path, animal="../x", frames_per_shot=2)
+    assert list(tmp_path.iterdir()) == []
