@@ -32,6 +32,7 @@ from animalpose.adapt.compare_report import (
 )
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.run_settings import settings_changed
+from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.trainer import AdaptTrainer
 from animalpose.datasets.fileio import DataError, atomic_write
 from animalpose.datasets.generator.benchmark_splits import find_benchmark, generate_benchmark
@@ -287,11 +288,13 @@ def main(
         spec = BenchmarkSpec.from_dict(record["spec"])
         cfg = base_config(args, spec)
         adapting = [m for m in args.methods if METHODS[m].adapts]
-        if adapting and "source" not in args.methods[: args.methods.index(adapting[0])]:
-            raise ConfigError(
-                f"--methods: {adapting[0]} starts from the source-only model; "
-                "list 'source' before it"
-            )
+        for method in adapting:
+            start = METHODS[method].start
+            if start not in args.methods[: args.methods.index(method)]:
+                raise ConfigError(
+                    f"--methods: {method} starts from the {METHODS[start].label} model; "
+                    f"list '{start}' before it"
+                )
     except (DataError, ConfigError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -300,6 +303,7 @@ def main(
     out = Path(args.out or Path("runs") / report / spec.name)
     start = time.monotonic()
     runs: dict = {}
+    schedules: dict[str, str] = {}  # method -> its pseudo-label selection (ccssl by round, ...)
     try:
         for method in args.methods:
             m = METHODS[method]
@@ -311,7 +315,7 @@ def main(
                 )
                 train_cfg = run_cfg
                 if m.adapts:
-                    init = out / "source" / f"seed{seed}" / BEST_NAME
+                    init = out / m.start / f"seed{seed}" / BEST_NAME
                     train_cfg = adapt_config(
                         run_cfg,
                         method,
@@ -320,6 +324,12 @@ def main(
                         round_every=round_every,
                         overrides=args.adapt_set,
                     )
+                    if train_cfg.adapt.pseudo_labels:
+                        schedules[method] = SelectionSchedule(
+                            kind=train_cfg.adapt.selection,
+                            shares=tuple(train_cfg.adapt.pplo_shares),
+                            curriculum_by=train_cfg.adapt.curriculum_by,
+                        ).describe()
                 epochs = train_run(train_cfg, method)
                 checkpoints = {
                     key: evaluate_checkpoint(run_cfg, run_dir / name)
@@ -338,12 +348,20 @@ def main(
         adapt_epochs=adapt_epochs if adapting else None,
         round_every=round_every,
     )
+    if schedules:  # which curriculum ran (by round or by epoch), under the adaptation line
+        shown = "; ".join(f"{METHODS[k].label}: {v}" for k, v in schedules.items())
+        page = page.replace(
+            "selected on target valid\n",
+            f"selected on target valid\n- pseudo-labels kept: {shown}\n",
+            1,
+        )
     settings = {
         "config": config_to_dict(cfg),
         "seeds": list(args.seeds),
         "methods": list(args.methods),
         "adapt_epochs": adapt_epochs,
         "round_every": round_every,
+        "schedules": schedules,
         "adapt_set": list(args.adapt_set),
         "command": [sys.argv[0], *(argv if argv is not None else sys.argv[1:])],
         "seconds": round(time.monotonic() - start, 1),

@@ -19,13 +19,14 @@ TARGET_BEST_NAME = "model_best_target_valid.pth.tar"
 @dataclass(frozen=True)
 class Method:
     """label: table name. dataset: training data set (``train``); adapt: ``adapt.*`` settings
-    (adaptation methods, which start from the seed's source-only model). checkpoints: (key,
-    file, label) reported."""
+    (adaptation methods); start: the method whose run's selected checkpoint (``BEST_NAME``,
+    same seed) an adaptation method starts from. checkpoints: (key, file, label) reported."""
 
     label: str
     checkpoints: tuple[tuple[str, str, str], ...]
     dataset: str = "synthetic_animal_sp"
     adapt: tuple[tuple[str, object], ...] = ()
+    start: str = "source"
 
     @property
     def adapts(self) -> bool:
@@ -64,10 +65,11 @@ METHODS: dict[str, Method] = {
             ("views", 0),
             ("temporal", False),
         ),
+        start="wscda",  # PPLO refines the WS-CDA model (Cao et al. 2019, docs/adaptation.md)
     ),
     "oracle": Method("oracle (target train, labels)", _TARGET_SELECTED, dataset="real_animal_sp"),
 }
 #: The methods of benchmarks/domain_gap.py and of benchmarks/adaptation.py, in run order
-#: (source first: the adaptation methods start from its model).
+#: (a method's ``start`` before it: the adaptation methods start from its model).
 GAP_METHODS = ("source", "oracle")
 ADAPTATION_METHODS = ("source", "ccssl", "wscda", "ccssl_wscda", "oracle")

@@ -9,6 +9,7 @@ the target images the model trains on (pseudo-labelled, few-labelled or unlabell
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from animalpose.train.config import (
@@ -26,6 +27,7 @@ from animalpose.train.flags import TRAIN_FLAGS, Flag, _flag
 __all__ = [
     "ADAPT_FLAGS",
     "ADVERSARY_MODES",
+    "CURRICULA",
     "SELECTIONS",
     "TARGET_DATASETS",
     "AdaptConfig",
@@ -35,6 +37,9 @@ __all__ = [
 #: Pseudo-label selection schedules (adapt/selection.py): the reference's curriculum by epoch,
 #: or PPLO's share per round.
 SELECTIONS = ("ccssl", "pplo")
+#: What keys CC-SSL's curriculum (adapt/selection.py ``CURRICULA``): the pseudo-label round
+#: (round r = the reference's epoch 10 r: 20/40/60/80 %) or the epoch the round starts at.
+CURRICULA = ("round", "epoch")
 #: WS-CDA min-max implementations (adapt/domain.py).
 ADVERSARY_MODES = ("grl", "alternating")
 #: Target data sets: TigDog-layout frames or their pre-cropped copies.
@@ -45,14 +50,21 @@ TARGET_DATASETS = ("real_animal", "real_animal_sp", "real_animal_crop")
 class AdaptSection(Section):
     target: str = "real_animal"  # --target: labelled target set; its valid split selects models
     target_ssl: str = "real_animal_sp"  # --target-ssl: target images trained on (train split)
-    target_weight: float = 10.0  # --gamma_: weight of the target pose loss (reference 10)
+    target_weight: float = 10.0  # --gamma_: weight of the pseudo-labelled target pose loss (10)
     # --target-labels: labelled target frames (few-label WS-CDA): the first N of the train split,
     # whole shots first; they train with their annotations. 0 = none (unsupervised).
     target_labels: int = 0
+    # --labelled-weight: weight of those labelled target frames' pose loss (x w2, as the paper's
+    # w2 * L_A; gamma_ weights only pseudo-labelled frames). Runs saved before this key gave them
+    # gamma_ (adapt/run_settings.py reads a missing key so).
+    labelled_weight: float = 1.0
     # Pseudo-labels (CC-SSL / PPLO); keys without a flag are set with --set or a config file ----
     pseudo_labels: bool = True  # --no-pseudo-labels turns off: pseudo-label rounds
     round_every: int = 10  # --round-every: epochs per pseudo-label round (reference 10)
-    selection: str = "ccssl"  # --selection: ccssl (share by epoch) | pplo (share by round)
+    selection: str = "ccssl"  # --selection: ccssl (the curriculum) | pplo (pplo_shares)
+    # --curriculum-by: round (round r keeps the reference's share of its epoch 10 r: 20/40/60/80 %)
+    # | epoch (the share of the epoch the round starts at; runs saved before this key did so)
+    curriculum_by: str = "round"
     pplo_shares: list[float] = field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])  # --pplo-shares
     views: int = 4  # --views: random equivariance views besides the identity (reference 4)
     view_scale: float = 0.25  # view scale 1 + N(0, .) clipped to 1 -+ this
@@ -65,7 +77,10 @@ class AdaptSection(Section):
     # WS-CDA -------------------------------------------------------------------------------------
     adversarial: bool = False  # --adversarial: domain discriminator on trunk features (WS-CDA)
     adversary: str = "grl"  # --adversary: grl (gradient reversal) | alternating updates
-    alpha: float = 1.0  # --alpha: |alpha| of the paper's alpha * L_DDL (alpha = -1 there)
+    # --alpha: the paper's alpha on L_DDL (-1 there, alpha * beta < 0). Only |alpha| counts: the
+    # min-max's sign is built in (adapt/domain.py), so a positive alpha (configs saved before the
+    # paper's sign was accepted hold 1.0 = |alpha|) means the same as its negative.
+    alpha: float = -1.0
     beta: float = 500.0  # --beta: the paper's pose weight; trunk sees L_DDL x alpha / beta
     w2: float = 1.0  # --w2: the paper's weight of the animal pose losses (source and target)
     disc_lr: float = 1.0e-4  # the discriminator's Adam learning rate
@@ -76,18 +91,19 @@ class AdaptSection(Section):
         _one_of(self, "target", TARGET_DATASETS)
         _one_of(self, "target_ssl", TARGET_DATASETS)
         _one_of(self, "selection", SELECTIONS)
+        _one_of(self, "curriculum_by", CURRICULA)
         _one_of(self, "adversary", ADVERSARY_MODES)
         _at_least(
             self,
             0,
             "target_weight",
             "target_labels",
+            "labelled_weight",
             "views",
             "view_scale",
             "view_rotation",
             "flow_max_move",
             "pseudo_workers",
-            "alpha",
             "w2",
         )
         _at_least(
@@ -103,6 +119,7 @@ class AdaptSection(Section):
             strict=True,
         )
         _require(self.view_scale < 1, "view_scale", f"must be < 1, got {self.view_scale}")
+        _require(math.isfinite(self.alpha), "alpha", f"must be a number, got {self.alpha}")
         _require(
             bool(self.pplo_shares) and all(0 < s <= 1 for s in self.pplo_shares),
             "pplo_shares",
@@ -168,7 +185,7 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--learning-rate", "--lr", field="optim.lr", help="learning rate"),
     _flag("--num-epochs", "--epochs", field="optim.epochs", help="training epochs"),
-    _flag("--gamma_", field="adapt.target_weight", help="target loss weight"),
+    _flag("--gamma_", field="adapt.target_weight", help="pseudo-labelled target loss weight"),
     _flag(
         "--resume",
         "--pretrained",
@@ -182,6 +199,11 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         help="labelled target training frames (few-label); 0 = unsupervised",
     ),
     _flag(
+        "--labelled-weight",
+        field="adapt.labelled_weight",
+        help="pose loss weight of the --target-labels frames (x w2)",
+    ),
+    _flag(
         "--no-pseudo-labels",
         field="adapt.pseudo_labels",
         kind="store_false",
@@ -193,6 +215,12 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         field="adapt.selection",
         choices=SELECTIONS,
         help="pseudo-label selection schedule",
+    ),
+    _flag(
+        "--curriculum-by",
+        field="adapt.curriculum_by",
+        choices=CURRICULA,
+        help="what keys the ccssl curriculum: the round (default) or the epoch",
     ),
     _flag("--pplo-shares", field="adapt.pplo_shares", help="PPLO kept share per round"),
     _flag("--views", field="adapt.views", help="random equivariance views (0 = identity only)"),
@@ -214,7 +242,11 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         choices=ADVERSARY_MODES,
         help="min-max implementation",
     ),
-    _flag("--alpha", field="adapt.alpha", help="WS-CDA |alpha| (discrimination loss weight)"),
+    _flag(
+        "--alpha",
+        field="adapt.alpha",
+        help="WS-CDA alpha, the paper's -1 (only |alpha| counts: the min-max's sign is built in)",
+    ),
     _flag("--beta", field="adapt.beta", help="WS-CDA beta (pose loss weight)"),
     _flag("--w2", field="adapt.w2", help="WS-CDA animal pose loss weight"),
 ) + tuple(f for f in TRAIN_FLAGS if not set(f.names) & (_RENAMED | _NOT_ADAPT))

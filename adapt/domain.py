@@ -201,7 +201,8 @@ class DomainAdversary(nn.Module):
         mode: a key of ``ADVERSARY_MODES``.
         alpha, beta: the paper's loss weights; the trunk sees the adversarial term with weight
             ``coeff(progress) = (|alpha| / beta) * dann_ramp(progress, ramp_gamma)`` relative to
-            its pose loss. ``alpha = 0`` turns adaptation off for the trunk.
+            its pose loss. ``alpha`` of either sign: the paper's -1, or |alpha| as configs saved
+            before that sign was accepted. ``alpha = 0`` turns adaptation off for the trunk.
         ramp_gamma: the DANN schedule's gamma.
         hidden: discriminator width.
         lr: the discriminator's Adam learning rate.
@@ -232,7 +233,7 @@ class DomainAdversary(nn.Module):
         *,
         in_channels: int,
         mode: str = "grl",
-        alpha: float = abs(PAPER_ALPHA),
+        alpha: float = PAPER_ALPHA,
         beta: float = PAPER_BETA,
         ramp_gamma: float = DANN_GAMMA,
         hidden: int = DISCRIMINATOR_HIDDEN,

@@ -44,11 +44,44 @@ CONTINUE_FREE_KEYS = frozenset(
 )
 
 
+#: The reference's round length, with which CC-SSL's curriculum by epoch and by round agree
+#: (adapt/selection.py ``CCSSL_ROUND_EPOCHS``).
+_SAME_CURRICULUM_ROUND = 10
+
+
+def _as_run(settings: dict) -> dict:
+    """``settings`` with what a key saved before it existed meant, and values that train the
+    same written one way, so that only differences in what is trained are compared:
+
+    - ``adapt.curriculum_by`` missing: ``"epoch"`` (the curriculum was keyed by epoch); its
+      value is moot without the ccssl curriculum or with 10-epoch rounds (both keyings agree).
+    - ``adapt.labelled_weight`` missing: ``adapt.target_weight`` (gamma_ weighted the labelled
+      target frames too); moot without labelled target frames.
+    - ``adapt.alpha`` positive: its negative, the paper's sign (only |alpha| counts; configs
+      saved before the paper's sign was accepted hold |alpha|).
+    """
+    adapt = settings.get("adapt")
+    if not isinstance(adapt, dict):
+        return settings
+    a = dict(adapt)
+    a.setdefault("curriculum_by", "epoch")
+    a.setdefault("labelled_weight", a.get("target_weight"))
+    ccssl = a.get("pseudo_labels", True) and a.get("selection", "ccssl") == "ccssl"
+    if not ccssl or a.get("round_every") == _SAME_CURRICULUM_ROUND:
+        a["curriculum_by"] = "(either: same curriculum)"
+    if not a.get("target_labels"):
+        a["labelled_weight"] = "(moot: no labelled target frames)"
+    if isinstance(a.get("alpha"), int | float):
+        a["alpha"] = -abs(a["alpha"])
+    return {**settings, "adapt": a}
+
+
 def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, object]]:
     """(dotted key, saved value, current value) for every setting that differs between two
-    ``config_to_dict`` dicts, except ``CONTINUE_FREE_KEYS``; a key missing on one side counts
-    as None there. Retired keys that an older run saved with their inert value are ignored."""
-    changed = changed_settings(saved, current, defaults={})
+    ``config_to_dict`` dicts in what it trains (``_as_run``), except ``CONTINUE_FREE_KEYS``; a
+    key missing on one side counts as None there. Retired keys that an older run saved with
+    their inert value are ignored."""
+    changed = changed_settings(_as_run(saved), _as_run(current), defaults={})
     return [c for c in changed if c[0] not in CONTINUE_FREE_KEYS]
 
 

@@ -2,9 +2,10 @@
 
 Two schedules share one rule (pool every keypoint confidence, keep those above a quantile):
 
-- ``"ccssl"``: the reference's curriculum by epoch (CCSSL/CCSSL.py, docs/reference_compat.md §5):
-  ``p = max(1 - 0.02 (epoch + 10), 0.2)``, keep the top ``1 - p`` share, i.e. 20 / 40 / 60 / 80 %
-  at epochs 0 / 10 / 20 / 30 and 80 % from then on.
+- ``"ccssl"``: the reference's curriculum (CCSSL/CCSSL.py, docs/reference_compat.md §5):
+  ``p = max(1 - 0.02 (epoch + 10), 0.2)``, keep the top ``1 - p`` share. Keyed by round (default,
+  ``curriculum_by="round"``: round r counts as the reference's epoch 10 r, so 20 / 40 / 60 / 80 %
+  in rounds 0-3, 80 % after, whatever the round length) or by the epoch the round starts at.
 - ``"pplo"``: PPLO's progressive rounds (Cao et al. ICCV 2019; docs/adaptation.md): round ``r``
   keeps ``shares[r]``, the last share repeating.
 """
@@ -19,6 +20,8 @@ __all__ = [
     "CCSSL_EPOCH_OFFSET",
     "CCSSL_P_FLOOR",
     "CCSSL_P_PER_EPOCH",
+    "CCSSL_ROUND_EPOCHS",
+    "CURRICULA",
     "SELECTION_KINDS",
     "SelectionSchedule",
     "ccssl_keep_share",
@@ -30,13 +33,21 @@ __all__ = [
 CCSSL_P_PER_EPOCH = 0.02
 CCSSL_EPOCH_OFFSET = 10
 CCSSL_P_FLOOR = 0.2
+#: The reference's epochs per pseudo-label round (CCSSL.py relabels every 10 of its 60 epochs):
+#: the curriculum by round takes round r at the reference's epoch 10 r.
+CCSSL_ROUND_EPOCHS = 10
+#: What keys CC-SSL's curriculum (``adapt.curriculum_by``).
+CURRICULA: dict[str, str] = {
+    "round": "round r keeps the reference's share of epoch 10 r: 20/40/60/80 %, then 80 %",
+    "epoch": "the share of the epoch the round starts at (as CCSSL.py; 10-epoch rounds: same)",
+}
 #: Shares are rounded to this many decimals so that float noise (``1 - 0.6000000000000001``)
 #: never moves the quantile index ``int(p * n)`` by one.
 _SHARE_DECIMALS = 12
 
 #: Schedule kind -> what drives it.
 SELECTION_KINDS: dict[str, str] = {
-    "ccssl": "the reference's curriculum by epoch",
+    "ccssl": "the reference's curriculum, by round or by epoch (`curriculum_by`)",
     "pplo": "a share per pseudo-label round from `shares`, the last repeating",
 }
 
@@ -64,17 +75,23 @@ class SelectionSchedule:
     """The keep share of a pseudo-label round.
 
     Attributes:
-        kind: a ``SELECTION_KINDS`` key: ``"ccssl"`` (by epoch) or ``"pplo"`` (by round).
+        kind: a ``SELECTION_KINDS`` key: ``"ccssl"`` (the curriculum) or ``"pplo"`` (shares).
         shares: PPLO's kept share per round, each in (0, 1]; the last one repeats.
+        curriculum_by: a ``CURRICULA`` key: what keys the ``"ccssl"`` curriculum.
     """
 
     kind: str = "ccssl"
     shares: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    curriculum_by: str = "round"
 
     def __post_init__(self) -> None:
         if self.kind not in SELECTION_KINDS:
             raise ValueError(
                 f"unknown selection kind {self.kind!r}; valid: {sorted(SELECTION_KINDS)}"
+            )
+        if self.curriculum_by not in CURRICULA:
+            raise ValueError(
+                f"unknown curriculum_by {self.curriculum_by!r}; valid: {sorted(CURRICULA)}"
             )
         if len(self.shares) == 0:
             raise ValueError("shares must hold at least one share")
@@ -88,8 +105,16 @@ class SelectionSchedule:
                 f"round_index and epoch must be non-negative, got {round_index}, {epoch}"
             )
         if self.kind == "ccssl":
+            if self.curriculum_by == "round":
+                return ccssl_keep_share(CCSSL_ROUND_EPOCHS * round_index)
             return ccssl_keep_share(epoch)
         return self.shares[min(round_index, len(self.shares) - 1)]
+
+    def describe(self) -> str:
+        """What drives the share, for logs and round records: ``"ccssl by round"``, ..."""
+        if self.kind == "ccssl":
+            return f"ccssl by {self.curriculum_by}"
+        return f"pplo {'/'.join(f'{s:g}' for s in self.shares)}"
 
 
 def select_top_share(confidence: np.ndarray, keep_share: float) -> tuple[np.ndarray, float]:

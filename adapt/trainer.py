@@ -1,13 +1,13 @@
 """Joint source + target training: the one loop behind CC-SSL, WS-CDA, PPLO and their mixes.
 
 Each iteration runs ONE forward pass over a labelled source batch and a target batch
-(``TargetMix``) and minimises ``w2 * L_pose(source) + gamma_ * w2 * L_pose(target labels)``
-[+ WS-CDA's ``DomainAdversary.trunk_loss`` on the last stack's features]. Every
-``adapt.round_every`` epochs a pseudo-label round labels the target train split with the current
-weights and is stored in ``<checkpoint>/pseudo_labels/round_XX.npz`` before training on it, so a
-killed run resumes inside its round; a stored round is reused only when it records this run's
-settings and the weights that start the round. Models are selected on the target valid split;
-where this differs from the reference's CCSSL.py: docs/reference_compat.md §7.8.
+(``TargetMix``) and minimises ``w2 * (L_pose(source) + gamma_ * L_pose(pseudo-labelled target)
++ labelled_weight * L_pose(labelled target))`` [+ WS-CDA's ``DomainAdversary.trunk_loss`` on the
+last stack's features]. Every ``adapt.round_every`` epochs a pseudo-label round labels the target
+train split with the current weights and is stored in ``<checkpoint>/pseudo_labels/round_XX.npz``
+before training on it, so a killed run resumes inside its round; a stored round is reused only
+when it records this run's settings and the weights that start the round. Models are selected on
+the target valid split; where this differs from CCSSL.py: docs/reference_compat.md §7.8.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from animalpose.adapt.run_settings import (
     settings_changed,
 )
 from animalpose.adapt.selection import SelectionSchedule
-from animalpose.adapt.target_data import TargetMix, first_frames
+from animalpose.adapt.target_data import ANNOTATED, TargetMix, first_frames
 from animalpose.adapt.temporal import TemporalConfig
 from animalpose.adapt.views import ViewSampler
 from animalpose.datasets.fileio import DataError, remove_temp_files
@@ -73,7 +73,9 @@ class AdaptTrainer(Trainer):
         self.temporal = (
             TemporalConfig(max_move=a.flow_max_move, ratio=a.flow_ratio) if a.temporal else None
         )
-        self.schedule = SelectionSchedule(kind=a.selection, shares=tuple(a.pplo_shares))
+        self.schedule = SelectionSchedule(
+            kind=a.selection, shares=tuple(a.pplo_shares), curriculum_by=a.curriculum_by
+        )
         self.adversary: DomainAdversary | None = None
         if a.adversarial:
             self.adversary = DomainAdversary(
@@ -214,7 +216,8 @@ class AdaptTrainer(Trainer):
             diag = ", ".join(f"{k} {v:.4g}" for k, v in labels.diagnostics.items())
             print(
                 f"=> pseudo-label round {round_index} (epoch {epoch + 1}): kept "
-                f"{labels.keep_share:.0%} above confidence {labels.threshold:.4f}; {diag}"
+                f"{labels.keep_share:.0%} ({self.schedule.describe()}) above confidence "
+                f"{labels.threshold:.4f}; {diag}"
             )
             if self.writer is not None:
                 for key, value in labels.diagnostics.items():
@@ -255,9 +258,21 @@ class AdaptTrainer(Trainer):
             out = self.net(x, return_features=True) if adversarial else self.net(x)
         outputs, features = out if adversarial else (out, None)
         loss_source = a.w2 * self.loss_fn([o[:n] for o in outputs], hs, ws)
-        loss_target = a.target_weight * a.w2 * self.loss_fn([o[n:] for o in outputs], ht, wt)
+        # Each target frame's own weight: gamma_ for pseudo-labels, labelled_weight for the few
+        # annotated frames. 0/1 masks on the keypoint weights split the batch mean exactly.
+        annotated = (target["meta"]["labelled"] == ANNOTATED).to(wt.device)
+        annotated = annotated.reshape(-1, *([1] * (wt.dim() - 1))).to(wt.dtype)
+        out_t = [o[n:] for o in outputs]
+        loss_pseudo = a.target_weight * a.w2 * self.loss_fn(out_t, ht, wt * (1 - annotated))
+        loss_labelled = a.labelled_weight * a.w2 * self.loss_fn(out_t, ht, wt * annotated)
+        loss_target = loss_pseudo + loss_labelled
         total = loss_source + loss_target
-        terms = {"loss_source": loss_source.detach(), "loss_target": loss_target.detach()}
+        terms = {
+            "loss_source": loss_source.detach(),
+            "loss_target": loss_target.detach(),
+            "loss_target_pseudo": loss_pseudo.detach(),
+            "loss_target_labelled": loss_labelled.detach(),
+        }
         if adversarial:
             is_target = torch.cat([torch.zeros(n), torch.ones(xt.shape[0])]).to(self.device)
             is_animal = torch.ones_like(is_target)
@@ -341,11 +356,12 @@ class AdaptTrainer(Trainer):
 
     def describe(self) -> str:
         a = self.cfg.adapt
+        pseudo = f"on ({self.schedule.describe()})" if a.pseudo_labels else "off"
         return (
             f"=> adapting {self.cfg.data.dataset} -> {a.target_ssl} ({self.cfg.data.animal}): "
             f"{len(self.train_set)} source / {len(self.target_set)} target train "
             f"({int(self.labelled.sum())} labelled), {len(self.val_set)} target valid; "
-            f"pseudo-labels {'on (' + a.selection + ')' if a.pseudo_labels else 'off'}, "
+            f"pseudo-labels {pseudo}, "
             f"adversarial {'on (' + a.adversary + ')' if a.adversarial else 'off'}"
         )
 

@@ -165,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
             figures = {
                 "images": n,
                 "device": str(device),
+                "batch": args.batch,
+                "views_incl_identity": args.views + 1,
+                "flow": temporal is not None,
+                "amp_bf16": args.amp,
                 "predict_ms_per_img": 1e3 * d["predict_seconds"] / n,
                 "flow_ms_per_img": 1e3 * d["flow_seconds"] / n,
                 "total_ms_per_img": 1e3 * total / n,

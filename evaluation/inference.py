@@ -9,8 +9,10 @@ transfer), so a GPU is never stalled by the metric code.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +27,9 @@ from animalpose.evaluation.report import nanmean
 __all__ = [
     "EvalResult",
     "Overlay",
+    "CPU_BF16_FLAGS",
     "autocast",
+    "cpu_bf16_fast_path",
     "crop_to_image",
     "eval_mode",
     "evaluate",
@@ -101,10 +105,37 @@ def flip_back(heatmaps: torch.Tensor, flip_index: torch.Tensor) -> torch.Tensor:
     return torch.flip(heatmaps, dims=(-1,))[..., flip_index, :, :]
 
 
+#: /proc/cpuinfo flags of a CPU whose oneDNN kernels compute in bfloat16 natively: AMX tiles
+#: (Xeon Sapphire Rapids on) or AVX-512 BF16 (Cooper Lake, Zen 4 on). Without one, bfloat16 on a
+#: CPU is emulated and slower than float32, so CPU autocast is left off there.
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.cache
+def cpu_bf16_fast_path() -> bool:
+    """This CPU has a bfloat16 fast path (:data:`CPU_BF16_FLAGS`): torch's own CPU feature
+    checks where it has them, else the Linux ``/proc/cpuinfo`` flags."""
+    checks = [
+        getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    ]
+    if all(callable(check) for check in checks):
+        return any(check() for check in checks)
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return not flags.isdisjoint(CPU_BF16_FLAGS)
+
+
 def autocast(device: torch.device, amp: bool):
-    """bfloat16 autocast when ``amp`` and ``device`` is CUDA, else a context that does nothing."""
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    """bfloat16 autocast on ``device`` when ``amp``, else a context that does nothing.
+
+    ``amp`` is the run's resolved choice (``train/device.py`` ``use_amp``: ``run.amp`` on CUDA,
+    ``run.cpu_amp`` on a CPU). On a CPU without :func:`cpu_bf16_fast_path` it stays float32.
+    Only the forward runs under it: losses, optimiser steps and weights stay float32.
+    """
+    if amp and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16_fast_path())):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -220,7 +251,7 @@ def evaluate(
         flip_index: (K,) channel permutation of a horizontal flip; enables the flip test.
         permutation: forwarded to :class:`LegacyPCK` for targets in another slot order.
         loss_fn: ``loss_fn(outputs, heatmaps, weights)`` on the plain (un-flipped) stacks.
-        amp: bfloat16 autocast (CUDA only).
+        amp: bfloat16 autocast (:func:`autocast`).
         max_images_for_overlay: keep this many crops with predictions for visualisation.
     """
     device = torch.device(device)

@@ -8,7 +8,6 @@ built in a fixed order after ``torch.manual_seed(run.seed)``, so runs are reprod
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,8 @@ from animalpose.train.checkpoint import (
     load_model_weights,
     restore_training_state,
 )
-from animalpose.train.config import Config, ConfigError
+from animalpose.train.config import Config
+from animalpose.train.device import memory_format, setup_device, use_amp
 from animalpose.train.loaders import distributed_info, make_loader
 from animalpose.train.loss import KeypointMSELoss
 from animalpose.train.models import build_model
@@ -45,13 +45,8 @@ __all__ = [
     "codec_for_epoch",
     "dataset_kwargs",
     "eval_loader",
-    "init_distributed",
     "load_start_weights",
-    "memory_format",
     "model_input",
-    "resolve_device",
-    "setup_device",
-    "use_amp",
     "wrap_for_training",
 ]
 
@@ -60,44 +55,6 @@ VALIDATION_SPLIT = "valid"
 #: The reference's RMSprop: torch's default alpha and eps (its train.py passes neither).
 RMSPROP_ALPHA = 0.99
 RMSPROP_EPS = 1e-8
-
-
-# -- process and device ----------------------------------------------------------------------
-def init_distributed() -> None:
-    """Join the process group when launched by ``torchrun`` with more than one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend=backend)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> the local CUDA device when present, else CPU; ``ConfigError`` for a CUDA
-    device this machine lacks."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    device = torch.device(name)
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if device.type == "cuda" and (device.index or 0) >= count:
-        has = f"has {count} (cuda:0 to cuda:{count - 1})" if count else "has no CUDA"
-        raise ConfigError(
-            f"{name!r} asks for a GPU, but this machine {has}; use --device cpu or auto",
-            key="run.device",
-        )
-    return device
-
-
-def setup_device(cfg: Config) -> torch.device:
-    """The run's device with its fast-maths settings (cuDNN autotune, TF32); seeds torch."""
-    device = resolve_device(cfg.run.device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    torch.manual_seed(cfg.run.seed)
-    return device
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -164,15 +121,6 @@ def codec_for_epoch(codec: MSRAHeatmap, epoch: int, sigma_decay: float) -> MSRAH
 
 
 # -- model and optimisation ------------------------------------------------------------------
-def use_amp(cfg: Config, device: torch.device) -> bool:
-    """``run.amp``: bfloat16 autocast, on CUDA only."""
-    return cfg.run.amp and device.type == "cuda"
-
-
-def memory_format(cfg: Config) -> torch.memory_format:
-    return torch.channels_last if cfg.run.channels_last else torch.contiguous_format
-
-
 def build_network(cfg: Config, spec: KeypointSpec, device: torch.device) -> nn.Module:
     """``model.arch`` from the registry, on ``device`` in the run's memory format."""
     model = build_model(
@@ -273,7 +221,7 @@ def _is_main() -> bool:
 
 
 def _evaluator(
-    cfg: Config, *, model, loss_fn, dataset, device, spec, codec, normalize, name, split, epoch
+    cfg: Config, *, model, loss_fn, dataset, device, spec, codec, normalize, name, split, epoch, amp
 ) -> Evaluator:
     return Evaluator(
         model=model,
@@ -286,7 +234,7 @@ def _evaluator(
         name=name,
         split=split,
         flip=cfg.run.flip,
-        amp=use_amp(cfg, device),
+        amp=amp,
         loss_fn=loss_fn,
         progress=cfg.run.progress and _is_main(),
         max_overlays=cfg.run.tb_images,
@@ -333,6 +281,7 @@ def build_training(cfg: Config, *, validation_dataset: str) -> TrainingParts:
     normalizer = build_normalizer(cfg)
     model = build_network(cfg, spec, device)
     loss_fn = KeypointMSELoss()
+    amp = use_amp(cfg, device)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)
     start = load_start_weights(
@@ -361,11 +310,12 @@ def build_training(cfg: Config, *, validation_dataset: str) -> TrainingParts:
         name=validation_dataset,
         split=VALIDATION_SPLIT,
         epoch=start.start_epoch,
+        amp=amp,
     )
     return TrainingParts(
         device=device,
         spec=spec,
-        amp=use_amp(cfg, device),
+        amp=amp,
         dataset_kwargs=kw,
         train_set=train_set,
         val_set=val_set,
@@ -408,4 +358,5 @@ def build_evaluator(cfg: Config) -> Evaluator:
         name=d.dataset,
         split=d.eval_split,
         epoch=start.start_epoch,
+        amp=use_amp(cfg, device),
     )

@@ -17,10 +17,11 @@ import torch
 
 from animalpose.datasets.fileio import DataError
 from animalpose.evaluation.report import OUTPUT_FLAG, check_output_folder, output_errors
-from animalpose.train.build import build_evaluator, init_distributed
+from animalpose.train.build import build_evaluator
 from animalpose.train.checkpoint import BEST_NAME, CHECKPOINT_NAME, load_checkpoint
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import config_from_dict, config_to_dict
+from animalpose.train.device import init_distributed
 from animalpose.train.flags import TRAIN_FLAGS, parse_config
 from animalpose.train.trainer import Trainer
 

@@ -224,6 +224,9 @@ class RunConfig(Section):
     seed: int = 0  # --seed: seed of weights, augmentation and loader workers
     device: str = "auto"  # --device: auto | cpu | cuda | cuda:N
     amp: bool = True  # --no-amp turns off: bf16 autocast on CUDA
+    # --cpu-amp: bf16 autocast on a CPU with AMX or AVX-512 BF16 (float32 and a warning on
+    # others); off by default, so CPU results stay float32
+    cpu_amp: bool = False
     channels_last: bool = True  # --no-channels-last turns off: channels-last memory format
     compile: bool = False  # --compile: torch.compile the model
     log_every: int = 50  # --log-every: iterations between logged training scalars

@@ -151,6 +151,11 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag("--device", field="run.device", help="auto, cpu, cuda or cuda:N"),
     _flag("--no-amp", field="run.amp", kind="store_false", help="no bf16 autocast on CUDA"),
     _flag(
+        "--cpu-amp",
+        field="run.cpu_amp",
+        help="bf16 autocast on a CPU with AMX or AVX-512 BF16 (float32 with a warning elsewhere)",
+    ),
+    _flag(
         "--no-channels-last",
         field="run.channels_last",
         kind="store_false",

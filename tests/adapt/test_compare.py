@@ -39,7 +39,8 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
         assert all(r["images"] == n_test for r in run["checkpoints"].values())
         assert run["checkpoints"]["last"]["epoch"] == 2
         cfg = load_checkpoint(out / method / "seed0" / "checkpoint.pth.tar")["config"]
-        assert cfg["run"]["pretrained"] == str(out / "source" / "seed0" / "model_best.pth.tar")
+        start = METHODS[method].start  # WS-CDA + PPLO: the WS-CDA run's selected model
+        assert cfg["run"]["pretrained"] == str(out / start / "seed0" / "model_best.pth.tar")
     pseudo = {m: (out / m / "seed0" / "pseudo_labels").is_dir() for m in doc["runs"]}
     expected = {
         "source": False,
@@ -51,6 +52,11 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
     }
     assert pseudo == {m: expected[m] for m in methods}
     page = (out / "adaptation.md").read_text()
+    schedules = {"ccssl": "ccssl by round", "ccssl_wscda": "ccssl by round"}
+    schedules["wscda_pplo"] = "pplo 0.2/0.4/0.6/0.8"
+    assert doc["schedules"] == {m: schedules[m] for m in adapted if expected[m]}
+    kept = next(line for line in page.splitlines() if line.startswith("- pseudo-labels kept: "))
+    assert "CC-SSL + WS-CDA: ccssl by round" in kept
     for method in adapted:
         label = METHODS[method].label
         assert page.count(f"| {label} |") == 2 * 2  # 2 checkpoints x 2 metric tables
@@ -62,6 +68,15 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
 def test_adaptation_needs_the_source_run_first(compare_argv, tmp_path, capsys):
     assert compare.main(compare_argv(tmp_path, "--methods", "ccssl"), report="adaptation") == 2
     assert "list 'source' before it" in capsys.readouterr().err
+
+
+def test_pplo_after_wscda_needs_the_wscda_run_first(compare_argv, tmp_path, capsys):
+    assert METHODS["wscda_pplo"].start == "wscda"
+    argv = compare_argv(tmp_path, "--methods", "source", "wscda_pplo")
+    assert compare.main(argv, report="adaptation") == 2
+    assert "wscda_pplo starts from the WS-CDA model; list 'wscda' before it" in (
+        capsys.readouterr().err
+    )
 
 
 def test_script_defaults_are_the_issue_methods(adaptation):

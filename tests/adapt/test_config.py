@@ -103,9 +103,11 @@ OWN_ALTERNATES = {
     "adapt.target_weight": 3.0,
     "run.pretrained": "src.pth.tar",
     "adapt.target_labels": 40,
+    "adapt.labelled_weight": 2.0,
     "adapt.pseudo_labels": False,
     "adapt.round_every": 5,
     "adapt.selection": "pplo",
+    "adapt.curriculum_by": "epoch",
     "adapt.pplo_shares": [0.5, 1.0],
     "adapt.views": 2,
     "adapt.temporal": False,
@@ -194,6 +196,10 @@ def test_wscda_defaults_and_presets(tmp_path):
         ({"pplo_shares": [0.5, 1.5]}, "pplo_shares"),
         ({"target": "synthetic_animal"}, "target"),
         ({"round_every": 0}, "round_every"),
+        ({"curriculum_by": "batch"}, "curriculum_by"),
+        ({"labelled_weight": -1.0}, "labelled_weight"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"beta": -500.0}, "beta"),
     ],
 )
 def test_bad_adapt_values_name_the_key(values, key):
@@ -205,3 +211,31 @@ def test_bad_adapt_values_name_the_key(values, key):
 def test_source_must_not_be_a_target_set():
     with pytest.raises(SystemExit):
         parse_config(["--source", "real_animal_sp"], flags=ADAPT_FLAGS, config_type=AdaptConfig)
+
+
+def test_the_papers_alpha_sign_is_accepted_and_old_positive_alpha_still_loads(tmp_path):
+    from animalpose.adapt.domain import DomainAdversary
+
+    cfg, _ = parse_config(
+        ["--alpha", "-1", "--beta", "500"], flags=ADAPT_FLAGS, config_type=WSCDAConfig
+    )
+    assert cfg.adapt.alpha == -1.0 and cfg.adapt.beta == 500.0
+    assert AdaptConfig().adapt.alpha == -1.0  # the paper's value is the default
+    # A config saved before: alpha 1.0 meant |alpha| = 1, and still trains the same.
+    old = config_from_dict({"adapt": {"alpha": 1.0}}, source="old.yaml", config_type=AdaptConfig)
+    coeffs = [
+        DomainAdversary(in_channels=4, alpha=a, beta=500.0).coeff(0.5)
+        for a in (cfg.adapt.alpha, old.adapt.alpha)
+    ]
+    assert coeffs[0] == coeffs[1] > 0
+
+
+def test_presets_set_the_curriculum_and_the_labelled_weight():
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2] / "configs"
+    for name in ("ccssl", "ccssl_wscda"):
+        assert load_config(repo / f"{name}.yaml", config_type=AdaptConfig).adapt.curriculum_by == (
+            "round"
+        )
+    for name in ("wscda", "wscda_pplo", "ccssl_wscda"):
+        cfg = load_config(repo / f"{name}.yaml", config_type=AdaptConfig)
+        assert cfg.adapt.labelled_weight == 1.0 and cfg.adapt.alpha == -1.0, name

@@ -70,3 +70,24 @@ def test_share_of_many_random_confidences_is_close_to_the_target():
         selected, _ = select_top_share(conf, share)
         # Distinct values: everything above the element at int(p n) passes, i.e. one short.
         assert selected.sum() == conf.size - round((1 - share) * conf.size) - 1
+
+
+def test_ccssl_curriculum_is_keyed_by_round_whatever_the_round_length():
+    """The comparison's short runs make a round every few epochs: by epoch they kept 20/24/28 %,
+    by round (the default) they follow the reference's 20/40/60/80/80/80 %."""
+    by_round = SelectionSchedule()
+    assert by_round.curriculum_by == "round" and by_round.describe() == "ccssl by round"
+    for round_every in (1, 2, 10):
+        shares = [by_round.keep_share(round_index=r, epoch=round_every * r) for r in range(6)]
+        assert shares == [0.2, 0.4, 0.6, 0.8, 0.8, 0.8], round_every
+    by_epoch = SelectionSchedule(curriculum_by="epoch")
+    assert by_epoch.describe() == "ccssl by epoch"
+    shares = [by_epoch.keep_share(round_index=r, epoch=2 * r) for r in range(3)]
+    assert shares == pytest.approx([0.2, 0.24, 0.28])
+    # With the reference's 10-epoch rounds both keyings agree.
+    assert [by_epoch.keep_share(round_index=r, epoch=10 * r) for r in range(6)] == [
+        by_round.keep_share(round_index=r, epoch=10 * r) for r in range(6)
+    ]
+    assert SelectionSchedule(kind="pplo", shares=(0.3, 1.0)).describe() == "pplo 0.3/1"
+    with pytest.raises(ValueError, match="unknown curriculum_by 'batch'"):
+        SelectionSchedule(curriculum_by="batch")

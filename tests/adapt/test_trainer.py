@@ -11,7 +11,7 @@ import torch
 from animalpose.adapt.cli import ccssl_main, wscda_main
 from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.run_settings import round_path
-from animalpose.adapt.selection import ccssl_keep_share
+from animalpose.adapt.selection import CCSSL_ROUND_EPOCHS, ccssl_keep_share
 from animalpose.datasets.formats.tigdog import load_tigdog, tigdog_split
 from animalpose.train.checkpoint import load_checkpoint
 
@@ -45,10 +45,10 @@ def test_ccssl_end_to_end_writes_every_artefact(tiny, adapt_argv, tmp_path):
     train = tigdog_split(
         load_tigdog(tiny.root, "dog"), "train", seed=tiny.record["spec"]["split_seed"]
     )
-    for epoch in (0, 1):  # round_every 1: one round per epoch, the curriculum's share each
+    for epoch in (0, 1):  # round_every 1: one round per epoch, the curriculum's share by round
         labels = PseudoLabels.load(round_path(out, epoch))
         assert labels.round == epoch and labels.epoch == epoch
-        assert labels.keep_share == pytest.approx(ccssl_keep_share(epoch))
+        assert labels.keep_share == pytest.approx(ccssl_keep_share(CCSSL_ROUND_EPOCHS * epoch))
         assert labels.keypoints.shape == (len(train), 18, 2)
         assert np.array_equal(labels.frames, load_tigdog(tiny.root, "dog").frames[train])
         share = labels.selected.sum() / np.isfinite(labels.confidence).sum()

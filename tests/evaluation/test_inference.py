@@ -13,7 +13,16 @@ from torch import nn
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.geometry import apply_affine, crop_matrix, invert_affine
 from animalpose.datasets.transforms.normalize import Normalizer
-from animalpose.evaluation.inference import crop_to_image, evaluate, flip_back, predict
+from animalpose.evaluation import inference
+from animalpose.evaluation.inference import (
+    CPU_BF16_FLAGS,
+    autocast,
+    cpu_bf16_fast_path,
+    crop_to_image,
+    evaluate,
+    flip_back,
+    predict,
+)
 
 FLIP_INDEX = [1, 0, 3, 2, 4]  # K = 5: two left/right pairs and one unpaired keypoint
 K = len(FLIP_INDEX)
@@ -79,6 +88,35 @@ def test_predict_flip_swaps_channels_and_mirrors():
     assert np.allclose(out[1, 4].numpy(), 0.5 * (h[4] + h[4][:, ::-1]))
     index = torch.tensor(FLIP_INDEX)
     assert torch.equal(flip_back(flip_back(heat, index), index), heat)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_autocast_on_a_cpu_is_bf16_only_with_amp_and_a_fast_path(monkeypatch, fast):
+    monkeypatch.setattr(inference, "cpu_bf16_fast_path", lambda: fast)
+    model, x = EquivariantConv(), torch.rand(2, 3, INPUT, INPUT)
+    cpu = torch.device("cpu")
+    with autocast(cpu, False):
+        assert model(x)[-1].dtype == torch.float32
+    with autocast(cpu, True):
+        assert model(x)[-1].dtype == (torch.bfloat16 if fast else torch.float32)
+    assert model.conv.weight.dtype == torch.float32
+    # predict() hands float32 heatmaps back either way.
+    assert predict(model, x, amp=True).dtype == torch.float32
+
+
+def test_cpu_bf16_fast_path_falls_back_to_the_cpuinfo_flags(monkeypatch):
+    with_torch = cpu_bf16_fast_path()
+    cpu_bf16_fast_path.cache_clear()
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    try:
+        from_cpuinfo = cpu_bf16_fast_path()
+    finally:
+        cpu_bf16_fast_path.cache_clear()
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    assert from_cpuinfo == bool(flags & set(CPU_BF16_FLAGS)) == with_torch
 
 
 def test_crop_to_image_inverts_the_crop_matrix():

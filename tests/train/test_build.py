@@ -17,11 +17,11 @@ from animalpose.train.build import (
     build_scheduler,
     codec_for_epoch,
     load_start_weights,
-    resolve_device,
 )
 from animalpose.train.checkpoint import REFERENCE_KEYS, build_checkpoint, prefixed_state_dict
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import apply_overrides
+from animalpose.train.device import resolve_device
 
 CPU = torch.device("cpu")
 TINY_MODEL = ["model.stacks=1", "model.channels=16", "data.inp_res=64", "data.out_res=16"]

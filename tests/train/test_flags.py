@@ -108,6 +108,7 @@ ALTERNATES = {
     "run.seed": 42,
     "run.device": "cpu",
     "run.amp": False,
+    "run.cpu_amp": True,
     "run.channels_last": False,
     "run.compile": True,
     "run.log_every": 1,
