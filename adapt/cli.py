@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass, field
 
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
-from animalpose.train.build import init_distributed
 from animalpose.train.cli import checked_output, run_training
+from animalpose.train.device import init_distributed
 from animalpose.train.flags import parse_config
 
 __all__ = ["WSCDAConfig", "ccssl_main", "wscda_main"]
