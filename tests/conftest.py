@@ -4,6 +4,7 @@ repository scripts."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from animalpose.datasets import fileio
 from animalpose.datasets.formats.tigdog import split_folder
 from animalpose.datasets.generator.benchmark_splits import generate_benchmark
 from animalpose.datasets.generator.dogshift import BenchmarkSpec
@@ -164,3 +166,25 @@ def run_script():
     ``torchrun --standalone`` with ``processes`` > 1, without the launcher variables of the
     environment; the CompletedProcess, output captured as text."""
     return _run_script
+
+
+@pytest.fixture(scope="session")
+def crash_points_passed():
+    """``with crash_points_passed() as passed:`` runs its body with every module's
+    ``fileio.crash_point`` replaced by ``passed.append``: the names of the commit points an
+    uninterrupted run passes, in order (the crash suites check they cover each one)."""
+
+    @contextlib.contextmanager
+    def record():
+        passed: list[str] = []
+        original = fileio.crash_point
+        with pytest.MonkeyPatch.context() as m:
+            for name, module in list(sys.modules.items()):
+                if (
+                    name.startswith("animalpose")
+                    and getattr(module, "crash_point", None) is original
+                ):
+                    m.setattr(module, "crash_point", passed.append)
+            yield passed
+
+    return record

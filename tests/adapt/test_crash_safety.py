@@ -6,13 +6,11 @@ another run is never trained on (issue 10, item 5)."""
 from __future__ import annotations
 
 import signal
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-import animalpose.datasets.fileio as fileio
 from animalpose.adapt.cli import ccssl_main
 from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.run_settings import PSEUDO_FOLDER, round_path
@@ -58,16 +56,11 @@ def _argv(tiny, flags, out, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def whole(tiny, tiny_dog_flags, tmp_path_factory):
+def whole(tiny, tiny_dog_flags, tmp_path_factory, crash_points_passed):
     """An uninterrupted run of ``RUN`` (in this process, one torch thread): its folder, and the
     names of the commit points it passed, in order."""
     out = tmp_path_factory.mktemp("adapt_whole") / "run"
-    passed: list[str] = []
-    original = fileio.crash_point
-    with pytest.MonkeyPatch.context() as m:
-        for name, module in list(sys.modules.items()):
-            if name.startswith("animalpose") and getattr(module, "crash_point", None) is original:
-                m.setattr(module, "crash_point", passed.append)
+    with crash_points_passed() as passed:
         assert ccssl_main(_argv(tiny, tiny_dog_flags, out, *RUN)) == 0
     return out, passed
 

@@ -8,7 +8,6 @@ temporary files left. The crash points are the atomic writes (``write:<file>``) 
 from __future__ import annotations
 
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ import pytest
 import scipy.io
 import torch
 
-from animalpose.datasets import fileio
 from animalpose.datasets.fileio import CRASH_ENV
 from animalpose.datasets.generator.fixtures import make_synthetic_fixture
 from animalpose.train import cli
@@ -52,15 +50,10 @@ def argv(data_root, tiny_flags):
 
 
 @pytest.fixture(scope="module")
-def whole(argv, tmp_path_factory):
+def whole(argv, tmp_path_factory, crash_points_passed):
     """An uninterrupted run in this process: its folder, and the crash points it passed."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    passed: list[str] = []
-    original = fileio.crash_point
-    with pytest.MonkeyPatch.context() as m:
-        for name, module in list(sys.modules.items()):
-            if name.startswith("animalpose") and getattr(module, "crash_point", None) is original:
-                m.setattr(module, "crash_point", passed.append)
+    with crash_points_passed() as passed:
         assert cli.train_main(argv(out)) == 0
     return out, passed
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-import animalpose.datasets.fileio as fileio
 from animalpose.datasets.fileio import CRASH_ENV
 from animalpose.datasets.formats.split_fingerprint import FINGERPRINT_NAME
 from animalpose.datasets.formats.splits import SPLIT_NAMES, VIDEO_SPLIT_NAMES, VIDEO_TEST_NAME
@@ -268,24 +267,13 @@ POINTS = commit_points(SPEC)
 
 
 @pytest.fixture(scope="module")
-def whole(tmp_path_factory):
+def whole(tmp_path_factory, crash_points_passed, gen):
     """An uninterrupted generation of ``SPEC`` (in this process): its files, and the names of
     the crash points it passed."""
     root = tmp_path_factory.mktemp("crash_whole")
-    passed: list[str] = []
-    original = fileio.crash_point
-    with pytest.MonkeyPatch.context() as m:
-        for name, module in list(sys.modules.items()):
-            if name.startswith("animalpose") and getattr(module, "crash_point", None) is original:
-                m.setattr(module, "crash_point", passed.append)
+    with crash_points_passed() as passed:
         generate_benchmark(SPEC, root, processes=1, progress=False)
-    return tree(root), passed
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return gen.tree(root), passed
 
 
 def test_the_points_cover_every_commit_of_a_generation(whole):
@@ -296,7 +284,9 @@ def test_the_points_cover_every_commit_of_a_generation(whole):
 
 @pytest.mark.slow  # about 5 s a point; test_workers_die_with_a_killed_parent is the fast case
 @pytest.mark.parametrize("point", POINTS)
-def test_a_generation_killed_at_a_commit_point_resumes_to_the_same_files(point, whole, tmp_path):
+def test_a_generation_killed_at_a_commit_point_resumes_to_the_same_files(
+    point, whole, tmp_path, gen
+):
     root, token = tmp_path / "data", uuid.uuid4().hex
     values = json.dumps(dataclasses.asdict(SPEC))
     status, output = _run(
@@ -313,7 +303,7 @@ def test_a_generation_killed_at_a_commit_point_resumes_to_the_same_files(point, 
     # The same command again (in this process and with 1 worker process: the files do not
     # depend on the count, test_run.py::test_two_processes_write_the_same_files).
     generate_benchmark(SPEC, root, processes=1, progress=False)
-    files = tree(root)
+    files = gen.tree(root)
     assert files.keys() == whole[0].keys()
     assert [name for name in files if files[name] != whole[0][name]] == []
     assert not sorted(root.rglob(".*.tmp"))
