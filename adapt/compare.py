@@ -325,11 +325,7 @@ def main(
                         overrides=args.adapt_set,
                     )
                     if train_cfg.adapt.pseudo_labels:
-                        schedules[method] = SelectionSchedule(
-                            kind=train_cfg.adapt.selection,
-                            shares=tuple(train_cfg.adapt.pplo_shares),
-                            curriculum_by=train_cfg.adapt.curriculum_by,
-                        ).describe()
+                        schedules[method] = SelectionSchedule.from_adapt(train_cfg.adapt).describe()
                 epochs = train_run(train_cfg, method)
                 checkpoints = {
                     key: evaluate_checkpoint(run_cfg, run_dir / name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.selection import CCSSL_ROUND_EPOCHS
 from animalpose.train.run_folder import changed_settings, settings_listing
 
 __all__ = [
@@ -44,11 +45,6 @@ CONTINUE_FREE_KEYS = frozenset(
 )
 
 
-#: The reference's round length, with which CC-SSL's curriculum by epoch and by round agree
-#: (adapt/selection.py ``CCSSL_ROUND_EPOCHS``).
-_SAME_CURRICULUM_ROUND = 10
-
-
 def _as_run(settings: dict) -> dict:
     """``settings`` with what a key saved before it existed meant, and values that train the
     same written one way, so that only differences in what is trained are compared:
@@ -67,7 +63,7 @@ def _as_run(settings: dict) -> dict:
     a.setdefault("curriculum_by", "epoch")
     a.setdefault("labelled_weight", a.get("target_weight"))
     ccssl = a.get("pseudo_labels", True) and a.get("selection", "ccssl") == "ccssl"
-    if not ccssl or a.get("round_every") == _SAME_CURRICULUM_ROUND:
+    if not ccssl or a.get("round_every") == CCSSL_ROUND_EPOCHS:
         a["curriculum_by"] = "(either: same curriculum)"
     if not a.get("target_labels"):
         a["labelled_weight"] = "(moot: no labelled target frames)"

@@ -98,6 +98,13 @@ class SelectionSchedule:
         shares = tuple(_check_share(s, f"shares[{i}]") for i, s in enumerate(self.shares))
         object.__setattr__(self, "shares", shares)  # frozen: normalise to a tuple of floats
 
+    @classmethod
+    def from_adapt(cls, adapt) -> SelectionSchedule:
+        """The schedule an ``AdaptSection`` (``cfg.adapt``) asks for."""
+        return cls(
+            kind=adapt.selection, shares=tuple(adapt.pplo_shares), curriculum_by=adapt.curriculum_by
+        )
+
     def keep_share(self, *, round_index: int, epoch: int) -> float:
         """Share of labels to keep in pseudo-label round ``round_index`` generated at ``epoch``."""
         if round_index < 0 or epoch < 0:

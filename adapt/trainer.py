@@ -73,9 +73,7 @@ class AdaptTrainer(Trainer):
         self.temporal = (
             TemporalConfig(max_move=a.flow_max_move, ratio=a.flow_ratio) if a.temporal else None
         )
-        self.schedule = SelectionSchedule(
-            kind=a.selection, shares=tuple(a.pplo_shares), curriculum_by=a.curriculum_by
-        )
+        self.schedule = SelectionSchedule.from_adapt(a)
         self.adversary: DomainAdversary | None = None
         if a.adversarial:
             self.adversary = DomainAdversary(

@@ -122,9 +122,9 @@ def _file_kind(mode: int) -> str:
 
 
 def read_file_bytes(path: str | os.PathLike, what: str, *, limit: int) -> bytes:
-    """The whole regular file ``path`` (its size at opening); DataError when over ``limit``."""
-    check_regular_file(path, what)
-    try:  # O_NONBLOCK: should a FIFO replace the file after the check, open() cannot block
+    """The whole regular file ``path`` (its size at opening); DataError when over ``limit``,
+    or when it is a FIFO, device or folder (refused by ``fstat`` before any read)."""
+    try:  # O_NONBLOCK: opening a FIFO cannot block; fstat below refuses it before a read
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None

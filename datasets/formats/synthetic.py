@@ -66,8 +66,9 @@ def synthetic_dir(root: str | os.PathLike, animal: str) -> Path:
 
 
 def reference_synthetic_dir(split_dir: str | os.PathLike, animal: str) -> Path:
-    """Where the reference's ``data/`` folder keeps the animal's split and mean files."""
-    return Path(split_dir) / SYNTHETIC_FOLDER / f"{check_animal(animal)}{SYNTHETIC_SUFFIX}"
+    """Where the reference's ``data/`` folder keeps the animal's split and mean files: the same
+    sub-path as the data's own folder."""
+    return synthetic_dir(split_dir, animal)
 
 
 def list_synthetic_images(root: str | os.PathLike, animal: str) -> list[Path]:
