@@ -56,15 +56,27 @@ class RealAnimalCrop(TigDogBase):
 
     _missing_hint = "; write the crops with `python datasets/crop_real.py`"
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        #: frame number -> (w, h) from its header, or None without the frame file; read once
+        #: per frame (per loader worker), not on every visit of the sample.
+        self._frame_sizes: dict[int, tuple[int, int] | None] = {}
+
+    def frame_size(self, index: int) -> tuple[int, int] | None:
+        """(w, h) of sample ``index``'s original frame, or None when the file is absent."""
+        i = int(self.indices[index])
+        if i not in self._frame_sizes:
+            path = self.data.frame_path(i)
+            self._frame_sizes[i] = image_size(path) if path.exists() else None
+        return self._frame_sizes[i]
+
     def image_path(self, index: int) -> Path:
         return crop_path(self.root, self.animal, self.data.frames[self.indices[index]])
 
     def __getitem__(self, index: int) -> dict:
         path = self.image_path(index)
         image = read_image(path)
-        frame_path = self.data.frame_path(self.indices[index])
-        frame_size = image_size(frame_path) if frame_path.exists() else None
-        keypoints, center, size = self.annotation(index, frame_size)
+        keypoints, center, size = self.annotation(index, self.frame_size(index))
         shot, frame = self.shot_frame(index)
         to_file = crop_matrix(center, size, (image.shape[1], image.shape[0]))
         return self._sample(
