@@ -343,14 +343,8 @@ def main(
         table=table,
         adapt_epochs=adapt_epochs if adapting else None,
         round_every=round_every,
+        schedules={METHODS[k].label: v for k, v in schedules.items()},
     )
-    if schedules:  # which curriculum ran (by round or by epoch), under the adaptation line
-        shown = "; ".join(f"{METHODS[k].label}: {v}" for k, v in schedules.items())
-        page = page.replace(
-            "selected on target valid\n",
-            f"selected on target valid\n- pseudo-labels kept: {shown}\n",
-            1,
-        )
     settings = {
         "config": config_to_dict(cfg),
         "seeds": list(args.seeds),

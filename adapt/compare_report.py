@@ -76,9 +76,11 @@ def markdown_report(
     table: dict,
     adapt_epochs: int | None = None,
     round_every: int = 10,
+    schedules: dict[str, str] | None = None,
 ) -> str:
     """The Markdown page: header, one table per metric, the gap line (and, with adaptation
-    methods, each one's change over source only)."""
+    methods, each one's change over source only). ``schedules``: method label -> the
+    pseudo-label schedule that ran, listed under the adaptation line."""
     source, official = record["source"], record["official"]
     target = ", ".join(
         f"{n} {len(v['shots'])} shots / {v['frames']} frames" for n, v in record["splits"].items()
@@ -114,6 +116,9 @@ def markdown_report(
             f"{adapt_epochs} epochs, {o.solver} lr {o.lr} constant, pseudo-label rounds every "
             f"{round_every} epochs; selected on target valid"
         )
+        if schedules:  # which curriculum ran (by round or by epoch)
+            shown = "; ".join(f"{label}: {text}" for label, text in schedules.items())
+            lines.append(f"- pseudo-labels kept: {shown}")
     for metric in METRICS:
         first = next(iter(next(iter(table.values())).values()))
         parts = list(first[metric]["per_part"])
