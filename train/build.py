@@ -70,6 +70,8 @@ def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
         scale_factor=d.scale_factor,
         rot_factor=d.rot_factor,
         augment_backend=d.augment_backend,
+        occlusion=d.occlusion,
+        occluders=d.occluders,
         split_dir=d.split_dir or None,
         vertex_table=d.vertex_table or None,
     )

@@ -119,6 +119,10 @@ class DataConfig(Section):
     train_batch: int = 6  # --train-batch: training batch size
     test_batch: int = 6  # --test-batch: validation / test batch size
     augment_backend: str = "fused"  # --augment-backend: one of AUGMENT_BACKENDS
+    # --occlusion: probability that a training crop gets built-in occluders pasted over it
+    # (UDA-Animal's occlusion augmentation with procedural objects; 0 = off, UDA-Animal: 0.5)
+    occlusion: float = 0.0
+    occluders: int = 7  # --occluders: at most this many occluders per crop (1..N, UDA-Animal: 7)
     # --legacy-input: the reference's min-max stretch + mean-only normalisation (its checkpoints)
     legacy_input: bool = False
     split_dir: str = ""  # --split-dir: the reference's data/ folder (splits, means); "": auto
@@ -158,6 +162,8 @@ class DataConfig(Section):
             "seed",
         )
         _one_of(self, "augment_backend", AUGMENT_BACKENDS)
+        _require(0 <= self.occlusion <= 1, "occlusion", f"must be in [0, 1], got {self.occlusion}")
+        _at_least(self, 1, "occluders")
 
 
 @dataclass(kw_only=True)

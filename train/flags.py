@@ -172,6 +172,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         help="augmentation implementation",
     ),
     _flag(
+        "--occlusion",
+        field="data.occlusion",
+        help="probability of built-in occluders on a training crop (0 = off; UDA-Animal 0.5)",
+    ),
+    _flag("--occluders", field="data.occluders", help="at most this many occluders per crop"),
+    _flag(
         "--legacy-input",
         field="data.legacy_input",
         help="the reference's min-max stretch + mean-only input (its checkpoints)",

@@ -80,6 +80,8 @@ def build_dataset(
     limit: int = 0,
     augment_seed: int | None = None,
     augment: bool | None = None,
+    occlusion: float = 0.0,
+    occluders: int = 7,
 ) -> KeypointDataset:
     """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented
     with the dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``.
@@ -88,7 +90,8 @@ def build_dataset(
     ``seed`` keys the split files created when absent; ``augment_seed`` (default: ``seed``) keys
     the per-sample augmentation draws, so runs with different seeds share one split.
     ``augment`` overrides the rule above (``False``: the train split with the plain crop, as
-    pseudo-labelling needs it).
+    pseudo-labelling needs it). ``occlusion`` > 0 adds occluders to augmented samples with that
+    probability (1..``occluders`` each, ``transforms/occlusion.py``).
     """
     entry = _entry(name)
     if split == TEST_SPLIT and entry.synthetic:
@@ -109,6 +112,8 @@ def build_dataset(
             scale_factor=scale_factor,
             rot_factor=rot_factor,
             backend=augment_backend,
+            occlusion=occlusion,
+            occluders=occluders,
         )
     else:
         augmenter = CenterCrop(input_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from animalpose.datasets.transforms.classic import ClassicAugment
 from animalpose.datasets.transforms.crop import CenterCrop
+from animalpose.datasets.transforms.occlusion import Occluded
 from animalpose.datasets.transforms.strong import StrongAugment
 
 __all__ = ["AUGMENTERS", "build_augmenter"]
@@ -26,8 +27,11 @@ def build_augmenter(
     scale_factor: float = 0.25,
     rot_factor: float = 30.0,
     backend: str = "fused",
+    occlusion: float = 0.0,
+    occluders: int = 7,
 ):
-    """The augmenter called ``name`` (a key of ``AUGMENTERS``) built from the shared options."""
+    """The augmenter called ``name`` (a key of ``AUGMENTERS``) built from the shared options;
+    with ``occlusion`` > 0 wrapped in ``Occluded`` (that probability, 1..``occluders`` objects)."""
     if name not in AUGMENTERS:
         raise KeyError(f"unknown augmenter {name!r}; valid: {list(AUGMENTERS)}")
     options = {
@@ -37,4 +41,7 @@ def build_augmenter(
         "rot_factor": rot_factor,
         "backend": backend,
     }
-    return AUGMENTERS[name](**{k: options[k] for k in _OPTIONS[name]})
+    augmenter = AUGMENTERS[name](**{k: options[k] for k in _OPTIONS[name]})
+    if occlusion > 0:
+        augmenter = Occluded(augmenter, probability=occlusion, max_count=occluders)
+    return augmenter

@@ -16,6 +16,7 @@ from animalpose.train.build import (
     build_optimizer,
     build_scheduler,
     codec_for_epoch,
+    dataset_kwargs,
     load_start_weights,
 )
 from animalpose.train.checkpoint import REFERENCE_KEYS, build_checkpoint, prefixed_state_dict
@@ -151,3 +152,12 @@ def test_pretrained_weights_load_without_the_training_state(tmp_path, capsys):
     assert f"=> initial weights from {path}" in capsys.readouterr().out
     for (name, ours), theirs in zip(model.state_dict().items(), saved.state_dict().values()):
         assert torch.equal(ours, theirs), name
+
+
+def test_occlusion_settings_reach_every_dataset_of_the_run():
+    cfg = apply_overrides(Config(), ["data.occlusion=0.5", "data.occluders=3"], source="test")
+    kw = dataset_kwargs(cfg, ANIMAL18)
+    assert (kw["occlusion"], kw["occluders"]) == (0.5, 3)
+    assert dataset_kwargs(Config(), ANIMAL18)["occlusion"] == 0.0  # off by default
+    with pytest.raises(ConfigError, match="data.occlusion"):
+        apply_overrides(Config(), ["data.occlusion=1.5"], source="test")

@@ -78,6 +78,8 @@ ALTERNATES = {
     "data.train_batch": 12,
     "data.test_batch": 3,
     "data.augment_backend": "imgaug",
+    "data.occlusion": 0.5,
+    "data.occluders": 3,
     "data.legacy_input": True,
     "data.split_dir": "ref/data",
     "data.vertex_table": "rows.json",

@@ -164,3 +164,21 @@ def test_a_split_dir_without_the_animal_says_so(build, combined, tmp_path, caplo
         valid = build("real_animal", combined, "valid", split_dir=tmp_path)
     assert len(valid) > 0
     assert f"in {tmp_path / 'real_animal' / 'horse'} (--split-dir); using the split" in caplog.text
+
+
+def test_occlusion_reaches_the_augmented_train_split_only(synthetic, registry_dataset):
+    from animalpose.datasets.transforms.occlusion import Occluded
+
+    def build(split, **kw):
+        return registry_dataset(
+            "synthetic_animal_sp", synthetic.root, split, animal="horse", input_size=64, **kw
+        )
+
+    plain, occluded = build("train"), build("train", occlusion=1.0, occluders=3)
+    assert isinstance(occluded.augmenter, Occluded) and occluded.augmenter.max_count == 3
+    assert not isinstance(plain.augmenter, Occluded)
+    a, b = plain[0], occluded[0]
+    # same draws before the occluders: same geometry and labels, different pixels
+    assert (a["keypoints"] == b["keypoints"]).all()
+    assert (a["image"] != b["image"]).any()
+    assert not isinstance(build("valid", occlusion=1.0).augmenter, Occluded)
