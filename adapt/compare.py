@@ -25,13 +25,16 @@ from animalpose.adapt.compare_methods import (
 from animalpose.adapt.compare_report import (
     METRICS,
     aggregate,
+    gap_closed,
     markdown_report,
+    pseudo_label_lines,
     report_document,
     strict_json,
     write_report,
 )
 from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.run_settings import settings_changed
+from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.run_settings import PSEUDO_FOLDER, settings_changed
 from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.trainer import AdaptTrainer
 from animalpose.datasets.fileio import DataError, atomic_write
@@ -173,6 +176,25 @@ def train_run(cfg: Config, method: str) -> list[dict]:
     return epochs
 
 
+def pseudo_label_rounds(run_dir: Path) -> list[dict]:
+    """Each stored pseudo-label round of a run: its index, epoch, share kept and precision
+    (``pck_selected``, ``pck_all``: fractions of judged labels within PCK@0.05)."""
+    rounds = []
+    for path in sorted((run_dir / PSEUDO_FOLDER).glob("round_*.npz")):
+        labels = PseudoLabels.load(path)
+        d = labels.diagnostics
+        rounds.append(
+            {
+                "round": labels.round,
+                "epoch": labels.epoch,
+                "keep_share": labels.keep_share,
+                "pck_selected": d.get("pck_selected"),
+                "pck_all": d.get("pck_all"),
+            }
+        )
+    return rounds
+
+
 def evaluate_checkpoint(cfg: Config, path: Path) -> dict:
     """Both metrics of checkpoint ``path`` on the target test split."""
     on_test = {"data.dataset": TARGET_DATASET, "data.eval_split": "test", "run.resume": str(path)}
@@ -303,6 +325,7 @@ def main(
     out = Path(args.out or Path("runs") / report / spec.name)
     start = time.monotonic()
     runs: dict = {}
+    rounds: dict = {}  # method -> seed -> pseudo-label rounds (share kept, precision)
     schedules: dict[str, str] = {}  # method -> its pseudo-label selection (ccssl by round, ...)
     try:
         for method in args.methods:
@@ -332,6 +355,8 @@ def main(
                     for key, name, _ in m.checkpoints
                 }
                 runs.setdefault(method, {})[seed] = {"epochs": epochs, "checkpoints": checkpoints}
+                if m.adapts and train_cfg.adapt.pseudo_labels:
+                    rounds.setdefault(method, {})[seed] = pseudo_label_rounds(run_dir)
     except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -344,7 +369,9 @@ def main(
         adapt_epochs=adapt_epochs if adapting else None,
         round_every=round_every,
         schedules={METHODS[k].label: v for k, v in schedules.items()},
+        closed=gap_closed(runs),
     )
+    page += "\n".join(pseudo_label_lines(rounds)) + ("\n" if rounds else "")
     settings = {
         "config": config_to_dict(cfg),
         "seeds": list(args.seeds),
@@ -360,8 +387,11 @@ def main(
         out,
         report,
         page=page,
-        doc=report_document(record=record, settings=settings, runs=runs, table=table),
+        doc=report_document(
+            record=record, settings=settings, runs=runs, table=table, rounds=rounds
+        ),
         table=table,
+        rounds=rounds,
         title=f"{spec.name}: target test PCK@0.05",
     )
     print(page)

@@ -19,8 +19,11 @@ from animalpose.train.config import Config
 __all__ = [
     "METRICS",
     "aggregate",
+    "gap_closed",
     "markdown_report",
     "plot_chart",
+    "plot_pseudo_labels",
+    "pseudo_label_lines",
     "report_document",
     "strict_json",
     "write_report",
@@ -62,6 +65,50 @@ def aggregate(runs: dict) -> dict:
     return out
 
 
+def _seed_means(by_seed: dict, key: str, metric: str) -> dict:
+    return {s: r["checkpoints"][key][metric]["mean"] for s, r in by_seed.items()}
+
+
+def gap_closed(runs: dict) -> dict:
+    """Each adaptation method against source only and the oracle, per metric, seeds paired.
+
+    Per seed s (all three selected on target valid): gain = method - source, gap = oracle -
+    source, closed = 100 gain / gap. Returns ``{method: {metric: {"gain", "closed": _stats,
+    "spread", "clear"}}}``: spread = the larger sample std over seeds of the method's and the
+    source's mean PCK; clear = the mean gain exceeds twice that spread. Methods or seeds without
+    a source (or oracle, for ``closed``) run are left out."""
+    key = "selected_target_valid"
+    if "source" not in runs:
+        return {}
+    out: dict = {}
+    for method, by_seed in runs.items():
+        if not METHODS[method].adapts:
+            continue
+        for metric in METRICS:
+            got = _seed_means(by_seed, key, metric)
+            base = _seed_means(runs["source"], key, metric)
+            oracle = _seed_means(runs.get("oracle", {}), key, metric)
+            seeds = [s for s in sorted(got) if s in base]
+            gains = [got[s] - base[s] for s in seeds]
+            closed = [
+                100 * (got[s] - base[s]) / (oracle[s] - base[s])
+                for s in seeds
+                if s in oracle and oracle[s] - base[s] > 0
+            ]
+            spread = max(
+                _stats([got[s] for s in seeds])["std"] or 0.0,
+                _stats([base[s] for s in seeds])["std"] or 0.0,
+            )
+            gain = _stats(gains)
+            out.setdefault(method, {})[metric] = {
+                "gain": gain,
+                "closed": _stats(closed),
+                "spread": spread,
+                "clear": gain["mean"] is not None and len(seeds) > 1 and gain["mean"] > 2 * spread,
+            }
+    return out
+
+
 def _cell(stats: dict, seeds: int) -> str:
     if stats["mean"] is None:
         return "n/a"
@@ -77,9 +124,10 @@ def markdown_report(
     adapt_epochs: int | None = None,
     round_every: int = 10,
     schedules: dict[str, str] | None = None,
+    closed: dict | None = None,
 ) -> str:
-    """The Markdown page: header, one table per metric, the gap line (and, with adaptation
-    methods, each one's change over source only). ``schedules``: method label -> the
+    """The Markdown page: header, one table per metric, the gap line and, with adaptation
+    methods, ``closed`` (``gap_closed``) as a table. ``schedules``: method label -> the
     pseudo-label schedule that ran, listed under the adaptation line."""
     source, official = record["source"], record["official"]
     target = ", ".join(
@@ -153,18 +201,25 @@ def markdown_report(
                 f"source valid, mean PCK points): {', '.join(gaps) or 'n/a'}"
             ),
         ]
-    if "source" in table:
-        for method in (m for m in table if METHODS[m].adapts):
-            deltas = []
-            for metric in METRICS:
-                got = table[method]["selected_target_valid"][metric]["mean"]["mean"]
-                base = table["source"]["selected_target_valid"][metric]["mean"]["mean"]
-                if got is not None and base is not None:
-                    deltas.append(f"{metric} {got - base:+.2f}")
-            lines.append(
-                f"\n{METHODS[method].label} − source only (both selected on target "
-                f"valid, mean PCK points): {', '.join(deltas) or 'n/a'}"
-            )
+    if closed:
+        lines += [
+            "",
+            "## Against source only (seeds paired, all selected on target valid)",
+            "",
+            "gain = method − source only; gap closed = gain / (oracle − source only), per seed; "
+            "clear = the mean gain is more than twice the seed spread (the larger std over "
+            "seeds of the method and of source only).",
+            "",
+            "| method | metric | gain (points) | gap closed (%) | seed spread | clear |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for method, by_metric in closed.items():
+            for metric, c in by_metric.items():
+                lines.append(
+                    f"| {METHODS[method].label} | {metric} | {_cell(c['gain'], len(seeds))} | "
+                    f"{_cell(c['closed'], len(seeds))} | {c['spread']:.2f} | "
+                    f"{'yes' if c['clear'] else 'no'} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -210,6 +265,81 @@ def plot_chart(path: Path, *, title: str, table: dict) -> None:
         fig.savefig(f, format="png", dpi=100)
 
 
+def _round_means(by_seed: dict) -> list[dict]:
+    """Per round index: mean over seeds of keep_share, pck_selected and pck_all (NaN-free)."""
+    by_round: dict[int, list[dict]] = {}
+    for rounds in by_seed.values():
+        for r in rounds:
+            by_round.setdefault(int(r["round"]), []).append(r)
+    out = []
+    for index in sorted(by_round):
+        rows = by_round[index]
+        entry = {"round": index, "seeds": len(rows)}
+        for name in ("keep_share", "pck_selected", "pck_all"):
+            entry[name] = _stats([r[name] for r in rows])["mean"]
+        out.append(entry)
+    return out
+
+
+def pseudo_label_lines(rounds: dict) -> list[str]:
+    """Markdown lines: per method and round, the share of pseudo-labels kept and the fraction
+    of kept (and of all) labels within PCK@0.05 of the annotation, mean over seeds."""
+    if not rounds:
+        return []
+    lines = [
+        "",
+        "## Pseudo-label precision per round (target train split, mean over seeds)",
+        "",
+        "| method | round | kept (%) | correct among kept (%) | correct among all (%) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.1f}"
+
+    for method, by_seed in rounds.items():
+        for r in _round_means(by_seed):
+            lines.append(
+                f"| {METHODS[method].label} | {r['round']} | {pct(r['keep_share'])} | "
+                f"{pct(r['pck_selected'])} | {pct(r['pck_all'])} |"
+            )
+    return lines
+
+
+def plot_pseudo_labels(path: Path, *, title: str, rounds: dict) -> None:
+    """Share of pseudo-labels kept (x) against the fraction of them that is correct (y), one
+    line per method (mean over seeds, one marker per round, labelled), and each method's
+    all-labels precision as a dotted line."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for method, by_seed in rounds.items():
+        means = [r for r in _round_means(by_seed) if r["pck_selected"] is not None]
+        if not means:
+            continue
+        xs = [100 * r["keep_share"] for r in means]
+        ys = [100 * r["pck_selected"] for r in means]
+        (line,) = ax.plot(xs, ys, marker="o", label=METHODS[method].label)
+        for r, x, y in zip(means, xs, ys):
+            ax.annotate(str(r["round"]), (x, y), textcoords="offset points", xytext=(4, 4))
+        alls = [100 * r["pck_all"] for r in means if r["pck_all"] is not None]
+        if alls:
+            ax.axhline(float(np.mean(alls)), color=line.get_color(), linestyle=":", alpha=0.6)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("pseudo-labels kept (%)")
+    ax.set_ylabel("kept labels within PCK@0.05 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+
+
 def strict_json(value):
     """``value`` with NaN / inf as None and NumPy scalars as Python numbers (strict JSON)."""
     if isinstance(value, dict):
@@ -223,9 +353,12 @@ def strict_json(value):
     return value
 
 
-def report_document(*, record: dict, settings: dict, runs: dict, table: dict) -> dict:
+def report_document(
+    *, record: dict, settings: dict, runs: dict, table: dict, rounds: dict | None = None
+) -> dict:
     """The ``<report>.json`` document: the benchmark, the comparison's ``settings`` (config,
-    seeds, methods, ...), every run's results and the ``aggregate`` table."""
+    seeds, methods, ...), every run's results, the ``aggregate`` table, ``gap_closed`` and the
+    pseudo-label ``rounds`` (method -> seed -> rounds)."""
     return {
         "benchmark": {k: record[k] for k in BENCHMARK_KEYS},
         **settings,
@@ -233,6 +366,10 @@ def report_document(*, record: dict, settings: dict, runs: dict, table: dict) ->
         "metric_labels": {m: METRIC_LABELS[m] for m in METRICS},
         "runs": {m: {str(s): r for s, r in by_seed.items()} for m, by_seed in runs.items()},
         "aggregate": table,
+        "gap_closed": gap_closed(runs),
+        "pseudo_label_rounds": {
+            m: {str(s): r for s, r in by_seed.items()} for m, by_seed in (rounds or {}).items()
+        },
     }
 
 
@@ -244,12 +381,18 @@ def write_report(
     doc: dict,
     table: dict,
     title: str,
+    rounds: dict | None = None,
 ) -> None:
-    """Write ``<report>.md`` (``page``), ``<report>.json`` (``doc``, strict JSON) and the chart
-    ``<report>.png`` into ``out``."""
+    """Write ``<report>.md`` (``page``), ``<report>.json`` (``doc``, strict JSON), the chart
+    ``<report>.png`` and, with pseudo-label ``rounds``, ``<report>_pseudo_labels.png`` into
+    ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     with atomic_write(out / f"{report}.md", "w") as f:
         f.write(page)
     with atomic_write(out / f"{report}.json", "w") as f:
         f.write(json.dumps(strict_json(doc), indent=2, allow_nan=False) + "\n")
     plot_chart(out / f"{report}.png", title=title, table=table)
+    if rounds:
+        plot_pseudo_labels(
+            out / f"{report}_pseudo_labels.png", title=f"{title}: pseudo-labels", rounds=rounds
+        )

@@ -59,9 +59,19 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
     assert "CC-SSL + WS-CDA: ccssl by round" in kept
     for method in adapted:
         label = METHODS[method].label
-        assert page.count(f"| {label} |") == 2 * 2  # 2 checkpoints x 2 metric tables
-        assert f"{label} − source only (both selected on target valid" in page
+        # 2 checkpoints x 2 metric tables, one row per metric against source only, and one
+        # per pseudo-label round (2)
+        assert page.count(f"| {label} |") == 2 * 2 + 2 + 2 * expected[method]
+        assert f"| {label} | legacy |" in page and f"| {label} | precise |" in page
+        assert set(doc["gap_closed"][method]) == {"legacy", "precise"}
+        if expected[method]:  # every stored round is in the precision table and the JSON
+            rounds = doc["pseudo_label_rounds"][method]["0"]
+            assert [r["round"] for r in rounds] == [0, 1]
+            assert all(0 < r["keep_share"] <= 1 for r in rounds)
+            assert f"| {label} | 1 |" in page
+    assert set(doc["pseudo_label_rounds"]) == {m for m in adapted if expected[m]}
     assert (out / "adaptation.png").stat().st_size > 5000
+    assert (out / "adaptation_pseudo_labels.png").stat().st_size > 5000
     assert page in capsys.readouterr().out
 
 

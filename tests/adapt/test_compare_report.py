@@ -68,3 +68,68 @@ def test_aggregate_table_and_chart_on_known_numbers(domain_gap, bench, tmp_path)
     chart = tmp_path / "chart.png"
     compare_report.plot_chart(chart, title="t", table=table)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+
+
+def _with_method(runs: dict, method: str, gains: dict[int, float]) -> dict:
+    """``runs`` plus ``method`` scoring source only + gains[seed] on every checkpoint."""
+    out = dict(runs)
+    out[method] = {}
+    for seed, gain in gains.items():
+        src = runs["source"][seed]["checkpoints"]["selected_target_valid"]
+        entry = {
+            metric: {**src[metric], "mean": src[metric]["mean"] + gain}
+            for metric in compare_report.METRICS
+        }
+        checkpoints = {
+            key: {"epoch": 2, "images": 4, **entry}
+            for key, _, _ in compare_report.METHODS[method].checkpoints
+        }
+        out[method][seed] = {"epochs": [], "checkpoints": checkpoints}
+    return out
+
+
+def test_gap_closed_pairs_seeds_and_judges_against_the_spread(domain_gap, bench):
+    runs = {k: v for k, v in _fake_runs(domain_gap).items() if k in ("source", "oracle")}
+    runs = _with_method(runs, "ccssl", {0: 20.0, 1: 30.0})  # oracle - source = 40 per seed
+    closed = compare_report.gap_closed(runs)
+    legacy = closed["ccssl"]["legacy"]
+    assert legacy["gain"]["mean"] == pytest.approx(25.0)
+    assert legacy["closed"]["values"] == pytest.approx([50.0, 75.0])
+    assert legacy["closed"]["mean"] == pytest.approx(62.5)
+    # source means 30 / 40 (std 7.07), ccssl 50 / 70 (std 14.14): 25 < 2 x 14.14
+    assert legacy["spread"] == pytest.approx(math.sqrt(200.0))
+    assert legacy["clear"] is False
+    steady = compare_report.gap_closed(_with_method(runs, "ccssl", {0: 20.0, 1: 20.0}))
+    assert steady["ccssl"]["precise"]["clear"] is True  # 20 > 2 x 7.07
+    assert set(closed) == {"ccssl"}  # source and oracle are not adaptation methods
+    page = compare_report.markdown_report(
+        record=bench.record,
+        cfg=Config(),
+        seeds=[0, 1],
+        table=compare_report.aggregate(runs),
+        adapt_epochs=4,
+        closed=closed,
+    )
+    assert "| CC-SSL | legacy | 25.00 ± 7.07 | 62.50 ± 17.68 | 14.14 | no |" in page
+
+
+def test_pseudo_label_precision_lines_and_plot(tmp_path):
+    rounds = {
+        "ccssl": {
+            0: [
+                {"round": 0, "keep_share": 0.2, "pck_selected": 0.6, "pck_all": 0.3},
+                {"round": 1, "keep_share": 0.4, "pck_selected": 0.5, "pck_all": 0.35},
+            ],
+            1: [
+                {"round": 0, "keep_share": 0.2, "pck_selected": 0.8, "pck_all": 0.3},
+                {"round": 1, "keep_share": 0.4, "pck_selected": float("nan"), "pck_all": 0.45},
+            ],
+        }
+    }
+    lines = compare_report.pseudo_label_lines(rounds)
+    assert "| CC-SSL | 0 | 20.0 | 70.0 | 30.0 |" in lines
+    assert "| CC-SSL | 1 | 40.0 | 50.0 | 40.0 |" in lines  # the NaN seed is left out
+    assert compare_report.pseudo_label_lines({}) == []
+    png = tmp_path / "p.png"
+    compare_report.plot_pseudo_labels(png, title="t", rounds=rounds)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
