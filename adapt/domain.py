@@ -1,12 +1,13 @@
 """WS-CDA's domain-adversarial pieces (Cao et al., "Cross-Domain Adaptation for Animal Pose
 Estimation", ICCV 2019, arXiv 1908.05806; method and known behaviour: docs/adaptation.md).
 
-A ``DomainDiscriminator`` reads the trunk features (``model(x, return_features=True)``) and
-predicts each sample's domain (target = real animal = 1); it minimises the domain discrimination
-loss L_DDL (``ddl_loss``) while the trunk maximises it. ``DomainAdversary`` runs that min-max in
-one of ``ADVERSARY_MODES`` (gradient reversal or alternating updates).
-
-Shapes: B batch; features (B, C, h, w); logits (B, 2), column ``DOMAIN`` the domain head.
+A ``DomainDiscriminator`` reads the trunk features (``model(x, return_features=True)``) through
+the optional domain-adaptation block (``domain_block.py``) and predicts each sample's domain
+(target = real animal = 1). Block and discriminator minimise L_DDL (``ddl_loss``, one Adam); the
+trunk maximises it through a gradient reversal placed BEFORE the block: the paper's keypoint
+estimator reads the feature extractor, not the block, so a block on the trunk's side could hide
+the domain by itself and leave the trunk unchanged. ``DomainAdversary`` runs the min-max in one
+of ``ADVERSARY_MODES``. Shapes: B batch; features (B, C, h, w); logits (B, 2), ``DOMAIN`` column.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from animalpose.adapt.domain_block import LEAKY_SLOPE, DomainAdaptationBlock
 
 __all__ = [
     "ADVERSARY_MODES",
@@ -45,11 +48,6 @@ PAPER_BETA = 500.0
 DISCRIMINATOR_LR = 1e-4
 #: Discriminator width; the paper does not describe its discriminator.
 DISCRIMINATOR_HIDDEN = 256
-
-#: Negative slope of the discriminator's LeakyReLUs (the DCGAN discriminator's 0.2, Radford et
-#: al. 2016): a plain ReLU lets the trunk "win" by pushing features where the discriminator's
-#: units are dead, which stops its gradients without removing any domain information.
-LEAKY_SLOPE = 0.2
 
 #: The min-max schemes ``DomainAdversary`` implements (the config value -> what it does).
 ADVERSARY_MODES = {
@@ -93,17 +91,22 @@ def dann_ramp(progress: float, gamma: float = DANN_GAMMA) -> float:
 
 
 class DomainDiscriminator(nn.Module):
-    """Two strided 3x3 convs with LeakyReLU, global average pooling and a linear layer.
+    """The domain-adaptation block (``block`` residual 3x3 convs at ``in_channels`` width, none by
+    default), two strided 3x3 convs with LeakyReLU, global average pooling and a linear layer.
 
     ``forward``: (B, in_channels, h, w) features -> (B, 2) logits, column ``SPECIES`` (animal vs
     human, unused) and column ``DOMAIN`` (target vs not). No normalisation layers: batch statistics
-    over a mixed-domain batch would leak the domain mix into every sample.
+    over a mixed-domain batch would leak the domain mix into every sample. ``block = 0`` keeps the
+    ``state_dict`` keys of the block-less discriminator (``conv1``, ``conv2``, ``fc``).
     """
 
-    def __init__(self, *, in_channels: int, hidden: int = DISCRIMINATOR_HIDDEN) -> None:
+    def __init__(
+        self, *, in_channels: int, hidden: int = DISCRIMINATOR_HIDDEN, block: int = 0
+    ) -> None:
         super().__init__()
         if in_channels < 1 or hidden < 1:
             raise ValueError(f"in_channels and hidden must be >= 1, got {in_channels}, {hidden}")
+        self.block = DomainAdaptationBlock(channels=in_channels, layers=block)
         self.conv1 = nn.Conv2d(in_channels, hidden, kernel_size=3, stride=2, padding=1)
         self.conv2 = nn.Conv2d(hidden, hidden, kernel_size=3, stride=2, padding=1)
         self.act = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
@@ -111,7 +114,7 @@ class DomainDiscriminator(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, in_channels, h, w) -> (B, 2) logits."""
-        x = self.act(self.conv1(features))
+        x = self.act(self.conv1(self.block(features)))
         x = self.act(self.conv2(x))
         return self.fc(x.mean(dim=(2, 3)))
 
@@ -205,7 +208,12 @@ class DomainAdversary(nn.Module):
             before that sign was accepted. ``alpha = 0`` turns adaptation off for the trunk.
         ramp_gamma: the DANN schedule's gamma.
         hidden: discriminator width.
-        lr: the discriminator's Adam learning rate.
+        lr: the discriminator's (and block's) Adam learning rate.
+        block: layers of WS-CDA's domain-adaptation block between the (reversed) features and
+            the discriminator; 0 = none, the ``state_dict`` of adversaries saved before it.
+            A deeper discriminator wins sooner, and under "grl" (the saturating min-max) one
+            that is sure of every sample leaves the trunk no gradient (seen in the sign test's
+            toy at lr 1e-2): lower ``lr`` or use "alternating" with a block.
 
     Use, per training step (``progress`` = fraction of training done; features from
     ``model(x, return_features=True)``)::
@@ -238,6 +246,7 @@ class DomainAdversary(nn.Module):
         ramp_gamma: float = DANN_GAMMA,
         hidden: int = DISCRIMINATOR_HIDDEN,
         lr: float = DISCRIMINATOR_LR,
+        block: int = 0,
     ) -> None:
         super().__init__()
         if mode not in ADVERSARY_MODES:
@@ -248,7 +257,10 @@ class DomainAdversary(nn.Module):
         self.alpha = alpha
         self.beta = beta
         self.ramp_gamma = ramp_gamma
-        self.discriminator = DomainDiscriminator(in_channels=in_channels, hidden=hidden)
+        self.block_layers = block
+        self.discriminator = DomainDiscriminator(
+            in_channels=in_channels, hidden=hidden, block=block
+        )
         self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr)
         # What the discriminator's trainable forward goes through (DDP-wrapped by distribute()).
         # A tuple, so it is not registered as a submodule: state_dict holds the weights once.
@@ -355,4 +367,12 @@ class DomainAdversary(nn.Module):
         """Restores the optimiser state written by ``get_extra_state``."""
         if not isinstance(state, dict) or "optimizer" not in state:
             raise ValueError("DomainAdversary state: '_extra_state' must hold {'optimizer': ...}")
+        saved = sum(len(group["params"]) for group in state["optimizer"]["param_groups"])
+        ours = sum(len(group["params"]) for group in self.optimizer.param_groups)
+        if saved != ours:
+            raise ValueError(
+                f"DomainAdversary state: the saved discriminator optimiser holds {saved} "
+                f"parameter tensors, this adversary {ours} (domain-adaptation block of "
+                f"{self.block_layers} layers); load it with the adapt.da_block it was saved with"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
