@@ -1,8 +1,9 @@
-"""Entry points behind ``adapt/ccssl.py`` and ``adapt/wscda.py``.
+"""Entry points behind ``adapt/ccssl.py``, ``adapt/wscda.py`` and ``adapt/uda_animal.py``.
 
-Both scripts run the same ``AdaptTrainer``; they differ only in their defaults (CC-SSL:
-pseudo-label rounds on, discriminator off; WS-CDA: discriminator on, pseudo-labels off). A
-config file that sets both (``configs/ccssl_wscda.yaml``) runs the combination through either.
+The scripts run the same ``AdaptTrainer``; they differ only in their defaults (CC-SSL:
+pseudo-label rounds on, discriminator off; WS-CDA: discriminator on, pseudo-labels off;
+UDA-Animal: ``adapt.uda.UDA_SETTINGS``). A config file that sets both pseudo-labels and the
+discriminator (``configs/ccssl_wscda.yaml``) runs the combination through any of them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import sys
 from dataclasses import dataclass, field
 
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
+from animalpose.adapt.uda import UDA_SETTINGS
 from animalpose.train.cli import checked_output, run_training
 from animalpose.train.device import init_distributed
 from animalpose.train.flags import parse_config
 
-__all__ = ["WSCDAConfig", "ccssl_main", "wscda_main"]
+__all__ = ["UDAConfig", "WSCDAConfig", "ccssl_main", "uda_main", "wscda_main"]
 
 
 def _wscda_section() -> AdaptSection:
@@ -27,6 +29,17 @@ class WSCDAConfig(AdaptConfig):
     """WS-CDA's defaults: the discriminator on, no pseudo-labels (PPLO: configs/wscda_pplo.yaml)."""
 
     adapt: AdaptSection = field(default_factory=_wscda_section)
+
+
+def _uda_section() -> AdaptSection:
+    return AdaptSection(**dict(UDA_SETTINGS))
+
+
+@dataclass(kw_only=True)
+class UDAConfig(AdaptConfig):
+    """UDA-Animal's defaults (``UDA_SETTINGS``; the full preset: configs/uda_animal.yaml)."""
+
+    adapt: AdaptSection = field(default_factory=_uda_section)
 
 
 def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
@@ -66,5 +79,17 @@ def wscda_main(argv: list[str] | None = None) -> int:
         description=(
             "WS-CDA: adapt a source model with a domain discriminator on trunk features "
             "(+ PPLO pseudo-label rounds with configs/wscda_pplo.yaml; see docs/adaptation.md)."
+        ),
+    )
+
+
+def uda_main(argv: list[str] | None = None) -> int:
+    """``python adapt/uda_animal.py --resume SOURCE_CKPT ...``."""
+    return _run(
+        argv,
+        config_type=UDAConfig,
+        description=(
+            "UDA-Animal-Pose (Li & Lee 2021): pseudo-labels once, small-loss keypoints, a mean "
+            "teacher, self-distillation and mixup (see docs/adaptation.md)."
         ),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from animalpose.adapt.uda import UDA_SETTINGS
 from animalpose.train.checkpoint import BEST_NAME, CHECKPOINT_NAME
 
 __all__ = ["ADAPTATION_METHODS", "GAP_METHODS", "METHODS", "Method"]
@@ -67,9 +68,35 @@ METHODS: dict[str, Method] = {
         ),
         start="wscda",  # PPLO refines the WS-CDA model (Cao et al. 2019, docs/adaptation.md)
     ),
+    "uda": Method("UDA-Animal", _TARGET_SELECTED, adapt=UDA_SETTINGS),
+    "wscda_uda": Method(
+        "WS-CDA + UDA-Animal",
+        _TARGET_SELECTED,
+        adapt=UDA_SETTINGS,
+        start="wscda",  # UDA-Animal's stage 2 from the WS-CDA model
+    ),
+    # Ablations (issue 11): one setting of CC-SSL / UDA-Animal changed.
+    "ccssl_epoch": Method(
+        "CC-SSL (curriculum by epoch)",
+        _TARGET_SELECTED,
+        adapt=(("pseudo_labels", True), ("adversarial", False), ("curriculum_by", "epoch")),
+    ),
+    "ccssl_separate": Method(
+        "CC-SSL (a forward per domain)",
+        _TARGET_SELECTED,
+        adapt=(("pseudo_labels", True), ("adversarial", False), ("forward", "separate")),
+    ),
+    "uda_no_teacher": Method(
+        "UDA-Animal without mean teacher",
+        _TARGET_SELECTED,
+        adapt=(*UDA_SETTINGS, ("teacher", False)),
+    ),
+    "uda_no_mixup": Method(
+        "UDA-Animal without mixup", _TARGET_SELECTED, adapt=(*UDA_SETTINGS, ("mixup", False))
+    ),
     "oracle": Method("oracle (target train, labels)", _TARGET_SELECTED, dataset="real_animal_sp"),
 }
 #: The methods of benchmarks/domain_gap.py and of benchmarks/adaptation.py, in run order
 #: (a method's ``start`` before it: the adaptation methods start from its model).
 GAP_METHODS = ("source", "oracle")
-ADAPTATION_METHODS = ("source", "ccssl", "wscda", "ccssl_wscda", "oracle")
+ADAPTATION_METHODS = ("source", "ccssl", "wscda", "ccssl_wscda", "uda", "oracle")

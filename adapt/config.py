@@ -2,7 +2,8 @@
 
 One config drives every method (presets in ``configs/``, docs/adaptation.md): CC-SSL turns on
 ``adapt.pseudo_labels`` (``selection: ccssl``), WS-CDA ``adapt.adversarial``, PPLO is
-``selection: pplo``. ``data.dataset`` is the labelled source (the reference's ``--source``),
+``selection: pplo``, UDA-Animal its own keys (``relabel``, ``teacher``, ``small_loss``, ...;
+configs/uda_animal.yaml). ``data.dataset`` is the labelled source (the reference's ``--source``),
 ``adapt.target`` the target set whose labelled valid split selects models, ``adapt.target_ssl``
 the target images the model trains on (pseudo-labelled, few-labelled or unlabelled).
 """
@@ -28,6 +29,7 @@ __all__ = [
     "ADAPT_FLAGS",
     "ADVERSARY_MODES",
     "CURRICULA",
+    "FORWARDS",
     "SELECTIONS",
     "TARGET_DATASETS",
     "AdaptConfig",
@@ -42,6 +44,11 @@ SELECTIONS = ("ccssl", "pplo")
 CURRICULA = ("round", "epoch")
 #: WS-CDA min-max implementations (adapt/domain.py).
 ADVERSARY_MODES = ("grl", "alternating")
+#: Source + target in one forward pass (BatchNorm sees both domains) or two (the references').
+FORWARDS = ("joint", "separate")
+#: How the pseudo-label weight moves: fixed ``target_weight``, or UDA-Animal's cosine ramp down
+#: from ``target_weight`` to ``target_weight_end`` (adapt/uda.py).
+TARGET_WEIGHT_RAMPS = ("constant", "cosine")
 #: Target data sets: TigDog-layout frames or their pre-cropped copies.
 TARGET_DATASETS = ("real_animal", "real_animal_sp", "real_animal_crop")
 
@@ -86,6 +93,28 @@ class AdaptSection(Section):
     disc_lr: float = 1.0e-4  # the discriminator's Adam learning rate
     disc_hidden: int = 256  # the discriminator's width
     ramp_gamma: float = 10.0  # DANN ramp 2 / (1 + exp(-gamma p)) - 1
+    # --da-block: residual blocks of WS-CDA's domain-adaptation block before the discriminator
+    da_block: int = 0
+    # --forward: joint (one pass over source + target) | separate (one per domain, as the
+    # references: BatchNorm normalises each domain by its own batch statistics)
+    forward: str = "joint"
+    # UDA-Animal-Pose (Li & Lee 2021, adapt/uda.py): off by default, on in adapt/uda_animal.py --
+    relabel: bool = True  # false: pseudo-labels of round 0 only, never relabelled (UDA-Animal)
+    # the pseudo-label weight: constant target_weight | cosine from it to target_weight_end
+    target_weight_ramp: str = "constant"
+    target_weight_end: float = 8.0  # UDA-Animal: 15 -> 8
+    target_weight_ramp_epochs: float = 15.0  # over this many paper epochs (uda_paper_epochs)
+    small_loss: bool = False  # per image only the k smallest-loss keypoints count
+    teacher: bool = False  # mean teacher (EMA) on the plain target crop
+    teacher_decay: float = 0.999  # its EMA decay
+    teacher_weight: float = 90.0  # teacher -> student's last stack MSE weight (x ramp-up)
+    distill: bool = False  # last stack (detached) -> previous stack (x ramp-up)
+    distill_weight: float = 90.0
+    consistency_ramp_epochs: float = 10.0  # sigmoid ramp-up of both, in paper epochs
+    mixup: bool = False  # Beta(0.8, 0.8) mixup of the target crops within the batch
+    # The paper's stage-2 length the run's epochs map onto for the UDA schedules (0: epochs as
+    # they are); run epoch e of E counts as paper epoch e * uda_paper_epochs / E.
+    uda_paper_epochs: int = 80
 
     def check(self) -> None:
         _one_of(self, "target", TARGET_DATASETS)
@@ -93,6 +122,8 @@ class AdaptSection(Section):
         _one_of(self, "selection", SELECTIONS)
         _one_of(self, "curriculum_by", CURRICULA)
         _one_of(self, "adversary", ADVERSARY_MODES)
+        _one_of(self, "forward", FORWARDS)
+        _one_of(self, "target_weight_ramp", TARGET_WEIGHT_RAMPS)
         _at_least(
             self,
             0,
@@ -105,6 +136,13 @@ class AdaptSection(Section):
             "flow_max_move",
             "pseudo_workers",
             "w2",
+            "da_block",
+            "target_weight_end",
+            "target_weight_ramp_epochs",
+            "teacher_weight",
+            "distill_weight",
+            "consistency_ramp_epochs",
+            "uda_paper_epochs",
         )
         _at_least(
             self,
@@ -119,6 +157,11 @@ class AdaptSection(Section):
             strict=True,
         )
         _require(self.view_scale < 1, "view_scale", f"must be < 1, got {self.view_scale}")
+        _require(
+            0 <= self.teacher_decay < 1,
+            "teacher_decay",
+            f"must be in [0, 1), got {self.teacher_decay}",
+        )
         _require(math.isfinite(self.alpha), "alpha", f"must be a number, got {self.alpha}")
         _require(
             bool(self.pplo_shares) and all(0 < s <= 1 for s in self.pplo_shares),
@@ -126,9 +169,10 @@ class AdaptSection(Section):
             f"shares must be in (0, 1], got {self.pplo_shares}",
         )
         _require(
-            self.pseudo_labels or self.adversarial or self.target_labels > 0,
+            self.pseudo_labels or self.adversarial or self.teacher or self.target_labels > 0,
             "pseudo_labels",
-            "nothing adapts: turn on adapt.pseudo_labels, adapt.adversarial or adapt.target_labels",
+            "nothing adapts: turn on adapt.pseudo_labels, adapt.adversarial, adapt.teacher or "
+            "adapt.target_labels",
         )
 
 
@@ -249,4 +293,15 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--beta", field="adapt.beta", help="WS-CDA beta (pose loss weight)"),
     _flag("--w2", field="adapt.w2", help="WS-CDA animal pose loss weight"),
+    _flag(
+        "--da-block",
+        field="adapt.da_block",
+        help="residual blocks of WS-CDA's domain-adaptation block (0 = none)",
+    ),
+    _flag(
+        "--forward",
+        field="adapt.forward",
+        choices=FORWARDS,
+        help="joint: one pass over source + target; separate: one pass per domain",
+    ),
 ) + tuple(f for f in TRAIN_FLAGS if not set(f.names) & (_RENAMED | _NOT_ADAPT))

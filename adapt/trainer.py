@@ -1,38 +1,41 @@
-"""Joint source + target training: the one loop behind CC-SSL, WS-CDA, PPLO and their mixes.
+"""Joint source + target training: the loop behind CC-SSL, WS-CDA, PPLO, UDA-Animal and mixes.
 
-Each iteration runs ONE forward pass over a labelled source batch and a target batch
-(``TargetMix``) and minimises ``w2 * (L_pose(source) + gamma_ * L_pose(pseudo-labelled target)
-+ labelled_weight * L_pose(labelled target))`` [+ WS-CDA's ``DomainAdversary.trunk_loss`` on the
-last stack's features]. Every ``adapt.round_every`` epochs a pseudo-label round labels the target
-train split with the current weights and is stored in ``<checkpoint>/pseudo_labels/round_XX.npz``
-before training on it, so a killed run resumes inside its round; a stored round is reused only
-when it records this run's settings and the weights that start the round. Models are selected on
-the target valid split; where this differs from CCSSL.py: docs/reference_compat.md §7.8.
+Each iteration runs one forward pass over a labelled source batch and a target batch
+(``TargetMix``; ``adapt.forward separate``: one pass per domain) and minimises
+``w2 * (L_pose(source) + gamma_ * L_pose(pseudo-labelled target) + labelled_weight *
+L_pose(labelled target))`` [+ WS-CDA's ``DomainAdversary.trunk_loss``] [+ UDA-Animal's teacher
+and self-distillation terms, adapt/uda.py]. Every ``adapt.round_every`` epochs a pseudo-label
+round (adapt/pseudo_rounds.py) labels the target train split; a killed run resumes inside it.
+Models are selected on the target valid split; where this differs from CCSSL.py:
+docs/reference_compat.md §7.8.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import replace
-
+import numpy as np
 import torch
 
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.domain import DomainAdversary
+from animalpose.adapt.mean_teacher import MeanTeacher, WithPlainView
 from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
-from animalpose.adapt.pseudo_label_store import PseudoLabels, weights_digest
-from animalpose.adapt.pseudo_labels import generate_pseudo_labels
+from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.pseudo_rounds import PseudoRounds
 from animalpose.adapt.run_settings import (
-    round_mismatch,
-    round_path,
     settings_changed,
 )
 from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.target_data import ANNOTATED, TargetMix, first_frames
 from animalpose.adapt.temporal import TemporalConfig
+from animalpose.adapt.uda import (
+    UDASchedule,
+    consistency_losses,
+    describe_uda,
+    mix_batch,
+    small_loss_mse,
+)
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.fileio import DataError, remove_temp_files
+from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.registry import build_dataset
 from animalpose.evaluation.inference import autocast
 from animalpose.train.checkpoint import (
@@ -52,7 +55,7 @@ __all__ = ["AdaptTrainer"]
 ADAPT_KEY = "adapt"
 
 
-class AdaptTrainer(Trainer):
+class AdaptTrainer(PseudoRounds, Trainer):
     """``Trainer`` for adaptation (module docs); ``fit()`` runs it, resuming where it stopped."""
 
     def __init__(self, cfg: AdaptConfig) -> None:
@@ -84,11 +87,17 @@ class AdaptTrainer(Trainer):
                 ramp_gamma=a.ramp_gamma,
                 hidden=a.disc_hidden,
                 lr=a.disc_lr,
+                block=a.da_block,
             ).to(self.device)
             if self.world_size > 1:
                 self.adversary.distribute(
                     device_ids=[self.device.index] if self.device.type == "cuda" else None
                 )
+        self.uda = UDASchedule(a, cfg.optim.epochs, self.spec.num_keypoints)
+        #: UDA-Animal's mean teacher: an EMA of the (source-initialised) student.
+        self.teacher: MeanTeacher | None = None
+        if a.teacher:
+            self.teacher = MeanTeacher(unwrap_model(self.model), decay=a.teacher_decay)
         self.labels: PseudoLabels | None = None
         self.round_index = -1
         #: ``weights_digest`` of the weights that predicted the current round.
@@ -122,6 +131,8 @@ class AdaptTrainer(Trainer):
             self.start_epoch, self.best_acc = state.start_epoch, state.best_acc
             if self.adversary is not None and ckpt[ADAPT_KEY].get("adversary") is not None:
                 self.adversary.load_state_dict(ckpt[ADAPT_KEY]["adversary"])
+            if self.teacher is not None:
+                self.teacher.load_state_dict(ckpt[ADAPT_KEY]["teacher"])
             saved = ckpt[ADAPT_KEY]
             self._resumed_round = (int(saved.get("round", -1)), saved.get("round_weights"))
             if self.is_main:
@@ -146,92 +157,17 @@ class AdaptTrainer(Trainer):
             "round": self.round_index,
             "round_weights": self.round_weights,
             "adversary": self.adversary.state_dict() if self.adversary is not None else None,
+            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
         }
         return state
-
-    # -- pseudo-labels ------------------------------------------------------------------------
-    def pseudo_round(self, round_index: int, epoch: int) -> PseudoLabels:
-        """The labels of ``round_index``: read when this run stored them (``round_mismatch``),
-        else generated from the current weights, selected, stored."""
-        path = round_path(self.out_dir, round_index)
-        settings = json.loads(json.dumps(config_to_dict(self.cfg)))  # as the file gives it back
-        inside = self._resumed_round is not None and self._resumed_round[0] == round_index
-        if inside:  # a continued run: the weights that made the round are the checkpoint's record
-            self.round_weights = self._resumed_round[1]
-        elif self.is_main:  # the round starts now
-            self.round_weights = weights_digest(unwrap_model(self.model).state_dict())
-        stored, problem = None, None
-        if self.is_main and path.is_file():
-            stored = PseudoLabels.load(path)
-            problem = round_mismatch(stored, settings, self.round_weights)
-        # The main process decides for all: 0 make the round, 1 reuse the file, 2 refuse (inside
-        # the round its weights are gone: it cannot be made again).
-        action = 0 if stored is None or (problem and not inside) else 2 if problem else 1
-        if self.world_size > 1:
-            nccl = torch.distributed.get_backend() == "nccl"
-            flag = torch.tensor(action, device=self.device if nccl else "cpu")
-            torch.distributed.broadcast(flag, 0)
-            action = int(flag.item())
-        if action == 2:
-            why = f"made {problem}" if problem else "the main process says why"
-            raise DataError(
-                f"{path}: not the pseudo-labels this run trained on ({why}); restore that file, "
-                "or start the run in another -c/--checkpoint folder"
-            )
-        if action == 1:
-            if self.is_main:
-                print(f"=> pseudo-label round {round_index}: reusing {path}")
-            return stored if stored is not None else PseudoLabels.load(path)
-        if problem and self.is_main:
-            print(f"=> pseudo-label round {round_index}: {path} was made {problem}; redoing it")
-        if self.is_main:
-            remove_temp_files(path)  # left by a run killed while writing it
-        a = self.cfg.adapt
-        labels = generate_pseudo_labels(
-            self.model,
-            self.label_set,
-            codec=self.codec,
-            normalizer=self._normalize,
-            device=self.device,
-            views=self.views,
-            seed=self.cfg.run.seed,
-            temporal=self.temporal,
-            batch_size=a.pseudo_batch,
-            workers=self.cfg.data.workers,
-            flow_workers=a.pseudo_workers,
-            amp=self.amp,
-            progress=self.cfg.run.progress and self.is_main,
-            round_index=round_index,
-            epoch=epoch,
-        )
-        labels = replace(
-            labels.with_selection(self.schedule.keep_share(round_index=round_index, epoch=epoch)),
-            settings=settings,
-            weights=self.round_weights,
-        )
-        if self.is_main:
-            labels.save(path)
-            diag = ", ".join(f"{k} {v:.4g}" for k, v in labels.diagnostics.items())
-            print(
-                f"=> pseudo-label round {round_index} (epoch {epoch + 1}): kept "
-                f"{labels.keep_share:.0%} ({self.schedule.describe()}) above confidence "
-                f"{labels.threshold:.4f}; {diag}"
-            )
-            if self.writer is not None:
-                for key, value in labels.diagnostics.items():
-                    if math.isfinite(float(value)):
-                        self.writer.add_scalar(f"pseudo/{key}", float(value), epoch + 1)
-                self.writer.add_scalar("pseudo/threshold", labels.threshold, epoch + 1)
-                self.writer.add_scalar("pseudo/keep_share", labels.keep_share, epoch + 1)
-        if self.world_size > 1:
-            torch.distributed.barrier()
-        return labels
 
     def _target_loader(self):
         pseudo = (
             PseudoLabelDataset(self.target_set, self.labels) if self.labels is not None else None
         )
         mix = TargetMix(self.target_set, pseudo=pseudo, labelled=self.labelled)
+        if self.teacher is not None:  # the teacher's plain crop of each frame
+            mix = WithPlainView(mix, self.label_set)
         d = self.cfg.data
         return make_loader(
             mix,
@@ -244,25 +180,58 @@ class AdaptTrainer(Trainer):
         )
 
     # -- one epoch ----------------------------------------------------------------------------
-    def joint_step(self, source: dict, target: dict, codec, progress: float) -> dict:
-        """One optimisation step on a source and a target batch -> loss terms (device tensors)."""
+    def forward_domains(self, xs: torch.Tensor, xt: torch.Tensor, features: bool):
+        """(per-stack outputs, features or None) of source then target rows: one pass over
+        both (``adapt.forward`` joint) or one per domain (separate: BatchNorm per domain)."""
+        joint = self.cfg.adapt.forward == "joint"
+        with autocast(self.device, self.amp):
+            parts = [
+                self.net(x, return_features=True) if features else self.net(x)
+                for x in ([torch.cat([xs, xt])] if joint else [xs, xt])
+            ]
+        if not features:
+            parts = [(p, None) for p in parts]
+        if len(parts) == 1:
+            return parts[0]
+        (out_s, f_s), (out_t, f_t) = parts
+        outputs = [torch.cat(pair) for pair in zip(out_s, out_t, strict=True)]
+        return outputs, (torch.cat([f_s, f_t]) if features else None)
+
+    def joint_step(
+        self, source: dict, target: dict, codec, progress: float, *, key: tuple[int, ...] = ()
+    ) -> dict:
+        """One optimisation step on a source and a target batch -> loss terms (device tensors).
+        ``key`` (epoch, iteration) seeds the step's mixup draw."""
         a = self.cfg.adapt
         xs, hs, ws = self.prepare(source, codec)
         xt, ht, wt = self.prepare(target, codec)
         n = xs.shape[0]
-        x = torch.cat([xs, xt])
-        adversarial = self.adversary is not None
-        with autocast(self.device, self.amp):
-            out = self.net(x, return_features=True) if adversarial else self.net(x)
-        outputs, features = out if adversarial else (out, None)
-        loss_source = a.w2 * self.loss_fn([o[:n] for o in outputs], hs, ws)
+        uda = self.uda.at(progress)
         # Each target frame's own weight: gamma_ for pseudo-labels, labelled_weight for the few
         # annotated frames. 0/1 masks on the keypoint weights split the batch mean exactly.
         annotated = (target["meta"]["labelled"] == ANNOTATED).to(wt.device)
         annotated = annotated.reshape(-1, *([1] * (wt.dim() - 1))).to(wt.dtype)
+        w_pseudo, w_labelled = wt * (1 - annotated), wt * annotated
+        teacher = None
+        if self.teacher is not None:
+            teacher = self.teacher.heatmaps_for(
+                target, self._normalize, self.spec.flip_index, self.codec.input_size, self.amp
+            )
+        if a.mixup:  # UDA-Animal: targets mixed within the batch, with their labels
+            rng = np.random.default_rng([self.cfg.run.seed, *key])
+            xt, ht, w_pseudo, w_labelled, teacher = mix_batch(
+                rng, xt, ht, w_pseudo, w_labelled, teacher
+            )
+        adversarial = self.adversary is not None
+        outputs, features = self.forward_domains(xs, xt, adversarial)
+        loss_source = a.w2 * self.loss_fn([o[:n] for o in outputs], hs, ws)
         out_t = [o[n:] for o in outputs]
-        loss_pseudo = a.target_weight * a.w2 * self.loss_fn(out_t, ht, wt * (1 - annotated))
-        loss_labelled = a.labelled_weight * a.w2 * self.loss_fn(out_t, ht, wt * annotated)
+        if uda.keep < ht.shape[1]:  # UDA-Animal's small-loss keypoints
+            pose = small_loss_mse(out_t, ht, w_pseudo, uda.keep)
+        else:
+            pose = self.loss_fn(out_t, ht, w_pseudo)
+        loss_pseudo = uda.pseudo * a.w2 * pose
+        loss_labelled = a.labelled_weight * a.w2 * self.loss_fn(out_t, ht, w_labelled)
         loss_target = loss_pseudo + loss_labelled
         total = loss_source + loss_target
         terms = {
@@ -271,6 +240,9 @@ class AdaptTrainer(Trainer):
             "loss_target_pseudo": loss_pseudo.detach(),
             "loss_target_labelled": loss_labelled.detach(),
         }
+        for name, loss in consistency_losses(out_t, teacher, uda, distill=a.distill).items():
+            total = total + loss
+            terms[name] = loss.detach()
         if adversarial:
             is_target = torch.cat([torch.zeros(n), torch.ones(xt.shape[0])]).to(self.device)
             is_animal = torch.ones_like(is_target)
@@ -292,6 +264,8 @@ class AdaptTrainer(Trainer):
         self.optimizer.step()
         if adversarial:
             self.adversary.step()
+        if self.teacher is not None:
+            self.teacher.update(unwrap_model(self.model))
         terms["loss"] = total.detach()
         terms["_outputs"], terms["_heatmaps"] = outputs[-1][:n].detach(), hs
         return terms
@@ -301,6 +275,7 @@ class AdaptTrainer(Trainer):
         self.net.train()
         if self.adversary is not None:
             self.adversary.train()
+        # (the mean teacher stays in eval mode)
         for loader, dataset in (
             (self.train_loader, self.train_set),
             (self.target_loader, self.target_loader.dataset),
@@ -320,7 +295,7 @@ class AdaptTrainer(Trainer):
             if it >= steps:
                 break
             progress = (epoch * steps + it) / total_steps
-            terms = self.joint_step(source, target, codec, progress)
+            terms = self.joint_step(source, target, codec, progress, key=(epoch, it))
             acc_sum += mean_batch_accuracy(terms.pop("_outputs"), terms.pop("_heatmaps"))
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0) + value.float()
@@ -361,12 +336,15 @@ class AdaptTrainer(Trainer):
             f"({int(self.labelled.sum())} labelled), {len(self.val_set)} target valid; "
             f"pseudo-labels {pseudo}, "
             f"adversarial {'on (' + a.adversary + ')' if a.adversarial else 'off'}"
+            f"{describe_uda(a, self.cfg.model.stacks)}"
         )
 
     def before_epoch(self, epoch: int) -> None:
         """A new pseudo-label round when one starts (or the run resumes), and its target loader."""
         a = self.cfg.adapt
         round_index = epoch // a.round_every if a.pseudo_labels else -1
+        if a.pseudo_labels and not a.relabel:  # UDA-Animal: the first round's labels throughout
+            round_index = 0
         if round_index != self.round_index or self.target_loader is None:
             if a.pseudo_labels:
                 self.labels = self.pseudo_round(round_index, epoch)

@@ -25,6 +25,7 @@ SCRIPTS = {
     "train/train.py",
     "adapt/ccssl.py",
     "adapt/wscda.py",
+    "adapt/uda_animal.py",
 }
 #: ``datasets/codecs/`` keeps the field's name (mmpose's ``codecs``): the standard library's
 #: ``codecs`` is imported while the interpreter starts, before a script's folder joins sys.path,

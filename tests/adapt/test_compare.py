@@ -93,5 +93,5 @@ def test_script_defaults_are_the_issue_methods(adaptation):
     args = compare._parser(report="adaptation", methods=ADAPTATION_METHODS).parse_args(
         ["--benchmark", "x"]
     )
-    assert args.methods == ["source", "ccssl", "wscda", "ccssl_wscda", "oracle"]
+    assert args.methods == ["source", "ccssl", "wscda", "ccssl_wscda", "uda", "oracle"]
     assert callable(adaptation.main)

@@ -117,6 +117,8 @@ OWN_ALTERNATES = {
     "adapt.alpha": 0.5,
     "adapt.beta": 100.0,
     "adapt.w2": 2.0,
+    "adapt.da_block": 2,
+    "adapt.forward": "separate",
 }
 OWN_FLAGS = tuple(flag for flag in ADAPT_FLAGS if flag not in TRAIN_FLAGS)
 
