@@ -40,6 +40,8 @@ from animalpose.datasets.generator.writers import (
     GENERATOR_VERSION,
     MANIFEST_NAME,
     TigDogLayout,
+    manifest_differences,
+    read_manifest,
 )
 
 __all__ = [
@@ -132,21 +134,6 @@ def generate_benchmark(
 # --- split files and the record -----------------------------------------------------------------
 
 
-def _read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: not found; the benchmark's data must be written by "
-            "`python datasets/generate.py --benchmark NAME`"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the generator manifest ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise DataError(f"{path}: the generator manifest must be a JSON object")
-    return manifest
-
-
 def _check_manifests(root: Path, spec: BenchmarkSpec) -> dict[str, dict]:
     """The source and target manifests, checked against ``spec`` (any known renderer)."""
     target_layout = TigDogLayout(
@@ -156,7 +143,10 @@ def _check_manifests(root: Path, spec: BenchmarkSpec) -> dict[str, dict]:
         "source": synthetic_dir(root, spec.animal) / MANIFEST_NAME,
         "target": target_layout.manifest_path,
     }
-    manifests = {style: _read_manifest(path) for style, path in paths.items()}
+    missing = (
+        "the benchmark's data must be written by `python datasets/generate.py --benchmark NAME`"
+    )
+    manifests = {style: read_manifest(path, missing=missing) for style, path in paths.items()}
     renderer = manifests["target"].get("renderer")
     if renderer not in RENDERERS:
         raise DataError(f"{paths['target']}: unknown renderer {renderer!r}")
@@ -164,12 +154,8 @@ def _check_manifests(root: Path, spec: BenchmarkSpec) -> dict[str, dict]:
     for style, manifest in manifests.items():
         _check_generator_version(spec, manifest.get("generator_version"), str(paths[style]))
         expected = expected_settings.manifest(style, spec.animal)
-        keys = set(expected) | set(manifest)
-        differ = sorted(k for k in keys if expected.get(k) != manifest.get(k))
-        if differ:
-            detail = ", ".join(
-                f"{k}: {manifest.get(k)!r} there, {expected.get(k)!r} in the spec" for k in differ
-            )
+        detail = manifest_differences(manifest, expected, expected_name="in the spec")
+        if detail:
             raise DataError(
                 f"{paths[style]}: this data was not generated as benchmark {spec.name} ({detail})"
             )

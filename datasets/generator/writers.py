@@ -41,7 +41,9 @@ __all__ = [
     "SyntheticLayout",
     "TigDogLayout",
     "check_manifest",
+    "manifest_differences",
     "mat_bytes",
+    "read_manifest",
     "remove_stray_temp_files",
     "tigdog_landmark_struct",
     "write_manifest",
@@ -125,6 +127,35 @@ def remove_stray_temp_files(folders: Iterable[Path], names: Iterable[str]) -> li
 # --- manifest -----------------------------------------------------------------------------------
 
 
+def read_manifest(path: Path, *, missing: str | None = None) -> dict:
+    """The generator manifest at ``path`` (a JSON object).
+
+    Raises:
+        DataError: unreadable, not a JSON object, or absent (``missing`` says what to do then;
+            None: report it as unreadable).
+    """
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        if missing is None:
+            raise DataError(f"{path}: cannot read the generator manifest ({exc})") from exc
+        raise DataError(f"{path}: not found; {missing}") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the generator manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: the generator manifest must be a JSON object")
+    return manifest
+
+
+def manifest_differences(recorded: dict, expected: dict, *, expected_name: str) -> str:
+    """``"key: <recorded> there, <expected> <expected_name>, ..."`` for every key whose values
+    differ (sorted), or "" when the two agree."""
+    differ = sorted(k for k in set(recorded) | set(expected) if recorded.get(k) != expected.get(k))
+    return ", ".join(
+        f"{k}: {recorded.get(k)!r} there, {expected.get(k)!r} {expected_name}" for k in differ
+    )
+
+
 def check_manifest(path: Path, settings: dict, *, has_data: bool, force: bool) -> None:
     """Refuse to write a run with ``settings`` into a folder written with other settings.
 
@@ -141,17 +172,8 @@ def check_manifest(path: Path, settings: dict, *, has_data: bool, force: bool) -
                 " choose another --image-path, or pass --force to write into it anyway"
             )
         return
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the generator manifest ({exc})") from exc
-    if not isinstance(recorded, dict):
-        raise DataError(f"{path}: the generator manifest must be a JSON object")
-    differ = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
-    if differ:
-        detail = ", ".join(
-            f"{k}: {recorded.get(k)!r} there, {settings.get(k)!r} now" for k in differ
-        )
+    detail = manifest_differences(read_manifest(path), settings, expected_name="now")
+    if detail:
         raise DataError(
             f"{path}: this folder was generated with other settings ({detail}); use another "
             "--image-path, delete the folder, or pass --force to mix the runs"

@@ -136,6 +136,15 @@ def test_data_of_other_settings_is_refused(bench_copy):
         find_benchmark(bench_copy.root, "dogshift-v1")
 
 
+def test_missing_or_damaged_manifests_say_what_to_do(bench_copy, tmp_path):
+    with pytest.raises(DataError, match="generator.json: not found; the benchmark's data must be"):
+        write_benchmark_splits(tmp_path, bench_copy.spec)
+    manifest = next(bench_copy.root.rglob("generator.json"))
+    manifest.write_text("[1, 2]")
+    with pytest.raises(DataError, match="manifest must be a JSON object"):
+        write_benchmark_splits(bench_copy.root, bench_copy.spec)
+
+
 def test_generator_version_is_pinned(tiny_spec, tmp_path):
     with pytest.raises(DataError, match="generator version 99, this is version 1"):
         generate_benchmark(
