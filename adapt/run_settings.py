@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.selection import CCSSL_ROUND_EPOCHS
+from animalpose.train.config_io import config_to_dict
 from animalpose.train.run_folder import changed_settings, settings_listing
 
 __all__ = [
@@ -96,12 +98,56 @@ def _as_run(settings: dict) -> dict:
     return {**settings, "adapt": a}
 
 
+#: Keys whose absence means something else than their default (``_as_run`` reads them).
+_MISSING_MEANS = {"adapt": {"curriculum_by", "labelled_weight"}}
+
+
+def _with_defaults(settings: dict, sections: set[str]) -> dict:
+    """``settings`` with the ``AdaptConfig`` default of every key it lacks in ``sections``
+    (but ``_MISSING_MEANS``)."""
+    out = dict(settings)
+    for name, defaults in config_to_dict(AdaptConfig()).items():
+        if name not in sections or not isinstance(defaults, dict):
+            continue
+        given = settings.get(name)
+        if not isinstance(given, dict):
+            given = {}
+        skip = _MISSING_MEANS.get(name, set())
+        out[name] = {**{k: v for k, v in defaults.items() if k not in skip}, **given}
+    return out
+
+
+#: Keys whose absence means something else than their default (``_as_run`` reads them).
+_MISSING_MEANS = {"adapt": {"curriculum_by", "labelled_weight"}}
+
+
+def _with_defaults(settings: dict, sections: set[str]) -> dict:
+    """``settings`` with the ``AdaptConfig`` default of every key it lacks in ``sections``
+    (but ``_MISSING_MEANS``)."""
+    out = dict(settings)
+    for name, defaults in config_to_dict(AdaptConfig()).items():
+        if name not in sections or not isinstance(defaults, dict):
+            continue
+        given = settings.get(name)
+        if not isinstance(given, dict):
+            given = {}
+        skip = _MISSING_MEANS.get(name, set())
+        out[name] = {**{k: v for k, v in defaults.items() if k not in skip}, **given}
+    return out
+
+
 def settings_changed(saved: dict, current: dict) -> list[tuple[str, object, object]]:
     """(dotted key, saved value, current value) for every setting that differs between two
-    ``config_to_dict`` dicts in what it trains (``_as_run``), except ``CONTINUE_FREE_KEYS``; a
-    key missing on one side counts as None there. Retired keys that an older run saved with
-    their inert value are ignored."""
-    changed = changed_settings(_as_run(saved), _as_run(current), defaults={})
+    ``config_to_dict`` dicts in what it trains (``_as_run``), except ``CONTINUE_FREE_KEYS``. A
+    key either side lacks (saved before the key existed) has its default, in the sections
+    ``current`` has (a training config has no ``adapt``); other missing keys count as None.
+    Retired keys that an older run saved with their inert value are ignored."""
+    sections = set(current)
+    changed = changed_settings(
+        _as_run(_with_defaults(saved, sections)),
+        _as_run(_with_defaults(current, sections)),
+        defaults={},
+    )
     return [c for c in changed if c[0] not in CONTINUE_FREE_KEYS]
 
 

@@ -1,5 +1,11 @@
 """What a continued adaptation run may change (adapt/run_settings.py)."""
 
+import copy
+
+from animalpose.adapt.config import AdaptConfig
+from animalpose.adapt.run_settings import settings_changed
+from animalpose.train.config_io import config_to_dict
+
 
 def test_settings_changed_ignores_only_display_loading_device_and_length():
     from animalpose.adapt.compare import _record_differs
@@ -17,9 +23,8 @@ def test_settings_changed_ignores_only_display_loading_device_and_length():
     }
     assert settings_changed(saved, moved) == []
     other = {**moved, "run": {**moved["run"], "seed": 1}, "adapt": {"beta": 2.0}}
-    assert settings_changed(saved, other) == [
-        ("adapt.alpha", -1.0, None),
-        ("adapt.beta", None, 2.0),
+    assert settings_changed(saved, other) == [  # a key left out has its default (alpha -1)
+        ("adapt.beta", 500.0, 2.0),
         ("run.seed", 0, 1),
     ]
     # A run saved before w1 / human_data / label_type were retired continues unchanged.
@@ -86,3 +91,21 @@ def test_alpha_of_either_sign_is_the_same_run():
     assert settings_changed(_full(alpha=1.0), _full(alpha=-1.0)) == []
     assert settings_changed(_full(alpha=-1.0), _full(alpha=1.0)) == []
     assert settings_changed(_full(alpha=1.0), _full(alpha=-2.0)) == [("adapt.alpha", -1.0, -2.0)]
+
+
+def test_a_key_added_later_takes_its_default_in_older_records():
+    # A source run's record (training config, no adapt section) written before data.occlusion
+    # existed is the same run as today's default; a non-default value is a different run.
+    from animalpose.train.config import Config
+
+    current = config_to_dict(Config())
+    saved = copy.deepcopy(current)
+    del saved["data"]["occlusion"]
+    assert settings_changed(saved, current) == []
+    current["data"]["occlusion"] = 0.5
+    assert settings_changed(saved, current) == [("data.occlusion", 0.0, 0.5)]
+    # An adaptation record gets the adapt section's defaults too.
+    adapt_now = config_to_dict(AdaptConfig())
+    adapt_saved = copy.deepcopy(adapt_now)
+    del adapt_saved["adapt"]["da_block"], adapt_saved["data"]["occluders"]
+    assert settings_changed(adapt_saved, adapt_now) == []
