@@ -42,6 +42,7 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.66",
         "matplotlib>=3.9",
+        "pillow>=10",  # the reference's PIL resizes (datasets/transforms/legacy_crop.py)
         "scikit-image>=0.24",  # bundled public-domain photos for the generator's target style
         # The built-in 3-D animal generator: dm_control's skinned dog. mujoco 4 breaks
         # suite.load('dog') (no MjModel.flex_vertedge), so both are pinned.

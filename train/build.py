@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from animalpose.datasets.codecs.legacy import LegacyHeatmap
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.formats.base import KeypointDataset
 from animalpose.datasets.formats.registry import build_dataset, dataset_mean_std
@@ -74,6 +75,8 @@ def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
         occluders=d.occluders,
         split_dir=d.split_dir or None,
         vertex_table=d.vertex_table or None,
+        legacy=d.legacy,
+        heatmap_size=d.out_res,
     )
 
 
@@ -88,7 +91,7 @@ def build_normalizer(cfg: Config) -> Normalizer:
         vertex_table=d.vertex_table or None,
         seed=d.seed,
     )
-    return Normalizer(mean, std, legacy=d.legacy_input)
+    return Normalizer(mean, std, legacy=d.legacy_input or d.legacy, prescaled=d.legacy)
 
 
 def eval_loader(
@@ -109,17 +112,20 @@ def eval_loader(
 
 # -- codec -----------------------------------------------------------------------------------
 def build_codec(cfg: Config) -> MSRAHeatmap:
-    """The run's heatmap codec (square ``inp_res`` crops, ``out_res`` heatmaps, ``sigma``)."""
+    """The run's heatmap codec (square ``inp_res`` crops, ``out_res`` heatmaps, ``sigma``):
+    ``LegacyHeatmap`` (the reference's targets) with ``data.legacy``, else ``MSRAHeatmap``."""
     d = cfg.data
-    return MSRAHeatmap((d.inp_res, d.inp_res), (d.out_res, d.out_res), sigma=d.sigma)
+    codec = LegacyHeatmap if d.legacy else MSRAHeatmap
+    return codec((d.inp_res, d.inp_res), (d.out_res, d.out_res), sigma=d.sigma)
 
 
 def codec_for_epoch(codec: MSRAHeatmap, epoch: int, sigma_decay: float) -> MSRAHeatmap:
     """``data.sigma_decay``: the codec of 0-based ``epoch`` has sigma ``codec.sigma *
-    sigma_decay ** epoch``; with ``sigma_decay`` 0 it is ``codec`` at every epoch."""
+    sigma_decay ** epoch`` (same codec class); with ``sigma_decay`` 0 it is ``codec`` at every
+    epoch."""
     if sigma_decay <= 0:
         return codec
-    return MSRAHeatmap(codec.input_size, codec.heatmap_size, sigma=codec.sigma * sigma_decay**epoch)
+    return type(codec)(codec.input_size, codec.heatmap_size, sigma=codec.sigma * sigma_decay**epoch)
 
 
 # -- model and optimisation ------------------------------------------------------------------

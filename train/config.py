@@ -125,6 +125,9 @@ class DataConfig(Section):
     occluders: int = 7  # --occluders: at most this many occluders per crop (1..N, UDA-Animal: 7)
     # --legacy-input: the reference's min-max stretch + mean-only normalisation (its checkpoints)
     legacy_input: bool = False
+    # --legacy: the reference's crop boxes, loader quirks and heatmap targets, for its numbers
+    # to the last digit (docs/reference_compat.md §8; datasets/formats/legacy.py)
+    legacy: bool = False
     split_dir: str = ""  # --split-dir: the reference's data/ folder (splits, means); "": auto
     vertex_table: str = ""  # --vertex-table: JSON file of 18 vertex rows; "": built in / packaged
     train_limit: int = 0  # --train-limit: use only the first N training samples; 0 = all

@@ -17,9 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.legacy import LegacyTargets, legacy_sample_keypoints
 from animalpose.datasets.geometry import apply_affine
 from animalpose.datasets.keypoints import KeypointSpec
-from animalpose.datasets.transforms.crop import CropResult
+from animalpose.datasets.transforms.crop import CenterCrop, CropResult
+from animalpose.datasets.transforms.legacy_crop import legacy_bytescale, legacy_crop
 
 __all__ = [
     "ANIMAL_NAME",
@@ -75,14 +77,28 @@ class KeypointDataset(Dataset):
             ``transforms.registry.AUGMENTERS`` entry).
         spec: the keypoint spec of the model (K keypoints).
         seed: non-negative seed of every per-sample random draw.
+        legacy: the reference's crop boxes and targets (``formats/legacy.py``): the samples'
+            keypoints are for ``codecs.legacy.LegacyHeatmap`` of ``heatmap_size`` heatmaps.
     """
 
-    def __init__(self, *, augmenter: Augmenter, spec: KeypointSpec, seed: int) -> None:
+    def __init__(
+        self,
+        *,
+        augmenter: Augmenter,
+        spec: KeypointSpec,
+        seed: int,
+        legacy: bool = False,
+        heatmap_size: int = 64,
+    ) -> None:
         if seed < 0:
             raise ValueError(f"seed must be non-negative, got {seed}")
+        if heatmap_size <= 0:
+            raise ValueError(f"heatmap_size must be positive, got {heatmap_size}")
         self.augmenter = augmenter
         self.spec = spec
         self.seed = int(seed)
+        self.legacy = bool(legacy)
+        self.heatmap_size = int(heatmap_size)
         # Shared memory so persistent DataLoader workers see the main process's set_epoch.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
 
@@ -115,6 +131,7 @@ class KeypointDataset(Dataset):
         *,
         pre_matrix: np.ndarray | None = None,
         source: str = "",
+        legacy: LegacyTargets | None = None,
     ) -> dict:
         """Augment one sample and pack it in the contract dict.
 
@@ -128,6 +145,8 @@ class KeypointDataset(Dataset):
                 real_animal_crop files), the augmenter works on the whole ``image`` and the
                 returned ``meta["matrix"]`` still maps *source* pixels to the output crop.
             source: file name used in error messages.
+            legacy: the reference's targets of a ``legacy`` data set: the sample's keypoints
+                come from them (``formats.legacy.legacy_sample_keypoints``).
         """
         keypoints_image = np.asarray(keypoints_image, dtype=np.float64)
         center = np.asarray(center, dtype=np.float64).reshape(2)
@@ -148,7 +167,12 @@ class KeypointDataset(Dataset):
             whole = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
             result = self.augmenter(image, moved, whole, float(max(w, h)), rng)
             matrix = compose_affine(result.matrix, pre_matrix)
-        crop = np.ascontiguousarray(np.asarray(result.image, dtype=np.uint8).transpose(2, 0, 1))
+        image_out, keypoints = result.image, result.keypoints
+        if legacy is not None:
+            image_out, matrix, keypoints = self._legacy_crop(
+                legacy, image, result, matrix, exact=pre_matrix is None
+            )
+        crop = np.ascontiguousarray(np.asarray(image_out, dtype=np.uint8).transpose(2, 0, 1))
         meta = {
             "index": int(index),
             "matrix": matrix,
@@ -161,6 +185,36 @@ class KeypointDataset(Dataset):
         }
         return {
             "image": torch.from_numpy(crop),
-            "keypoints": torch.from_numpy(np.asarray(result.keypoints, dtype=np.float32)),
+            "keypoints": torch.from_numpy(np.asarray(keypoints, dtype=np.float32)),
             "meta": meta,
         }
+
+    def _legacy_crop(
+        self,
+        legacy: LegacyTargets,
+        image: np.ndarray,
+        result: CropResult,
+        matrix: np.ndarray,
+        *,
+        exact: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(crop, source -> crop matrix, keypoints) of a legacy sample: the un-augmented crop of
+        a frame is the reference's own (``legacy_crop``); an augmented one is ours, byte-scaled
+        as the reference's last resize did."""
+        size = int(np.asarray(result.image).shape[1])
+        exact = exact and isinstance(self.augmenter, CenterCrop)
+        if exact:
+            crop, legacy_matrix = legacy_crop(image, legacy.center, legacy.scale, size)
+            matrix = matrix if legacy_matrix is None else legacy_matrix
+        else:
+            crop = legacy_bytescale(np.asarray(result.image, dtype=np.float64))
+        keypoints = legacy_sample_keypoints(
+            legacy,
+            matrix=matrix,
+            flipped=bool(result.flipped),
+            flip_index=self.spec.flip_index,
+            exact=exact,
+            input_size=size,
+            heatmap_size=self.heatmap_size,
+        )
+        return crop, matrix, keypoints

@@ -79,8 +79,18 @@ class RealAnimalCrop(TigDogBase):
         keypoints, center, size = self.annotation(index, self.frame_size(index))
         shot, frame = self.shot_frame(index)
         to_file = crop_matrix(center, size, (image.shape[1], image.shape[0]))
+        legacy = self.legacy_targets(index) if self.legacy else None
         return self._sample(
-            index, image, keypoints, center, size, shot, frame, pre_matrix=to_file, source=str(path)
+            index,
+            image,
+            keypoints,
+            center,
+            size,
+            shot,
+            frame,
+            pre_matrix=to_file,
+            source=str(path),
+            legacy=legacy,
         )
 
 

@@ -82,6 +82,8 @@ def build_dataset(
     augment: bool | None = None,
     occlusion: float = 0.0,
     occluders: int = 7,
+    legacy: bool = False,
+    heatmap_size: int = 64,
 ) -> KeypointDataset:
     """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented
     with the dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``.
@@ -91,7 +93,8 @@ def build_dataset(
     the per-sample augmentation draws, so runs with different seeds share one split.
     ``augment`` overrides the rule above (``False``: the train split with the plain crop, as
     pseudo-labelling needs it). ``occlusion`` > 0 adds occluders to augmented samples with that
-    probability (1..``occluders`` each, ``transforms/occlusion.py``).
+    probability (1..``occluders`` each, ``transforms/occlusion.py``). ``legacy``: the reference's
+    crop boxes and targets for ``heatmap_size`` heatmaps (``formats/legacy.py``).
     """
     entry = _entry(name)
     if split == TEST_SPLIT and entry.synthetic:
@@ -126,6 +129,8 @@ def build_dataset(
         "seed": seed,
         "split_dir": split_dir,
         "limit": limit,
+        "legacy": legacy,
+        "heatmap_size": heatmap_size,
     }
     if entry.synthetic:
         kwargs["vertex_table"] = vertex_table

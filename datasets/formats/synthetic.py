@@ -20,6 +20,7 @@ import numpy as np
 
 from animalpose.datasets.fileio import DataError, check_regular_file, read_image
 from animalpose.datasets.formats.base import SPLITS, Augmenter, KeypointDataset, check_animal
+from animalpose.datasets.formats.legacy import legacy_synthetic_targets
 from animalpose.datasets.formats.means import MEAN_NAME, compute_mean_std, load_or_compute_mean
 from animalpose.datasets.formats.split_fingerprint import image_ids
 from animalpose.datasets.formats.splits import SPLIT_NAMES, check_split_dir, load_or_create_split
@@ -188,6 +189,7 @@ class SyntheticAnimal(KeypointDataset):
         split_dir: a mirror of the reference's ``data/`` folder searched first for split files.
         vertex_table: JSON file or rows for animals outside ``keypoints.VERTEX_TABLES``.
         limit: keep only the first ``limit`` samples of the split (0: all).
+        legacy, heatmap_size: see ``KeypointDataset`` (``formats.legacy.legacy_synthetic_targets``).
     """
 
     def __init__(
@@ -202,8 +204,12 @@ class SyntheticAnimal(KeypointDataset):
         split_dir: str | os.PathLike | None = None,
         vertex_table: str | os.PathLike | Sequence[int] | None = None,
         limit: int = 0,
+        legacy: bool = False,
+        heatmap_size: int = 64,
     ) -> None:
-        super().__init__(augmenter=augmenter, spec=spec, seed=seed)
+        super().__init__(
+            augmenter=augmenter, spec=spec, seed=seed, legacy=legacy, heatmap_size=heatmap_size
+        )
         self.root = Path(root)
         self.animal = animal
         self.split = split
@@ -224,20 +230,30 @@ class SyntheticAnimal(KeypointDataset):
     def image_path(self, index: int) -> Path:
         return self.images[self.indices[index]]
 
-    def annotation(
-        self, index: int, frame_size: tuple[int, int]
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """(keypoints_image (K, 3), center (2,), size) of sample ``index`` in a (w, h) frame."""
+    def vertices(self, index: int) -> np.ndarray:
+        """The (NUM_VERTICES, 3) ``_kpts.npy`` array of sample ``index``, as stored."""
         path = keypoints_path(self.image_path(index))
         check_regular_file(path, "keypoint file")
         try:
-            vertices = np.load(path, allow_pickle=False).astype(np.float64)
+            vertices = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty or cut file
             raise DataError(f"{path}: cannot read keypoint file ({exc})") from exc
-        if vertices.shape != (NUM_VERTICES, 3):
+        if vertices.shape != (NUM_VERTICES, 3) or vertices.dtype.kind not in "biuf":
             raise DataError(
-                f"{path}: keypoint array must be ({NUM_VERTICES}, 3), got {vertices.shape}"
+                f"{path}: keypoint array must be numeric ({NUM_VERTICES}, 3), got "
+                f"{vertices.shape} {vertices.dtype}"
             )
+        return vertices
+
+    def annotation(
+        self, index: int, frame_size: tuple[int, int], vertices: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(keypoints_image (K, 3), center (2,), size) of sample ``index`` in a (w, h) frame
+        (``vertices``: its ``_kpts.npy`` array when already read)."""
+        path = keypoints_path(self.image_path(index))
+        if vertices is None:
+            vertices = self.vertices(index)
+        vertices = np.asarray(vertices).astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(vertices[:, :2]).all(axis=1))
         if len(bad):
             raise DataError(
@@ -256,8 +272,13 @@ class SyntheticAnimal(KeypointDataset):
     def __getitem__(self, index: int) -> dict:
         path = self.image_path(index)
         image = read_image(path)
-        keypoints, center, size = self.annotation(index, (image.shape[1], image.shape[0]))
-        return self._sample(index, image, keypoints, center, size, source=str(path))
+        vertices = self.vertices(index)
+        keypoints, center, size = self.annotation(index, (image.shape[1], image.shape[0]), vertices)
+        legacy = None
+        if self.legacy:
+            legacy = legacy_synthetic_targets(vertices, self.rows, SYNTHETIC_BOX_FACTOR)
+            center, size = legacy.center.astype(np.float64), legacy.size
+        return self._sample(index, image, keypoints, center, size, source=str(path), legacy=legacy)
 
 
 def synthetic_mean_std(

@@ -25,6 +25,7 @@ from animalpose.datasets.formats.base import (
     KeypointDataset,
     check_animal,
 )
+from animalpose.datasets.formats.legacy import LegacyTargets, legacy_tigdog_targets
 from animalpose.datasets.formats.means import (
     VIDEO_MEAN_NAME,
     compute_mean_std,
@@ -88,6 +89,7 @@ class TigDog:
         shots, frames: (N,) int64 shot id and global frame number of every frame.
         keypoints: (N, 18, 3) float64 annotation in frame pixels, model order, visible column.
         kept: (M,) int64 indices of the frames with more than 9 visible landmarks.
+        visibility: (N, 18) float64 raw visibility flags, model order (the legacy targets').
     """
 
     root: Path
@@ -96,6 +98,7 @@ class TigDog:
     frames: np.ndarray
     keypoints: np.ndarray
     kept: np.ndarray
+    visibility: np.ndarray | None = None
 
     def frame_path(self, index: int) -> Path:
         return self.root / TIGDOG_FOLDER / self.animal / f"{int(self.frames[index]):08d}.jpg"
@@ -209,6 +212,7 @@ def load_tigdog(root: str | os.PathLike, animal: str) -> TigDog:
         np.asarray(frames, dtype=np.int64),
         keypoints,
         kept,
+        raw[:, :, 2].copy(),
     )
 
 
@@ -302,8 +306,12 @@ class TigDogBase(KeypointDataset):
         seed: int,
         split_dir: str | os.PathLike | None = None,
         limit: int = 0,
+        legacy: bool = False,
+        heatmap_size: int = 64,
     ) -> None:
-        super().__init__(augmenter=augmenter, spec=spec, seed=seed)
+        super().__init__(
+            augmenter=augmenter, spec=spec, seed=seed, legacy=legacy, heatmap_size=heatmap_size
+        )
         if spec.num_keypoints != NUM_LANDMARKS:
             raise ValueError(
                 f"TigDog has {NUM_LANDMARKS} keypoints; spec {spec.name!r} has {spec.num_keypoints}"
@@ -353,6 +361,14 @@ class TigDogBase(KeypointDataset):
             keypoints[~inside_frame(keypoints[:, :2], frame_size), 2] = 0.0
         return keypoints, center, size
 
+    def legacy_targets(self, index: int) -> LegacyTargets:
+        """The reference's box and targets of sample ``index`` (``legacy_tigdog_targets``; its
+        box rule is ``tigdog_box``'s, which ``annotation`` checks first)."""
+        j = self.indices[index]
+        raw = self.data.keypoints[j].copy()
+        raw[:, 2] = self.data.visibility[j]
+        return legacy_tigdog_targets(raw, TIGDOG_BOX_FACTOR)
+
     def shot_frame(self, index: int) -> tuple[int, int]:
         j = self.indices[index]
         return int(self.data.shots[j]), int(self.data.frames[j])
@@ -373,7 +389,13 @@ class RealAnimal(TigDogBase):
         image = read_image(path)
         keypoints, center, size = self.annotation(index, (image.shape[1], image.shape[0]))
         shot, frame = self.shot_frame(index)
-        return self._sample(index, image, keypoints, center, size, shot, frame, source=str(path))
+        legacy = None
+        if self.legacy:
+            legacy = self.legacy_targets(index)
+            center, size = legacy.center.astype(np.float64), legacy.size
+        return self._sample(
+            index, image, keypoints, center, size, shot, frame, source=str(path), legacy=legacy
+        )
 
 
 def tigdog_mean_std(

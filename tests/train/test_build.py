@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from animalpose.datasets.codecs.legacy import LegacyHeatmap
+from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.keypoints import ANIMAL18
 from animalpose.train.build import (
     build_codec,
@@ -161,3 +163,16 @@ def test_occlusion_settings_reach_every_dataset_of_the_run():
     assert dataset_kwargs(Config(), ANIMAL18)["occlusion"] == 0.0  # off by default
     with pytest.raises(ConfigError, match="data.occlusion"):
         apply_overrides(Config(), ["data.occlusion=1.5"], source="test")
+
+
+def test_legacy_switch_reaches_codec_and_datasets():
+    """data.legacy: the reference's targets (LegacyHeatmap, kept across the sigma decay) and
+    datasets built for them at the run's heatmap size; off by default."""
+    assert type(build_codec(_cfg())) is MSRAHeatmap
+    assert dataset_kwargs(Config(), ANIMAL18)["legacy"] is False
+    cfg = _cfg("data.legacy=true")
+    codec = build_codec(cfg)
+    assert isinstance(codec, LegacyHeatmap) and codec.heatmap_size == (16, 16)
+    assert isinstance(codec_for_epoch(codec, 2, 0.5), LegacyHeatmap)
+    kw = dataset_kwargs(cfg, ANIMAL18)
+    assert (kw["legacy"], kw["heatmap_size"]) == (True, 16)
