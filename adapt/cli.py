@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
 from animalpose.adapt.uda import UDA_SETTINGS
-from animalpose.train.cli import checked_output, run_training
+from animalpose.train.cli import checked_output, reference_input, run_training
 from animalpose.train.device import init_distributed
 from animalpose.train.flags import parse_config
 
@@ -47,10 +47,11 @@ def _run(argv: list[str] | None, *, config_type: type, description: str) -> int:
     from animalpose.adapt.trainer import AdaptTrainer  # after argument parsing: fast --help
 
     def body() -> None:
-        cfg, _ = parse_config(
+        cfg, ns = parse_config(
             argv, flags=ADAPT_FLAGS, config_type=config_type, description=description
         )
         init_distributed()
+        cfg = reference_input(cfg, ns)  # a reference source model: its input normalisation
         # No used-folder check here: an adaptation folder continues its own run by itself and
         # refuses one with other settings (adapt/trainer.py); --resume names the source model.
         with checked_output(cfg):

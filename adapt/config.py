@@ -23,7 +23,7 @@ from animalpose.train.config import (
     _one_of,
     _require,
 )
-from animalpose.train.flags import TRAIN_FLAGS, Flag, _flag
+from animalpose.train.flags import REFERENCE_ONLY, TRAIN_FLAGS, Flag, _flag
 
 __all__ = [
     "ADAPT_FLAGS",
@@ -200,10 +200,27 @@ class AdaptConfig(Config):
 #: The reference's CCSSL/options/train_options.py flags first (same names), then ours. Training
 #: flags of train/train.py are accepted too (``--dataset`` is the source; ``--resume`` means the
 #: initial weights here, as in the reference's CCSSL.py).
-_RENAMED = {"--resume", "--pretrained", "--dataset", "--train-batch", "--lr", "--epochs"}
+_RENAMED = {
+    "--resume",
+    "--pretrained",
+    "--dataset",
+    "--train-batch",
+    "--lr",
+    "--epochs",
+    "--log-every",
+}
 #: Training flags that mean nothing here: evaluate with evaluation/test.py; the adaptation loop
-#: has no -d/--debug batch dump.
-_NOT_ADAPT = {"--evaluate", "--start-epoch", "--eval-split", "--debug"}
+#: has no -d/--debug batch dump; CCSSL.py's parser has none of train.py's --year, --features or
+#: --target-weight.
+_NOT_ADAPT = {
+    "--evaluate",
+    "--start-epoch",
+    "--eval-split",
+    "--debug",
+    "--year",
+    "--features",
+    "--target-weight",
+}
 ADAPT_FLAGS: tuple[Flag, ...] = (
     _flag(
         "--source",
@@ -236,6 +253,40 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         field="run.pretrained",
         help="source checkpoint to start from (weights only, as the reference's CCSSL.py); an "
         "interrupted adaptation run continues from its own -c folder regardless",
+    ),
+    _flag(
+        "--print-freq",
+        "--log-every",
+        field="run.log_every",
+        help="iterations between logged training losses (the reference's --print-freq)",
+    ),
+    _flag(
+        "--model",
+        field=REFERENCE_ONLY,
+        help="CCSSL.py's model name, accepted for its command lines",
+        note="--model had no effect in the reference (CCSSL.py always built hg); -a/--arch "
+        "chooses the model here",
+    ),
+    _flag(
+        "--num-classes",
+        field=REFERENCE_ONLY,
+        value_type=int,
+        choices=(18,),
+        help="CCSSL.py's keypoint count (the keypoints it scored); the keypoint spec has 18",
+    ),
+    _flag(
+        "--init-weights",
+        field=REFERENCE_ONLY,
+        help="CCSSL.py's initial-model path, accepted for its command lines",
+        note="--init-weights had no effect in the reference (CCSSL.py never read it); --resume "
+        "gives the initial weights",
+    ),
+    _flag(
+        "--data-label-folder-target",
+        field=REFERENCE_ONLY,
+        help="CCSSL.py's soft-label folder, accepted for its command lines",
+        note="--data-label-folder-target had no effect in the reference (CCSSL.py never read "
+        "it); pseudo-labels are kept in <checkpoint>/pseudo_labels/",
     ),
     _flag(
         "--target-labels",

@@ -12,6 +12,9 @@ docs/reference_compat.md §7.8.
 
 from __future__ import annotations
 
+import filecmp
+import shutil
+
 import numpy as np
 import torch
 
@@ -35,10 +38,11 @@ from animalpose.adapt.uda import (
     small_loss_mse,
 )
 from animalpose.adapt.views import ViewSampler
-from animalpose.datasets.fileio import DataError
+from animalpose.datasets.fileio import DataError, atomic_write, remove_temp_files
 from animalpose.datasets.formats.registry import build_dataset
 from animalpose.evaluation.inference import autocast
 from animalpose.train.checkpoint import (
+    BEST_NAME,
     CHECKPOINT_NAME,
     load_checkpoint,
     restore_training_state,
@@ -160,6 +164,33 @@ class AdaptTrainer(PseudoRounds, Trainer):
             "teacher": self.teacher.state_dict() if self.teacher is not None else None,
         }
         return state
+
+    # -- the reference's output file ---------------------------------------------------------
+    @property
+    def source_copy(self):
+        """``<checkpoint>/<source data set>.pth.tar``: where the reference's CCSSL.py saved the
+        model of its best target-valid epoch and its next command (test.py) looks; a copy of
+        ``model_best.pth.tar``, rewritten atomically after each best epoch."""
+        return self.out_dir / f"{self.cfg.data.dataset}.pth.tar"
+
+    def _sync_source_copy(self, *, compare: bool) -> None:
+        best, copy = self.out_dir / BEST_NAME, self.source_copy
+        remove_temp_files(copy)  # of a run killed while writing it
+        if not best.is_file():
+            return
+        if compare and copy.is_file() and filecmp.cmp(best, copy, shallow=False):
+            return
+        with open(best, "rb") as src, atomic_write(copy) as dst:
+            shutil.copyfileobj(src, dst)
+
+    def _save(self, epoch, val, is_best, row) -> None:
+        super()._save(epoch, val, is_best, row)
+        if is_best:
+            self._sync_source_copy(compare=False)
+
+    def _continue_folder(self) -> None:
+        super()._continue_folder()
+        self._sync_source_copy(compare=True)  # a run killed before the copy was written
 
     def _target_loader(self):
         pseudo = (

@@ -60,6 +60,8 @@ class EvalResult:
         indices: (N,) int64 dataset index of each row.
         loss: mean loss per sample over the pass (``loss_fn`` weighted by batch size), or None.
         overlays: up to ``max_images_for_overlay`` :data:`Overlay` tuples for TensorBoard.
+        legacy_auc: the reference's "Val Auc" of the legacy distances (``LegacyPCK.auc``).
+        legacy_mean_error: its "Val Mean Error" (``LegacyPCK.mean_error``).
     """
 
     legacy: np.ndarray
@@ -70,6 +72,8 @@ class EvalResult:
     indices: np.ndarray
     loss: float | None = None
     overlays: list[Overlay] = field(default_factory=list)
+    legacy_auc: float = float("nan")
+    legacy_mean_error: float = float("nan")
 
     @property
     def legacy_mean(self) -> float:
@@ -301,6 +305,8 @@ def evaluate(
         indices=all_indices[order].cpu().numpy(),
         loss=None if loss_fn is None else float(loss_sum.item()) / samples,
         overlays=overlays,
+        legacy_auc=legacy.auc(),
+        legacy_mean_error=legacy.mean_error(),
     )
 
 

@@ -19,12 +19,14 @@ import torch
 from animalpose.datasets.codecs.msra import heatmap_argmax
 
 __all__ = [
+    "LEGACY_AUC_THRESHOLDS",
     "LEGACY_THRESHOLD",
     "LEGACY_NORM_DIVISOR",
     "PCK_ALPHA",
     "inverse_permutation",
     "legacy_preds",
     "legacy_batch_accuracy",
+    "legacy_distances",
     "LegacyPCK",
     "pck_hits",
     "PrecisePCK",
@@ -37,6 +39,10 @@ LEGACY_THRESHOLD = 0.5
 LEGACY_NORM_DIVISOR = 10.0
 #: The reference's 1-based coordinates must exceed this to count (``calc_dists``: ``> 1``).
 LEGACY_MIN_COORD = 1.0
+#: The normalised-distance thresholds of the reference's ``calc_metrics`` AUC (its log.txt
+#: "Val Auc"): ``np.linspace(0, 1, 100)[1:81]``; the AUC is the mean hit fraction over them, in
+#: percent, rounded to 2 decimals.
+LEGACY_AUC_THRESHOLDS = np.linspace(0.0, 1.0, 100)[1:81]
 #: PCK@0.05: the threshold as a fraction of the crop side (the papers' metric).
 PCK_ALPHA = 0.05
 
@@ -96,6 +102,21 @@ def legacy_batch_accuracy(
         (K,) float32 on the input's device: hit fraction per keypoint, -1 where no keypoint of
         the batch is valid.
     """
+    dists, valid = legacy_distances(output, target, permutation=permutation)
+    hits = ((dists < threshold) & valid).sum(0).float()
+    n_valid = valid.sum(0).float()
+    return torch.where(n_valid > 0, hits / n_valid.clamp_min(1.0), torch.full_like(hits, -1.0))
+
+
+def legacy_distances(
+    output: torch.Tensor | Sequence[torch.Tensor],
+    target: torch.Tensor,
+    *,
+    permutation: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's ``calc_dists``: (B, K) distances between the 1-based argmaxes of the last
+    stack and of the target, over heatmap width / 10, and the (B, K) mask of those that count
+    (both target coordinates > 1). Arguments as :func:`legacy_batch_accuracy`."""
     out = _last_stack(output)
     if out.shape != target.shape:
         raise ValueError(
@@ -114,10 +135,7 @@ def legacy_batch_accuracy(
         gts = gts[:, inverse]
     valid = (gts[..., 0] > LEGACY_MIN_COORD) & (gts[..., 1] > LEGACY_MIN_COORD)  # (B, K)
     norm = out.shape[-1] / LEGACY_NORM_DIVISOR
-    dists = torch.linalg.vector_norm(preds - gts, dim=-1) / norm
-    hits = ((dists < threshold) & valid).sum(0).float()
-    n_valid = valid.sum(0).float()
-    return torch.where(n_valid > 0, hits / n_valid.clamp_min(1.0), torch.full_like(hits, -1.0))
+    return torch.linalg.vector_norm(preds - gts, dim=-1) / norm, valid
 
 
 class LegacyPCK:
@@ -143,6 +161,11 @@ class LegacyPCK:
     def reset(self) -> None:
         self._sum: torch.Tensor | None = None  # (K,) sum of per-batch fractions
         self._batches: torch.Tensor | None = None  # (K,) batches where the keypoint was valid
+        # Over all counted distances: their sum, their number, how many fall below each
+        # LEGACY_AUC_THRESHOLDS entry (the reference's "Val Mean Error" and "Val Auc").
+        self._dist_sum: torch.Tensor | None = None
+        self._dist_count: torch.Tensor | None = None
+        self._below: torch.Tensor | None = None
 
     def update(self, output: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> None:
         """Add one batch; ``output`` (B, K, h, w) or a list of stacks, ``target`` (B, K, h, w)."""
@@ -152,23 +175,54 @@ class LegacyPCK:
             if self._device_permutation is None or self._device_permutation.device != out.device:
                 self._device_permutation = torch.as_tensor(self.permutation, device=out.device)
             perm = self._device_permutation
-        acc = legacy_batch_accuracy(out, target, permutation=perm, threshold=self.threshold)
+        dists, valid = legacy_distances(out, target, permutation=perm)
+        hits = ((dists < self.threshold) & valid).sum(0).float()
+        n_valid = valid.sum(0).float()
+        acc = torch.where(n_valid > 0, hits / n_valid.clamp_min(1.0), torch.full_like(hits, -1.0))
         seen = acc >= 0
         if self._sum is None:
             self._sum = torch.zeros_like(acc, dtype=torch.float64)
             self._batches = torch.zeros_like(acc, dtype=torch.int64)
+            self._dist_sum = torch.zeros((), dtype=torch.float64, device=acc.device)
+            self._dist_count = torch.zeros((), dtype=torch.int64, device=acc.device)
+            self._below = torch.zeros(len(LEGACY_AUC_THRESHOLDS), dtype=torch.int64)
+            self._below = self._below.to(acc.device)
+            # float32 on both sides, as the reference compared its float32 distances
+            self._thresholds = torch.as_tensor(
+                LEGACY_AUC_THRESHOLDS, dtype=torch.float32, device=acc.device
+            )
         elif acc.shape != self._sum.shape:
             raise ValueError(
                 f"batch has {acc.shape[0]} keypoints, earlier ones {self._sum.shape[0]}"
             )
         self._sum += torch.where(seen, acc, torch.zeros_like(acc)).double()
         self._batches += seen.long()
+        counted = dists[valid].float()
+        self._dist_sum += counted.double().sum()
+        self._dist_count += counted.numel()
+        self._below += (counted.unsqueeze(1) < self._thresholds).sum(0)
 
     def compute(self) -> np.ndarray:
         """(K,) float64 mean per-batch fraction; NaN where the keypoint was never valid."""
         if self._sum is None:
             raise RuntimeError("LegacyPCK.compute() called before any update()")
         return _ratio(self._sum, self._batches)
+
+    def mean_error(self) -> float:
+        """Mean counted distance (heatmap width / 10 units): the reference's "Val Mean Error";
+        NaN when none counted."""
+        if self._dist_sum is None or int(self._dist_count) == 0:
+            return float("nan")
+        return float(self._dist_sum) / int(self._dist_count)
+
+    def auc(self) -> float:
+        """The reference's ``calc_metrics`` AUC ("Val Auc"): the mean over
+        ``LEGACY_AUC_THRESHOLDS`` of the share of counted distances below each, in percent,
+        rounded to 2 decimals; NaN when none counted."""
+        if self._below is None or int(self._dist_count) == 0:
+            return float("nan")
+        shares = self._below.cpu().numpy() / int(self._dist_count)
+        return round(float(np.sum(shares)) / (len(LEGACY_AUC_THRESHOLDS) / 100), 2)
 
 
 def pck_hits(

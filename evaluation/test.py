@@ -1,8 +1,9 @@
 """Evaluate a checkpoint: ``python evaluation/test.py --evaluate --resume CKPT ...``.
 
-Prints per-joint PCK@0.05 (legacy and precise) on ``--eval-split`` (valid, or a benchmark's
-held-out test shots), writes preds_<split>.mat, pck_results.json/.csv and pck.png into
---checkpoint.
+Takes the reference's test.py flags (``--dataset1 synthetic_animal_sp --dataset2 real_animal_sp
+--arch hg ...``: ``--dataset2`` is the data evaluated). Prints per-joint PCK@0.05 (legacy and
+precise) on ``--eval-split`` (valid, or a benchmark's held-out test shots), writes
+preds_<split>.mat, pck_results.json/.csv and pck.png into --checkpoint.
 """
 
 import sys

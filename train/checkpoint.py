@@ -30,6 +30,7 @@ __all__ = [
     "ResumeState",
     "build_checkpoint",
     "capture_rng_state",
+    "is_reference_checkpoint",
     "load_checkpoint",
     "load_model_weights",
     "model_state_from_checkpoint",
@@ -309,6 +310,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"(keys: {sorted(map(str, ckpt))[:MAX_LISTED_KEYS]})"
         )
     return LoadedCheckpoint(ckpt, path)
+
+
+def is_reference_checkpoint(ckpt: Mapping[str, Any]) -> bool:
+    """Whether ``ckpt`` was written by the reference: a ``state_dict`` whose keys all carry the
+    ``module.`` prefix of its ``DataParallel`` and no saved ``config`` (ours always hold one).
+    Its model expects the reference's input normalisation (docs/reference_compat.md §7.3)."""
+    state = ckpt.get("state_dict")
+    return (
+        not ckpt.get("config")
+        and isinstance(state, Mapping)
+        and len(state) > 0
+        and all(isinstance(k, str) and k.startswith(MODULE_PREFIX) for k in state)
+    )
 
 
 def non_finite_weights(state: Mapping[str, torch.Tensor]) -> list[str]:

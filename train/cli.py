@@ -2,7 +2,9 @@
 
 Before any work the ``-c/--checkpoint`` folder is created and test-written; training without
 ``--resume`` refuses a folder that already holds a run (``log.txt``, TensorBoard and checkpoints
-of two runs would mix). Bad data, config and unwritable outputs end in a one-line error.
+of two runs would mix). A reference checkpoint given to ``--resume`` / ``--pretrained`` turns on
+its input normalisation (``reference_input``). Bad data, config and unwritable outputs end in a
+one-line error.
 """
 
 from __future__ import annotations
@@ -14,18 +16,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 
 from animalpose.datasets.fileio import DataError
 from animalpose.evaluation.report import OUTPUT_FLAG, check_output_folder, output_errors
 from animalpose.train.build import build_evaluator
-from animalpose.train.checkpoint import BEST_NAME, CHECKPOINT_NAME, load_checkpoint
+from animalpose.train.checkpoint import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    is_reference_checkpoint,
+)
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import config_from_dict, config_to_dict
 from animalpose.train.device import init_distributed
-from animalpose.train.flags import TRAIN_FLAGS, parse_config
+from animalpose.train.flags import TEST_FLAGS, TRAIN_FLAGS, parse_config
+from animalpose.train.run_folder import peek_checkpoint
 from animalpose.train.trainer import Trainer
 
-__all__ = ["checked_output", "refuse_used_folder", "run_training", "test_main", "train_main"]
+__all__ = [
+    "checked_output",
+    "reference_input",
+    "refuse_used_folder",
+    "run_training",
+    "test_main",
+    "train_main",
+]
 
 #: The training log (train/trainer.py) whose epoch rows mark a folder as used.
 LOG_NAME = "log.txt"
@@ -76,24 +91,93 @@ def checked_output(cfg: Config) -> contextlib.AbstractContextManager:
     return output_errors(cfg.run.checkpoint)
 
 
-def _adopt_checkpoint_model(cfg: Config, argv: list[str]) -> Config:
-    """Evaluation: take the architecture and input settings saved in our checkpoints, unless the
-    user set them on the command line or in a config file (reference checkpoints carry none)."""
-    if "--config" in argv or not cfg.run.resume or not Path(cfg.run.resume).is_file():
+def _given(ns: argparse.Namespace, dotted: str) -> bool:
+    """Whether config key ``dotted`` was set by the user: its flag, a ``--set`` item or the
+    ``--config`` file."""
+    if hasattr(ns, dotted) or any(item.split("=", 1)[0].strip() == dotted for item in ns.set):
+        return True
+    if not ns.config:
+        return False
+    try:
+        node: object = yaml.safe_load(Path(ns.config).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+#: Settings evaluation takes from the config saved in our checkpoints unless given by the user:
+#: the model's shape and the input it expects.
+_ADOPTED = (
+    "model.arch",
+    "model.stacks",
+    "model.blocks",
+    "model.channels",
+    "model.keypoint_spec",
+    "data.inp_res",
+    "data.out_res",
+    "data.sigma",
+    "data.legacy_input",
+    "data.legacy",
+)
+
+
+def _adopt_checkpoint_model(cfg: Config, ns: argparse.Namespace) -> Config:
+    """Evaluation: take the architecture and input settings saved in our checkpoints, each unless
+    the user set it (flag, ``--set`` or config file); reference checkpoints carry none."""
+    if not cfg.run.resume or not Path(cfg.run.resume).is_file():
         return cfg
-    saved = load_checkpoint(cfg.run.resume).get("config")
+    saved = peek_checkpoint(cfg.run.resume).get("config")
     if not isinstance(saved, dict):
         return cfg
-    given = {a.split("=")[0] for a in argv if a.startswith("-")}
-    model_flags = {"-a", "--arch", "-s", "--stacks", "-b", "--blocks", "--inp-res", "--out-res"}
-    if given & model_flags:
-        return cfg
     merged = config_to_dict(cfg)
-    merged["model"] = saved.get("model", merged["model"])
-    for key in ("inp_res", "out_res", "sigma", "legacy_input"):
-        if key in saved.get("data", {}):
-            merged["data"][key] = saved["data"][key]
+    for dotted in _ADOPTED:
+        section, key = dotted.split(".")
+        if key in saved.get(section, {}) and not _given(ns, dotted):
+            merged[section][key] = saved[section][key]
     return config_from_dict(merged, source=f"{cfg.run.resume} (saved config)")
+
+
+def _get(cfg: object, dotted: str) -> object:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+#: The switches a reference checkpoint turns on unless the user set them: its input
+#: normalisation (docs/reference_compat.md §7.3).
+REFERENCE_SWITCHES = ("data.legacy_input",)
+
+
+def reference_input(cfg: Config, ns: argparse.Namespace) -> Config:
+    """A reference checkpoint (``is_reference_checkpoint``) as ``--resume`` or ``--pretrained``
+    expects the reference's input: turn on each of ``REFERENCE_SWITCHES`` that the user did not
+    set (flag, ``--set`` or config file), with a one-line notice."""
+    path = cfg.run.resume or cfg.run.pretrained
+    if not path or not Path(path).is_file():
+        return cfg
+    switches = [key for key in REFERENCE_SWITCHES if not _given(ns, key)]
+    switches = [key for key in switches if not _get(cfg, key)]
+    if not switches:
+        return cfg
+    try:
+        reference = is_reference_checkpoint(peek_checkpoint(path))
+    except DataError:  # not a checkpoint: loading it later says so
+        return cfg
+    if not reference:
+        return cfg
+    for key in switches:
+        section, name = key.rsplit(".", 1)
+        setattr(_get(cfg, section), name, True)
+    shown = ", ".join(f"{key}=true" for key in switches)
+    print(
+        f"note: {path} is a reference checkpoint: using its input normalisation ({shown}; "
+        f"--set {switches[0]}=false to override)"
+    )
+    return cfg
 
 
 def _report(cfg: Config, *, overlays: int = 0) -> None:
@@ -128,17 +212,18 @@ def train_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def body() -> None:
-        cfg, _ = parse_config(
+        cfg, ns = parse_config(
             argv,
             flags=TRAIN_FLAGS,
             description="Train a keypoint model "
             "(the reference's train/train.py flags; see docs/configs.md).",
         )
         init_distributed()
+        cfg = reference_input(cfg, ns)
         if cfg.run.evaluate:
             if not cfg.run.resume:
                 raise ConfigError("-e/--evaluate needs --resume CHECKPOINT")
-            _report(_adopt_checkpoint_model(cfg, argv))
+            _report(_adopt_checkpoint_model(cfg, ns))
             return
         refuse_used_folder(cfg)
         with checked_output(cfg):
@@ -163,7 +248,7 @@ def test_main(argv: list[str] | None = None) -> int:
     try:
         cfg, ns = parse_config(
             argv,
-            flags=TRAIN_FLAGS,
+            flags=TEST_FLAGS,
             extra=extra,
             description="Evaluate a "
             "checkpoint: per-joint PCK@0.05 (legacy and precise), preds.mat, chart.",
@@ -171,7 +256,7 @@ def test_main(argv: list[str] | None = None) -> int:
         overlays = int(getattr(ns, "overlays", 0) or 0)
         if not cfg.run.resume:
             raise ConfigError("evaluation needs --resume CHECKPOINT")
-        cfg = _adopt_checkpoint_model(cfg, argv)
+        cfg = _adopt_checkpoint_model(reference_input(cfg, ns), ns)
         cfg.run.tb_images = max(cfg.run.tb_images, overlays)
         _report(cfg, overlays=overlays)
     except (DataError, ConfigError) as err:

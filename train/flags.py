@@ -1,9 +1,9 @@
 """The reference's command-line flags as one table, and the parser that applies them to a config.
 
-Every flag sets exactly one config field, whose type it takes (the one exception,
-``REFERENCE_ONLY``, sets nothing). Precedence (lowest first): dataclass defaults < ``--config
-file.yaml`` < flags given on the command line < ``--set key=value``. Later scripts extend the
-table::
+Every flag sets exactly one config field, whose type it takes (the exceptions,
+``REFERENCE_ONLY``, keep the reference's command lines running and set nothing). Precedence
+(lowest first): dataclass defaults < ``--config file.yaml`` < flags given on the command line <
+``--set key=value``. Later scripts extend the table::
 
     CCSSL_FLAGS = TRAIN_FLAGS + (Flag(names=("--gamma_",), field="adapt.target_weight", help=...),)
     cfg, args = parse_config(argv, flags=CCSSL_FLAGS, config_type=CCSSLConfig, description=...)
@@ -39,8 +39,10 @@ from animalpose.train.config_io import (
 from animalpose.train.models import MODELS
 
 __all__ = [
+    "DATASET1_CHOICES",
     "REFERENCE_ONLY",
     "Flag",
+    "TEST_FLAGS",
     "TRAIN_FLAGS",
     "build_parser",
     "parse_config",
@@ -48,8 +50,13 @@ __all__ = [
 ]
 
 #: ``Flag.field`` of a reference flag kept only so the reference's command lines run: it sets
-#: nothing, its ``choices`` hold the one value implemented here, any other is a usage error.
+#: nothing. Its ``choices`` (if any) hold the values accepted here, any other is a usage error;
+#: its ``note`` (if any) is printed when it is given: what the flag did in the reference (nothing,
+#: for most) and what does that here.
 REFERENCE_ONLY = ""
+#: The training sets the reference's evaluation/test.py knows as ``--dataset1`` (the data the
+#: model was trained on; it asserts on any other name).
+DATASET1_CHOICES = ("real_animal", "real_animal_sp", "synthetic_animal", "synthetic_animal_sp")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +71,9 @@ class Flag:
     field: str  # dotted config path, e.g. "model.arch"; REFERENCE_ONLY: sets nothing
     help: str  # what it does (the default is appended from the dataclass)
     kind: Literal["value", "store_true", "store_false", "list"] | None = None
-    choices: tuple[str, ...] = ()  # allowed values (argparse checks them too)
+    choices: tuple[Any, ...] = ()  # allowed values (argparse checks them too)
+    value_type: type = str  # REFERENCE_ONLY flags only: the type of their value
+    note: str = ""  # REFERENCE_ONLY flags only: printed (one line) when the flag is given
 
 
 def _flag(*names: str, field: str, help: str, **kwargs: Any) -> Flag:
@@ -123,6 +132,39 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         help="the reference's target shape, accepted for its command lines (its Cauchy targets "
         "are not implemented)",
     ),
+    _flag(
+        "--year",
+        field=REFERENCE_ONLY,
+        value_type=int,
+        help="the reference's COCO edition, accepted for its command lines",
+        note="--year chose a COCO edition in the reference, which its animal data sets ignore: "
+        "no effect",
+    ),
+    _flag(
+        "--features",
+        field=REFERENCE_ONLY,
+        value_type=int,
+        help="the reference's hourglass feature count, accepted for its command lines",
+        note="--features had no effect in the reference either (its hg has a fixed width of "
+        "256); --channels sets the width here",
+    ),
+    _flag(
+        "--resnet-layers",
+        field=REFERENCE_ONLY,
+        value_type=int,
+        choices=(18, 34, 50, 101, 152),
+        help="the depth of the reference's pose_resnet, accepted for its command lines",
+        note="--resnet-layers sized only the reference's pose_resnet; hg (the model here, as in "
+        "its commands) ignores it: no effect",
+    ),
+    _flag(
+        "--target-weight",
+        field=REFERENCE_ONLY,
+        kind="store_true",
+        help="the reference's 'loss with target_weight' switch, accepted for its command lines",
+        note="--target-weight: the loss always weights keypoints, as the reference's did "
+        "(it never read this flag): no effect",
+    ),
     _flag("-c", "--checkpoint", field="run.checkpoint", help="output folder for checkpoints"),
     _flag("--snapshot", field="run.snapshot", help="also keep a checkpoint every N epochs (0: no)"),
     _flag("--resume", field="run.resume", help="checkpoint to resume from"),
@@ -178,6 +220,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--occluders", field="data.occluders", help="at most this many occluders per crop"),
     _flag(
+        "--legacy",
+        field="data.legacy",
+        help="the reference's crop boxes, loader quirks and heatmap targets "
+        "(docs/reference_compat.md §8)",
+    ),
+    _flag(
         "--legacy-input",
         field="data.legacy_input",
         help="the reference's min-max stretch + mean-only input (its checkpoints)",
@@ -201,6 +249,33 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         choices=tuple(SPECS),
         help="keypoint spec name",
     ),
+)
+
+
+def _evaluated_dataset(flag: Flag) -> Flag:
+    if flag.names != ("--dataset",):
+        return flag
+    return _flag(
+        "--dataset",
+        "--dataset2",
+        field=flag.field,
+        choices=flag.choices,
+        help="data set evaluated (the reference's --dataset2)",
+    )
+
+
+#: evaluation/test.py's flags: the reference's test.py pair ``--dataset1`` (the training set)
+#: and ``--dataset2`` (the data evaluated, our ``--dataset``), then the training flags.
+TEST_FLAGS: tuple[Flag, ...] = (
+    _flag(
+        "--dataset1",
+        field=REFERENCE_ONLY,
+        choices=DATASET1_CHOICES,
+        help="the set the model was trained on (the reference's test.py)",
+        note="--dataset1 names the training set, which in the reference only fixed the model's "
+        "18 keypoints: the data evaluated is --dataset2 (--dataset), with its own mean file",
+    ),
+    *(_evaluated_dataset(flag) for flag in TRAIN_FLAGS),
 )
 
 #: Kind of flag each field type allows (``kind=None`` picks the first).
@@ -228,17 +303,39 @@ def _default_text(defaults: dict[str, Any], dotted: str) -> str:
     return '""' if value == "" else str(value)
 
 
+def _reference_dest(flag: Flag) -> str:
+    return flag.names[-1].lstrip("-").replace("-", "_")
+
+
 def _add_reference_only(parser: argparse.ArgumentParser, flag: Flag) -> None:
-    """An option that takes only ``flag.choices[0]`` and sets nothing (``REFERENCE_ONLY``)."""
-    if len(flag.choices) != 1:
-        raise ValueError(f"flag {flag.names}: a reference-only flag needs exactly one choice")
-    parser.add_argument(
-        *flag.names,
-        dest=flag.names[-1].lstrip("-").replace("-", "_"),
-        default=argparse.SUPPRESS,
-        choices=flag.choices,
-        help=f"{flag.help} [sets nothing; only: {flag.choices[0]}]".replace("%", "%%"),
-    )
+    """An option that sets nothing (``REFERENCE_ONLY``): a switch, or a value of
+    ``flag.value_type`` limited to ``flag.choices`` when there are any."""
+    accepted = ", ".join(map(str, flag.choices)) if flag.choices else "any value"
+    kwargs: dict[str, Any] = {
+        "dest": _reference_dest(flag),
+        "default": argparse.SUPPRESS,
+        "help": f"{flag.help} [sets nothing; {accepted}]".replace("%", "%%"),
+    }
+    if flag.kind == "store_true":
+        kwargs["action"] = "store_true"
+        kwargs["help"] = f"{flag.help} [sets nothing]".replace("%", "%%")
+    else:
+        kwargs["type"] = flag.value_type
+        if flag.choices:
+            kwargs["choices"] = flag.choices
+    parser.add_argument(*flag.names, **kwargs)
+
+
+def print_reference_notes(flags: tuple[Flag, ...], args: argparse.Namespace) -> list[str]:
+    """Print (and return) the one-line ``note`` of every ``REFERENCE_ONLY`` flag in ``args``."""
+    notes = [
+        f"note: {flag.note}"
+        for flag in flags
+        if flag.field == REFERENCE_ONLY and flag.note and hasattr(args, _reference_dest(flag))
+    ]
+    for line in notes:
+        print(line)
+    return notes
 
 
 def build_parser(
@@ -315,6 +412,7 @@ def parse_config(
         flags=flags, config_type=config_type, description=description, extra=extra
     )
     args = parser.parse_args(argv)
+    print_reference_notes(flags, args)
     # field -> a name for errors
     flag_names = {flag.field: flag.names[-1] for flag in flags if flag.field != REFERENCE_ONLY}
     try:
@@ -354,8 +452,18 @@ def config_table_markdown(
     for flag in flags:
         names = ", ".join(f"`{name}`" for name in flag.names)
         if flag.field == REFERENCE_ONLY:
-            help_text = f"{flag.help} (sets nothing; only {flag.choices[0]})"
-            rows.append(f"| {names} | (none) | `{flag.choices[0]}` | {help_text} |")
+            accepted = (
+                "a switch"
+                if flag.kind == "store_true"
+                else "one of " + ", ".join(map(str, flag.choices))
+                if flag.choices
+                else "any value"
+            )
+            help_text = (
+                f"{flag.help} (sets nothing; {accepted}){': ' + flag.note if flag.note else ''}"
+            )
+            only = f"`{flag.choices[0]}`" if len(flag.choices) == 1 else ""
+            rows.append(f"| {names} | (none) | {only} | {help_text.replace('|', '/')} |")
             continue
         _field_type(config_type, flag.field, source=f"flag {flag.names[-1]}")
         help_text = flag.help + (f" (one of {', '.join(flag.choices)})" if flag.choices else "")

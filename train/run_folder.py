@@ -53,8 +53,21 @@ __all__ = [
 LOG_NAME = "log.txt"
 PREDS_NAME = "preds.mat"
 PREDS_BEST_NAME = "preds_best.mat"
-#: The reference's log.txt columns (bearpaw/pytorch-pose Logger), tab separated.
-LOG_COLUMNS = ("Epoch", "LR", "Train Loss", "Val Loss", "Train Acc", "Val Acc")
+#: The reference's log.txt columns (its train.py's bearpaw/pytorch-pose Logger), tab separated;
+#: Val Auc and Val Mean Error from the legacy distances (evaluation/pck.py ``LegacyPCK``).
+LOG_COLUMNS = (
+    "Epoch",
+    "LR",
+    "Train Loss",
+    "Val Loss",
+    "Train Acc",
+    "Val Acc",
+    "Val Auc",
+    "Val Mean Error",
+)
+#: ``LOG_COLUMNS`` before Val Auc and Val Mean Error were logged: a folder continued from then
+#: has its header and rows widened, the new columns ``nan`` in the old rows.
+_OLD_COLUMNS = 6
 #: Checkpoint entry with what the rest of the folder derives from the epoch (``epoch_record``).
 RECORD_KEY = "epoch_record"
 #: Settings a continued run may change: its length, where the data and outputs are, and how it
@@ -107,18 +120,29 @@ class ReferenceLog:
 
     def set_row(self, values: Sequence[float]) -> bool:
         """Make ``values`` (epoch first, 1-based) the last row: rows of that epoch or later (a
-        run continued from an earlier checkpoint) are dropped. Returns whether the file changed."""
+        run continued from an earlier checkpoint) are dropped. Rows shorter than
+        ``LOG_COLUMNS`` (``values`` of an older checkpoint, rows of an older log) are padded with
+        ``nan``. Returns whether the file changed."""
         epoch = float(values[0])
         old = self.path.read_text() if self.path.exists() else ""
         lines = old.splitlines() or ["\t".join(LOG_COLUMNS)]
-        kept = [r for r in lines[1:] if r.strip() and (_row_epoch(r) or 0) < epoch]
-        row = "\t".join(f"{float(v):.6f}" for v in values)
-        text = "\n".join([lines[0], *kept, row]) + "\n"
+        kept = [_widen(r) for r in lines[1:] if r.strip() and (_row_epoch(r) or 0) < epoch]
+        row = _widen("\t".join(f"{float(v):.6f}" for v in values))
+        header = lines[0]
+        if header.split("\t") == list(LOG_COLUMNS[:_OLD_COLUMNS]):
+            header = "\t".join(LOG_COLUMNS)
+        text = "\n".join([header, *kept, row]) + "\n"
         if text == old:
             return False
         with atomic_write(self.path, "w") as f:
             f.write(text)
         return True
+
+
+def _widen(row: str) -> str:
+    """``row`` padded with ``nan`` cells to ``len(LOG_COLUMNS)``."""
+    cells = row.split("\t")
+    return "\t".join(cells + ["nan"] * (len(LOG_COLUMNS) - len(cells)))
 
 
 # -- the files of one epoch --------------------------------------------------------------------

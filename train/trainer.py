@@ -345,9 +345,8 @@ class Trainer:
         # The first validated epoch always writes model_best (the reference needs acc > 0).
         is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
         self.best_acc = max(val_acc, self.best_acc)
-        self._save(
-            epoch, val, is_best, [epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc]
-        )
+        row = [epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc]
+        self._save(epoch, val, is_best, [*row, val.legacy_auc, val.legacy_mean_error])
         self._log_epoch(epoch, stats, val)
         summary = {
             "epoch": epoch + 1,

@@ -102,6 +102,7 @@ OWN_ALTERNATES = {
     "optim.epochs": 5,
     "adapt.target_weight": 3.0,
     "run.pretrained": "src.pth.tar",
+    "run.log_every": 10,
     "adapt.target_labels": 40,
     "adapt.labelled_weight": 2.0,
     "adapt.pseudo_labels": False,
@@ -120,7 +121,9 @@ OWN_ALTERNATES = {
     "adapt.da_block": 2,
     "adapt.forward": "separate",
 }
-OWN_FLAGS = tuple(flag for flag in ADAPT_FLAGS if flag not in TRAIN_FLAGS)
+OWN_FLAGS = tuple(
+    flag for flag in ADAPT_FLAGS if flag not in TRAIN_FLAGS and flag.field != REFERENCE_ONLY
+)
 
 
 def test_other_flags_are_training_flags_minus_those_meaning_nothing_here():
@@ -138,8 +141,33 @@ def test_other_flags_are_training_flags_minus_those_meaning_nothing_here():
         "--start-epoch",
         "--eval-split",
         "--debug",
+        "--log-every",  # with CCSSL.py's --print-freq
+        "--year",  # train.py's, not in CCSSL.py's parser
+        "--features",
+        "--target-weight",
     }
     assert sorted(flag.field for flag in OWN_FLAGS) == sorted(OWN_ALTERNATES)
+
+
+def test_ccssl_flags_without_an_effect_are_accepted_with_a_note(capsys):
+    argv = [
+        *("--model", "hg", "--num-classes", "18", "--init-weights", "w.pth"),
+        *("--data-label-folder-target", "labels/", "--resnet-layers", "50", "--print-freq", "7"),
+    ]
+    cfg, _ = parse_config(argv, flags=ADAPT_FLAGS, config_type=AdaptConfig)
+    assert cfg.run.log_every == 7
+    cfg.run.log_every = AdaptConfig().run.log_every
+    assert cfg == AdaptConfig()
+    notes = capsys.readouterr().out.splitlines()
+    assert [n.split()[1] for n in notes] == [
+        "--model",
+        "--init-weights",
+        "--data-label-folder-target",
+        "--resnet-layers",
+    ]
+    with pytest.raises(SystemExit):  # the keypoint spec has 18 keypoints
+        parse_config(["--num-classes", "17"], flags=ADAPT_FLAGS, config_type=AdaptConfig)
+    assert "invalid choice: 17" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag", OWN_FLAGS, ids=lambda flag: flag.names[-1])

@@ -33,12 +33,15 @@ POINTS = (
     "write:preds.mat@1",
     "write:preds_best.mat@1",
     "write:log.txt@2",
+    "write:synthetic_animal_sp.pth.tar@1",  # the reference's copy of model_best
     "write:round_01.npz",
     f"write:{CHECKPOINT_NAME}@2",
     "checkpoint:committed@2",
     "write:preds.mat@2",
     "write:log.txt@3",
 )
+#: Where the reference's next command looks for the adapted model (the tiny source data set).
+SOURCE_COPY = "synthetic_animal_sp.pth.tar"
 #: The case that runs without ``-m slow``: killed at the second round's file (its temporary
 #: file left in pseudo_labels/), resumed after the first epoch's checkpoint.
 FAST_POINT = "write:round_01.npz"
@@ -105,6 +108,7 @@ def _same_run(out, whole_out, *, temp_folder=None) -> None:
     ``out / temp_folder`` when given)."""
     for name in (CHECKPOINT_NAME, BEST_NAME):
         _same_weights(out / name, whole_out / name)
+    assert (out / SOURCE_COPY).read_bytes() == (out / BEST_NAME).read_bytes()
     assert (out / "log.txt").read_text() == (whole_out / "log.txt").read_text()
     for r in ROUNDS:
         _labels_equal(

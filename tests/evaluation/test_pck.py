@@ -210,3 +210,24 @@ def test_precise_pck_pools_over_samples():
     metric.reset()
     with pytest.raises(RuntimeError):
         metric.compute()
+
+
+def test_legacy_auc_and_mean_error_are_the_reference_log_columns():
+    """ "Val Auc" and "Val Mean Error" of the reference's train.py log (its calc_metrics): every
+    counted distance (in heatmap width / 10 units) pooled over batches; hand-placed peaks."""
+    norm = HM / 10
+    target = _peaks((2, 3), {(0, 0): (10, 10), (0, 1): (20, 20), (1, 0): (30, 30), (1, 2): (0, 9)})
+    # distances: 0, 3 px (0.46875), 5 px (0.78125); (1, 2) sits in column 0: skipped; (0, 2)
+    # and (1, 1) have empty targets: skipped.
+    output = _peaks((2, 3), {(0, 0): (10, 10), (0, 1): (23, 20), (1, 0): (30, 35), (1, 2): (0, 9)})
+    metric = LegacyPCK()
+    metric.update(output[:1], target[:1])
+    metric.update(output[1:], target[1:])
+    errors = [0.0, 3 / norm, 5 / norm]
+    assert metric.mean_error() == pytest.approx(sum(errors) / 3)
+    thresholds = [i / 99 for i in range(1, 81)]
+    shares = [sum(e < t for e in errors) / 3 for t in thresholds]
+    assert metric.auc() == round(sum(shares) / 0.8, 2)
+    empty = LegacyPCK()
+    empty.update(output[:, 2:], torch.zeros_like(target[:, 2:]))
+    assert math.isnan(empty.auc()) and math.isnan(empty.mean_error())

@@ -12,6 +12,7 @@ from animalpose.train.config import Config, ConfigError, Section
 from animalpose.train.config_io import load_config, save_config
 from animalpose.train.flags import (
     REFERENCE_ONLY,
+    TEST_FLAGS,
     TRAIN_FLAGS,
     Flag,
     build_parser,
@@ -53,6 +54,10 @@ REFERENCE_FLAGS = {
     "--rot-factor": 30.0,
     "--sigma-decay": 0.0,
     "--label-type": "Gaussian",
+    "--year": 2014,
+    "--features": 256,
+    "--resnet-layers": 50,
+    "--target-weight": False,
     "-c": "checkpoint",
     "--checkpoint": "checkpoint",
     "--snapshot": 0,
@@ -80,6 +85,7 @@ ALTERNATES = {
     "data.augment_backend": "imgaug",
     "data.occlusion": 0.5,
     "data.occluders": 3,
+    "data.legacy": True,
     "data.legacy_input": True,
     "data.split_dir": "ref/data",
     "data.vertex_table": "rows.json",
@@ -138,8 +144,8 @@ def test_every_reference_flag_is_in_the_table_with_its_default(getp):
     cfg, _ = parse_config([])
     for name, default in REFERENCE_FLAGS.items():
         assert name in flags, name
-        if flags[name].field == REFERENCE_ONLY:  # accepted with its default only
-            assert flags[name].choices == (default,), name
+        if flags[name].field == REFERENCE_ONLY:  # accepted (with its default), sets nothing
+            assert not flags[name].choices or default in flags[name].choices, name
             continue
         value = getp(cfg, flags[name].field)
         assert value == default or (name == "--image-path" and value == default.rstrip("/")), name
@@ -196,19 +202,52 @@ def test_every_flag_sets_its_field(flag, getp):
     assert hasattr(args, flag.field)
 
 
-def test_reference_only_flags_are_accepted_with_their_one_value_and_set_nothing():
+def test_reference_only_flags_are_accepted_and_set_nothing(capsys):
     only = [flag for flag in TRAIN_FLAGS if flag.field == REFERENCE_ONLY]
-    assert [flag.names for flag in only] == [("--label-type",)]
+    assert [flag.names for flag in only] == [
+        ("--label-type",),
+        ("--year",),
+        ("--features",),
+        ("--resnet-layers",),
+        ("--target-weight",),
+    ]
     cfg, args = parse_config(["--label-type", "Gaussian"])
     assert cfg == Config() and args.label_type == "Gaussian"
+    assert capsys.readouterr().out == ""  # Gaussian is what runs: nothing to note
+    argv = ["--year", "2017", "--features", "128", "--resnet-layers", "18", "--target-weight"]
+    cfg, args = parse_config(argv)
+    assert cfg == Config() and (args.year, args.features, args.resnet_layers) == (2017, 128, 18)
+    notes = capsys.readouterr().out.splitlines()
+    assert len(notes) == 4 and all(n.startswith("note: --") for n in notes)
+    assert "no effect" in notes[0] and "--channels" in notes[1]
     help_text = build_parser().format_help()
     assert "Cauchy" in help_text and "{Gaussian}" in help_text  # says what the reference had
 
 
-def test_reference_only_flag_needs_exactly_one_choice():
-    bad = (Flag(names=("--shape",), field=REFERENCE_ONLY, help="x", choices=("a", "b")),)
-    with pytest.raises(ValueError, match="exactly one choice"):
-        build_parser(flags=bad)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--resnet-layers", "51"], "argument --resnet-layers: invalid choice: 51"),
+        (["--year", "last"], "argument --year: invalid int value: 'last'"),
+    ],
+)
+def test_reference_only_flags_check_their_values_as_the_reference(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_config(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_test_flags_take_the_reference_pair(capsys):
+    cfg, args = parse_config(
+        ["--dataset1", "synthetic_animal_sp", "--dataset2", "real_animal_sp"], flags=TEST_FLAGS
+    )
+    assert cfg.data.dataset == "real_animal_sp" and args.dataset1 == "synthetic_animal_sp"
+    assert "--dataset1 names the training set" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parse_config(["--dataset1", "real_animal_crop"], flags=TEST_FLAGS)
+    assert "--dataset1: invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # train.py has no --dataset1, as the reference's
+        parse_config(["--dataset1", "synthetic_animal_sp"])
 
 
 def test_reference_style_command_line():

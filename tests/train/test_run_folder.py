@@ -33,7 +33,7 @@ HEADER = "\t".join(LOG_COLUMNS)
 
 
 def _row(epoch: int) -> list[float]:
-    return [epoch, 1e-3, 0.5, 0.25, 0.125, epoch / 10]
+    return [epoch, 1e-3, 0.5, 0.25, 0.125, epoch / 10, 50.0, 0.75]
 
 
 def test_log_rows_replace_their_epoch_and_drop_later_ones(tmp_path):
@@ -48,6 +48,20 @@ def test_log_rows_replace_their_epoch_and_drop_later_ones(tmp_path):
     assert lines[2] == "\t".join(f"{v:.6f}" for v in _row(2))
     ReferenceLog(tmp_path / "log.txt", resume=True)  # a continued run keeps the rows
     assert len((tmp_path / "log.txt").read_text().splitlines()) == 3
+
+
+def test_log_has_the_reference_train_py_columns_and_widens_an_older_log(tmp_path):
+    assert LOG_COLUMNS == (
+        *("Epoch", "LR", "Train Loss", "Val Loss"),
+        *("Train Acc", "Val Acc", "Val Auc", "Val Mean Error"),
+    )
+    # A run started before Val Auc / Val Mean Error were logged, continued now.
+    old_header = "\t".join(LOG_COLUMNS[:6])
+    (tmp_path / "log.txt").write_text(old_header + "\n" + "\t".join(["1.000000"] * 6) + "\n")
+    assert ReferenceLog(tmp_path / "log.txt", resume=True).set_row(_row(2)[:6])
+    lines = [r.split("\t") for r in (tmp_path / "log.txt").read_text().splitlines()]
+    assert lines[0] == list(LOG_COLUMNS) and all(len(r) == 8 for r in lines)
+    assert lines[1][6:] == lines[2][6:] == ["nan", "nan"]
 
 
 def _state(epoch: int, *, is_best: bool) -> dict:
