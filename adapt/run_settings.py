@@ -47,27 +47,6 @@ CONTINUE_FREE_KEYS = frozenset(
 )
 
 
-#: Keys added with UDA-Animal and ``adapt.forward`` (issue 11): a run saved before them trained
-#: as these values do.
-_ADDED_KEYS = {
-    "da_block": 0,
-    "forward": "joint",
-    "relabel": True,
-    "target_weight_ramp": "constant",
-    "target_weight_end": 8.0,
-    "target_weight_ramp_epochs": 15.0,
-    "small_loss": False,
-    "teacher": False,
-    "teacher_decay": 0.999,
-    "teacher_weight": 90.0,
-    "distill": False,
-    "distill_weight": 90.0,
-    "consistency_ramp_epochs": 10.0,
-    "mixup": False,
-    "uda_paper_epochs": 80,
-}
-
-
 def _as_run(settings: dict) -> dict:
     """``settings`` with what a key saved before it existed meant, and values that train the
     same written one way, so that only differences in what is trained are compared:
@@ -78,14 +57,11 @@ def _as_run(settings: dict) -> dict:
       target frames too); moot without labelled target frames.
     - ``adapt.alpha`` positive: its negative, the paper's sign (only |alpha| counts; configs
       saved before the paper's sign was accepted hold |alpha|).
-    - a UDA-Animal / ``forward`` key missing: its default (``_ADDED_KEYS``, nothing changed).
     """
     adapt = settings.get("adapt")
     if not isinstance(adapt, dict):
         return settings
     a = dict(adapt)
-    for key, value in _ADDED_KEYS.items():
-        a.setdefault(key, value)
     a.setdefault("curriculum_by", "epoch")
     a.setdefault("labelled_weight", a.get("target_weight"))
     ccssl = a.get("pseudo_labels", True) and a.get("selection", "ccssl") == "ccssl"
@@ -96,25 +72,6 @@ def _as_run(settings: dict) -> dict:
     if isinstance(a.get("alpha"), int | float):
         a["alpha"] = -abs(a["alpha"])
     return {**settings, "adapt": a}
-
-
-#: Keys whose absence means something else than their default (``_as_run`` reads them).
-_MISSING_MEANS = {"adapt": {"curriculum_by", "labelled_weight"}}
-
-
-def _with_defaults(settings: dict, sections: set[str]) -> dict:
-    """``settings`` with the ``AdaptConfig`` default of every key it lacks in ``sections``
-    (but ``_MISSING_MEANS``)."""
-    out = dict(settings)
-    for name, defaults in config_to_dict(AdaptConfig()).items():
-        if name not in sections or not isinstance(defaults, dict):
-            continue
-        given = settings.get(name)
-        if not isinstance(given, dict):
-            given = {}
-        skip = _MISSING_MEANS.get(name, set())
-        out[name] = {**{k: v for k, v in defaults.items() if k not in skip}, **given}
-    return out
 
 
 #: Keys whose absence means something else than their default (``_as_run`` reads them).
