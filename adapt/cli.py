@@ -15,7 +15,7 @@ from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
 from animalpose.adapt.uda import UDA_SETTINGS
 from animalpose.train.cli import checked_output, reference_input, run_training
 from animalpose.train.device import init_distributed
-from animalpose.train.flags import parse_config
+from animalpose.train.flag_parser import parse_config
 
 __all__ = ["UDAConfig", "WSCDAConfig", "ccssl_main", "uda_main", "wscda_main"]
 

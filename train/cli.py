@@ -29,7 +29,8 @@ from animalpose.train.checkpoint import (
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import config_from_dict, config_to_dict
 from animalpose.train.device import init_distributed
-from animalpose.train.flags import TEST_FLAGS, TRAIN_FLAGS, parse_config
+from animalpose.train.flag_parser import parse_config
+from animalpose.train.flags import TEST_FLAGS, TRAIN_FLAGS
 from animalpose.train.run_folder import peek_checkpoint
 from animalpose.train.trainer import Trainer
 

@@ -4,7 +4,7 @@ Field types: ``bool``, ``int``, ``float``, ``str``, ``list[<one of those>]`` and
 dataclasses (sections); every ``Section`` type-checks its fields on construction and validates
 its values in ``check``. A script extends ``Config`` with a section of its own
 (``adapt/config.py``). Files, dicts and ``--set`` overrides: ``animalpose.train.config_io``;
-precedence of defaults, files and flags: ``animalpose.train.flags``.
+precedence of defaults, files and flags: ``animalpose.train.flags`` and ``flag_parser``.
 """
 
 from __future__ import annotations

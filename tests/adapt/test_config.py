@@ -8,7 +8,8 @@ from animalpose.adapt.cli import WSCDAConfig
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
 from animalpose.train.config import ConfigError
 from animalpose.train.config_io import config_from_dict, load_config
-from animalpose.train.flags import REFERENCE_ONLY, TRAIN_FLAGS, parse_config
+from animalpose.train.flag_parser import parse_config
+from animalpose.train.flags import REFERENCE_ONLY, TRAIN_FLAGS
 
 #: The reference's CCSSL/options/train_options.py flags we honour, with its defaults.
 REFERENCE = {

@@ -156,7 +156,7 @@ def test_a_checkpoint_folder_of_another_kind_is_refused(tiny, adapt_argv, tmp_pa
 
 def test_ccssl_r_starts_from_the_adapted_weights_with_a_fresh_optimiser(tiny, tiny_flags, tmp_path):
     """CC-SSL-R (docs/adaptation.md): train/train.py --pretrained loads weights only."""
-    from animalpose.train.flags import parse_config
+    from animalpose.train.flag_parser import parse_config
     from animalpose.train.trainer import Trainer
 
     argv = ["--image-path", str(tiny.root), "--animal", "dog", "--dataset", "real_animal_sp"]

@@ -15,7 +15,7 @@ from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.run_settings import round_path
 from animalpose.adapt.target_data import ANNOTATED, PSEUDO
 from animalpose.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from animalpose.train.flags import parse_config
+from animalpose.train.flag_parser import parse_config
 
 
 def _as_before_the_keys(out) -> None:

@@ -61,7 +61,7 @@ def test_uda_after_wscda_end_to_end(bench, compare_argv, tmp_path):
 def test_the_preset_config_holds_the_uda_settings():
     """configs/uda_animal.yaml is ``UDA_SETTINGS`` plus the paper's other values."""
     from animalpose.adapt.uda import UDA_SETTINGS
-    from animalpose.train.flags import parse_config
+    from animalpose.train.flag_parser import parse_config
 
     repo = Path(__file__).resolve().parents[2]
     cfg, _ = parse_config(

@@ -18,7 +18,7 @@ from animalpose.adapt.target_data import PSEUDO
 from animalpose.adapt.trainer import AdaptTrainer
 from animalpose.datasets.fileio import CRASH_ENV
 from animalpose.train.checkpoint import load_checkpoint
-from animalpose.train.flags import parse_config
+from animalpose.train.flag_parser import parse_config
 
 #: A 2-epoch UDA run's flags (after ``adapt_argv``'s): round 0 only, every part on but the
 #: discriminator. Its schedules count epochs as they are (``uda_paper_epochs`` 0), so that a

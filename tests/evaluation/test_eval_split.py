@@ -12,7 +12,7 @@ import scipy.io
 from animalpose.train import cli
 from animalpose.train.build import build_evaluator
 from animalpose.train.config import Config
-from animalpose.train.flags import parse_config
+from animalpose.train.flag_parser import parse_config
 from animalpose.train.trainer import Trainer
 
 

@@ -11,7 +11,8 @@ from animalpose.adapt import cli as adapt_cli
 from animalpose.train import cli
 from animalpose.train.checkpoint import is_reference_checkpoint
 from animalpose.train.config_io import config_to_dict
-from animalpose.train.flags import TEST_FLAGS, parse_config
+from animalpose.train.flag_parser import parse_config
+from animalpose.train.flags import TEST_FLAGS
 from animalpose.train.models import build_model
 
 NOTICE = "is a reference checkpoint: using its input normalisation"

@@ -15,7 +15,7 @@ from animalpose.train import cli
 from animalpose.train import device as devices
 from animalpose.train.config import Config
 from animalpose.train.config_io import apply_overrides
-from animalpose.train.flags import parse_config
+from animalpose.train.flag_parser import parse_config
 from animalpose.train.trainer import Trainer
 
 needs_bf16_cpu = pytest.mark.skipif(

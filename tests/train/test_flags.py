@@ -10,15 +10,8 @@ import pytest
 
 from animalpose.train.config import Config, ConfigError, Section
 from animalpose.train.config_io import load_config, save_config
-from animalpose.train.flags import (
-    REFERENCE_ONLY,
-    TEST_FLAGS,
-    TRAIN_FLAGS,
-    Flag,
-    build_parser,
-    config_table_markdown,
-    parse_config,
-)
+from animalpose.train.flag_parser import build_parser, config_table_markdown, parse_config
+from animalpose.train.flags import REFERENCE_ONLY, TEST_FLAGS, TRAIN_FLAGS, Flag
 
 # Every flag of the reference's train/train.py (docs/reference_compat.md §3) -> its default there.
 REFERENCE_FLAGS = {
