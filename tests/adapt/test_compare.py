@@ -59,11 +59,12 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
     assert "CC-SSL + WS-CDA: ccssl by round" in kept
     for method in adapted:
         label = METHODS[method].label
-        # 2 checkpoints x 2 metric tables, one row per metric against source only, and one
-        # per pseudo-label round (2)
-        assert page.count(f"| {label} |") == 2 * 2 + 2 + 2 * expected[method]
-        assert f"| {label} | legacy |" in page and f"| {label} | precise |" in page
-        assert set(doc["gap_closed"][method]) == {"legacy", "precise"}
+        # 2 checkpoints x 2 metric tables, one row per baseline and metric against source
+        # only, and one per pseudo-label round (2)
+        assert page.count(f"| {label} |") == 2 * 2 + 2 * 2 + 2 * expected[method]
+        assert f"| {label} | target valid | legacy |" in page
+        assert f"| {label} | source valid | precise |" in page
+        assert set(doc["gap_closed"][method]["selected_source_valid"]) == {"legacy", "precise"}
         if expected[method]:  # every stored round is in the precision table and the JSON
             rounds = doc["pseudo_label_rounds"][method]["0"]
             assert [r["round"] for r in rounds] == [0, 1]

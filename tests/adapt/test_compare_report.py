@@ -92,16 +92,30 @@ def test_gap_closed_pairs_seeds_and_judges_against_the_spread(domain_gap, bench)
     runs = {k: v for k, v in _fake_runs(domain_gap).items() if k in ("source", "oracle")}
     runs = _with_method(runs, "ccssl", {0: 20.0, 1: 30.0})  # oracle - source = 40 per seed
     closed = compare_report.gap_closed(runs)
-    legacy = closed["ccssl"]["legacy"]
+    legacy = closed["ccssl"]["selected_target_valid"]["legacy"]
     assert legacy["gain"]["mean"] == pytest.approx(25.0)
     assert legacy["closed"]["values"] == pytest.approx([50.0, 75.0])
     assert legacy["closed"]["mean"] == pytest.approx(62.5)
     # source means 30 / 40 (std 7.07), ccssl 50 / 70 (std 14.14): 25 < 2 x 14.14
     assert legacy["spread"] == pytest.approx(math.sqrt(200.0))
     assert legacy["clear"] is False
+    # the fake source scores the same on every checkpoint: both baselines agree here
+    assert closed["ccssl"]["selected_source_valid"]["legacy"] == legacy
     steady = compare_report.gap_closed(_with_method(runs, "ccssl", {0: 20.0, 1: 20.0}))
-    assert steady["ccssl"]["precise"]["clear"] is True  # 20 > 2 x 7.07
+    assert steady["ccssl"]["selected_target_valid"]["precise"]["clear"] is True  # 20 > 2 x 7.07
     assert set(closed) == {"ccssl"}  # source and oracle are not adaptation methods
+    # a source checkpoint 5 points better on source valid: the gain against it is 5 smaller
+    for seed in (0, 1):
+        sv = runs["source"][seed]["checkpoints"]["selected_source_valid"]["legacy"]
+        runs["source"][seed]["checkpoints"]["selected_source_valid"]["legacy"] = {
+            **sv,
+            "mean": sv["mean"] + 5,
+        }
+    shifted = compare_report.gap_closed(runs)["ccssl"]
+    assert shifted["selected_source_valid"]["legacy"]["gain"]["mean"] == pytest.approx(20.0)
+    assert shifted["selected_source_valid"]["legacy"]["closed"]["values"] == pytest.approx(
+        [100 * 15 / 35, 100 * 25 / 35]
+    )
     page = compare_report.markdown_report(
         record=bench.record,
         cfg=Config(),
@@ -110,7 +124,9 @@ def test_gap_closed_pairs_seeds_and_judges_against_the_spread(domain_gap, bench)
         adapt_epochs=4,
         closed=closed,
     )
-    assert "| CC-SSL | legacy | 25.00 ± 7.07 | 62.50 ± 17.68 | 14.14 | no |" in page
+    row = "| CC-SSL | target valid | legacy | 25.00 ± 7.07 | 62.50 ± 17.68 | 14.14 | no |"
+    assert row in page
+    assert "| CC-SSL | source valid | legacy |" in page
 
 
 def test_pseudo_label_precision_lines_and_plot(tmp_path):
