@@ -392,6 +392,7 @@ def main(
         ),
         table=table,
         rounds=rounds,
+        rounds_title=f"{spec.name}: pseudo-label precision on the target train split",
         title=f"{spec.name}: target test PCK@0.05",
     )
     print(page)

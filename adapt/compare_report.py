@@ -399,6 +399,7 @@ def write_report(
     table: dict,
     title: str,
     rounds: dict | None = None,
+    rounds_title: str = "pseudo-labels",
 ) -> None:
     """Write ``<report>.md`` (``page``), ``<report>.json`` (``doc``, strict JSON), the chart
     ``<report>.png`` and, with pseudo-label ``rounds``, ``<report>_pseudo_labels.png`` into
@@ -410,6 +411,4 @@ def write_report(
         f.write(json.dumps(strict_json(doc), indent=2, allow_nan=False) + "\n")
     plot_chart(out / f"{report}.png", title=title, table=table)
     if rounds:
-        plot_pseudo_labels(
-            out / f"{report}_pseudo_labels.png", title=f"{title}: pseudo-labels", rounds=rounds
-        )
+        plot_pseudo_labels(out / f"{report}_pseudo_labels.png", title=rounds_title, rounds=rounds)
