@@ -326,6 +326,7 @@ def main(
     start = time.monotonic()
     runs: dict = {}
     rounds: dict = {}  # method -> seed -> pseudo-label rounds (share kept, precision)
+    adapt_lr = None  # the adaptation runs' learning rate (--adapt-set may change it)
     schedules: dict[str, str] = {}  # method -> its pseudo-label selection (ccssl by round, ...)
     try:
         for method in args.methods:
@@ -347,6 +348,7 @@ def main(
                         round_every=round_every,
                         overrides=args.adapt_set,
                     )
+                    adapt_lr = train_cfg.optim.lr
                     if train_cfg.adapt.pseudo_labels:
                         schedules[method] = SelectionSchedule.from_adapt(train_cfg.adapt).describe()
                 epochs = train_run(train_cfg, method)
@@ -370,6 +372,8 @@ def main(
         round_every=round_every,
         schedules={METHODS[k].label: v for k, v in schedules.items()},
         closed=gap_closed(runs),
+        adapt_lr=adapt_lr,
+        adapt_set=list(args.adapt_set),
     )
     page += "\n".join(pseudo_label_lines(rounds)) + ("\n" if rounds else "")
     settings = {

@@ -139,10 +139,13 @@ def markdown_report(
     round_every: int = 10,
     schedules: dict[str, str] | None = None,
     closed: dict | None = None,
+    adapt_lr: float | None = None,
+    adapt_set: list[str] | None = None,
 ) -> str:
     """The Markdown page: header, one table per metric, the gap line and, with adaptation
     methods, ``closed`` (``gap_closed``) as a table. ``schedules``: method label -> the
-    pseudo-label schedule that ran, listed under the adaptation line."""
+    pseudo-label schedule that ran, listed under the adaptation line; ``adapt_lr``: the
+    adaptation runs' learning rate (default the recipe's); ``adapt_set``: their overrides."""
     source, official = record["source"], record["official"]
     target = ", ".join(
         f"{n} {len(v['shots'])} shots / {v['frames']} frames" for n, v in record["splits"].items()
@@ -175,8 +178,9 @@ def markdown_report(
     if adapt_epochs:
         lines.append(
             f"- adaptation: from each seed's source-only model (selected on source valid), "
-            f"{adapt_epochs} epochs, {o.solver} lr {o.lr} constant, pseudo-label rounds every "
-            f"{round_every} epochs; selected on target valid"
+            f"{adapt_epochs} epochs, {o.solver} lr {adapt_lr if adapt_lr is not None else o.lr} "
+            f"constant, pseudo-label rounds every {round_every} epochs; selected on target valid"
+            + (f"; adaptation settings {', '.join(adapt_set)}" if adapt_set else "")
         )
         if schedules:  # which curriculum ran (by round or by epoch)
             shown = "; ".join(f"{label}: {text}" for label, text in schedules.items())

@@ -27,6 +27,7 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
         "--adapt-set",
         "adapt.pseudo_workers=0",
         "adapt.pseudo_batch=4",
+        "optim.lr=0.00123",
     )
     assert compare.main(argv, report="adaptation", methods=ADAPTATION_METHODS) == 0
     doc = json.loads((out / "adaptation.json").read_text())
@@ -55,6 +56,9 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
     schedules = {"ccssl": "ccssl by round", "ccssl_wscda": "ccssl by round"}
     schedules["wscda_pplo"] = "pplo 0.2/0.4/0.6/0.8"
     assert doc["schedules"] == {m: schedules[m] for m in adapted if expected[m]}
+    adapting = next(line for line in page.splitlines() if line.startswith("- adaptation: "))
+    assert "lr 0.00123 constant" in adapting  # the adaptation runs' rate, not the recipe's
+    assert "adaptation settings adapt.pseudo_workers=0, adapt.pseudo_batch=4, optim.lr" in adapting
     kept = next(line for line in page.splitlines() if line.startswith("- pseudo-labels kept: "))
     assert "CC-SSL + WS-CDA: ccssl by round" in kept
     for method in adapted:
