@@ -86,6 +86,11 @@ METHODS: dict[str, Method] = {
         _TARGET_SELECTED,
         adapt=(("pseudo_labels", True), ("adversarial", False), ("forward", "separate")),
     ),
+    "wscda_block": Method(
+        "WS-CDA (2-layer adaptation block)",
+        _TARGET_SELECTED,
+        adapt=(("pseudo_labels", False), ("adversarial", True), ("da_block", 2)),
+    ),
     "uda_no_teacher": Method(
         "UDA-Animal without mean teacher",
         _TARGET_SELECTED,

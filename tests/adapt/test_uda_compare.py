@@ -12,7 +12,15 @@ from animalpose.adapt.compare_methods import ADAPTATION_METHODS, METHODS
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig
 from animalpose.train.checkpoint import load_checkpoint
 
-NEW = ("uda", "wscda_uda", "ccssl_epoch", "ccssl_separate", "uda_no_teacher", "uda_no_mixup")
+NEW = (
+    "uda",
+    "wscda_uda",
+    "ccssl_epoch",
+    "ccssl_separate",
+    "wscda_block",
+    "uda_no_teacher",
+    "uda_no_mixup",
+)
 
 
 def test_uda_follows_ccssl_wscda_in_the_table():
@@ -29,6 +37,7 @@ def test_each_new_method_is_a_valid_config_changing_one_thing(method):
     changed = {
         "ccssl_epoch": a.curriculum_by == "epoch" and a.forward == "joint",
         "ccssl_separate": a.forward == "separate" and a.curriculum_by == "round",
+        "wscda_block": a.da_block == 2 and a.adversarial and not a.pseudo_labels,
         "uda_no_teacher": not a.teacher and a.mixup and a.small_loss,
         "uda_no_mixup": a.teacher and not a.mixup and a.small_loss,
         "uda": a.teacher and a.mixup and a.distill and not a.relabel,
