@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -73,11 +74,40 @@ def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
         augment_backend=d.augment_backend,
         occlusion=d.occlusion,
         occluders=d.occluders,
+        occluder_frames=occluder_frames(cfg, spec),
         split_dir=d.split_dir or None,
         vertex_table=d.vertex_table or None,
         legacy=d.legacy,
         heatmap_size=d.out_res,
     )
+
+
+#: How many target train frames texture the occluders with ``data.occluder_source: target``.
+OCCLUDER_FRAMES = 200
+
+
+def occluder_frames(cfg: Config, spec: KeypointSpec) -> tuple[str, ...]:
+    """Image files of up to ``OCCLUDER_FRAMES`` target train frames (evenly spaced; never valid
+    or test frames) when occluders take target textures, else ()."""
+    d = cfg.data
+    if d.occlusion <= 0 or d.occluder_source != "target":
+        return ()
+    frames = build_dataset(
+        "real_animal",
+        root=d.image_path,
+        animal=d.animal,
+        split="train",
+        input_size=d.inp_res,
+        spec=spec,
+        seed=d.seed,
+        scale_factor=d.scale_factor,
+        rot_factor=d.rot_factor,
+        augment_backend=d.augment_backend,
+        split_dir=d.split_dir or None,
+        augment=False,
+    )
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(OCCLUDER_FRAMES, len(frames))).round())
+    return tuple(str(frames.image_path(int(i))) for i in picks)
 
 
 def build_normalizer(cfg: Config) -> Normalizer:

@@ -45,6 +45,10 @@ DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
 SOLVERS = ("rms", "adam")
 #: "fused": our OpenCV single-warp augmenter; "imgaug": the reference's imgaug pipeline.
 AUGMENT_BACKENDS = ("fused", "imgaug")
+#: Where occluders take their textures (``data.occluder_source``): patches of the crop itself, or
+#: of unlabelled frames of the target train split (then training uses target images: an
+#: adaptation, not source only).
+OCCLUDER_SOURCES = ("crop", "target")
 #: The reference's learning-rate drops (train/train.py ``--schedule 60 90``).
 REFERENCE_SCHEDULE = (60, 90)
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
@@ -123,6 +127,8 @@ class DataConfig(Section):
     # (UDA-Animal's occlusion augmentation with procedural objects; 0 = off, UDA-Animal: 0.5)
     occlusion: float = 0.0
     occluders: int = 7  # --occluders: at most this many occluders per crop (1..N, UDA-Animal: 7)
+    # --occluder-source: crop (patches of the crop itself) | target (of target train frames)
+    occluder_source: str = "crop"
     # --legacy-input: the reference's min-max stretch + mean-only normalisation (its checkpoints)
     legacy_input: bool = False
     # --legacy: the reference's crop boxes, loader quirks and heatmap targets, for its numbers
@@ -167,6 +173,7 @@ class DataConfig(Section):
         _one_of(self, "augment_backend", AUGMENT_BACKENDS)
         _require(0 <= self.occlusion <= 1, "occlusion", f"must be in [0, 1], got {self.occlusion}")
         _at_least(self, 1, "occluders")
+        _one_of(self, "occluder_source", OCCLUDER_SOURCES)
 
 
 @dataclass(kw_only=True)

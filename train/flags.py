@@ -17,6 +17,7 @@ from animalpose.train.config import (
     AUGMENT_BACKENDS,
     DATASET_NAMES,
     EVAL_SPLITS,
+    OCCLUDER_SOURCES,
     SOLVERS,
 )
 from animalpose.train.models import MODELS
@@ -193,6 +194,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         help="probability of built-in occluders on a training crop (0 = off; UDA-Animal 0.5)",
     ),
     _flag("--occluders", field="data.occluders", help="at most this many occluders per crop"),
+    _flag(
+        "--occluder-source",
+        field="data.occluder_source",
+        choices=OCCLUDER_SOURCES,
+        help="occluder textures: the crop's own pixels, or unlabelled target train frames",
+    ),
     _flag(
         "--legacy",
         field="data.legacy",

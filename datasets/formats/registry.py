@@ -8,6 +8,7 @@ supervised ``real_animal`` training, which uses ``mean_by_video``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -63,6 +64,16 @@ def _entry(name: str) -> DatasetEntry:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
 
 
+@functools.lru_cache(maxsize=2)
+def _texture_bank(paths: tuple[str, ...]):
+    """The ``TextureBank`` of ``paths`` (read once per process), or None without paths."""
+    if not paths:
+        return None
+    from animalpose.datasets.transforms.occlusion import TextureBank
+
+    return TextureBank.from_files(paths)
+
+
 def build_dataset(
     name: str,
     *,
@@ -82,6 +93,7 @@ def build_dataset(
     augment: bool | None = None,
     occlusion: float = 0.0,
     occluders: int = 7,
+    occluder_frames: Sequence[str | os.PathLike] = (),
     legacy: bool = False,
     heatmap_size: int = 64,
 ) -> KeypointDataset:
@@ -93,7 +105,8 @@ def build_dataset(
     the per-sample augmentation draws, so runs with different seeds share one split.
     ``augment`` overrides the rule above (``False``: the train split with the plain crop, as
     pseudo-labelling needs it). ``occlusion`` > 0 adds occluders to augmented samples with that
-    probability (1..``occluders`` each, ``transforms/occlusion.py``). ``legacy``: the reference's
+    probability (1..``occluders`` each, ``transforms/occlusion.py``), textured from
+    ``occluder_frames`` (image files) when given. ``legacy``: the reference's
     crop boxes and targets for ``heatmap_size`` heatmaps (``formats/legacy.py``).
     """
     entry = _entry(name)
@@ -117,6 +130,9 @@ def build_dataset(
             backend=augment_backend,
             occlusion=occlusion,
             occluders=occluders,
+            occluder_textures=_texture_bank(tuple(map(str, occluder_frames)))
+            if occlusion
+            else None,
         )
     else:
         augmenter = CenterCrop(input_size)

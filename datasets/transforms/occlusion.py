@@ -3,10 +3,10 @@
 UDA-Animal-Pose (Li & Lee 2021) pastes 1-7 PASCAL VOC object cut-outs (Sarandi et al. 2018's
 synthetic occlusion) onto training crops; VOC cannot be fetched here, so the occluders are drawn
 procedurally: a smooth star-shaped blob or an elongated bar (a branch, a post, a stem), filled with
-a patch of the same crop taken elsewhere (natural texture, the crop's own colours) or a shaded flat
-colour, with a soft edge. Nothing is specific to a target scene. Keypoints keep their labels: the
-model learns where a hidden joint lies. ``Occluded`` wraps any augmenter; randomness comes from the
-sample's ``rng`` after the wrapped augmenter's draws, so runs are reproducible.
+a patch of the same crop taken elsewhere (or, with a ``TextureBank``, of other images: e.g. the
+unlabelled target frames) or a shaded flat colour, with a soft edge. Keypoints keep their labels.
+``Occluded`` wraps any augmenter; randomness comes from the sample's ``rng`` after the wrapped
+augmenter's draws, so runs are reproducible.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from animalpose.datasets.transforms.crop import CropResult
 
-__all__ = ["OCCLUDER_KINDS", "Occluded", "draw_occluder", "occlude"]
+__all__ = ["OCCLUDER_KINDS", "Occluded", "TextureBank", "draw_occluder", "occlude"]
 
 #: UDA-Animal's defaults: probability 0.5 per sample, ``randint(1, 8)`` = 1-7 occluders.
 DEFAULT_PROBABILITY = 0.5
@@ -72,11 +72,55 @@ def _fill(pts: np.ndarray, size: int, degrees: float) -> np.ndarray:
     return mask.astype(np.float32) / 255.0
 
 
+class TextureBank:
+    """Images whose patches texture occluders (instead of the crop's own pixels).
+
+    ``images``: (H, W, 3) uint8 RGB arrays, each at least 8 px a side. ``patch(size, rng)``: a
+    (size, size, 3) float32 patch of a random image, cut at a random place and scale (a side of
+    ``size`` to twice that, resized), so one bank serves crops of any size."""
+
+    def __init__(self, images: list[np.ndarray]) -> None:
+        if not images:
+            raise ValueError("a texture bank needs at least one image")
+        for i, im in enumerate(images):
+            if im.ndim != 3 or im.shape[2] != 3 or min(im.shape[:2]) < 8 or im.dtype != np.uint8:
+                raise ValueError(
+                    f"texture {i}: need (H, W, 3) uint8 of 8 px or more, got {im.shape} {im.dtype}"
+                )
+        self.images = images
+
+    @classmethod
+    def from_files(cls, paths, *, max_side: int = 256) -> TextureBank:
+        """Read ``paths`` (RGB), each shrunk so its longer side is at most ``max_side``."""
+        from animalpose.datasets.fileio import read_image
+
+        images = []
+        for path in paths:
+            im = read_image(path)
+            scale = max_side / max(im.shape[:2])
+            if scale < 1:
+                size = (max(8, round(im.shape[1] * scale)), max(8, round(im.shape[0] * scale)))
+                im = cv2.resize(im, size, interpolation=cv2.INTER_AREA)
+            images.append(np.ascontiguousarray(im))
+        return cls(images)
+
+    def patch(self, size: int, rng: np.random.Generator) -> np.ndarray:
+        image = self.images[int(rng.integers(len(self.images)))]
+        h, w = image.shape[:2]
+        side = min(h, w, max(1, int(round(size * rng.uniform(1.0, 2.0)))))
+        y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        cut = image[y0 : y0 + side, x0 : x0 + side]
+        if side != size:
+            cut = cv2.resize(cut, (size, size), interpolation=cv2.INTER_LINEAR)
+        return cut.astype(np.float32)
+
+
 def draw_occluder(
-    image: np.ndarray, rng: np.random.Generator
+    image: np.ndarray, rng: np.random.Generator, textures: TextureBank | None = None
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """One occluder for ``image`` (S, S, 3) uint8: (texture (s, s, 3) float32, alpha (s, s)
-    float32 in [0, 1], top-left (x, y) in the crop, may lie partly outside)."""
+    float32 in [0, 1], top-left (x, y) in the crop, may lie partly outside). ``textures``: the
+    patch-textured occluders take their patch from it instead of from ``image``."""
     side = image.shape[0]
     size = max(4, int(round(side * rng.uniform(*SIZE_RANGE))))
     kinds = list(OCCLUDER_KINDS)
@@ -84,9 +128,12 @@ def draw_occluder(
     alpha = _blob_mask(size, rng) if kind == "blob" else _bar_mask(size, rng)
     sigma = EDGE_SIGMA * side / 128.0
     alpha = cv2.GaussianBlur(alpha, (0, 0), sigma) if sigma > 0 else alpha
-    if rng.random() < PATCH_SHARE and size < side:
-        x0, y0 = rng.integers(0, side - size + 1, size=2)
-        texture = image[y0 : y0 + size, x0 : x0 + size].astype(np.float32)
+    if rng.random() < PATCH_SHARE and (textures is not None or size < side):
+        if textures is not None:
+            texture = textures.patch(size, rng)
+        else:
+            x0, y0 = rng.integers(0, side - size + 1, size=2)
+            texture = image[y0 : y0 + size, x0 : x0 + size].astype(np.float32)
         if rng.random() < 0.5:
             texture = texture[:, ::-1]
     else:  # a flat colour with a linear shading across the object
@@ -98,12 +145,17 @@ def draw_occluder(
     return texture, alpha, top_left
 
 
-def occlude(image: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+def occlude(
+    image: np.ndarray,
+    count: int,
+    rng: np.random.Generator,
+    textures: TextureBank | None = None,
+) -> np.ndarray:
     """``image`` (S, S, 3) uint8 with ``count`` occluders alpha-blended over it (a new array)."""
     out = image.astype(np.float32)
     h, w = out.shape[:2]
     for _ in range(count):
-        texture, alpha, (x, y) = draw_occluder(image, rng)
+        texture, alpha, (x, y) = draw_occluder(image, rng, textures)
         s = alpha.shape[0]
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + s, w), min(y + s, h)
         if x1 <= x0 or y1 <= y0:
@@ -116,9 +168,17 @@ def occlude(image: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarr
 
 class Occluded:
     """An augmenter followed by occlusion: with ``probability`` the crop gets 1..``max_count``
-    occluders (``occlude``); keypoints, matrix and flip are the wrapped augmenter's."""
+    occluders (``occlude``, textured from ``textures`` when given); keypoints, matrix and flip
+    are the wrapped augmenter's."""
 
-    def __init__(self, inner, *, probability: float, max_count: int = DEFAULT_MAX_COUNT) -> None:
+    def __init__(
+        self,
+        inner,
+        *,
+        probability: float,
+        max_count: int = DEFAULT_MAX_COUNT,
+        textures: TextureBank | None = None,
+    ) -> None:
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"occlusion probability must be in [0, 1], got {probability}")
         if max_count < 1:
@@ -126,6 +186,7 @@ class Occluded:
         self.inner = inner
         self.probability = float(probability)
         self.max_count = int(max_count)
+        self.textures = textures
 
     def __getattr__(self, name: str):  # output_size, flip_index, ... of the wrapped augmenter
         if name == "inner":  # not set yet (unpickling): no recursion
@@ -137,4 +198,5 @@ class Occluded:
         if rng.random() >= self.probability:
             return result
         count = int(rng.integers(1, self.max_count + 1))
-        return replace(result, image=occlude(np.asarray(result.image), count, rng))
+        image = occlude(np.asarray(result.image), count, rng, self.textures)
+        return replace(result, image=image)

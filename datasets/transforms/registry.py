@@ -29,9 +29,11 @@ def build_augmenter(
     backend: str = "fused",
     occlusion: float = 0.0,
     occluders: int = 7,
+    occluder_textures=None,
 ):
     """The augmenter called ``name`` (a key of ``AUGMENTERS``) built from the shared options;
-    with ``occlusion`` > 0 wrapped in ``Occluded`` (that probability, 1..``occluders`` objects)."""
+    with ``occlusion`` > 0 wrapped in ``Occluded`` (that probability, 1..``occluders`` objects,
+    patches from ``occluder_textures``, a ``TextureBank``, when given)."""
     if name not in AUGMENTERS:
         raise KeyError(f"unknown augmenter {name!r}; valid: {list(AUGMENTERS)}")
     options = {
@@ -43,5 +45,7 @@ def build_augmenter(
     }
     augmenter = AUGMENTERS[name](**{k: options[k] for k in _OPTIONS[name]})
     if occlusion > 0:
-        augmenter = Occluded(augmenter, probability=occlusion, max_count=occluders)
+        augmenter = Occluded(
+            augmenter, probability=occlusion, max_count=occluders, textures=occluder_textures
+        )
     return augmenter

@@ -176,3 +176,36 @@ def test_legacy_switch_reaches_codec_and_datasets():
     assert isinstance(codec_for_epoch(codec, 2, 0.5), LegacyHeatmap)
     kw = dataset_kwargs(cfg, ANIMAL18)
     assert (kw["legacy"], kw["heatmap_size"]) == (True, 16)
+
+
+def test_target_occluders_take_train_frames_only(bench):
+    from animalpose.datasets.formats.registry import build_dataset
+    from animalpose.datasets.transforms.occlusion import Occluded, TextureBank
+    from animalpose.train.build import OCCLUDER_FRAMES, occluder_frames
+
+    overrides = [
+        f"data.image_path={bench.root}",
+        f"data.animal={bench.spec.animal}",
+        f"data.seed={bench.spec.split_seed}",
+        "data.inp_res=64",
+        "data.out_res=16",
+        "data.occlusion=1.0",
+    ]
+    cfg = apply_overrides(Config(), overrides, source="test")
+    assert occluder_frames(cfg, ANIMAL18) == ()  # crop textures: no frames read
+    cfg = apply_overrides(cfg, ["data.occluder_source=target"], source="test")
+    frames = occluder_frames(cfg, ANIMAL18)
+    kw = dataset_kwargs(cfg, ANIMAL18)
+    assert kw["occluder_frames"] == frames
+    train_paths = set()
+    for split in ("train", "valid", "test"):
+        ds = build_dataset("real_animal", split=split, augment=False, **{**kw, "occlusion": 0})
+        paths = {str(ds.image_path(i)) for i in range(len(ds))}
+        if split == "train":
+            train_paths = paths
+            assert len(frames) == min(OCCLUDER_FRAMES, len(ds))
+        assert set(frames) <= train_paths and (split == "train" or not set(frames) & paths)
+    source = build_dataset("synthetic_animal_sp", split="train", **kw)
+    assert isinstance(source.augmenter, Occluded)
+    assert isinstance(source.augmenter.textures, TextureBank)
+    assert len(source.augmenter.textures.images) == len(frames)

@@ -78,6 +78,7 @@ ALTERNATES = {
     "data.augment_backend": "imgaug",
     "data.occlusion": 0.5,
     "data.occluders": 3,
+    "data.occluder_source": "target",
     "data.legacy": True,
     "data.legacy_input": True,
     "data.split_dir": "ref/data",

@@ -11,6 +11,7 @@ from animalpose.datasets.transforms.crop import CenterCrop
 from animalpose.datasets.transforms.occlusion import (
     SIZE_RANGE,
     Occluded,
+    TextureBank,
     draw_occluder,
     occlude,
 )
@@ -85,3 +86,37 @@ def test_build_augmenter_wraps_only_when_asked(scene):
 def test_bad_settings_are_refused(scene, kw):
     with pytest.raises(ValueError, match="occlu"):
         Occluded(CenterCrop(scene.out), **kw)
+
+
+def test_texture_bank_patches_come_from_its_images(tmp_path):
+    from animalpose.datasets.fileio import write_image
+
+    red = np.zeros((40, 60, 3), np.uint8)
+    red[..., 0] = 200
+    bank = TextureBank([red])
+    patch = bank.patch(24, np.random.default_rng(0))
+    assert patch.shape == (24, 24, 3) and patch.dtype == np.float32
+    np.testing.assert_allclose(patch[..., 0], 200)
+    np.testing.assert_allclose(patch[..., 1:], 0)
+    big = bank.patch(100, np.random.default_rng(1))  # larger than the image: resized up
+    assert big.shape == (100, 100, 3)
+    path = tmp_path / "wide.png"
+    write_image(path, np.full((300, 600, 3), 7, np.uint8))
+    (loaded,) = TextureBank.from_files([path], max_side=128).images
+    assert loaded.shape == (64, 128, 3) and (loaded == 7).all()
+    with pytest.raises(ValueError, match="at least one image"):
+        TextureBank([])
+    with pytest.raises(ValueError, match="texture 0"):
+        TextureBank([np.zeros((4, 4, 3), np.uint8)])
+
+
+def test_occluders_textured_from_the_bank_carry_its_colours(scene):
+    image = np.zeros((96, 96, 3), np.uint8)  # black crop: only bank patches can be green
+    green = np.zeros((64, 64, 3), np.uint8)
+    green[..., 1] = 250
+    bank = TextureBank([green])
+    out = [occlude(image, 5, np.random.default_rng(i), bank) for i in range(20)]
+    greenish = sum(int(((o[..., 1] > 100) & (o[..., 0] < 50)).sum()) for o in out)
+    assert greenish > 500
+    plain = [occlude(image, 5, np.random.default_rng(i)) for i in range(20)]
+    assert all(not ((o[..., 1] > 245) & (o[..., 0] == 0) & (o[..., 2] == 0)).any() for o in plain)
