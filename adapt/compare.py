@@ -50,6 +50,7 @@ from animalpose.train.config_io import (
     config_to_dict,
     load_config,
 )
+from animalpose.train.run_folder import settings_listing
 from animalpose.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,9 +143,20 @@ def train_run(cfg: Config, method: str) -> list[dict]:
     settings = config_to_dict(cfg)
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        if record.get("complete") and not _record_differs(record.get("config") or {}, settings):
+        saved = record.get("config") or {}
+        if record.get("complete") and not _record_differs(saved, settings):
             print(f"=> {out}: complete run with this config, not trained again")
             return record["epochs"]
+        if record.get("complete"):  # never trained over: a folder holds one run
+            changed = settings_changed(saved, settings)
+            epochs = [d.get("optim", {}).get("epochs") for d in (saved, settings)]
+            if epochs[0] != epochs[1]:
+                changed.append(("optim.epochs", *epochs))
+            raise DataError(
+                f"{out}: holds a complete {method} run with other settings "
+                f"({settings_listing(changed)}); choose another --out, or delete that folder "
+                "to train the run again"
+            )
     # Built first: building seeds torch, and the Trainer must start from its own seed.
     target_valid = None
     if method == "source":

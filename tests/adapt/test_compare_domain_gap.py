@@ -87,3 +87,24 @@ def test_command_line_two_seeds_then_reuse(compare_argv, run_script, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("complete run with this config, not trained again") == 4
     assert json.loads((out / "domain_gap.json").read_text())["aggregate"] == doc["aggregate"]
+
+
+def test_a_complete_run_with_other_settings_is_never_trained_over(tmp_path):
+    from animalpose.adapt.compare import RUN_RECORD, train_run
+    from animalpose.datasets.fileio import DataError
+    from animalpose.train.config import Config
+    from animalpose.train.config_io import apply_overrides, config_to_dict
+
+    run = tmp_path / "source" / "seed0"
+    cfg = apply_overrides(Config(), [f"run.checkpoint={run}"], source="test")
+    saved = config_to_dict(apply_overrides(cfg, ["data.occlusion=0.5"], source="test"))
+    run.mkdir(parents=True)
+    record = {"config": saved, "complete": True, "epochs": [{"epoch": 1}]}
+    (run / RUN_RECORD).write_text(json.dumps(record))
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(DataError, match=r"holds a complete source run .*data\.occlusion"):
+        train_run(cfg, "source")
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing written
+    # The same settings: the run is reused, not trained.
+    same = apply_overrides(cfg, ["data.occlusion=0.5"], source="test")
+    assert train_run(same, "source") == [{"epoch": 1}]
