@@ -63,7 +63,7 @@ RMSPROP_EPS = 1e-8
 def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
     """The keyword arguments every dataset of this run is built with (``build_dataset``)."""
     d = cfg.data
-    return dict(
+    kw = dict(
         root=d.image_path,
         animal=d.animal,
         input_size=d.inp_res,
@@ -72,40 +72,27 @@ def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
         scale_factor=d.scale_factor,
         rot_factor=d.rot_factor,
         augment_backend=d.augment_backend,
-        occlusion=d.occlusion,
-        occluders=d.occluders,
-        occluder_frames=occluder_frames(cfg, spec),
         split_dir=d.split_dir or None,
         vertex_table=d.vertex_table or None,
         legacy=d.legacy,
         heatmap_size=d.out_res,
     )
+    frames = occluder_frames(cfg, kw)
+    return {**kw, "occlusion": d.occlusion, "occluders": d.occluders, "occluder_frames": frames}
 
 
 #: How many target train frames texture the occluders with ``data.occluder_source: target``.
 OCCLUDER_FRAMES = 200
 
 
-def occluder_frames(cfg: Config, spec: KeypointSpec) -> tuple[str, ...]:
+def occluder_frames(cfg: Config, kw: dict[str, Any]) -> tuple[str, ...]:
     """Image files of up to ``OCCLUDER_FRAMES`` target train frames (evenly spaced; never valid
-    or test frames) when occluders take target textures, else ()."""
+    or test frames) when occluders take target textures, else (). ``kw``: the run's dataset
+    keyword arguments without the occlusion ones."""
     d = cfg.data
     if d.occlusion <= 0 or d.occluder_source != "target":
         return ()
-    frames = build_dataset(
-        "real_animal",
-        root=d.image_path,
-        animal=d.animal,
-        split="train",
-        input_size=d.inp_res,
-        spec=spec,
-        seed=d.seed,
-        scale_factor=d.scale_factor,
-        rot_factor=d.rot_factor,
-        augment_backend=d.augment_backend,
-        split_dir=d.split_dir or None,
-        augment=False,
-    )
+    frames = build_dataset("real_animal", split="train", augment=False, **kw)
     picks = np.unique(np.linspace(0, len(frames) - 1, min(OCCLUDER_FRAMES, len(frames))).round())
     return tuple(str(frames.image_path(int(i))) for i in picks)
 
