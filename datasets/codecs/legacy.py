@@ -72,13 +72,7 @@ class LegacyHeatmap(MSRAHeatmap):
     def __repr__(self) -> str:
         return super().__repr__().replace("MSRAHeatmap", "LegacyHeatmap", 1)
 
-    def encode(self, keypoints, visible):
-        if isinstance(keypoints, np.ndarray):
-            hm, w = self.encode(
-                torch.from_numpy(np.asarray(keypoints, dtype=np.float32)),
-                torch.from_numpy(np.asarray(visible, dtype=np.float32)),
-            )
-            return hm.numpy(), w.numpy()
+    def _encode_tensor(self, keypoints: torch.Tensor, visible: torch.Tensor):
         kp = keypoints.float()
         vis = visible.to(kp.device).float()
         w_hm, h_hm = self.heatmap_size

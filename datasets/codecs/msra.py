@@ -94,11 +94,15 @@ class MSRAHeatmap:
             tensor in -> tensor out on the same device.
         """
         if isinstance(keypoints, np.ndarray):
-            hm, w = self.encode(
+            hm, w = self._encode_tensor(
                 torch.from_numpy(np.asarray(keypoints, dtype=np.float32)),
                 torch.from_numpy(np.asarray(visible, dtype=np.float32)),
             )
             return hm.numpy(), w.numpy()
+        return self._encode_tensor(keypoints, visible)
+
+    def _encode_tensor(self, keypoints: torch.Tensor, visible: torch.Tensor):
+        """``encode`` on tensors (a subclass with other targets overrides this)."""
         kp = keypoints.float()
         vis = visible.to(kp.device).float()
         w_hm, h_hm = self.heatmap_size
