@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from animalpose.adapt.views import _sample
+from animalpose.adapt.views import invert_theta, sample_affine
 from animalpose.evaluation.inference import autocast
 
 __all__ = ["EMA_DECAY", "MeanTeacher", "WithPlainView", "ema_decay", "teacher_to_student"]
@@ -114,13 +114,13 @@ def teacher_to_student(
     """
     w, h = input_size
     dt, dev = torch.float64, heatmaps.device
-    a = _homogeneous(plain_matrix.to(dev, dt)) @ torch.linalg.inv(
-        _homogeneous(student_matrix.to(dev, dt))
+    # Closed-form 2x3 inverses (views.invert_theta): torch.linalg.inv would wait for the device.
+    a = _homogeneous(plain_matrix.to(dev, dt)) @ _homogeneous(
+        invert_theta(student_matrix.to(dev, dt))
     )
     n = torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0]], dtype=dt)
-    n = _homogeneous(n.to(dev))
-    theta = (n @ a @ torch.linalg.inv(n))[:, :2]
-    warped = _sample(heatmaps.float(), theta.float())
+    theta = (_homogeneous(n.to(dev)) @ a @ _homogeneous(invert_theta(n).to(dev)))[:, :2]
+    warped = sample_affine(heatmaps.float(), theta.float())
     swapped = warped[:, flip_index.to(dev)]
     return torch.where(flipped.to(dev).reshape(-1, 1, 1, 1), swapped, warped)
 

@@ -161,7 +161,9 @@ def _grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.stack([gx, gy], dim=-1)
 
 
-def _sample(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+def sample_affine(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) ``images`` sampled bilinearly at (N, 2, 3) ``theta`` (output -> input
+    normalised coordinates); pixels outside are 0."""
     grid = _grid(theta.to(images.dtype), images.shape[-2], images.shape[-1])
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -179,7 +181,7 @@ def warp_views(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
             f"{tuple(theta.shape)}), got {tuple(images.shape)}"
         )
     stacked = images.unsqueeze(0).expand(views, *images.shape).reshape(-1, *images.shape[1:])
-    return _sample(stacked, theta.reshape(-1, 2, 3))
+    return sample_affine(stacked, theta.reshape(-1, 2, 3))
 
 
 def unwarp_heatmaps(heatmaps: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -193,7 +195,7 @@ def unwarp_heatmaps(heatmaps: torch.Tensor, theta: torch.Tensor) -> torch.Tensor
             f"heatmaps must be ((V+1) * B, K, h, w) with (V+1) * B = "
             f"{views * batch}, got {tuple(heatmaps.shape)}"
         )
-    back = _sample(heatmaps, invert_theta(theta.reshape(-1, 2, 3)))
+    back = sample_affine(heatmaps, invert_theta(theta.reshape(-1, 2, 3)))
     return back.reshape(views, batch, *heatmaps.shape[1:])
 
 
