@@ -27,7 +27,7 @@ from animalpose.train.checkpoint import (
     is_reference_checkpoint,
 )
 from animalpose.train.config import Config, ConfigError
-from animalpose.train.config_io import config_from_dict, config_to_dict
+from animalpose.train.config_io import apply_overrides, config_from_dict, config_to_dict
 from animalpose.train.device import init_distributed
 from animalpose.train.flag_parser import parse_config
 from animalpose.train.flags import TEST_FLAGS, TRAIN_FLAGS
@@ -92,22 +92,27 @@ def checked_output(cfg: Config) -> contextlib.AbstractContextManager:
     return output_errors(cfg.run.checkpoint)
 
 
-def _given(ns: argparse.Namespace, dotted: str) -> bool:
-    """Whether config key ``dotted`` was set by the user: its flag, a ``--set`` item or the
-    ``--config`` file."""
-    if hasattr(ns, dotted) or any(item.split("=", 1)[0].strip() == dotted for item in ns.set):
-        return True
+def _given(ns: argparse.Namespace, keys: tuple[str, ...]) -> set[str]:
+    """The config keys among ``keys`` that the user set: by flag, ``--set`` item or the
+    ``--config`` file (read once)."""
+    given = {k for k in keys if hasattr(ns, k)}
+    given |= {item.split("=", 1)[0].strip() for item in ns.set} & set(keys)
     if not ns.config:
-        return False
+        return given
     try:
-        node: object = yaml.safe_load(Path(ns.config).read_text())
+        tree: object = yaml.safe_load(Path(ns.config).read_text())
     except (OSError, yaml.YAMLError):
-        return False
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
+        return given
+    for dotted in keys:
+        node = tree
+        for part in dotted.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING:
+            given.add(dotted)
+    return given
+
+
+_MISSING = object()
 
 
 #: Settings evaluation takes from the config saved in our checkpoints unless given by the user:
@@ -135,9 +140,10 @@ def _adopt_checkpoint_model(cfg: Config, ns: argparse.Namespace) -> Config:
     if not isinstance(saved, dict):
         return cfg
     merged = config_to_dict(cfg)
+    given = _given(ns, _ADOPTED)
     for dotted in _ADOPTED:
         section, key = dotted.split(".")
-        if key in saved.get(section, {}) and not _given(ns, dotted):
+        if key in saved.get(section, {}) and dotted not in given:
             merged[section][key] = saved[section][key]
     return config_from_dict(merged, source=f"{cfg.run.resume} (saved config)")
 
@@ -160,7 +166,8 @@ def reference_input(cfg: Config, ns: argparse.Namespace) -> Config:
     path = cfg.run.resume or cfg.run.pretrained
     if not path or not Path(path).is_file():
         return cfg
-    switches = [key for key in REFERENCE_SWITCHES if not _given(ns, key)]
+    given = _given(ns, REFERENCE_SWITCHES)
+    switches = [key for key in REFERENCE_SWITCHES if key not in given]
     switches = [key for key in switches if not _get(cfg, key)]
     if not switches:
         return cfg
@@ -170,9 +177,7 @@ def reference_input(cfg: Config, ns: argparse.Namespace) -> Config:
         return cfg
     if not reference:
         return cfg
-    for key in switches:
-        section, name = key.rsplit(".", 1)
-        setattr(_get(cfg, section), name, True)
+    cfg = apply_overrides(cfg, [f"{key}=true" for key in switches], source=str(path))
     shown = ", ".join(f"{key}=true" for key in switches)
     print(
         f"note: {path} is a reference checkpoint: using its input normalisation ({shown}; "
