@@ -4,19 +4,22 @@ A body ellipse, a neck and head, thick limbs coloured by side (left red, right b
 yellow), and optionally a disk of a distinct colour (``KEYPOINT_COLOURS``) on every keypoint,
 drawn last in channel order. ``CartoonAnimal`` places and poses one animal, ``walk`` moves it
 across a frame, ``draw_animal`` draws it. Used by the fixtures (``fixtures.py``) and the
-generator's no-OpenGL renderer (``flat.py``).
+generator's no-OpenGL renderer (``flat.py``); ``draw_part_labels`` draws the same shapes as a
+part segmentation (``animalpose.datasets.parts`` classes).
 """
 
 from __future__ import annotations
 
 import colorsys
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from animalpose.datasets.keypoints import ANIMAL18
+from animalpose.datasets.parts import IGNORE, PART_CLASSES
 
 __all__ = [
     "KEYPOINT_COLOURS",
@@ -26,6 +29,7 @@ __all__ = [
     "body_ellipse",
     "body_points",
     "draw_animal",
+    "draw_part_labels",
     "extent",
     "fixture_palette",
     "keypoint_array",
@@ -266,6 +270,59 @@ def body_ellipse(
     return (shoulder + points["hip"]) / 2, (half, 0.2 * animal.length), angle
 
 
+#: Part of each drawn shape (``animalpose.datasets.parts`` class names): limbs by side and
+#: front / back, the trunk ellipse and the neck are torso, the hip-to-tail stroke the tail.
+_SHAPE_PARTS = {"neck": "torso", "trunk": "torso", "tail": "tail", "head": "head"}
+
+
+def _limb_part(side: str, index: int) -> str:
+    """Part of ``_LIMBS[side][index]``: its first three strokes are the front leg."""
+    return f"{side}_front" if index < 3 else f"{side}_back"
+
+
+def _draw(
+    canvas: np.ndarray,
+    animal: CartoonAnimal,
+    points: dict[str, np.ndarray],
+    colour: Callable[[str], tuple],
+    line_type: int,
+    marker_colour: Callable[[int], tuple] | None,
+) -> None:
+    """Draw the animal's shapes into ``canvas`` in painting order: far limbs, trunk, tail, neck,
+    head, near limbs, then (``marker_colour`` given) one disk per keypoint. ``colour(part)``
+    gives each shape's colour from its part name (``_SHAPE_PARTS``, ``_limb_part``)."""
+
+    def line(a, b, value, width):
+        cv2.line(
+            canvas,
+            _fixed(points[a] if isinstance(a, str) else a),
+            _fixed(points[b] if isinstance(b, str) else b),
+            value,
+            max(1, round(width * animal.length)),
+            line_type,
+            _SHIFT,
+        )
+
+    far = "left" if animal.near == "right" else "right"
+    for i, (a, b) in enumerate(_LIMBS[far]):
+        line(a, b, colour(_limb_part(far, i)), _LIMB)
+    centre, (half, height), angle = body_ellipse(animal, points)
+    axes = (int(half * (1 << _SHIFT)), int(height * (1 << _SHIFT)))
+    trunk = colour(_SHAPE_PARTS["trunk"])
+    cv2.ellipse(canvas, _fixed(centre), axes, angle, 0, 360, trunk, -1, line_type, _SHIFT)
+    shoulder = (points["left_shoulder"] + points["right_shoulder"]) / 2
+    line("hip", "tail", colour(_SHAPE_PARTS["tail"]), _LIMB / 2)
+    line(shoulder, "poll", colour(_SHAPE_PARTS["neck"]), _NECK)
+    line("poll", "muzzle", colour(_SHAPE_PARTS["head"]), _HEAD_WIDTH)
+    for i, (a, b) in enumerate(_LIMBS[animal.near]):
+        line(a, b, colour(_limb_part(animal.near, i)), _LIMB)
+    if marker_colour is None:
+        return
+    radius = round(marker_radius(animal.length) * (1 << _SHIFT))
+    for i, name in enumerate(ANIMAL18.keypoints):
+        cv2.circle(canvas, _fixed(points[name]), radius, marker_colour(i), -1, line_type, _SHIFT)
+
+
 def draw_animal(
     image: np.ndarray,
     animal: CartoonAnimal,
@@ -276,39 +333,35 @@ def draw_animal(
 ) -> None:
     """Draw the animal in place (points in image pixels): far limbs, trunk, tail, neck, head,
     near limbs, then (``markers``) one ``KEYPOINT_COLOURS`` disk per keypoint.
-    ``palette`` defaults to ``fixture_palette(animal)``."""
+    ``palette`` defaults to ``fixture_palette(animal)``. Anti-aliased edges."""
     colours = palette or fixture_palette(animal)
-    side_colour = {"left": colours.left, "right": colours.right}
 
-    def line(a, b, colour, width):
-        cv2.line(
-            image,
-            _fixed(points[a] if isinstance(a, str) else a),
-            _fixed(points[b] if isinstance(b, str) else b),
-            colour,
-            max(1, round(width * animal.length)),
-            cv2.LINE_AA,
-            _SHIFT,
-        )
+    def colour(part: str) -> tuple:
+        if part.startswith(("left_", "right_")):
+            return colours.left if part.startswith("left_") else colours.right
+        return colours.head if part == "head" else colours.body
 
-    far = "left" if animal.near == "right" else "right"
-    for a, b in _LIMBS[far]:
-        line(a, b, side_colour[far], _LIMB)
-    centre, (half, height), angle = body_ellipse(animal, points)
-    axes = (int(half * (1 << _SHIFT)), int(height * (1 << _SHIFT)))
-    cv2.ellipse(image, _fixed(centre), axes, angle, 0, 360, colours.body, -1, cv2.LINE_AA, _SHIFT)
-    shoulder = (points["left_shoulder"] + points["right_shoulder"]) / 2
-    line("hip", "tail", colours.body, _LIMB / 2)
-    line(shoulder, "poll", colours.body, _NECK)
-    line("poll", "muzzle", colours.head, _HEAD_WIDTH)
-    for a, b in _LIMBS[animal.near]:
-        line(a, b, side_colour[animal.near], _LIMB)
-    if not markers:
-        return
-    radius = round(marker_radius(animal.length) * (1 << _SHIFT))
-    for i, name in enumerate(ANIMAL18.keypoints):
-        colour = tuple(int(v) for v in KEYPOINT_COLOURS[i])
-        cv2.circle(image, _fixed(points[name]), radius, colour, -1, cv2.LINE_AA, _SHIFT)
+    def marker(i: int) -> tuple:
+        return tuple(int(v) for v in KEYPOINT_COLOURS[i])
+
+    _draw(image, animal, points, colour, cv2.LINE_AA, marker if markers else None)
+
+
+def draw_part_labels(
+    animal: CartoonAnimal, points: dict[str, np.ndarray], size: tuple[int, int], *, markers: bool
+) -> np.ndarray:
+    """(H, W) uint8 part map (``animalpose.datasets.parts``) of ``draw_animal``'s drawing at
+    frame ``size`` (w, h): the same shapes in the same order, without anti-aliasing (a pixel takes
+    the part whose shape covers its centre; the anti-aliased fringe of the image is a blend),
+    0 elsewhere. ``markers``: the keypoint disks drawn over the animal are ``IGNORE``. The
+    cartoon has no eyes or ears to label."""
+    labels = np.zeros((size[1], size[0]), np.uint8)
+
+    def part(name: str) -> tuple:
+        return (PART_CLASSES.index(name),)
+
+    _draw(labels, animal, points, part, cv2.LINE_8, (lambda i: (IGNORE,)) if markers else None)
+    return labels
 
 
 def offset_range(extents: np.ndarray, frame_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ from animalpose.datasets.generator.cartoon import (
     background,
     body_points,
     draw_animal,
+    draw_part_labels,
     extent,
     keypoint_array,
     offset_range,
@@ -60,11 +61,13 @@ def make_synthetic_fixture(
 ) -> Path:
     """Write ``num_images`` samples to ``<root>/synthetic_animal/<animal>_combineds5r5_texture/``.
 
-    Each sample is ``<i>_SK_<animal>_fixture_img.png`` (RGB, ``frame_size`` (w, h)) and
+    Each sample is ``<i>_SK_<animal>_fixture_img.png`` (RGB, ``frame_size`` (w, h)),
     ``..._kpts.npy`` (3299, 3) float32: the animal's vertex-table rows hold the 18 keypoints, the
     other rows points scattered over the body, limbs and head (visibility 0 on the far side,
-    which the loader ignores like the reference). Names are not zero-padded, as the reference's,
-    so the loader's lexicographic order differs from the numeric one. Returns the folder.
+    which the loader ignores like the reference), and ``..._partseg.png``, the drawn parts
+    (``cartoon.draw_part_labels``; the keypoint disks are ``IGNORE``). Names are not
+    zero-padded, as the reference's, so the loader's lexicographic order differs from the
+    numeric one. Returns the folder.
     """
     rows = load_vertex_table(animal, num_keypoints=ANIMAL18.num_keypoints)
     others = np.setdiff1d(np.arange(NUM_VERTICES), rows)
@@ -80,12 +83,18 @@ def make_synthetic_fixture(
         points = {n: p + offset for n, p in points.items()}
         image = background(rng, frame_size)
         draw_animal(image, beast, points)
+        labels = draw_part_labels(beast, points, frame_size, markers=True)
         vertices = np.zeros((NUM_VERTICES, 3))
         vertices[rows, :2], vertices[rows, 2] = keypoint_array(points), 1.0
         vertices[others, :2], vertices[others, 2] = cloud[:, :2] + offset, cloud[:, 2]
         base = f"{i}_SK_{animal}_fixture_"
         write_synthetic_sample(
-            out / f"{base}img.png", out / f"{base}kpts.npy", image, vertices, atomic=False
+            out / f"{base}img.png",
+            out / f"{base}kpts.npy",
+            image,
+            vertices,
+            partseg=labels,
+            atomic=False,
         )
     return out
 

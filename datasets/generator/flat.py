@@ -6,7 +6,8 @@ It draws ``cartoon.py``'s quadruped without keypoint markers in the two ``render
 noise and JPEG compression. Shots trot (``cartoon.walk``) while the camera pans over a background
 larger than the frame. A keypoint is visible when it is in the frame and not on the far side
 behind the trunk (the far eye always hidden by the head); ``vertices`` are ``cartoon.body_points``
-drawn with the same generator in every frame of a shot, so they move with the animal.
+drawn with the same generator in every frame of a shot, so they move with the animal. Every
+frame carries a ``partseg``: ``cartoon.draw_part_labels`` of the shapes it painted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from animalpose.datasets.generator.cartoon import (
     body_ellipse,
     body_points,
     draw_animal,
+    draw_part_labels,
     keypoint_array,
     walk,
 )
@@ -205,7 +207,10 @@ class FlatRenderer:
             cloud = body_points(
                 beast, points, np.random.default_rng(vertex_seed), NUM_VERTEX_ROWS - NUM_KEYPOINTS
             )
-            yield RenderedFrame(image=image, keypoints=keypoints, vertices=cloud[:, :2])
+            labels = draw_part_labels(beast, points, size, markers=False)
+            yield RenderedFrame(
+                image=image, keypoints=keypoints, vertices=cloud[:, :2], partseg=labels
+            )
 
     def render_still(
         self, rng: np.random.Generator, style: str, *, breed: str = "mixed", cover: str = "none"

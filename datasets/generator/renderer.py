@@ -64,11 +64,15 @@ class RenderedFrame:
         keypoint is in the frame and not occluded by the body, from the depth buffer; else 0).
     vertices: (NUM_VERTEX_ROWS - 18, 2) float64 projected skin vertices (a fixed subsample), for
         the animal's box.
+    partseg: (H, W) uint8 body-part label of each pixel of ``image`` (``animalpose.datasets.
+        parts``: 0 background, part ids, ``IGNORE`` where unknown), or None. Stills carry it
+        (the synthetic layout writes it as ``_partseg.png``); shot frames may leave it out.
     """
 
     image: np.ndarray
     keypoints: np.ndarray
     vertices: np.ndarray
+    partseg: np.ndarray | None = None
 
 
 class AnimalRenderer(Protocol):

@@ -336,8 +336,10 @@ def generate(
     todo = [j for j in jobs if j.index not in complete[j.style]]
     for style, layout in layouts.items():
         write_manifest(layout.manifest_path, settings.manifest(style, animal))
-        if any(j.style == style for j in todo):
-            for path in _stale_files(layout):  # splits / means of the old data are stale
+        # Splits / means of the old data are stale once a job writes new data (a job that only
+        # adds a still's part segmentation leaves them valid: writers.SyntheticLayout).
+        if any(j.style == style and not layout.data_complete(j.index) for j in todo):
+            for path in _stale_files(layout):
                 path.unlink(missing_ok=True)
     total = sum(j.frames for j in todo)
     bar = tqdm(

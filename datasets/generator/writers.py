@@ -1,7 +1,7 @@
-"""The one writer of each reference format: the synthetic layout (stills and their keypoint
-arrays) and the TigDog layout (shots: frames, landmark files, the ranges file), byte-compatible
-with the loaders (formats: docs/reference_compat.md §1.1, §1.2; where each file goes:
-animal_data/README.md).
+"""The one writer of each reference format: the synthetic layout (stills, their keypoint
+arrays and part segmentations) and the TigDog layout (shots: frames, landmark files, the
+ranges file), byte-compatible with the loaders (formats: docs/reference_compat.md §1.1, §1.2;
+where each file goes: animal_data/README.md).
 
 ``SyntheticLayout`` / ``TigDogLayout`` write the generator's runs (resumable, atomic, with a
 ``generator.json`` manifest); the cartoon fixtures write through the same functions
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import scipy.io
 
@@ -25,14 +27,17 @@ from animalpose.datasets.fileio import (
     atomic_write,
     check_complete,
     load_mat,
+    read_image,
     write_image,
 )
 from animalpose.datasets.formats.base import check_animal
 from animalpose.datasets.formats.means import MEAN_NAME, VIDEO_MEAN_NAME
 from animalpose.datasets.formats.splits import SPLIT_NAMES, VIDEO_SPLIT_NAMES
 from animalpose.datasets.formats.synthetic import IMAGE_SUFFIX, KEYPOINTS_SUFFIX, synthetic_dir
+from animalpose.datasets.formats.synthetic_multitask import PARTSEG_SUFFIX, partseg_path
 from animalpose.datasets.formats.tigdog import split_folder, tigdog_dir
 from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS, RenderedFrame
+from animalpose.datasets.parts import check_partseg
 
 __all__ = [
     "BENCHMARK_FILE",
@@ -47,13 +52,20 @@ __all__ = [
     "remove_stray_temp_files",
     "tigdog_landmark_struct",
     "write_manifest",
+    "write_partseg",
     "write_synthetic_sample",
     "write_tigdog_landmarks",
     "write_tigdog_ranges",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Version of what the generator writes; bump when the same settings would give other files.
+#: Still 1 with the ``_partseg.png`` files: the images and arrays of a seed are unchanged, so a
+#: folder written before them stays valid and a rerun only adds them (docs/generator.md).
 GENERATOR_VERSION = 1
+#: PNG compression of part segmentations (fast; label maps compress well anyway).
+_PARTSEG_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 MANIFEST_NAME = "generator.json"
 #: The benchmark record ``benchmark_splits.py`` writes beside the TigDog split files (derived
 #: data: stale once new jobs change the data).
@@ -188,24 +200,45 @@ def write_manifest(path: Path, settings: dict) -> None:
 # --- synthetic layout ---------------------------------------------------------------------------
 
 
+def write_partseg(path: Path, labels: np.ndarray, *, atomic: bool = True) -> None:
+    """Write an (H, W) uint8 part map (``animalpose.datasets.parts``, checked) as an 8-bit
+    single-channel PNG (the multitask loader's ``synthetic_multitask.read_partseg`` reads it)."""
+    labels = np.asarray(labels)
+    check_partseg(labels, source=str(path))
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(labels), _PARTSEG_PNG)
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 grey images
+        raise DataError(f"{path}: OpenCV could not encode the part segmentation")
+    _write_bytes(path, encoded.tobytes(), atomic=atomic)
+
+
 def write_synthetic_sample(
     image_path: Path,
     keypoints_path: Path,
     image: np.ndarray,
     rows: np.ndarray,
     *,
+    partseg: np.ndarray | None = None,
     atomic: bool = True,
 ) -> None:
     """One synthetic-layout sample: ``rows`` ((3299, 3) x, y, visible) as a float32 ``_kpts.npy``,
-    then the (H, W, 3) uint8 RGB image as PNG, so a listed image always has its keypoints."""
+    the (H, W) ``partseg`` (when given) as ``partseg_path(image_path)``, then the (H, W, 3) uint8
+    RGB image as PNG, so a listed image always has its other files."""
+    if partseg is not None and np.shape(partseg) != np.shape(image)[:2]:
+        raise ValueError(
+            f"{image_path}: part segmentation {np.shape(partseg)} does not match the image "
+            f"{np.shape(image)}"
+        )
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(rows).astype(np.float32))
     _write_bytes(keypoints_path, buffer.getvalue(), atomic=atomic)
+    if partseg is not None:
+        write_partseg(partseg_path(image_path), partseg, atomic=atomic)
     write_image(image_path, image, atomic=atomic)
 
 
 class SyntheticLayout:
-    """The synthetic layout of one style: stills ``<index>_<animal>_<style>_{img.png,kpts.npy}``.
+    """The synthetic layout of one style: stills
+    ``<index>_<animal>_<style>_{img.png,kpts.npy,partseg.png}``.
 
     Args:
         root: the image path. animal: the renderer's animal name. style: one of
@@ -228,11 +261,16 @@ class SyntheticLayout:
         base = f"{index}_{self.animal}_{self.style}_"
         return self.folder / f"{base}{IMAGE_SUFFIX}", self.folder / f"{base}{KEYPOINTS_SUFFIX}"
 
+    def partseg_path(self, index: int) -> Path:
+        """The part segmentation file of still ``index``."""
+        return partseg_path(self.paths(index)[0])
+
     def has_data(self) -> bool:
         return self.folder.is_dir() and any(self.folder.glob(f"*{IMAGE_SUFFIX}"))
 
-    def is_complete(self, index: int) -> bool:
-        """Both files of still ``index`` exist, the image is whole, the array has its shape."""
+    def data_complete(self, index: int) -> bool:
+        """The image of still ``index`` is whole and its keypoint array has its shape (what the
+        split and mean files derive from; the part segmentation may be missing)."""
         image, keypoints = self.paths(index)
         if not _image_complete(image):
             return False
@@ -242,13 +280,57 @@ class SyntheticLayout:
             return False
         return array.shape == (NUM_VERTEX_ROWS, 3)
 
+    def is_complete(self, index: int) -> bool:
+        """All three files of still ``index`` exist: ``data_complete`` and a whole part
+        segmentation (folders written before partseg existed re-render their stills)."""
+        return self.data_complete(index) and _image_complete(self.partseg_path(index))
+
     def write_still(self, index: int, frame: RenderedFrame) -> None:
-        """Write still ``index``: keypoints, then image, each atomically."""
+        """Write still ``index``: keypoints, part segmentation, then image, each atomically.
+
+        Where the image and keypoints are already there (a folder from before part
+        segmentations), only the part segmentation is written when the re-render equals them
+        (renders are deterministic per index); otherwise all three are replaced, with a warning,
+        and the split and mean files of the folder removed (stale).
+
+        Raises:
+            ValueError: the frame has no ``partseg``.
+        """
+        if frame.partseg is None:
+            raise ValueError(
+                f"still {index}: the synthetic layout writes a part segmentation, and the "
+                "renderer gave none"
+            )
         image_path, keypoints_path = self.paths(index)
         rows = np.ones((NUM_VERTEX_ROWS, 3), dtype=np.float64)
         rows[:NUM_KEYPOINTS] = frame.keypoints
         rows[NUM_KEYPOINTS:, :2] = frame.vertices
-        write_synthetic_sample(image_path, keypoints_path, frame.image, rows)
+        replaced = self.data_complete(index)
+        if replaced and self._matches(image_path, keypoints_path, frame.image, rows):
+            write_partseg(self.partseg_path(index), frame.partseg)
+            return
+        write_synthetic_sample(image_path, keypoints_path, frame.image, rows, partseg=frame.partseg)
+        if replaced:
+            log.warning(
+                "%s: the re-rendered still differs from the image or keypoints that were on disk "
+                "(another OpenGL driver or library version?); replaced them and removed the "
+                "folder's split and mean files",
+                image_path,
+            )
+            for path in self.derived_files():
+                path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _matches(image_path: Path, keypoints_path: Path, image: np.ndarray, rows) -> bool:
+        """Whether the files hold exactly ``image`` and float32 ``rows``."""
+        try:
+            old_rows = np.load(keypoints_path, allow_pickle=False)
+            old_image = read_image(image_path)
+        except (OSError, ValueError, DataError):
+            return False
+        return np.array_equal(old_rows, np.asarray(rows).astype(np.float32)) and np.array_equal(
+            old_image, image
+        )
 
     def derived_files(self) -> list[Path]:
         """Split and mean files the loaders create from the data (stale once it changes)."""
@@ -258,7 +340,7 @@ class SyntheticLayout:
         return [self.folder]
 
     def output_names(self) -> tuple[str, ...]:
-        return (IMAGE_SUFFIX, KEYPOINTS_SUFFIX, MANIFEST_NAME, *_DERIVED_SUFFIXES)
+        return (IMAGE_SUFFIX, KEYPOINTS_SUFFIX, PARTSEG_SUFFIX, MANIFEST_NAME, *_DERIVED_SUFFIXES)
 
 
 # --- TigDog layout ------------------------------------------------------------------------------
@@ -358,6 +440,10 @@ class TigDogLayout:
         if cells.size != self.frames_per_shot:
             return False
         return all(_image_complete(self.frame_path(f)) for f in range(start, end + 1))
+
+    def data_complete(self, index: int) -> bool:
+        """``is_complete``: every file of a shot is data its split and mean files derive from."""
+        return self.is_complete(index)
 
     def write_shot(
         self, index: int, frames: Iterable[RenderedFrame], frame_size: tuple[int, int]

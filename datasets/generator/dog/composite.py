@@ -64,10 +64,11 @@ def finish_frame(
     vegetation: Vegetation | None,
     effects: CameraEffects,
     rng: np.random.Generator,
+    covered: np.ndarray | None = None,
 ) -> np.ndarray:
     """The (H, W, 3) uint8 frame of a pass. empty: (H, W) pixels where nothing was drawn;
     azimuth_deg: the MuJoCo camera's azimuth; focus: its distance to the dog (m); haze:
-    ``Lighting.haze``."""
+    ``Lighting.haze``; covered: optional (H, W) bool set True where ground cover was drawn."""
     height, width = depth.shape
     background = backdrop.view(
         azimuth_deg=azimuth_deg,
@@ -84,5 +85,5 @@ def finish_frame(
     image = np.where(empty[..., None], background, image)
     image = smooth_edges(image, depth)
     if vegetation is not None:
-        image = vegetation.draw(image, depth, camera, focus=focus)
+        image = vegetation.draw(image, depth, camera, focus=focus, covered=covered)
     return apply_effects(image, depth=depth, focus=focus, effects=effects, rng=rng)

@@ -96,11 +96,18 @@ class Vegetation:
         return len(self.base)
 
     def draw(
-        self, image: np.ndarray, depth: np.ndarray, camera: PinholeCamera, *, focus: float
+        self,
+        image: np.ndarray,
+        depth: np.ndarray,
+        camera: PinholeCamera,
+        *,
+        focus: float,
+        covered: np.ndarray | None = None,
     ) -> np.ndarray:
         """``image`` (H, W, 3) uint8 with the blades drawn where they are nearer than ``depth``
         (H, W, metres along the view axis, as the renderer's depth buffer). Blades nearer than
-        ``MIN_DEPTH_SHARE * focus`` or behind the camera are skipped."""
+        ``MIN_DEPTH_SHARE * focus`` or behind the camera are skipped. ``covered`` ((H, W) bool,
+        optional) is set True where a blade was drawn (for the part segmentation)."""
         if len(self) == 0:
             return image
         n = len(self)
@@ -133,6 +140,8 @@ class Vegetation:
                 cv2.line(layer, p, q, colour, thick, cv2.LINE_8, shift=4)
                 cv2.line(layer_depth, p, q, float(near[i]), thick, cv2.LINE_8, shift=4)
         front = layer_depth < depth
+        if covered is not None:
+            covered |= front
         out = image.copy()
         out[front] = layer[front]
         return out

@@ -17,6 +17,7 @@ import numpy as np
 from animalpose.datasets.generator.dog.gl import INSTALL_HINT
 from animalpose.datasets.generator.dog.keypoints import KeypointModel, farthest_point_subsample
 from animalpose.datasets.generator.dog.motion import JointTable
+from animalpose.datasets.generator.dog.partseg import PartMeshes
 from animalpose.datasets.generator.dog.shape import GIRTH_GROUPS, GirthModel
 from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS
 from animalpose.datasets.generator.styles.coats import (
@@ -122,8 +123,8 @@ def dog_xml(suite: Path) -> tuple[str, dict[str, bytes]]:
 @dataclass(frozen=True)
 class DogTables:
     """What the renderer looks up in the model: names and ids, hinge joints and their ``qpos``
-    addresses, paw bodies, bind-pose body offsets, and the girth, keypoint, vertex-subsample and
-    coat-atlas tables of the skin."""
+    addresses, paw bodies, bind-pose body offsets, the girth, keypoint, vertex-subsample and
+    coat-atlas tables of the skin, and the body-part triangles (``partseg.PartMeshes``)."""
 
     body_names: list[str]
     joints: JointTable
@@ -141,6 +142,7 @@ class DogTables:
     keypoints: KeypointModel
     subsample: np.ndarray
     atlas: CoatAtlas
+    parts: PartMeshes
 
     @classmethod
     def build(cls, mj: Any, model: Any, data: Any) -> DogTables:
@@ -218,6 +220,9 @@ class DogTables:
             part_weights=weights @ bone_part,
             texture=texture,
         )
+        parts = PartMeshes.build(
+            mj, m, bone_weights=weights, bone_names=bone_names, body_names=body_names
+        )
         return cls(
             body_names=body_names,
             joints=joints,
@@ -235,6 +240,7 @@ class DogTables:
             keypoints=keypoints,
             subsample=subsample,
             atlas=atlas,
+            parts=parts,
         )
 
 

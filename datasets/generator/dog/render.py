@@ -3,6 +3,8 @@
 Implements ``renderer.AnimalRenderer``. One render pass (``offscreen.py``) gives RGB and depth:
 keypoints are projected with the camera MuJoCo rendered with, visibility comes from that depth
 buffer, and ``composite.py`` finishes the image (fog, far backdrop, ground cover, camera effects).
+Stills also get a part segmentation (``partseg.py``) computed beside the render, which draws no
+random numbers and changes nothing rendered.
 The model and its tables are in ``model.py``, the GL backend in ``gl.py``, pose/shape/camera
 maths in ``motion.py``, ``shape.py``, ``camera.py`` and ``keypoints.py``, appearance in
 ``styles/``. Build the renderer inside the process that uses it (GL contexts do not survive
@@ -49,6 +51,7 @@ from animalpose.datasets.generator.dog.motion import (
     sample_pose,
 )
 from animalpose.datasets.generator.dog.offscreen import OffscreenView
+from animalpose.datasets.generator.dog.partseg import reconcile
 from animalpose.datasets.generator.dog.shape import ShapeSample, sample_shape, scaled_body_pos
 from animalpose.datasets.generator.renderer import RenderedFrame, check_frame_size, check_style
 from animalpose.datasets.generator.styles.coats import paint_coat
@@ -226,9 +229,10 @@ class DogRenderer:
         backdrop: Backdrop,
         effects: CameraEffects,
         vegetation: Vegetation | None = None,
+        partseg: bool = False,
     ) -> RenderedFrame:
         """Render and finish (``composite.finish_frame``) the posed scene; project keypoints and
-        vertices."""
+        vertices; with ``partseg``, label the body parts (``partseg.py``)."""
         rgb, depth, empty, camera = self._render()
         d = self.data
         points = self._tables.keypoints.locate(d.xpos, d.geom_xpos, skin)
@@ -236,6 +240,7 @@ class DogRenderer:
         xy, z = camera.project(points)
         visible = visibility(xy=xy, depth=z, depth_map=depth, tolerance=tolerance)
         vertices, _ = camera.project(skin[self._tables.subsample])
+        covered = np.zeros(depth.shape, bool) if partseg and vegetation is not None else None
         image = finish_frame(
             rgb,
             depth=depth,
@@ -248,6 +253,7 @@ class DogRenderer:
             vegetation=vegetation,
             effects=effects,
             rng=rng,
+            covered=covered,
         )
         ground = ground_depth(
             camera,
@@ -260,7 +266,17 @@ class DogRenderer:
             depth=depth, dog=dog, camera=camera, points=points, tolerance=tolerance
         )
         keypoints = np.concatenate([xy, visible[:, None]], axis=1)
-        return RenderedFrame(image=image, keypoints=keypoints, vertices=vertices)
+        labels = None
+        if partseg:
+            parts = self._tables.parts
+            raster, raster_depth = parts.label_frame(
+                skin=skin,
+                geom_world=parts.world_geom_vertices(d.geom_xpos, d.geom_xmat),
+                project=camera.project,
+                size=(self.width, self.height),
+            )
+            labels = reconcile(raster, raster_depth, depth=depth, dog=dog, covered=covered)
+        return RenderedFrame(image=image, keypoints=keypoints, vertices=vertices, partseg=labels)
 
     def render_view(
         self,
@@ -277,7 +293,7 @@ class DogRenderer:
         (None: the standing keyframe), the dog's ``heading`` (radians about +z from +x), camera
         ``view``, ``shape`` (None: the model's own proportions). Coat, ground, light and backdrop
         are drawn from ``rng``; ``effects=False`` skips the camera effects. For checks, masks and
-        figures; ``last_geometry`` describes the frame."""
+        figures; ``last_geometry`` describes the frame. Stills carry a ``partseg``."""
         check_style(style)
         self._active = object()
         neutral = ShapeSample(lengths={}, girths={})
@@ -329,7 +345,13 @@ class DogRenderer:
         fx = sample_effects(rng, style) if effects else CameraEffects(enabled=False)
         grass = None if cover is None else sample_vegetation(rng, cover, centre=np.zeros(2))
         return self._frame(
-            rng, skin=skin, girth=girth, backdrop=backdrop, effects=fx, vegetation=grass
+            rng,
+            skin=skin,
+            girth=girth,
+            backdrop=backdrop,
+            effects=fx,
+            vegetation=grass,
+            partseg=True,
         )
 
     def render_still(

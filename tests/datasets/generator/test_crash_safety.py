@@ -247,7 +247,7 @@ def commit_points(spec: BenchmarkSpec) -> list[str]:
     points = [f"{MANIFEST_NAME}@1", f"{MANIFEST_NAME}@2"]  # the source, then the target folder
     for i in (0, spec.source_images - 1):
         image, keypoints = source.paths(i)
-        points += [keypoints.name, image.name]
+        points += [keypoints.name, source.partseg_path(i).name, image.name]
     for i in (0, spec.target_shots - 1):
         shot, start, end = target.shot_range(i)
         points += [target.frame_path(start).name, target.landmarks_path(shot).name]

@@ -35,6 +35,7 @@ def _frame(seed: int, keypoints=None) -> RenderedFrame:
         image=rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
         keypoints=keypoints,
         vertices=rng.uniform(0, W, (3281, 2)),
+        partseg=np.zeros((H, W), np.uint8),
     )
 
 
