@@ -27,6 +27,7 @@ from animalpose.datasets.formats.synthetic import (
     synthetic_dir,
     synthetic_mean_std,
 )
+from animalpose.datasets.formats.synthetic_multitask import SyntheticAnimalMultitask
 from animalpose.datasets.formats.tigdog import RealAnimal, tigdog_mean_std
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.crop import CenterCrop
@@ -51,6 +52,10 @@ class DatasetEntry:
 DATASETS: dict[str, DatasetEntry] = {
     "synthetic_animal": DatasetEntry(SyntheticAnimal, "classic", "synthetic", True),
     "synthetic_animal_sp": DatasetEntry(SyntheticAnimal, "strong", "synthetic", True),
+    # + sample["segmentation"], the _partseg.png part map (the reference's multitask Example 4)
+    "synthetic_animal_sp_multitask": DatasetEntry(
+        SyntheticAnimalMultitask, "strong", "synthetic", True
+    ),
     "real_animal": DatasetEntry(RealAnimal, "classic", "video", False),
     "real_animal_sp": DatasetEntry(RealAnimal, "strong", "synthetic", False),
     "real_animal_crop": DatasetEntry(RealAnimalCrop, "classic", "synthetic", False),

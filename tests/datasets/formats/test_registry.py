@@ -22,6 +22,7 @@ S = 64
 REFERENCE_NAMES = {
     "synthetic_animal",
     "synthetic_animal_sp",
+    "synthetic_animal_sp_multitask",
     "real_animal",
     "real_animal_sp",
     "real_animal_crop",
