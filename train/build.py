@@ -232,8 +232,12 @@ def wrap_for_training(model: nn.Module, cfg: Config, device: torch.device) -> nn
     """``model`` in DDP when several processes train, compiled with ``run.compile``."""
     net = model
     if distributed_info()[1] > 1:
+        # A part-segmentation model has parameters some steps never use (hg_multitask's
+        # score_seg_, and its whole seg head in keypoint-only training): DDP must look for them.
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(getattr(model, "segmentation", False)),
         )
     if cfg.run.compile:
         net = torch.compile(net)

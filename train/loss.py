@@ -1,8 +1,13 @@
-"""Heatmap regression loss with per-keypoint weights and intermediate supervision.
+"""Heatmap regression loss with per-keypoint weights and intermediate supervision, and the
+part-segmentation loss of the multitask model.
 
 The reference's ``JointsMSELoss`` (MSRA SimpleBaseline, as used by CC-SSL ``train/train.py``)
 sums ``0.5 * MSE(pred_k * w_k, target_k * w_k)`` over keypoints and divides by K, i.e. half the
 mean over (B, K, h, w) of ``((pred - target) * w) ** 2``; the trainer adds it up over stacks.
+
+The reference's multitask training (``train/train_multitask.py``) adds, per stack,
+``nn.CrossEntropyLoss(ignore_index=255)`` on the part logits and trains on
+``loss_kpt + 0.01 / (epoch + 1) * loss_seg`` (``segmentation_loss``, ``seg_weight_at``).
 """
 
 from __future__ import annotations
@@ -10,12 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KeypointMSELoss", "keypoint_mse"]
+from animalpose.datasets.parts import IGNORE
+
+__all__ = ["SEG_WEIGHT", "KeypointMSELoss", "keypoint_mse", "seg_weight_at", "segmentation_loss"]
 
 #: The reference's ``0.5 * criterion(...)`` factor (SimpleBaseline ``JointsMSELoss``).
 HALF = 0.5
+#: The reference's segmentation-loss weight at epoch 0 (``0.01 / (epoch + 1)``,
+#: ``train/train_multitask.py``).
+SEG_WEIGHT = 0.01
 
 
 def keypoint_mse(
@@ -66,3 +77,57 @@ class KeypointMSELoss(nn.Module):
         for heatmaps_pred in outputs[1:]:
             total = total + keypoint_mse(heatmaps_pred, heatmaps, weights)
         return total
+
+
+def segmentation_loss(seg_outputs: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Pixel cross-entropy of every stack's part logits, summed over stacks, in float32.
+
+    Per stack this is the reference's ``nn.CrossEntropyLoss(ignore_index=255)``: the mean over
+    the pixels whose label is not ``IGNORE`` of ``-log softmax(logits)[label]``. Unlike it, a
+    batch whose pixels are all ``IGNORE`` gives 0 (with zero gradients), not NaN. The division
+    by the pixel count stays on the device (no host sync).
+
+    Args:
+        seg_outputs: the model's per-stack (B, C, H, W) logits (any float dtype; computed in
+            float32, also under bf16/fp16 autocast).
+        labels: (B, H, W) integer class ids in ``0..C-1`` or ``IGNORE`` (uint8 or long).
+
+    Returns:
+        0-d float32 tensor.
+    """
+    if isinstance(seg_outputs, torch.Tensor):
+        raise TypeError("seg_outputs must be a list of per-stack logits, not one tensor")
+    if len(seg_outputs) == 0:
+        raise ValueError("seg_outputs is empty: expected one logits tensor per stack")
+    if labels.dim() != 3 or labels.is_floating_point():
+        raise ValueError(
+            f"segmentation labels must be (B, H, W) integer class ids, got "
+            f"{tuple(labels.shape)} {labels.dtype}"
+        )
+    target = labels.long()
+    # Count in float32 and clamp: an all-IGNORE batch divides a zero sum by 1.
+    valid = (target != IGNORE).sum().float().clamp(min=1.0)
+    total = None
+    for logits in seg_outputs:
+        if (
+            logits.dim() != 4
+            or logits.shape[0] != labels.shape[0]
+            or logits.shape[2:] != labels.shape[1:]
+        ):
+            raise ValueError(
+                f"segmentation logits {tuple(logits.shape)} must be (B, C, H, W) matching the "
+                f"labels {tuple(labels.shape)} (B, H, W)"
+            )
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            summed = F.cross_entropy(logits.float(), target, ignore_index=IGNORE, reduction="sum")
+        term = summed / valid
+        total = term if total is None else total + term
+    return total
+
+
+def seg_weight_at(epoch: int, weight: float) -> float:
+    """The segmentation-loss weight in 0-based ``epoch``: ``weight / (epoch + 1)`` (the
+    reference's ``0.01 / (epoch + 1)`` with ``weight = SEG_WEIGHT``)."""
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0 (0-based), got {epoch}")
+    return weight / (epoch + 1)

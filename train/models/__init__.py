@@ -14,12 +14,15 @@ from torch import nn
 
 from animalpose.datasets.fileio import DataError
 from animalpose.train.models.hourglass import HourglassNet
+from animalpose.train.models.hourglass_multitask import HourglassMultitask
 
 __all__ = ["MODELS", "available_memory", "build_model", "weight_bytes"]
 
 #: Architecture names are the reference's CLI values; every class takes the keyword arguments
-#: of ``build_model`` and returns a list of per-stack (B, K, h, w) heatmaps.
-MODELS: dict[str, type[nn.Module]] = {"hg": HourglassNet}
+#: of ``build_model`` and returns a list of per-stack (B, K, h, w) heatmaps. Classes whose
+#: ``segmentation`` attribute is True also return part-segmentation logits when called with
+#: ``with_segmentation=True`` (``hg_multitask``, the reference's multitask model).
+MODELS: dict[str, type[nn.Module]] = {"hg": HourglassNet, "hg_multitask": HourglassMultitask}
 GB = 1e9
 
 
@@ -53,7 +56,8 @@ def build_model(
     """Build architecture ``arch`` from ``MODELS``.
 
     Args:
-        arch: a key of ``MODELS`` (``"hg"``).
+        arch: a key of ``MODELS`` (``"hg"``, ``"hg_multitask"``; the latter with its default
+            ``NUM_CLASSES`` segmentation classes).
         num_stacks: stacks (reference ``--stacks``).
         num_blocks: bottlenecks per residual unit (reference ``--blocks``).
         num_keypoints: output heatmap channels K.

@@ -121,6 +121,10 @@ class HourglassNet(nn.Module):
     1,298 state_dict entries, named exactly as the reference's.
     """
 
+    #: No part-segmentation head (``HourglassMultitask`` has one): callers check this before
+    #: asking ``forward`` for segmentation logits.
+    segmentation: bool = False
+
     def __init__(
         self,
         *,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from animalpose.datasets.fileio import DataError
+from animalpose.datasets.parts import NUM_CLASSES
 from animalpose.train import models
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import apply_overrides
@@ -44,17 +45,26 @@ def test_every_model_builds_runs_forward_and_backward(arch):
     model = build_model(arch, **TINY).train()
     assert isinstance(model, MODELS[arch])
     batch, _, height, width = INPUT
-    outputs = model(torch.randn(*INPUT))
+    x = torch.randn(*INPUT)
+    outputs = model(x)
     assert isinstance(outputs, list) and len(outputs) == TINY["num_stacks"]
     expected = (batch, TINY["num_keypoints"], height // HEATMAP_STRIDE, width // HEATMAP_STRIDE)
     assert [tuple(o.shape) for o in outputs] == [expected] * TINY["num_stacks"]
-    sum(o.square().mean() for o in outputs).backward()
+    loss = sum(o.square().mean() for o in outputs)
+    if model.segmentation:  # the part head runs only when asked for
+        _, seg = model(x, with_segmentation=True)
+        assert [tuple(s.shape) for s in seg] == [(batch, NUM_CLASSES, height, width)] * len(seg)
+        loss = loss + sum(s.square().mean() for s in seg)
+    loss.backward()
+    # Reference modules that forward never runs (hg_multitask's score_seg_) get no gradient.
+    unused = getattr(model, "unused_modules", ())
+    named = [(n, p) for n, p in model.named_parameters() if not n.startswith(unused)]
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
-    assert no_grad == []
-    bad = [n for n, p in model.named_parameters() if not torch.isfinite(p.grad).all()]
+    assert no_grad == [n for n, _ in model.named_parameters() if n.startswith(unused)]
+    bad = [n for n, p in named if not torch.isfinite(p.grad).all()]
     assert bad == []
     # Conv biases before a train-mode BN get ~0 gradients; the weights as a whole must not.
-    assert sum(p.grad.abs().sum() for p in model.parameters()) > 0
+    assert sum(p.grad.abs().sum() for _, p in named) > 0
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))
