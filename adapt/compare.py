@@ -50,6 +50,7 @@ from animalpose.train.config_io import (
     config_to_dict,
     load_config,
 )
+from animalpose.train.multitask import MultitaskTrainer, trains_segmentation
 from animalpose.train.run_folder import settings_listing
 from animalpose.train.trainer import Trainer
 
@@ -136,8 +137,9 @@ def _record_differs(saved: dict, current: dict) -> bool:
 
 
 def train_run(cfg: Config, method: str) -> list[dict]:
-    """Train one run into ``cfg.run.checkpoint`` (an ``AdaptConfig`` runs ``AdaptTrainer``);
-    returns its per-epoch validation means."""
+    """Train one run into ``cfg.run.checkpoint`` (an ``AdaptConfig`` runs ``AdaptTrainer``, a
+    segmentation model on part masks ``MultitaskTrainer``); returns its per-epoch validation
+    means."""
     out = Path(cfg.run.checkpoint)
     record_path = out / RUN_RECORD
     settings = config_to_dict(cfg)
@@ -159,10 +161,13 @@ def train_run(cfg: Config, method: str) -> list[dict]:
             )
     # Built first: building seeds torch, and the Trainer must start from its own seed.
     target_valid = None
-    if method == "source":
+    if METHODS[method].selects_on_target:
         on_target = {"data.dataset": TARGET_DATASET, "data.eval_split": "valid"}
         target_valid = build_evaluator(_with(cfg, on_target))
-    trainer = AdaptTrainer(cfg) if isinstance(cfg, AdaptConfig) else Trainer(cfg)
+    if isinstance(cfg, AdaptConfig):
+        trainer = AdaptTrainer(cfg)
+    else:
+        trainer = (MultitaskTrainer if trains_segmentation(cfg) else Trainer)(cfg)
     epochs: list[dict] = []
     best = {"acc": -1.0}
 
@@ -347,7 +352,12 @@ def main(
                 run_dir = out / method / f"seed{seed}"
                 run_cfg = _with(
                     cfg,
-                    {"data.dataset": m.dataset, "run.seed": seed, "run.checkpoint": str(run_dir)},
+                    {
+                        "data.dataset": m.dataset,
+                        **dict(m.settings),
+                        "run.seed": seed,
+                        "run.checkpoint": str(run_dir),
+                    },
                 )
                 train_cfg = run_cfg
                 if m.adapts:

@@ -21,31 +21,44 @@ TARGET_BEST_NAME = "model_best_target_valid.pth.tar"
 class Method:
     """label: table name. dataset: training data set (``train``); adapt: ``adapt.*`` settings
     (adaptation methods); start: the method whose run's selected checkpoint (``BEST_NAME``,
-    same seed) an adaptation method starts from. checkpoints: (key, file, label) reported."""
+    same seed) an adaptation method starts from. checkpoints: (key, file, label) reported.
+    settings: other config values of the method's runs (dotted key, value), e.g. its model."""
 
     label: str
     checkpoints: tuple[tuple[str, str, str], ...]
     dataset: str = "synthetic_animal_sp"
     adapt: tuple[tuple[str, object], ...] = ()
     start: str = "source"
+    settings: tuple[tuple[str, object], ...] = ()
 
     @property
     def adapts(self) -> bool:
         return bool(self.adapt)
+
+    @property
+    def selects_on_target(self) -> bool:
+        """A source-only method: the comparison also keeps its checkpoint selected on target
+        valid (``TARGET_BEST_NAME``), like the adaptation methods are selected."""
+        return any(name == TARGET_BEST_NAME for _, name, _ in self.checkpoints)
 
 
 _TARGET_SELECTED = (
     ("selected_target_valid", BEST_NAME, "selected on target valid"),
     ("last", LAST_NAME, "last epoch"),
 )
+_SOURCE_SELECTED = (
+    ("selected_source_valid", BEST_NAME, "selected on source valid"),
+    ("selected_target_valid", TARGET_BEST_NAME, "selected on target valid"),
+    ("last", LAST_NAME, "last epoch"),
+)
 METHODS: dict[str, Method] = {
-    "source": Method(
-        "source only",
-        (
-            ("selected_source_valid", BEST_NAME, "selected on source valid"),
-            ("selected_target_valid", TARGET_BEST_NAME, "selected on target valid"),
-            ("last", LAST_NAME, "last epoch"),
-        ),
+    "source": Method("source only", _SOURCE_SELECTED),
+    # The reference's multitask source model (its Example 4): keypoints + part segmentation.
+    "source_multitask": Method(
+        "source only, multitask (+ part segmentation)",
+        _SOURCE_SELECTED,
+        dataset="synthetic_animal_sp_multitask",
+        settings=(("model.arch", "hg_multitask"),),
     ),
     "ccssl": Method(
         "CC-SSL", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", False))

@@ -220,6 +220,7 @@ _NOT_ADAPT = {
     "--year",
     "--features",
     "--target-weight",
+    "--seg-weight",  # adaptation trains no part segmentation
 }
 ADAPT_FLAGS: tuple[Flag, ...] = (
     _flag(

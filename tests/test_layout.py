@@ -23,6 +23,7 @@ SCRIPTS = {
     "datasets/make_fixture.py",
     "evaluation/test.py",
     "train/train.py",
+    "train/train_multitask.py",
     "adapt/ccssl.py",
     "adapt/wscda.py",
     "adapt/uda_animal.py",

@@ -1,4 +1,10 @@
-"""Entry points behind ``train/train.py`` and ``evaluation/test.py`` (the reference's flags).
+"""Entry points behind ``train/train.py``, ``train/train_multitask.py`` and ``evaluation/test.py``
+(the reference's flags).
+
+Both training scripts pick their trainer by one rule (train/multitask.py ``select_trainer``):
+keypoints and part segmentation when the model has a segmentation head and the data set part
+masks, keypoints only otherwise; train_multitask.py refuses the latter. Evaluating such a model
+on data with masks also reports its part IoU.
 
 Before any work the ``-c/--checkpoint`` folder is created and test-written; training without
 ``--resume`` refuses a folder that already holds a run (``log.txt``, TensorBoard and checkpoints
@@ -31,6 +37,15 @@ from animalpose.train.config_io import apply_overrides, config_from_dict, config
 from animalpose.train.device import init_distributed
 from animalpose.train.flag_parser import parse_config
 from animalpose.train.flags import TEST_FLAGS, TRAIN_FLAGS
+from animalpose.train.models import MODELS
+from animalpose.train.multitask import (
+    MultitaskConfig,
+    MultitaskTrainer,
+    check_multitask,
+    keypoints_only_note,
+    report_segmentation,
+    trains_segmentation,
+)
 from animalpose.train.run_folder import peek_checkpoint
 from animalpose.train.trainer import Trainer
 
@@ -39,8 +54,10 @@ __all__ = [
     "reference_input",
     "refuse_used_folder",
     "run_training",
+    "select_trainer",
     "test_main",
     "train_main",
+    "train_multitask_main",
 ]
 
 #: The training log (train/trainer.py) whose epoch rows mark a folder as used.
@@ -133,12 +150,14 @@ _ADOPTED = (
 
 def _adopt_checkpoint_model(cfg: Config, ns: argparse.Namespace) -> Config:
     """Evaluation: take the architecture and input settings saved in our checkpoints, each unless
-    the user set it (flag, ``--set`` or config file); reference checkpoints carry none."""
+    the user set it (flag, ``--set`` or config file); of a reference checkpoint, which saves no
+    config, its ``arch`` (``hg_multitask`` for its multitask model) unless ``-a`` is given."""
     if not cfg.run.resume or not Path(cfg.run.resume).is_file():
         return cfg
-    saved = peek_checkpoint(cfg.run.resume).get("config")
-    if not isinstance(saved, dict):
-        return cfg
+    ckpt = peek_checkpoint(cfg.run.resume)
+    saved = ckpt.get("config")
+    if not isinstance(saved, dict) or not saved:
+        return _adopt_reference_arch(cfg, ns, ckpt.get("arch"))
     merged = config_to_dict(cfg)
     given = _given(ns, _ADOPTED)
     for dotted in _ADOPTED:
@@ -146,6 +165,15 @@ def _adopt_checkpoint_model(cfg: Config, ns: argparse.Namespace) -> Config:
         if key in saved.get(section, {}) and dotted not in given:
             merged[section][key] = saved[section][key]
     return config_from_dict(merged, source=f"{cfg.run.resume} (saved config)")
+
+
+def _adopt_reference_arch(cfg: Config, ns: argparse.Namespace, arch: object) -> Config:
+    """``cfg`` with the reference checkpoint's ``arch`` when it names another ``MODELS`` entry
+    and the user did not set one, with a one-line notice."""
+    if arch not in MODELS or arch == cfg.model.arch or _given(ns, ("model.arch",)):
+        return cfg
+    print(f"note: {cfg.run.resume} holds an {arch} model (its 'arch'): evaluating it as {arch}")
+    return apply_overrides(cfg, [f"model.arch={arch}"], source=str(cfg.run.resume))
 
 
 def _get(cfg: object, dotted: str) -> object:
@@ -189,15 +217,20 @@ def reference_input(cfg: Config, ns: argparse.Namespace) -> Config:
 def _report(cfg: Config, *, overlays: int = 0) -> None:
     """Evaluate ``run.resume`` on ``data.eval_split``: both tables printed, the reference's
     ``preds_<split>.mat``, JSON/CSV results and the chart written into ``run.checkpoint``, which
-    is checked for writing before anything is loaded or evaluated."""
+    is checked for writing before anything is loaded or evaluated. A segmentation model on data
+    with part masks (``trains_segmentation``) also gets its part IoU table and
+    ``segmentation_results.json``."""
     check_output_folder(cfg.run.checkpoint)
-    build_evaluator(cfg).report(
+    evaluator = build_evaluator(cfg)
+    evaluator.report(
         Path(cfg.run.checkpoint),
         checkpoint=str(cfg.run.resume),
         animal=cfg.data.animal,
         legacy_input=cfg.data.legacy_input,
         overlays=overlays,
     )
+    if trains_segmentation(cfg):
+        report_segmentation(evaluator, Path(cfg.run.checkpoint), checkpoint=str(cfg.run.resume))
 
 
 def run_training(body: Callable[[], None]) -> int:
@@ -214,6 +247,40 @@ def run_training(body: Callable[[], None]) -> int:
     return 0
 
 
+def select_trainer(cfg: Config, *, multitask: bool) -> type[Trainer]:
+    """The trainer class of ``cfg``, by one rule: ``MultitaskTrainer`` when the model has a
+    segmentation head and the data set part masks (``trains_segmentation``), else ``Trainer``.
+    ``multitask`` (train_multitask.py) refuses the latter (``check_multitask``); train.py trains
+    a segmentation model on data without masks on its keypoints, with a printed note."""
+    if multitask:
+        check_multitask(cfg)
+    if trains_segmentation(cfg):
+        return MultitaskTrainer
+    note = keypoints_only_note(cfg)
+    if note:
+        print(note)
+    return Trainer
+
+
+def _train(cfg: Config, ns: argparse.Namespace, *, multitask: bool) -> None:
+    """Train ``cfg`` (or evaluate it with ``-e``) with the trainer ``select_trainer`` picks;
+    ``multitask``: train_multitask.py, which needs a segmentation model and part masks."""
+    init_distributed()
+    cfg = reference_input(cfg, ns)
+    if cfg.run.evaluate:
+        if not cfg.run.resume:
+            raise ConfigError("-e/--evaluate needs --resume CHECKPOINT")
+        cfg = _adopt_checkpoint_model(cfg, ns)
+        if multitask:
+            check_multitask(cfg)
+        _report(cfg)
+        return
+    trainer = select_trainer(cfg, multitask=multitask)
+    refuse_used_folder(cfg)
+    with checked_output(cfg):
+        trainer(cfg).fit()
+
+
 def train_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
@@ -224,16 +291,26 @@ def train_main(argv: list[str] | None = None) -> int:
             description="Train a keypoint model "
             "(the reference's train/train.py flags; see docs/configs.md).",
         )
-        init_distributed()
-        cfg = reference_input(cfg, ns)
-        if cfg.run.evaluate:
-            if not cfg.run.resume:
-                raise ConfigError("-e/--evaluate needs --resume CHECKPOINT")
-            _report(_adopt_checkpoint_model(cfg, ns))
-            return
-        refuse_used_folder(cfg)
-        with checked_output(cfg):
-            Trainer(cfg).fit()
+        _train(cfg, ns, multitask=False)
+
+    return run_training(body)
+
+
+def train_multitask_main(argv: list[str] | None = None) -> int:
+    """``python train/train_multitask.py ...``: keypoints and part segmentation (the reference's
+    train/train_multitask.py; its defaults: ``MultitaskConfig``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def body() -> None:
+        cfg, ns = parse_config(
+            argv,
+            flags=TRAIN_FLAGS,
+            config_type=MultitaskConfig,
+            description="Train keypoints and part segmentation (the reference's "
+            "train/train_multitask.py flags; loss = keypoints + seg_weight / (epoch + 1) * "
+            "segmentation; see docs/configs.md).",
+        )
+        _train(cfg, ns, multitask=True)
 
     return run_training(body)
 

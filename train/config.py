@@ -20,6 +20,7 @@ from typing import Any
 from animalpose.datasets.formats.base import ANIMAL_NAME, EVAL_SPLITS
 from animalpose.datasets.formats.registry import DATASETS
 from animalpose.datasets.keypoints import SPECS
+from animalpose.train.loss import SEG_WEIGHT
 from animalpose.train.models import MODELS
 
 __all__ = [
@@ -204,11 +205,15 @@ class OptimConfig(Section):
     # --schedule: epoch indices at which the learning rate is multiplied by gamma (ascending)
     schedule: list[int] = field(default_factory=lambda: list(REFERENCE_SCHEDULE))
     gamma: float = 0.1  # --gamma: learning-rate factor at each schedule epoch
+    # --seg-weight: part-segmentation loss weight of multitask training, divided by (epoch + 1)
+    # each epoch (the reference's train_multitask.py ``loss_kpt + 0.01 / (epoch + 1) * loss_seg``;
+    # read only when the model has a segmentation head and the data set has part masks)
+    seg_weight: float = SEG_WEIGHT
 
     def check(self) -> None:
         _one_of(self, "solver", SOLVERS)
         _at_least(self, 0, "lr", "epochs", "gamma", strict=True)
-        _at_least(self, 0, "momentum", "weight_decay", "start_epoch")
+        _at_least(self, 0, "momentum", "weight_decay", "start_epoch", "seg_weight")
         _require(
             self.start_epoch <= self.epochs,
             "start_epoch",

@@ -38,6 +38,7 @@ __all__ = [
     "APPLIED_ON_RESUME",
     "FREE_ON_RESUME",
     "LOG_COLUMNS",
+    "MULTITASK_LOG_COLUMNS",
     "RECORD_KEY",
     "ReferenceLog",
     "apply_optim_settings",
@@ -65,6 +66,9 @@ LOG_COLUMNS = (
     "Val Auc",
     "Val Mean Error",
 )
+#: The log.txt columns of the reference's train/train_multitask.py: Train Loss and Val Loss are
+#: the keypoint losses, Val IOU its mean part IoU in percent (train/multitask.py).
+MULTITASK_LOG_COLUMNS = (*LOG_COLUMNS[:6], "Val IOU")
 #: ``LOG_COLUMNS`` before Val Auc and Val Mean Error were logged: a folder continued from then
 #: has its header and rows widened, the new columns ``nan`` in the old rows.
 _OLD_COLUMNS = 6
@@ -109,28 +113,33 @@ def _row_epoch(line: str) -> float | None:
 
 
 class ReferenceLog:
-    """The reference's ``log.txt``: a tab-separated header, then one row per epoch, rewritten
-    atomically for each row (a kill never leaves half a row)."""
+    """The reference's ``log.txt``: a tab-separated header of ``columns`` (``LOG_COLUMNS``, or
+    ``MULTITASK_LOG_COLUMNS`` for a multitask run), then one row per epoch, rewritten atomically
+    for each row (a kill never leaves half a row)."""
 
-    def __init__(self, path: Path, resume: bool) -> None:
+    def __init__(self, path: Path, resume: bool, *, columns: Sequence[str] = LOG_COLUMNS) -> None:
         self.path = path
+        self.columns = tuple(columns)
         if not (resume and path.exists()):
             with atomic_write(path, "w") as f:
-                f.write("\t".join(LOG_COLUMNS) + "\n")
+                f.write("\t".join(self.columns) + "\n")
 
     def set_row(self, values: Sequence[float]) -> bool:
         """Make ``values`` (epoch first, 1-based) the last row: rows of that epoch or later (a
-        run continued from an earlier checkpoint) are dropped. Rows shorter than
-        ``LOG_COLUMNS`` (``values`` of an older checkpoint, rows of an older log) are padded with
-        ``nan``. Returns whether the file changed."""
+        run continued from an earlier checkpoint) are dropped. Rows shorter than ``columns``
+        (``values`` of an older checkpoint, rows of an older log) are padded with ``nan``, a
+        header that is a shorter start of ``columns`` (an older log) widened. Returns whether
+        the file changed."""
         epoch = float(values[0])
+        width = len(self.columns)
         old = self.path.read_text() if self.path.exists() else ""
-        lines = old.splitlines() or ["\t".join(LOG_COLUMNS)]
-        kept = [_widen(r) for r in lines[1:] if r.strip() and (_row_epoch(r) or 0) < epoch]
-        row = _widen("\t".join(f"{float(v):.6f}" for v in values))
+        lines = old.splitlines() or ["\t".join(self.columns)]
+        kept = [_widen(r, width) for r in lines[1:] if r.strip() and (_row_epoch(r) or 0) < epoch]
+        row = _widen("\t".join(f"{float(v):.6f}" for v in values), width)
         header = lines[0]
-        if header.split("\t") == list(LOG_COLUMNS[:_OLD_COLUMNS]):
-            header = "\t".join(LOG_COLUMNS)
+        names = header.split("\t")
+        if len(names) >= _OLD_COLUMNS and names == list(self.columns[: len(names)]):
+            header = "\t".join(self.columns)
         text = "\n".join([header, *kept, row]) + "\n"
         if text == old:
             return False
@@ -139,18 +148,28 @@ class ReferenceLog:
         return True
 
 
-def _widen(row: str) -> str:
-    """``row`` padded with ``nan`` cells to ``len(LOG_COLUMNS)``."""
+def _widen(row: str, width: int) -> str:
+    """``row`` padded with ``nan`` cells to ``width`` cells."""
     cells = row.split("\t")
-    return "\t".join(cells + ["nan"] * (len(LOG_COLUMNS) - len(cells)))
+    return "\t".join(cells + ["nan"] * (width - len(cells)))
 
 
 # -- the files of one epoch --------------------------------------------------------------------
-def epoch_record(row: Sequence[float], preds: np.ndarray, is_best: bool) -> dict[str, Any]:
-    """The ``RECORD_KEY`` entry of an epoch's checkpoint: its log.txt ``row``, its (N, K, 2)
-    validation ``preds`` (image pixels) and whether it was the best epoch so far."""
+def epoch_record(
+    row: Sequence[float],
+    preds: np.ndarray,
+    is_best: bool,
+    *,
+    columns: Sequence[str] = LOG_COLUMNS,
+) -> dict[str, Any]:
+    """The ``RECORD_KEY`` entry of an epoch's checkpoint: its log.txt ``row`` under the run's
+    log ``columns``, its (N, K, 2) validation ``preds`` (image pixels) and whether it was the
+    best epoch so far."""
+    if len(row) > len(columns):
+        raise ValueError(f"log row of {len(row)} values for {len(columns)} columns {columns}")
     return {
         "log_row": [float(v) for v in row],
+        "log_columns": [str(c) for c in columns],
         "preds": torch.from_numpy(np.asarray(preds, dtype=np.float32)),
         "is_best": bool(is_best),
     }
@@ -175,7 +194,9 @@ def finish_epoch(directory: Path, record: dict[str, Any], *, only_stale: bool = 
         if not (only_stale and _same_preds(directory / name, preds)):
             save_preds_mat(directory / name, preds)
             written.append(name)
-    if ReferenceLog(directory / LOG_NAME, resume=True).set_row(record["log_row"]):
+    # Records written before the columns were stored are of keypoint runs.
+    columns = record.get("log_columns") or LOG_COLUMNS
+    if ReferenceLog(directory / LOG_NAME, resume=True, columns=columns).set_row(record["log_row"]):
         written.append(LOG_NAME)
     return written
 

@@ -150,11 +150,16 @@ class Trainer:
             scheduler=self.scheduler,
         )
 
+    def epoch_record(self, row: list[float], val: EvalResult, is_best: bool) -> dict:
+        """The checkpoint's ``RECORD_KEY`` entry of an epoch (run_folder.py ``epoch_record``):
+        its log ``row`` under ``log_columns``, validation predictions, best or not."""
+        return epoch_record(row, val.preds, is_best, columns=self.log_columns)
+
     def _save(self, epoch: int, val: EvalResult, is_best: bool, row: list[float]) -> None:
         """Commit the epoch's checkpoint, holding its log ``row`` and predictions, then write the
         files that follow from it (run_folder.py: a resumed run repairs them after a kill)."""
         state = self.checkpoint_state(epoch)
-        state[RECORD_KEY] = record = epoch_record(row, val.preds, is_best)
+        state[RECORD_KEY] = record = self.epoch_record(row, val, is_best)
         save_checkpoint(state, self.out_dir, is_best=is_best, snapshot=self.cfg.run.snapshot)
         finish_epoch(self.out_dir, record)
 
@@ -239,6 +244,7 @@ class Trainer:
                     step = epoch * steps + it + 1
                     self.writer.add_scalar("train/loss", loss.item(), step)
                     self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], step)
+                    self.log_step(step)
         bar.close()
         seconds = device_clock(self.device) - start
         steps = max(steps, 1)
@@ -249,6 +255,10 @@ class Trainer:
             seconds,
         )
 
+    def log_step(self, step: int) -> None:
+        """Called with the global ``step`` where the training scalars go to TensorBoard (every
+        ``run.log_every`` iterations, main process): a subclass adds its own."""
+
     def validate(self, epoch: int = 0) -> EvalResult:
         """Both metrics of the current weights on ``val_set`` with the codec of ``epoch``."""
         return self.evaluator.evaluate(self.codec_at(epoch))
@@ -256,6 +266,8 @@ class Trainer:
     # -- the run ------------------------------------------------------------------------------
     #: How epoch lines name the validation split.
     val_label = "val"
+    #: The columns of the run's ``log.txt`` (and of ``log_row``): the reference's train.py's.
+    log_columns: tuple[str, ...] = LOG_COLUMNS
 
     @property
     def continues_run(self) -> bool:
@@ -293,7 +305,9 @@ class Trainer:
                 print(f"=> removed {len(removed)} temporary file(s) of an interrupted run")
             save_config(cfg, self.out_dir / CONFIG_FILE_NAME)
             self.writer = SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
-            ReferenceLog(self.out_dir / "log.txt", resume=self.continues_run)
+            ReferenceLog(
+                self.out_dir / "log.txt", resume=self.continues_run, columns=self.log_columns
+            )
             print(self.describe())
             self._continue_folder()
         try:
@@ -345,10 +359,24 @@ class Trainer:
         # The first validated epoch always writes model_best (the reference needs acc > 0).
         is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
         self.best_acc = max(val_acc, self.best_acc)
-        row = [epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc]
-        self._save(epoch, val, is_best, [*row, val.legacy_auc, val.legacy_mean_error])
+        self._save(epoch, val, is_best, self.log_row(epoch, lr, stats, val, val_acc))
         self._log_epoch(epoch, stats, val)
-        summary = {
+        summary = self.epoch_summary(epoch, stats, val, val_acc)
+        print(self.epoch_line(summary))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, val)
+        return summary
+
+    def log_row(
+        self, epoch: int, lr: float, stats: EpochStats, val: EvalResult, val_acc: float
+    ) -> list[float]:
+        """The epoch's ``log.txt`` row, one value per ``log_columns`` entry."""
+        row = [epoch + 1, lr, stats.loss, val.loss or 0.0, stats.acc, val_acc]
+        return [*row, val.legacy_auc, val.legacy_mean_error]
+
+    def epoch_summary(self, epoch: int, stats: EpochStats, val: EvalResult, val_acc: float) -> dict:
+        """The figures ``fit`` returns for the epoch (and ``epoch_line`` prints)."""
+        return {
             "epoch": epoch + 1,
             "train_loss": stats.loss,
             "train_acc": stats.acc,
@@ -358,15 +386,16 @@ class Trainer:
             "best_acc": self.best_acc,
             "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
         }
-        print(
-            f"epoch {epoch + 1}: train loss {stats.loss:.3e} acc {stats.acc:.4f} | "
-            f"{self.val_label} loss {(val.loss or 0):.3e} PCK@0.05 legacy {100 * val_acc:.2f} "
-            f"precise {100 * summary['val_acc_precise']:.2f} | "
-            f"{summary['train_img_per_s']:.1f} img/s"
+
+    def epoch_line(self, summary: dict) -> str:
+        """The line printed after each epoch, from ``epoch_summary``'s figures."""
+        return (
+            f"epoch {summary['epoch']}: train loss {summary['train_loss']:.3e} "
+            f"acc {summary['train_acc']:.4f} | {self.val_label} loss "
+            f"{(summary['val_loss'] or 0):.3e} PCK@0.05 legacy "
+            f"{100 * summary['val_acc_legacy']:.2f} precise "
+            f"{100 * summary['val_acc_precise']:.2f} | {summary['train_img_per_s']:.1f} img/s"
         )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, val)
-        return summary
 
     def _log_epoch(self, epoch: int, stats: EpochStats, val: EvalResult) -> None:
         w = self.writer

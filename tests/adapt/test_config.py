@@ -146,6 +146,7 @@ def test_other_flags_are_training_flags_minus_those_meaning_nothing_here():
         "--year",  # train.py's, not in CCSSL.py's parser
         "--features",
         "--target-weight",
+        "--seg-weight",
     }
     assert sorted(flag.field for flag in OWN_FLAGS) == sorted(OWN_ALTERNATES)
 

@@ -2,7 +2,8 @@
 folder with its relative paths (``./animal_data``, ``./checkpoint/...``), in the order a user runs
 them: train on synthetic animals -> CCSSL/CCSSL.py's command given to adapt/ccssl.py -> test.py
 on ``<checkpoint>/synthetic_animal_sp.pth.tar``; TigDog training and its ``--evaluate``; the
-README's demo on a checkpoint in the reference's own format.
+README's demo on a checkpoint in the reference's own format; TRAINING.md's multitask pair
+(train_multitask.py, then test.py on its model_best).
 
 Only run-length and run-environment flags are appended (``--epochs 1``, no workers, the CPU); the
 quick variant also appends the tiny model's sizes, but not to test.py on our checkpoint, which
@@ -22,7 +23,7 @@ from animalpose.adapt.cli import ccssl_main
 from animalpose.datasets.generator.fixtures import make_synthetic_fixture, make_tigdog_fixture
 from animalpose.train import cli
 from animalpose.train.checkpoint import REFERENCE_KEYS
-from animalpose.train.run_folder import LOG_COLUMNS
+from animalpose.train.run_folder import LOG_COLUMNS, MULTITASK_LOG_COLUMNS
 
 #: The reference README's "Train" steps 1-3, then TRAINING.md's Example 1 (its `UDA_VISIBLE_...`
 #: typo included) with the evaluation a user runs after it, then the README's demo evaluation.
@@ -46,21 +47,49 @@ DEMO = (
     "./checkpoint/synthetic_animal/horse/horse_ccssl/synthetic_animal_sp.pth.tar --evaluate "
     "--animal horse"
 )
+#: TRAINING.md's Example 4 (multitask: keypoints + part segmentation), then the same pair with
+#: its run-length, batch, worker and flip-test flags spelled out, test.py writing into the run.
+MULTITASK = (
+    "CUDA_VISIBLE_DEVICES=0 python train/train_multitask.py --dataset "
+    "synthetic_animal_sp_multitask -a hg_multitask --stacks 4 --blocks 1 --image-path "
+    "./animal_data/ --checkpoint ./checkpoint/synthetic_animal/horse/horse_multitask --animal "
+    "horse",
+    "CUDA_VISIBLE_DEVICES=0 python ./evaluation/test.py --dataset1 synthetic_animal_sp_multitask "
+    "--dataset2 real_animal_sp --arch hg_multitask --resume "
+    "./checkpoint/synthetic_animal/horse/horse_multitask/model_best.pth.tar --evaluate --animal "
+    "horse",
+)
+MULTITASK_SPELLED_OUT = (
+    "python train/train_multitask.py --dataset synthetic_animal_sp_multitask -a hg_multitask "
+    "--animal horse --image-path ./animal_data/ --checkpoint ./checkpoint/horse/syn_multitask "
+    "--epochs 100 --train-batch 6 --test-batch 6 --workers 8",
+    "python evaluation/test.py --dataset1 synthetic_animal_sp_multitask --dataset2 real_animal_sp "
+    "--arch hg_multitask --animal horse --image-path ./animal_data/ --checkpoint "
+    "./checkpoint/horse/syn_multitask --resume "
+    "./checkpoint/horse/syn_multitask/model_best.pth.tar --evaluate --flip",
+)
 #: The reference's script -> ours.
 SCRIPTS = {
     "train/train.py": "train/train.py",
+    "train/train_multitask.py": "train/train_multitask.py",
+    "evaluation/test.py": "evaluation/test.py",
     "CCSSL/CCSSL.py": "adapt/ccssl.py",
     "./evaluation/test.py": "evaluation/test.py",
 }
 MAINS = {
     "train/train.py": cli.train_main,
+    "train/train_multitask.py": cli.train_multitask_main,
     "adapt/ccssl.py": ccssl_main,
     "evaluation/test.py": cli.test_main,
 }
 #: Appended to every command: the CPU, no loader workers, no progress bars.
 ENVIRONMENT = ("--workers", "0", "--device", "cpu", "--no-progress")
 #: Appended to commands that train: one epoch (CCSSL.py's name for it).
-ONE_EPOCH = {"train/train.py": ("--epochs", "1"), "adapt/ccssl.py": ("--num-epochs", "1")}
+ONE_EPOCH = {
+    "train/train.py": ("--epochs", "1"),
+    "train/train_multitask.py": ("--epochs", "1"),
+    "adapt/ccssl.py": ("--num-epochs", "1"),
+}
 #: The quick variant's model: 1 stack of 16 channels on 64-px crops (tests/conftest.py).
 TINY_MODEL = tuple(
     "--stacks 1 --channels 16 --inp-res 64 --out-res 16 --train-batch 4 --test-batch 4".split()
@@ -146,6 +175,26 @@ def run_documented(folder: Path, run, *, tiny: bool) -> dict[str, str]:
     step("demo", DEMO)
     assert "is a reference checkpoint: using its input normalisation" in out["demo"]
     assert json.loads((ckpt / "pck_results.json").read_text())["extra"]["legacy_input"] is True
+
+    step("multitask", MULTITASK[0])
+    mt_dir = ckpt / "synthetic_animal/horse/horse_multitask"
+    rows = _log_rows(mt_dir / "log.txt")
+    assert rows[0] == list(MULTITASK_LOG_COLUMNS) and len(rows) == 2 and len(rows[1]) == 7
+    assert "mIoU" in out["multitask"]
+    best = torch.load(mt_dir / "model_best.pth.tar", map_location="cpu", weights_only=True)
+    assert best["arch"] == "hg_multitask"
+    step("multitask_test", MULTITASK[1], sized=False)  # the sizes come from the checkpoint
+    results = json.loads((ckpt / "pck_results.json").read_text())
+    assert results["extra"]["checkpoint"] == f"./{mt_dir.relative_to(folder)}/model_best.pth.tar"
+    assert results["extra"]["dataset"] == "real_animal_sp"
+
+    step("multitask_spelled_out", MULTITASK_SPELLED_OUT[0])
+    mt_dir = ckpt / "horse/syn_multitask"
+    assert _log_rows(mt_dir / "log.txt")[0] == list(MULTITASK_LOG_COLUMNS)
+    (mt_dir / "pck_results.json").unlink(missing_ok=True)
+    step("multitask_spelled_out_test", MULTITASK_SPELLED_OUT[1], sized=False)
+    results = json.loads((mt_dir / "pck_results.json").read_text())
+    assert results["extra"]["flip_test"] is True
     return out
 
 

@@ -64,6 +64,7 @@ def test_dataset_names_are_the_reference_names():
         [
             "synthetic_animal",
             "synthetic_animal_sp",
+            "synthetic_animal_sp_multitask",
             "real_animal",
             "real_animal_sp",
             "real_animal_crop",

@@ -100,6 +100,7 @@ ALTERNATES = {
     "optim.start_epoch": 5,
     "optim.schedule": [10, 20, 30],
     "optim.gamma": 0.5,
+    "optim.seg_weight": 0.05,
     "run.checkpoint": "runs/x",
     "run.snapshot": 10,
     "run.resume": "ckpt.pth.tar",
