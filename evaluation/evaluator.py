@@ -108,11 +108,13 @@ class Evaluator:
         checkpoint: str,
         animal: str,
         legacy_input: bool,
+        legacy: bool = False,
         overlays: int = 0,
     ) -> EvalResult:
         """Evaluate, print both tables, write ``preds_<split>.mat`` (the reference's
         ``preds_valid.mat`` for the valid split), JSON/CSV results, the chart and ``overlays``
-        crops; ``checkpoint``, ``animal`` and ``legacy_input`` are recorded in the results.
+        crops; ``checkpoint``, ``animal``, ``legacy_input`` and ``legacy`` (the data set's legacy
+        mode) are recorded in the results.
 
         ``out_dir`` is created and test-written first: a folder that cannot take the results
         raises ``DataError`` before the evaluation, a write that fails later (a full disk) one
@@ -122,7 +124,7 @@ class Evaluator:
         self.print_tables(val)
         preds_name = f"preds_{self.split}.mat"
         with output_errors(out_dir):
-            paths = self._write(out_dir, val, preds_name, checkpoint, animal, legacy_input)
+            paths = self._write(out_dir, val, preds_name, checkpoint, animal, legacy_input, legacy)
             if overlays:
                 self._write_overlays(out_dir / OVERLAY_FOLDER, val, overlays)
         print(
@@ -139,6 +141,7 @@ class Evaluator:
         checkpoint: str,
         animal: str,
         legacy_input: bool,
+        legacy: bool,
     ) -> tuple[Path, Path]:
         """``preds_name``, the JSON/CSV results and the chart of ``val``; the result paths."""
         save_preds_mat(out_dir / preds_name, val.preds)
@@ -150,6 +153,7 @@ class Evaluator:
             "images": int(len(val.preds)),
             "flip_test": bool(self.flip),
             "legacy_input": bool(legacy_input),
+            "legacy": bool(legacy),
         }
         split_indices = getattr(self.dataset, "indices", None)
         if split_indices is not None:  # which samples: indices into the full sample list, in order

@@ -183,8 +183,9 @@ def _get(cfg: object, dotted: str) -> object:
 
 
 #: The switches a reference checkpoint turns on unless the user set them: its input
-#: normalisation (docs/reference_compat.md §7.3).
-REFERENCE_SWITCHES = ("data.legacy_input",)
+#: normalisation (docs/reference_compat.md §7.3) and its loaders' ground truth, the legacy mode
+#: of §8, so that its numbers are the reference's.
+REFERENCE_SWITCHES = ("data.legacy_input", "data.legacy")
 
 
 def reference_input(cfg: Config, ns: argparse.Namespace) -> Config:
@@ -207,9 +208,10 @@ def reference_input(cfg: Config, ns: argparse.Namespace) -> Config:
         return cfg
     cfg = apply_overrides(cfg, [f"{key}=true" for key in switches], source=str(path))
     shown = ", ".join(f"{key}=true" for key in switches)
+    undo = " ".join(f"{key}=false" for key in switches)
     print(
-        f"note: {path} is a reference checkpoint: using its input normalisation ({shown}; "
-        f"--set {switches[0]}=false to override)"
+        f"note: {path} is a reference checkpoint: using its input normalisation and ground "
+        f"truth ({shown}; --set {undo} to override)"
     )
     return cfg
 
@@ -227,6 +229,7 @@ def _report(cfg: Config, *, overlays: int = 0) -> None:
         checkpoint=str(cfg.run.resume),
         animal=cfg.data.animal,
         legacy_input=cfg.data.legacy_input,
+        legacy=cfg.data.legacy,
         overlays=overlays,
     )
     if trains_segmentation(cfg):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import scipy.io
 import torch
+import yaml
 
 from animalpose.adapt.cli import ccssl_main
 from animalpose.datasets.generator.fixtures import make_synthetic_fixture, make_tigdog_fixture
@@ -45,6 +46,12 @@ DEMO = (
     "CUDA_VISIBLE_DEVICES=0 python ./evaluation/test.py --dataset1 synthetic_animal_sp --dataset2 "
     "real_animal_sp --arch hg --resume "
     "./checkpoint/synthetic_animal/horse/horse_ccssl/synthetic_animal_sp.pth.tar --evaluate "
+    "--animal horse"
+)
+#: CCSSL.py's command from the README's downloaded (reference-format) source model.
+CCSSL_FROM_REFERENCE = (
+    "python CCSSL/CCSSL.py --num-epochs 60 --checkpoint ./checkpoint/horse/ssl_reference/ "
+    "--resume ./checkpoint/synthetic_animal/horse/horse_ccssl/synthetic_animal_sp.pth.tar "
     "--animal horse"
 )
 #: TRAINING.md's Example 4 (multitask: keypoints + part segmentation), then the same pair with
@@ -174,7 +181,14 @@ def run_documented(folder: Path, run, *, tiny: bool) -> dict[str, str]:
     _as_reference_checkpoint(copy, ckpt / "synthetic_animal/horse/horse_ccssl" / copy.name)
     step("demo", DEMO)
     assert "is a reference checkpoint: using its input normalisation" in out["demo"]
-    assert json.loads((ckpt / "pck_results.json").read_text())["extra"]["legacy_input"] is True
+    extra = json.loads((ckpt / "pck_results.json").read_text())["extra"]
+    assert extra["legacy_input"] is True and extra["legacy"] is True
+    # CC-SSL from a downloaded reference source model adapts in the reference's legacy mode.
+    step("ccssl_reference", CCSSL_FROM_REFERENCE)
+    assert "is a reference checkpoint: using its input normalisation" in out["ccssl_reference"]
+    saved = yaml.safe_load((ckpt / "horse/ssl_reference/config.yaml").read_text())
+    assert saved["data"]["legacy"] is True and saved["data"]["legacy_input"] is True
+    assert (ckpt / "horse/ssl_reference/synthetic_animal_sp.pth.tar").is_file()
 
     step("multitask", MULTITASK[0])
     mt_dir = ckpt / "synthetic_animal/horse/horse_multitask"

@@ -118,8 +118,10 @@ def test_report_prints_both_tables_and_writes_every_file(evaluator, tmp_path, ca
         "images",
         "flip_test",
         "legacy_input",
+        "legacy",
         "sample_indices",
     ]
+    assert extra["legacy"] is False
     assert extra["sample_indices"] == [10, 12, 14, 16, 18]
     assert (extra["dataset"], extra["split"], extra["images"]) == ("real_animal_sp", "test", 5)
     assert extra["flip_test"] is True and extra["legacy_input"] is False

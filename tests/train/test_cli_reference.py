@@ -83,7 +83,7 @@ def test_reference_checkpoint_gets_its_input_normalisation(
 ):
     argv = [flag, str(reference_ckpt), "-c", str(tmp_path / "out"), "--device", "cpu"]
     assert main(argv) == 0
-    assert captured[-1].data.legacy_input
+    assert captured[-1].data.legacy_input and captured[-1].data.legacy
     notices = [line for line in capsys.readouterr().out.splitlines() if NOTICE in line]
     assert len(notices) == 1 and str(reference_ckpt) in notices[0]
 
@@ -99,13 +99,35 @@ def test_an_explicit_setting_wins(setting, reference_ckpt, tmp_path, captured, c
         setting = ["--config", str(tmp_path / "c.yaml")]
     argv = ["--resume", str(reference_ckpt), "-c", str(tmp_path / "out"), *setting]
     assert cli.test_main(argv) == 0
-    assert not captured[-1].data.legacy_input
+    # The user's legacy_input stays off; the switch not given (legacy mode) still turns on.
+    assert not captured[-1].data.legacy_input and captured[-1].data.legacy
+    notices = [line for line in capsys.readouterr().out.splitlines() if NOTICE in line]
+    assert len(notices) == 1
+    assert "data.legacy=true" in notices[0] and "legacy_input=true" not in notices[0]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        ["--set", "data.legacy_input=false", "data.legacy=false"],
+        ["--legacy-input", "--set", "data.legacy=false"],
+    ],
+    ids=["both-off", "flag-and-set"],
+)
+def test_no_notice_when_the_user_set_every_switch(
+    setting, reference_ckpt, tmp_path, captured, capsys
+):
+    argv = ["--resume", str(reference_ckpt), "-c", str(tmp_path / "out"), *setting]
+    assert cli.test_main(argv) == 0
+    assert captured[-1].data.legacy_input == ("--legacy-input" in setting)
+    assert not captured[-1].data.legacy
     assert NOTICE not in capsys.readouterr().out
 
 
 def test_our_checkpoints_keep_their_saved_setting(our_ckpt, tmp_path, captured, capsys):
     assert cli.test_main(["--resume", str(our_ckpt), "-c", str(tmp_path / "out")]) == 0
-    assert not captured[-1].data.legacy_input and NOTICE not in capsys.readouterr().out
+    assert not captured[-1].data.legacy_input and not captured[-1].data.legacy
+    assert NOTICE not in capsys.readouterr().out
 
 
 def test_evaluation_adopts_each_saved_setting_not_given(our_ckpt, tmp_path, captured):

@@ -116,9 +116,7 @@ def test_evaluation_script_reports_both_metrics(data_root, full_run, train_argv,
     assert len(list((out / "overlays").glob("*.png"))) == 2
 
 
-def test_reference_checkpoint_evaluates_with_legacy_input(
-    data_root, full_run, train_argv, tmp_path
-):
+def test_reference_checkpoint_evaluates_in_legacy_mode(data_root, full_run, train_argv, tmp_path):
     ours = torch.load(full_run / "model_best.pth.tar", weights_only=True)
     reference = {  # exactly the reference's keys, nothing of ours
         "epoch": 2,
@@ -130,19 +128,21 @@ def test_reference_checkpoint_evaluates_with_legacy_input(
     path = tmp_path / "reference.pth.tar"
     torch.save(reference, path)
     out = tmp_path / "eval_ref"
-    argv = train_argv(data_root, out, "-e", "--resume", str(path), "--legacy-input")
+    argv = train_argv(data_root, out, "-e", "--resume", str(path))
     assert cli.train_main(argv) == 0  # the reference's own `train.py -e` path
-    # The same weights in our format, evaluated the same way, give the same predictions.
+    # The same weights in our format, evaluated with both legacy switches given by hand, give
+    # the same predictions: the reference checkpoint turned them on by itself.
     same = tmp_path / "eval_ours"
     argv = train_argv(data_root, same, "-e", "--resume", str(full_run / "model_best.pth.tar"))
-    assert cli.train_main([*argv, "--legacy-input"]) == 0
+    assert cli.train_main([*argv, "--legacy-input", "--legacy"]) == 0
     np.testing.assert_array_equal(
         scipy.io.loadmat(out / "preds_valid.mat")["preds"],
         scipy.io.loadmat(same / "preds_valid.mat")["preds"],
     )
     results = json.loads((out / "pck_results.json").read_text())
     assert results["metrics"] == json.loads((same / "pck_results.json").read_text())["metrics"]
-    assert results["extra"]["checkpoint"] == str(path) and results["extra"]["legacy_input"]
+    assert results["extra"]["checkpoint"] == str(path)
+    assert results["extra"]["legacy_input"] and results["extra"]["legacy"]
 
 
 def test_bad_data_root_is_a_clear_error(train_argv, tmp_path, capsys):
