@@ -1,10 +1,25 @@
 """The heatmap codec: one object owns keypoints -> heatmaps (encode) and heatmaps -> keypoints
 (decode), for single NumPy samples and for batched torch tensors on any device.
 
-Input-to-heatmap mapping is pixel-area aligned: heatmap pixel ``j`` covers input pixels
-``[j * stride - 0.5, (j + 1) * stride - 0.5]``, so ``hm = (inp + 0.5) / stride - 0.5``.
-Because the mapping is exact and symmetric, a horizontal flip in input space is a flip in
-heatmap space (no one-pixel flip-test shift is needed).
+Two conventions (``MSRAHeatmap(..., convention=...)``; the default is the animal side's and
+never changes):
+
+- ``"pixel-area"`` (default): heatmap pixel ``j`` covers input pixels
+  ``[j * stride - 0.5, (j + 1) * stride - 0.5]``, so ``hm = (inp + 0.5) / stride - 0.5``.
+  Because the mapping is exact and symmetric, a horizontal flip in input space is a flip in
+  heatmap space (no one-pixel flip-test shift is needed).
+- ``"msra"``: the original convention of SimpleBaseline / HRNet
+  (microsoft/human-pose-estimation.pytorch, ``JointsDataset.generate_target``,
+  ``core/inference.get_final_preds``, ``utils/transforms.flip_back``): ``hm = inp / stride``;
+  targets centred on ``int(hm + 0.5)`` (truncated toward zero, as Python's ``int``); decoding
+  zeroes the coordinates of a non-positive peak and shifts a quarter pixel only at argmaxes with
+  ``1 < x < w - 1`` and ``1 < y < h - 1``; the flip test mirrors the flipped heatmaps and then
+  shifts them one pixel right (``SHIFT_HEATMAP``). The mirror of input ``x`` is ``W - 1 - x``,
+  which is ``w - 1/stride - hm`` on the heatmap, while a heatmap mirror gives ``w - 1 - hm``:
+  the shift over-corrects by ``1/stride`` heatmap pixels (one input pixel), the bias UDP removes.
+
+``flip_heatmaps`` is the flip-test rule of every codec in this package (``shift`` on for the
+``"msra"`` convention only); ``MSRAHeatmap.flip_back`` applies its convention's rule.
 """
 
 from __future__ import annotations
@@ -12,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["MSRAHeatmap", "heatmap_argmax"]
+__all__ = ["CONVENTIONS", "MSRAHeatmap", "flip_heatmaps", "heatmap_argmax"]
 
 #: Half-width of the Gaussian patch in units of sigma (MSRA / pytorch-pose: a 6 sigma + 1 patch,
 #: 7x7 for sigma 1).
@@ -20,6 +35,8 @@ PATCH_SIGMAS = 3
 #: Decoding shifts the integer argmax a quarter heatmap pixel towards the higher neighbour
 #: (Newell et al. 2016; MSRA SimpleBaseline's ``get_final_preds``).
 QUARTER_SHIFT = 0.25
+#: Input <-> heatmap alignments of ``MSRAHeatmap`` (module docs); the first is the default.
+CONVENTIONS = ("pixel-area", "msra")
 
 
 def _float_xy(xy):
@@ -39,17 +56,32 @@ class MSRAHeatmap:
     Decode: integer argmax plus a quarter-pixel shift towards the higher neighbour; returns
     input-space coordinates and the peak values as scores.
 
+    ``convention="msra"`` follows SimpleBaseline / HRNet to the letter (module docs): rounding by
+    truncation, weight 0 only when the patch corner test of ``generate_target`` fails
+    (``ul >= size`` or ``br < 0`` with ``ul = int(mu - 3 sigma)``, ``br = int(mu + 3 sigma + 1)``),
+    the quarter shift only in the interior, coordinates (0, 0) for a peak <= 0, and the flip test's
+    one-pixel shift (``flip_back``).
+
     Args:
         input_size: (w, h) of the network input in pixels.
         heatmap_size: (w, h) of the heatmaps.
         sigma: Gaussian standard deviation in heatmap pixels.
+        convention: ``"pixel-area"`` (default, the animal side's) or ``"msra"``.
     """
 
     def __init__(
-        self, input_size: tuple[int, int], heatmap_size: tuple[int, int], sigma: float = 1.0
+        self,
+        input_size: tuple[int, int],
+        heatmap_size: tuple[int, int],
+        sigma: float = 1.0,
+        *,
+        convention: str = "pixel-area",
     ) -> None:
         if sigma <= 0:
             raise ValueError(f"sigma must be positive, got {sigma}")
+        if convention not in CONVENTIONS:
+            raise ValueError(f"unknown codec convention {convention!r}; valid: {list(CONVENTIONS)}")
+        self.convention = convention
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
         self.sigma = float(sigma)
@@ -59,9 +91,10 @@ class MSRAHeatmap:
         )
 
     def __repr__(self) -> str:
+        extra = "" if self.convention == CONVENTIONS[0] else f", convention={self.convention!r}"
         return (
             f"MSRAHeatmap(input_size={self.input_size}, heatmap_size={self.heatmap_size}, "
-            f"sigma={self.sigma})"
+            f"sigma={self.sigma}{extra})"
         )
 
     # -- coordinate maps ----------------------------------------------------------------------
@@ -69,6 +102,10 @@ class MSRAHeatmap:
         """Input pixels -> heatmap pixels, (..., 2) array or tensor."""
         sx, sy = self.stride
         out = _float_xy(xy)
+        if self.convention == "msra":
+            out[..., 0] = xy[..., 0] / sx
+            out[..., 1] = xy[..., 1] / sy
+            return out
         out[..., 0] = (xy[..., 0] + 0.5) / sx - 0.5
         out[..., 1] = (xy[..., 1] + 0.5) / sy - 0.5
         return out
@@ -77,6 +114,10 @@ class MSRAHeatmap:
         """Heatmap pixels -> input pixels, (..., 2) array or tensor."""
         sx, sy = self.stride
         out = _float_xy(xy)
+        if self.convention == "msra":
+            out[..., 0] = xy[..., 0] * sx
+            out[..., 1] = xy[..., 1] * sy
+            return out
         out[..., 0] = (xy[..., 0] + 0.5) * sx - 0.5
         out[..., 1] = (xy[..., 1] + 0.5) * sy - 0.5
         return out
@@ -103,6 +144,8 @@ class MSRAHeatmap:
 
     def _encode_tensor(self, keypoints: torch.Tensor, visible: torch.Tensor):
         """``encode`` on tensors (a subclass with other targets overrides this)."""
+        if self.convention == "msra":
+            return self._encode_msra(keypoints, visible)
         kp = keypoints.float()
         vis = visible.to(kp.device).float()
         w_hm, h_hm = self.heatmap_size
@@ -126,6 +169,38 @@ class MSRAHeatmap:
         heatmaps = gy[..., :, None] * gx[..., None, :] * weights[..., None, None]
         return heatmaps, weights
 
+    def _encode_msra(self, keypoints: torch.Tensor, visible: torch.Tensor):
+        """``generate_target`` of SimpleBaseline / HRNet: ``mu = int(hm + 0.5)`` (toward zero), the
+        ``len(arange(0, 6 sigma + 1))`` patch with its centre at ``(6 sigma + 1) // 2`` placed at
+        ``ul = int(mu - 3 sigma)`` and cut at ``br = int(mu + 3 sigma + 1)`` and the map border."""
+        kp = keypoints.float()
+        vis = visible.to(kp.device).float()
+        w_hm, h_hm = self.heatmap_size
+        reach = PATCH_SIGMAS * self.sigma
+        finite = torch.isfinite(kp).all(-1)
+        mu = torch.trunc(torch.nan_to_num(self.to_heatmap(kp), nan=0.0) + 0.5)
+        ul, br = torch.trunc(mu - reach), torch.trunc(mu + reach + 1)
+        missed = (ul[..., 0] >= w_hm) | (ul[..., 1] >= h_hm) | (br[..., 0] < 0) | (br[..., 1] < 0)
+        weights = ((vis > 0) & finite & ~missed).float()
+        size = 2 * reach + 1
+        n = int(np.ceil(size))  # len(np.arange(0, size, 1))
+        centre = float(size // 2)
+
+        def axis(length: int, i: int) -> torch.Tensor:  # (..., K, length) patch values on a line
+            pos = torch.arange(length, device=kp.device, dtype=kp.dtype)
+            j = pos - ul[..., i, None]  # patch index of every map pixel
+            keep = (j >= 0) & (j < n) & (pos < br[..., i, None])
+            return torch.exp(-((j - centre) ** 2) / (2 * self.sigma**2)) * keep
+
+        heatmaps = axis(h_hm, 1)[..., :, None] * axis(w_hm, 0)[..., None, :]
+        return heatmaps * weights[..., None, None], weights
+
+    # -- flip test ----------------------------------------------------------------------------
+    def flip_back(self, heatmaps, flip_index):
+        """Heatmaps of the mirrored input -> heatmaps of the original (``flip_heatmaps``, with the
+        one-pixel shift in the ``"msra"`` convention)."""
+        return flip_heatmaps(heatmaps, flip_index, shift=self.convention == "msra")
+
     # -- decode -------------------------------------------------------------------------------
     def decode(self, heatmaps, shift: bool = True):
         """Heatmaps -> (keypoints in input pixels (..., K, 2), scores (..., K)).
@@ -137,6 +212,8 @@ class MSRAHeatmap:
             return kp.numpy(), sc.numpy()
         hm = heatmaps.float()
         coords, scores = heatmap_argmax(hm)
+        if self.convention == "msra":
+            return self.to_input(_msra_refine(hm, coords, scores, shift)), scores
         if shift:
             h, w = hm.shape[-2:]
             x = coords[..., 0].long()
@@ -154,6 +231,64 @@ class MSRAHeatmap:
             ddy = torch.sign(at(yd, x) - at(yu, x)) * interior_y
             coords = coords + QUARTER_SHIFT * torch.stack([ddx, ddy], dim=-1)
         return self.to_input(coords), scores
+
+
+def _msra_refine(heatmaps: torch.Tensor, coords: torch.Tensor, peaks: torch.Tensor, shift: bool):
+    """``get_max_preds`` + ``get_final_preds`` of SimpleBaseline / HRNet on heatmap coordinates:
+    (0, 0) where the peak is <= 0; the quarter shift on both axes where ``1 < x < w - 1`` and
+    ``1 < y < h - 1``, by the sign of each axis's neighbour difference."""
+    coords = coords * (peaks > 0)[..., None]
+    if not shift:
+        return coords
+    h, w = heatmaps.shape[-2:]
+    x, y = coords[..., 0].long(), coords[..., 1].long()
+    interior = (x > 1) & (x < w - 1) & (y > 1) & (y < h - 1)
+    flat = heatmaps.flatten(-2)
+
+    def at(yy, xx):
+        index = yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)
+        return torch.gather(flat, -1, index[..., None])[..., 0]
+
+    diff = torch.stack([at(y, x + 1) - at(y, x - 1), at(y + 1, x) - at(y - 1, x)], dim=-1)
+    return coords + QUARTER_SHIFT * torch.sign(diff) * interior[..., None]
+
+
+def _flip_permutation(flip_index, channels: int, device: torch.device) -> torch.Tensor:
+    """``flip_index`` as a (channels,) int64 tensor; ValueError unless it permutes 0..C-1."""
+    index = torch.as_tensor(np.asarray(flip_index, dtype=np.int64).reshape(-1), device=device)
+    if index.numel() != channels or not torch.equal(
+        torch.sort(index).values, torch.arange(channels, device=device)
+    ):
+        raise ValueError(
+            f"flip_index must be a permutation of 0..{channels - 1}, got {index.tolist()}"
+        )
+    return index
+
+
+def flip_heatmaps(heatmaps, flip_index, *, shift: bool):
+    """Heatmaps of a mirrored input -> heatmaps of the original input (the flip test).
+
+    Channels are swapped by ``flip_index`` (the spec's pairs: channel ``k`` of the result is
+    channel ``flip_index[k]`` of the input) and the width is mirrored. With ``shift`` the result
+    then moves one pixel right, column 0 keeping its value (SimpleBaseline / HRNet
+    ``output_flipped[:, :, :, 1:] = output_flipped.clone()[:, :, :, 0:-1]``), the rule of the
+    ``"msra"`` convention; pixel-area and UDP alignments need no shift.
+
+    Args:
+        heatmaps: (..., K, h, w) NumPy array or tensor (NumPy in -> NumPy out).
+        flip_index: (K,) permutation of the keypoints under a horizontal flip.
+        shift: apply the one-pixel shift.
+    """
+    if isinstance(heatmaps, np.ndarray):
+        out = flip_heatmaps(
+            torch.from_numpy(np.ascontiguousarray(heatmaps)), flip_index, shift=shift
+        )
+        return out.numpy()
+    index = _flip_permutation(flip_index, heatmaps.shape[-3], heatmaps.device)
+    out = torch.flip(heatmaps.index_select(-3, index), dims=(-1,))
+    if shift and out.shape[-1] > 1:
+        out = torch.cat([out[..., :1], out[..., :-1]], dim=-1)
+    return out
 
 
 def heatmap_argmax(heatmaps):
