@@ -44,6 +44,7 @@ setup(
         "matplotlib>=3.9",
         "pillow>=10",  # the reference's PIL resizes (datasets/transforms/legacy_crop.py)
         "scikit-image>=0.24",  # bundled public-domain photos for the generator's target style
+        "pycocotools>=2.0.8",  # COCOeval OKS AP (evaluation/oks.py); 2.0.8 is the first for numpy 2
         # The built-in 3-D animal generator: dm_control's skinned dog. mujoco 4 breaks
         # suite.load('dog') (no MjModel.flex_vertedge), so both are pinned.
         "dm-control==1.0.50",
