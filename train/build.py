@@ -154,6 +154,8 @@ def build_network(cfg: Config, spec: KeypointSpec, device: torch.device) -> nn.M
         num_blocks=cfg.model.blocks,
         num_keypoints=spec.num_keypoints,
         channels=cfg.model.channels,
+        depth=cfg.model.depth,
+        width=cfg.model.width,
     ).to(device)
     return model.to(memory_format=memory_format(cfg))
 

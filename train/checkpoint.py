@@ -152,7 +152,9 @@ def load_model_weights(
         raise DataError(f"{source}: {err}") from None
     target = unwrap_model(model)
     expected = target.state_dict()
-    missing = [k for k in expected if k not in state]
+    # BatchNorm step counters count as present: checkpoints from before torch 0.4.1 (the
+    # published SimpleBaseline ResNet files) have none, and load_state_dict fills them.
+    missing = [k for k in expected if k not in state and not k.endswith(".num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     mismatched = [
         f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"

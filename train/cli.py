@@ -139,6 +139,8 @@ _ADOPTED = (
     "model.stacks",
     "model.blocks",
     "model.channels",
+    "model.depth",
+    "model.width",
     "model.keypoint_spec",
     "data.inp_res",
     "data.out_res",

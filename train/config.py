@@ -22,6 +22,7 @@ from animalpose.datasets.formats.registry import DATASETS
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.loss import SEG_WEIGHT
 from animalpose.train.models import MODELS
+from animalpose.train.models.simple_baseline import RESNET_LAYERS
 
 __all__ = [
     "AUGMENT_BACKENDS",
@@ -183,6 +184,8 @@ class ModelConfig(Section):
     stacks: int = 4  # -s/--stacks: stacked hourglasses
     blocks: int = 1  # -b/--blocks: residual blocks at each hourglass location
     channels: int = 256  # --channels: hourglass width (the reference's 256); even
+    depth: int = 50  # --depth: simple_baseline's ResNet depth (18, 34, 50, 101, 152)
+    width: int = 32  # --width: hrnet's highest-resolution width (32: HRNet-W32, 48: W48)
     keypoint_spec: str = "animal18"  # --keypoint-spec: a name in datasets.keypoints.SPECS
 
     def check(self) -> None:
@@ -191,6 +194,9 @@ class ModelConfig(Section):
         # Bottlenecks have expansion 2: their inner width is channels / 2
         # (docs/reference_compat.md §2).
         _require(self.channels % 2 == 0, "channels", f"must be even, got {self.channels}")
+        depths = ", ".join(map(str, RESNET_LAYERS))
+        _require(self.depth in RESNET_LAYERS, "depth", f"{self.depth} is not one of {depths}")
+        _at_least(self, 0, "width", strict=True)
         _one_of(self, "keypoint_spec", tuple(SPECS))
 
 

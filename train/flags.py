@@ -237,6 +237,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag("--train-limit", field="data.train_limit", help="use the first N training samples"),
     _flag("--val-limit", field="data.val_limit", help="use the first N validation samples"),
     _flag("--channels", field="model.channels", help="hourglass width"),
+    _flag("--depth", field="model.depth", help="-a simple_baseline: ResNet depth (50, 101, 152)"),
+    _flag("--width", field="model.width", help="-a hrnet: high-resolution branch width (W32, W48)"),
     _flag(
         "--keypoint-spec",
         field="model.keypoint_spec",

@@ -87,10 +87,12 @@ ALTERNATES = {
     "data.val_limit": 5,
     "data.seed": 7,
     "data.eval_split": "test",
-    "model.arch": "hg",
+    "model.arch": "simple_baseline",
     "model.stacks": 8,
     "model.blocks": 2,
     "model.channels": 128,
+    "model.depth": 101,
+    "model.width": 48,
     "model.keypoint_spec": "animal18",
     "optim.solver": "adam",
     "optim.lr": 1e-3,
@@ -119,7 +121,7 @@ ALTERNATES = {
     "run.progress": False,
 }
 # Fields whose only valid value is the default (one implemented choice).
-SINGLE_CHOICE = {"model.keypoint_spec", "model.arch"}
+SINGLE_CHOICE = {"model.keypoint_spec"}
 #: Flags that set a field (all but the REFERENCE_ONLY ones).
 FIELD_FLAGS = tuple(flag for flag in TRAIN_FLAGS if flag.field != REFERENCE_ONLY)
 
@@ -314,7 +316,7 @@ def test_saved_config_reproduces_the_run(tmp_path):
         (["--label-type", "Cauchy"], "argument --label-type: invalid choice: 'Cauchy'"),
         (["--inp-res", "100"], "command line: data.inp_res: 100 is not divisible"),
         (["--set", "optim.schedule=[5,x]"], "--set: optim.schedule[1]: expected int"),
-        (["--set", "model.depth=3"], "--set: model.depth: unknown key"),
+        (["--set", "model.dilation=3"], "--set: model.dilation: unknown key"),
     ],
 )
 def test_usage_errors_exit_with_a_clear_message(argv, message, capsys):
@@ -344,8 +346,8 @@ def test_flag_kind_must_fit_the_field_type():
     bad = (Flag(names=("--stacks-on",), field="model.stacks", help="x", kind="store_true"),)
     with pytest.raises(ValueError, match="does not fit model.stacks's type int"):
         build_parser(flags=bad)
-    with pytest.raises(ConfigError, match="model.depth: unknown key"):
-        build_parser(flags=(Flag(names=("--depth",), field="model.depth", help="x"),))
+    with pytest.raises(ConfigError, match="model.dilation: unknown key"):
+        build_parser(flags=(Flag(names=("--dilation",), field="model.dilation", help="x"),))
 
 
 @dataclass(kw_only=True)

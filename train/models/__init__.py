@@ -1,7 +1,9 @@
 """Model registry: architecture name (the reference's ``-a/--arch`` value) -> model class.
 
-``build_model`` refuses sizes whose weights alone would not fit in the memory available (a
-checkpoint's saved config asking for 1,000,000 channels, say), counted before allocating.
+``build_model`` takes every model option the config has and hands each class only the ones it
+takes (``MODEL_OPTIONS``). It refuses sizes whose weights alone would not fit in the memory
+available (a checkpoint's saved config asking for 1,000,000 channels, say), counted before
+allocating.
 """
 
 from __future__ import annotations
@@ -15,15 +17,50 @@ from torch import nn
 from animalpose.datasets.fileio import DataError
 from animalpose.train.models.hourglass import HourglassNet
 from animalpose.train.models.hourglass_multitask import HourglassMultitask
+from animalpose.train.models.hrnet import HRNet
+from animalpose.train.models.simple_baseline import SimpleBaseline
 
-__all__ = ["MODELS", "available_memory", "build_model", "weight_bytes"]
+__all__ = [
+    "MODELS",
+    "MODEL_OPTIONS",
+    "available_memory",
+    "build_model",
+    "model_kwargs",
+    "weight_bytes",
+]
 
-#: Architecture names are the reference's CLI values; every class takes the keyword arguments
-#: of ``build_model`` and returns a list of per-stack (B, K, h, w) heatmaps. Classes whose
+#: Architecture names are the reference's CLI values (``hg``, ``hg_multitask``) and the paper
+#: names of the human top-down models (``simple_baseline``: the published configs' ``pose_resnet``;
+#: ``hrnet``: their ``pose_hrnet``). Every class takes ``num_keypoints`` and its
+#: ``MODEL_OPTIONS`` as keyword arguments and returns a list of per-stage (B, K, h, w) heatmaps
+#: (one per hourglass stack; a list of one for SimpleBaseline and HRNet). Classes whose
 #: ``segmentation`` attribute is True also return part-segmentation logits when called with
 #: ``with_segmentation=True`` (``hg_multitask``, the reference's multitask model).
-MODELS: dict[str, type[nn.Module]] = {"hg": HourglassNet, "hg_multitask": HourglassMultitask}
+MODELS: dict[str, type[nn.Module]] = {
+    "hg": HourglassNet,
+    "hg_multitask": HourglassMultitask,
+    "simple_baseline": SimpleBaseline,
+    "hrnet": HRNet,
+}
+_HOURGLASS_OPTIONS = ("num_stacks", "num_blocks", "channels")
+#: The ``build_model`` options (besides ``num_keypoints``) each architecture's constructor takes;
+#: it ignores the others (the config carries all of them: ``model.stacks``, ``model.blocks``,
+#: ``model.channels``, ``model.depth``, ``model.width``).
+MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "hg": _HOURGLASS_OPTIONS,
+    "hg_multitask": _HOURGLASS_OPTIONS,
+    "simple_baseline": ("depth",),
+    "hrnet": ("width",),
+}
 GB = 1e9
+#: How ``build_model``'s size error names each constructor argument.
+_SIZE_WORDS = {
+    "num_stacks": "{} stacks",
+    "num_blocks": "{} blocks",
+    "channels": "{} channels",
+    "depth": "ResNet depth {}",
+    "width": "width {}",
+}
 
 
 def weight_bytes(cls: type[nn.Module], **kwargs) -> int:
@@ -50,40 +87,74 @@ def available_memory() -> int | None:
         return None
 
 
+def model_kwargs(arch: str, *, num_keypoints: int, **options: int | None) -> dict[str, int]:
+    """The constructor keyword arguments of ``MODELS[arch]``: ``num_keypoints`` and those of
+    ``options`` in ``MODEL_OPTIONS[arch]`` that are not None (None or absent: the class default).
+
+    Raises:
+        KeyError: ``arch`` is unknown; the message lists the valid names.
+        TypeError: an option no architecture takes (a typo).
+    """
+    if arch not in MODELS:
+        raise KeyError(f"unknown model arch {arch!r}; valid: {sorted(MODELS)}")
+    known = {name for names in MODEL_OPTIONS.values() for name in names}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown model options {unknown}; valid: {sorted(known)}")
+    taken = {k: v for k, v in options.items() if k in MODEL_OPTIONS[arch] and v is not None}
+    return {"num_keypoints": num_keypoints, **taken}
+
+
 def build_model(
-    arch: str, *, num_stacks: int, num_blocks: int, num_keypoints: int, channels: int
+    arch: str,
+    *,
+    num_keypoints: int,
+    num_stacks: int | None = None,
+    num_blocks: int | None = None,
+    channels: int | None = None,
+    depth: int | None = None,
+    width: int | None = None,
 ) -> nn.Module:
-    """Build architecture ``arch`` from ``MODELS``.
+    """Build architecture ``arch`` from ``MODELS`` with the options it takes (``MODEL_OPTIONS``;
+    the others are ignored, None means the class default).
 
     Args:
-        arch: a key of ``MODELS`` (``"hg"``, ``"hg_multitask"``; the latter with its default
-            ``NUM_CLASSES`` segmentation classes).
-        num_stacks: stacks (reference ``--stacks``).
-        num_blocks: bottlenecks per residual unit (reference ``--blocks``).
+        arch: a key of ``MODELS`` (``"hg"``, ``"hg_multitask"`` with its default
+            ``NUM_CLASSES`` segmentation classes, ``"simple_baseline"``, ``"hrnet"``).
         num_keypoints: output heatmap channels K.
-        channels: feature width (256 in the reference).
+        num_stacks: hourglass stacks (reference ``--stacks``).
+        num_blocks: bottlenecks per hourglass residual unit (reference ``--blocks``).
+        channels: hourglass feature width (256 in the reference).
+        depth: SimpleBaseline's ResNet depth (50, 101, 152; 18 and 34 too).
+        width: HRNet's highest-resolution width C (32: W32, 48: W48).
 
     Raises:
         KeyError: ``arch`` is unknown; the message lists the valid names.
         DataError: the weights alone would need more than the memory available.
     """
-    try:
-        cls = MODELS[arch]
-    except KeyError:
-        raise KeyError(f"unknown model arch {arch!r}; valid: {sorted(MODELS)}") from None
-    kwargs = dict(
+    kwargs = model_kwargs(
+        arch,
+        num_keypoints=num_keypoints,
         num_stacks=num_stacks,
         num_blocks=num_blocks,
-        num_keypoints=num_keypoints,
         channels=channels,
+        depth=depth,
+        width=width,
     )
+    cls = MODELS[arch]
     needed, limit = weight_bytes(cls, **kwargs), available_memory()
     if limit is not None and needed > limit:
         raise DataError(
-            f"model {arch!r} with {num_stacks} stacks, {num_blocks} blocks, {channels} channels "
-            f"and {num_keypoints} keypoints needs {needed / GB:,.1f} GB for its weights alone, "
-            f"more than the {limit / GB:,.1f} GB of memory available: check the model sizes "
-            "(-s/--stacks, -b/--blocks, --channels, the model section of a --config file, or the "
-            "config saved in the checkpoint being evaluated)"
+            f"model {arch!r} with {_describe(kwargs)} needs {needed / GB:,.1f} GB for its "
+            f"weights alone, more than the {limit / GB:,.1f} GB of memory available: check the "
+            "model sizes (-s/--stacks, -b/--blocks, --channels, --depth, --width, the model "
+            "section of a --config file, or the config saved in the checkpoint being evaluated)"
         )
     return cls(**kwargs)
+
+
+def _describe(kwargs: dict[str, int]) -> str:
+    """``{"num_stacks": 1, "channels": 8, "num_keypoints": 18}`` -> "1 stacks, 8 channels and
+    18 keypoints"."""
+    sizes = [_SIZE_WORDS[k].format(v) for k, v in kwargs.items() if k != "num_keypoints"]
+    return ", ".join(sizes) + f" and {kwargs['num_keypoints']} keypoints"

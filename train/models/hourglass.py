@@ -11,6 +11,8 @@ Shapes: input (B, 3, H, W) with H and W multiples of ``INPUT_MULTIPLE``; each st
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -190,10 +192,23 @@ class HourglassNet(nn.Module):
         discriminator sees, ``animalpose.adapt.domain``). The flag adds no modules or
         parameters, so the state_dict is the same either way.
         """
+        outputs, features = self.run_stacks(x)
+        if return_features:
+            return outputs, features  # nothing modifies the last stack's fc output in place
+        return outputs
+
+    def run_stacks(
+        self,
+        x: torch.Tensor,
+        on_stack: Callable[[int, torch.Tensor], None] | None = None,
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The network: ``(outputs, features)`` of ``forward(x, return_features=True)``;
+        ``on_stack(s, y)`` sees each stack's ``fc`` output ``y`` (extra heads, e.g.
+        ``hg_multitask``'s part segmentation)."""
         height, width = x.shape[-2:]
         if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
             raise ValueError(
-                f"HourglassNet input sides must be multiples of {INPUT_MULTIPLE}, got "
+                f"{type(self).__name__} input sides must be multiples of {INPUT_MULTIPLE}, got "
                 f"{height} x {width}"
             )
         x = self.relu(self.bn1(self.conv1(x)))
@@ -209,11 +224,11 @@ class HourglassNet(nn.Module):
             y = self.fc[s](y)
             heatmaps = self.score[s](y)
             outputs.append(heatmaps)
+            if on_stack is not None:
+                on_stack(s, y)
             if s < self.num_stacks - 1:
                 x = x + self.fc_[s](y) + self.score_[s](heatmaps)
-        if return_features:
-            return outputs, y  # y: the last stack's fc output, nothing modifies it in place
-        return outputs
+        return outputs, y
 
 
 def _widen(*, inplanes: int, planes: int) -> Bottleneck:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from animalpose.datasets.parts import NUM_CLASSES
-from animalpose.train.models.hourglass import INPUT_MULTIPLE, HourglassNet
+from animalpose.train.models.hourglass import HourglassNet
 
 __all__ = ["HourglassMultitask", "UNUSED_MODULES"]
 
@@ -113,36 +113,20 @@ class HourglassMultitask(HourglassNet):
                 ``(heatmaps, seg_logits, features)`` with both flags; ``features`` is the last
                 stack's ``fc`` output (B, channels, H / 4, W / 4).
         """
-        height, width = x.shape[-2:]
-        if height % INPUT_MULTIPLE or width % INPUT_MULTIPLE:
-            raise ValueError(
-                f"HourglassMultitask input sides must be multiples of {INPUT_MULTIPLE}, got "
-                f"{height} x {width}"
-            )
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer1(x)
-        x = self.maxpool(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
+        size = x.shape[-2:]
+        seg_outputs: list[torch.Tensor] = []
 
-        outputs, seg_outputs = [], []
-        for s in range(self.num_stacks):
-            y = self.hg[s](x)
-            y = self.res[s](y)
-            y = self.fc[s](y)
-            heatmaps = self.score[s](y)
-            outputs.append(heatmaps)
-            if with_segmentation:
-                logits = self.score_seg[s](y)
-                seg_outputs.append(
-                    F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=True)
-                )
-            if s < self.num_stacks - 1:
-                x = x + self.fc_[s](y) + self.score_[s](heatmaps)
+        def segment(s: int, y: torch.Tensor) -> None:
+            logits = self.score_seg[s](y)
+            seg_outputs.append(
+                F.interpolate(logits, size=size, mode="bilinear", align_corners=True)
+            )
+
+        outputs, features = self.run_stacks(x, segment if with_segmentation else None)
         if with_segmentation and return_features:
-            return outputs, seg_outputs, y
+            return outputs, seg_outputs, features
         if with_segmentation:
             return outputs, seg_outputs
         if return_features:
-            return outputs, y  # y: the last stack's fc output, nothing modifies it in place
+            return outputs, features
         return outputs

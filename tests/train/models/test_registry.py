@@ -12,10 +12,30 @@ from animalpose.datasets.parts import NUM_CLASSES
 from animalpose.train import models
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.config_io import apply_overrides
-from animalpose.train.models import MODELS, build_model, weight_bytes
+from animalpose.train.models import (
+    MODEL_OPTIONS,
+    MODELS,
+    build_model,
+    model_kwargs,
+    weight_bytes,
+)
 
-#: Tiny CPU configuration; 64 px input is the smallest the hourglass accepts.
-TINY = dict(num_stacks=2, num_blocks=1, num_keypoints=3, channels=16)
+#: Tiny CPU configurations (constructor arguments); 64 px input is the smallest the hourglass
+#: accepts, and a multiple of SimpleBaseline's and HRNet's 32.
+TINY_HG = dict(num_stacks=2, num_blocks=1, num_keypoints=3, channels=16)
+TINY = {
+    "hg": TINY_HG,
+    "hg_multitask": TINY_HG,
+    "simple_baseline": dict(depth=18, num_keypoints=3, base_channels=8, deconv_channels=16),
+    "hrnet": dict(width=4, num_keypoints=3, stem_channels=8),
+}
+#: build_model's options for a small model of each architecture (MODEL_OPTIONS only).
+TINY_OPTIONS = {
+    "hg": TINY_HG,
+    "hg_multitask": TINY_HG,
+    "simple_baseline": dict(depth=18, num_keypoints=3),
+    "hrnet": dict(width=4, num_keypoints=3),
+}
 INPUT = (2, 3, 64, 64)  # batch 2: train-mode BN needs > 1 value at the 1 x 1 bottom
 #: Every registered model predicts heatmaps at a quarter of the input side (inp_res / out_res).
 HEATMAP_STRIDE = 4
@@ -30,9 +50,14 @@ def test_every_arch_name_is_a_valid_arch_flag_value():
         apply_overrides(Config(), ["model.arch=resnet"])
 
 
+def test_registry_and_options_agree():
+    assert set(MODEL_OPTIONS) == set(MODELS)
+    assert set(TINY) == set(MODELS) == set(TINY_OPTIONS)
+
+
 def test_unknown_arch_lists_valid_names():
     with pytest.raises(KeyError, match="'hg'") as info:
-        build_model("resnet", **TINY)
+        build_model("resnet", **TINY_HG)
     assert "resnet" in str(info.value)
 
 
@@ -42,14 +67,15 @@ def test_every_model_builds_runs_forward_and_backward(arch):
     heatmap tensor per stack at 1 / HEATMAP_STRIDE of the input, and every parameter gets a
     finite gradient."""
     torch.manual_seed(0)
-    model = build_model(arch, **TINY).train()
-    assert isinstance(model, MODELS[arch])
+    model = MODELS[arch](**TINY[arch]).train()
     batch, _, height, width = INPUT
     x = torch.randn(*INPUT)
     outputs = model(x)
-    assert isinstance(outputs, list) and len(outputs) == TINY["num_stacks"]
-    expected = (batch, TINY["num_keypoints"], height // HEATMAP_STRIDE, width // HEATMAP_STRIDE)
-    assert [tuple(o.shape) for o in outputs] == [expected] * TINY["num_stacks"]
+    stages = TINY[arch].get("num_stacks", 1)  # one heatmap tensor per stack; else one
+    assert isinstance(outputs, list) and len(outputs) == stages
+    keypoints = TINY[arch]["num_keypoints"]
+    expected = (batch, keypoints, height // HEATMAP_STRIDE, width // HEATMAP_STRIDE)
+    assert [tuple(o.shape) for o in outputs] == [expected] * stages
     loss = sum(o.square().mean() for o in outputs)
     if model.segmentation:  # the part head runs only when asked for
         _, seg = model(x, with_segmentation=True)
@@ -70,7 +96,7 @@ def test_every_model_builds_runs_forward_and_backward(arch):
 @pytest.mark.parametrize("arch", sorted(MODELS))
 def test_channels_last_matches_contiguous(arch):
     torch.manual_seed(1)
-    model = build_model(arch, **TINY).eval()
+    model = MODELS[arch](**TINY[arch]).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         reference = model(x)
@@ -83,13 +109,13 @@ def test_channels_last_matches_contiguous(arch):
 @pytest.mark.parametrize("arch", sorted(MODELS))
 def test_bf16_autocast_channels_last_forward(arch):
     torch.manual_seed(2)
-    model = build_model(arch, **TINY).eval().to(memory_format=torch.channels_last)
+    model = MODELS[arch](**TINY[arch]).eval().to(memory_format=torch.channels_last)
     x = torch.randn(1, 3, 64, 64).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         reference = model(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             outputs = model(x)
-    assert len(outputs) == TINY["num_stacks"]
+    assert len(outputs) == TINY[arch].get("num_stacks", 1)
     for out, ref in zip(outputs, reference):
         assert out.dtype == torch.bfloat16
         assert out.shape == ref.shape
@@ -108,12 +134,26 @@ def test_absurd_sizes_are_refused_before_allocating():
 
 @pytest.mark.parametrize("arch", sorted(MODELS))
 def test_the_size_bound_is_the_memory_available(arch, monkeypatch):
-    model = build_model(arch, **TINY)
+    options = TINY_OPTIONS[arch]
+    model = build_model(arch, **options)
+    assert isinstance(model, MODELS[arch])
     tensors = chain(model.parameters(), model.buffers())
     needed = sum(t.numel() * t.element_size() for t in tensors)
-    assert weight_bytes(MODELS[arch], **TINY) == needed
+    assert weight_bytes(MODELS[arch], **options) == needed
     monkeypatch.setattr(models, "available_memory", lambda: needed)
-    build_model(arch, **TINY)
+    build_model(arch, **options)
     monkeypatch.setattr(models, "available_memory", lambda: needed - 1)
     with pytest.raises(DataError, match="memory available"):
-        build_model(arch, **TINY)
+        build_model(arch, **options)
+
+
+def test_each_arch_takes_only_its_options():
+    """build.py passes every model option of the config; each class gets its own only."""
+    every = dict(num_stacks=1, num_blocks=1, channels=16, depth=18, width=4)
+    assert build_model("hg", num_keypoints=3, **every).num_stacks == 1
+    assert build_model("simple_baseline", num_keypoints=3, **every).depth == 18
+    assert build_model("hrnet", num_keypoints=3, **every).width == 4
+    assert model_kwargs("hrnet", num_keypoints=3, **every) == dict(num_keypoints=3, width=4)
+    assert model_kwargs("hrnet", num_keypoints=3, width=None) == dict(num_keypoints=3)
+    with pytest.raises(TypeError, match="unknown model options"):
+        model_kwargs("hg", num_keypoints=3, stacks=2)
