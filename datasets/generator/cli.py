@@ -4,10 +4,13 @@
         [--source-images N] [--target-shots S] [--frames-per-shot F] [--size 640x480]
         [--processes P] [--seed 0] [--source-layout synthetic|tigdog] [--force] ...
     python datasets/generate.py --benchmark dogshift-v2[-cpu] --image-path animal_data
+    python datasets/generate.py --benchmark humans-v1[-cpu] --image-path human_data
 
 ``--benchmark NAME`` takes counts, size, seed, layouts, breeds and covers from the spec in
 ``dogshift.BENCHMARKS`` (those flags are then refused) and writes the split files and
-``benchmark.json`` after rendering. Counts, layouts, breeds and covers: docs/generator.md.
+``benchmark.json`` after rendering. A human benchmark (``human.benchmarks.HUMAN_BENCHMARKS``)
+writes COCO keypoint json and images straight into ``--image-path`` (docs/generator.md,
+"Built-in humans"). Counts, layouts, breeds and covers: docs/generator.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from animalpose.datasets.generator.benchmark_splits import generate_benchmark
 from animalpose.datasets.generator.dog.ground_cover import COVERS
 from animalpose.datasets.generator.dog.shape import BREEDS
 from animalpose.datasets.generator.dogshift import get_benchmark
+from animalpose.datasets.generator.human.benchmarks import HUMAN_BENCHMARKS, generate_humans
 from animalpose.datasets.generator.renderer import RENDERERS
 from animalpose.datasets.generator.run import MAX_DEFAULT_PROCESSES, GenerationReport, generate
 from animalpose.datasets.generator.settings import LAYOUTS, GeneratorSettings
@@ -100,8 +104,9 @@ def _parser(defaults: GeneratorSettings) -> argparse.ArgumentParser:
         metavar="NAME",
         help="generate a named benchmark (animalpose.datasets.generator.dogshift."
         "BENCHMARKS, e.g. dogshift-v2, dogshift-v2-cpu) and write its "
-        "train/valid/test splits; the flags below that set counts, size, seed "
-        "or layouts are then refused",
+        "train/valid/test splits, or a human one (human.benchmarks.HUMAN_BENCHMARKS: "
+        "humans-v1, humans-v1-cpu) as COCO keypoint json in --image-path; the flags "
+        "below that set counts, size, seed or layouts are then refused",
     )
     parser.add_argument(
         "--renderer",
@@ -153,11 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     extra: dict = {}
     try:
-        if args.benchmark is not None:
+        if args.benchmark in HUMAN_BENCHMARKS:
+            if args.renderer is not None:
+                parser.error(f"--benchmark {args.benchmark} renders people; drop --renderer")
+            report, extra = generate_humans(
+                HUMAN_BENCHMARKS[args.benchmark],
+                args.image_path,
+                processes=args.processes,
+                force=args.force,
+                progress=not args.no_progress,
+            )
+        elif args.benchmark is not None:
             try:
                 spec = get_benchmark(args.benchmark)
             except KeyError as exc:
-                parser.error(exc.args[0])
+                parser.error(f"{exc.args[0]}; human benchmarks: {sorted(HUMAN_BENCHMARKS)}")
             report, record = generate_benchmark(
                 spec,
                 args.image_path,

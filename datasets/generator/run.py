@@ -4,7 +4,7 @@
 ``i`` of a style draws everything from ``np.random.default_rng([seed, style_id, i])``, so the
 files are the same for a seed whatever the process count or the order jobs finish in. Jobs run in
 worker processes started with "spawn" (each builds and closes its own renderer: GL contexts must
-not cross a fork) that die with this process, even when it is killed (``_die_with_parent``). A
+not cross a fork) that die with this process, even when it is killed (``die_with_parent``). A
 rerun skips complete jobs, so an interrupted run resumes; files are written atomically; a layout
 folder's ``generator.json`` refuses a run with other settings unless forced. Crash point (tests):
 ``generate:job_done`` after each finished job, in this process. The command line is ``cli.py``.
@@ -47,6 +47,7 @@ __all__ = [
     "GenerationReport",
     "Job",
     "default_processes",
+    "die_with_parent",
     "generate",
     "job_rng",
     "plan_jobs",
@@ -192,7 +193,7 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """End this worker when process ``parent`` dies, also by SIGKILL or the OOM killer (each
     worker holds a renderer of about 1 GB): Linux's parent-death signal, else a watchdog thread
     that exits when this process is handed to another parent. (The signal comes when the thread
@@ -213,7 +214,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _init_worker(settings: GeneratorSettings, animal: str, parent: int) -> None:
     global _WORKER_RUNNER
-    _die_with_parent(parent)
+    die_with_parent(parent)
     import cv2
 
     cv2.setNumThreads(1)  # the processes are the parallelism

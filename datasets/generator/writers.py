@@ -46,6 +46,7 @@ __all__ = [
     "SyntheticLayout",
     "TigDogLayout",
     "check_manifest",
+    "image_complete",
     "manifest_differences",
     "mat_bytes",
     "read_manifest",
@@ -99,7 +100,7 @@ def _write_bytes(path: Path, data: bytes, *, atomic: bool = True) -> None:
         Path(path).write_bytes(data)
 
 
-def _image_complete(path: Path) -> bool:
+def image_complete(path: Path) -> bool:
     """True when ``path`` exists and its JPEG/PNG end marker is there (reads only both ends)."""
     try:
         with open(path, "rb") as f:
@@ -272,7 +273,7 @@ class SyntheticLayout:
         """The image of still ``index`` is whole and its keypoint array has its shape (what the
         split and mean files derive from; the part segmentation may be missing)."""
         image, keypoints = self.paths(index)
-        if not _image_complete(image):
+        if not image_complete(image):
             return False
         try:
             array = np.load(keypoints, mmap_mode="r", allow_pickle=False)
@@ -283,7 +284,7 @@ class SyntheticLayout:
     def is_complete(self, index: int) -> bool:
         """All three files of still ``index`` exist: ``data_complete`` and a whole part
         segmentation (folders written before partseg existed re-render their stills)."""
-        return self.data_complete(index) and _image_complete(self.partseg_path(index))
+        return self.data_complete(index) and image_complete(self.partseg_path(index))
 
     def write_still(self, index: int, frame: RenderedFrame) -> None:
         """Write still ``index``: keypoints, part segmentation, then image, each atomically.
@@ -439,7 +440,7 @@ class TigDogLayout:
             return False
         if cells.size != self.frames_per_shot:
             return False
-        return all(_image_complete(self.frame_path(f)) for f in range(start, end + 1))
+        return all(image_complete(self.frame_path(f)) for f in range(start, end + 1))
 
     def data_complete(self, index: int) -> bool:
         """``is_complete``: every file of a shot is data its split and mean files derive from."""
