@@ -20,6 +20,7 @@ from animalpose.datasets.generator.dog.motion import JointTable
 from animalpose.datasets.generator.dog.partseg import PartMeshes
 from animalpose.datasets.generator.dog.shape import GIRTH_GROUPS, GirthModel
 from animalpose.datasets.generator.renderer import NUM_KEYPOINTS, NUM_VERTEX_ROWS
+from animalpose.datasets.generator.scene_xml import add_ground_material, add_world_lights
 from animalpose.datasets.generator.styles.coats import (
     PARTS,
     CoatAtlas,
@@ -68,28 +69,7 @@ def dog_xml(suite: Path) -> tuple[str, dict[str, bytes]]:
     for element in list(asset):
         if element.get("name") == "tennis_ball":
             asset.remove(element)
-    size = str(GROUND_TEXTURE)
-    ET.SubElement(
-        asset,
-        "texture",
-        name="ground",
-        type="2d",
-        builtin="flat",
-        width=size,
-        height=size,
-        rgb1=".5 .5 .5",
-    )
-    ET.SubElement(
-        asset,
-        "material",
-        name="ground",
-        texture="ground",
-        texuniform="true",
-        texrepeat="1 1",
-        reflectance="0",
-        specular="0.05",
-        shininess="0.05",
-    )
+    add_ground_material(asset, texture_size=GROUND_TEXTURE)
     world = root.find("worldbody")
     for element in list(world):
         name = element.get("name", "")
@@ -101,18 +81,7 @@ def dog_xml(suite: Path) -> tuple[str, dict[str, bytes]]:
     torso = world.find("body[@name='torso']")
     for light in torso.findall("light"):
         torso.remove(light)
-    ET.SubElement(
-        world, "light", name="sun", type="directional", castshadow="true", pos="0 0 5", dir="0 0 -1"
-    )
-    ET.SubElement(
-        world,
-        "light",
-        name="fill",
-        type="directional",
-        castshadow="false",
-        pos="0 0 5",
-        dir="0 0 -1",
-    )
+    add_world_lights(world)
     assets = {p.name: p.read_bytes() for p in (suite / "dog_assets").iterdir() if p.is_file()}
     skin = cv2.imdecode(np.frombuffer(assets["skin_texture.png"], np.uint8), cv2.IMREAD_COLOR)
     small = cv2.resize(skin, (ATLAS_SIZE, ATLAS_SIZE), interpolation=cv2.INTER_AREA)

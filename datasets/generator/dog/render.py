@@ -68,7 +68,7 @@ from animalpose.datasets.generator.styles.scenery import (
     paint_ground,
 )
 
-__all__ = ["DogRenderer"]
+__all__ = ["DogRenderer", "set_render_settings"]
 
 #: Clip planes (m): nothing is nearer than a few centimetres, the ground ends within 30 m.
 ZNEAR_M, ZFAR_M = 0.02, 60.0
@@ -86,6 +86,16 @@ LEVEL_LIMIT_DEG = 25.0
 DOG_DEPTH_MARGIN = 1e-3
 
 
+def set_render_settings(m, *, width: int, height: int) -> None:
+    """The offscreen settings of every scene model (the dog's and the people's): frame size,
+    no multisampling, the shadow map and clip planes above."""
+    m.vis.global_.offwidth, m.vis.global_.offheight = width, height
+    m.vis.quality.offsamples = 0
+    m.vis.quality.shadowsize = SHADOW_SIZE
+    m.vis.map.shadowclip = SHADOW_CLIP_M
+    m.vis.map.znear, m.vis.map.zfar = ZNEAR_M / m.stat.extent, ZFAR_M / m.stat.extent
+
+
 class DogRenderer:
     """dm_control's skinned dog with random pose, shape, coat, light, ground, backdrop and camera.
 
@@ -101,11 +111,7 @@ class DogRenderer:
         self._mj = mj
         xml, assets = dog_xml(suite_dir())
         m = mj.MjModel.from_xml_string(xml, assets)
-        m.vis.global_.offwidth, m.vis.global_.offheight = self.width, self.height
-        m.vis.quality.offsamples = 0
-        m.vis.quality.shadowsize = SHADOW_SIZE
-        m.vis.map.shadowclip = SHADOW_CLIP_M
-        m.vis.map.znear, m.vis.map.zfar = ZNEAR_M / m.stat.extent, ZFAR_M / m.stat.extent
+        set_render_settings(m, width=self.width, height=self.height)
         self.model, self.data = m, mj.MjData(m)
         self._view = OffscreenView(mj, m, self.data, width=self.width, height=self.height)
         self._camera = self._view.camera  # the free camera every frame is aimed with

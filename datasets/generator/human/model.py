@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from animalpose.datasets.generator.dog.gl import INSTALL_HINT
-from animalpose.datasets.generator.dog.model import GROUND_HALF_SIZE_M
+from animalpose.datasets.generator.dog.model import GROUND_HALF_SIZE_M, GROUND_TEXTURE
 from animalpose.datasets.generator.dog.motion import JointTable
+from animalpose.datasets.generator.scene_xml import add_ground_material, add_world_lights
 
 __all__ = [
     "CLOTHING_REGIONS",
@@ -158,27 +159,7 @@ def humans_xml(source: Path, *, max_people: int = MAX_PEOPLE) -> str:
                 specular="0.1",
                 shininess="0.1",
             )
-    ET.SubElement(
-        asset,
-        "texture",
-        name="ground",
-        type="2d",
-        builtin="flat",
-        width="512",
-        height="512",
-        rgb1=".5 .5 .5",
-    )
-    ET.SubElement(
-        asset,
-        "material",
-        name="ground",
-        texture="ground",
-        texuniform="true",
-        texrepeat="1 1",
-        reflectance="0",
-        specular="0.05",
-        shininess="0.05",
-    )
+    add_ground_material(asset, texture_size=GROUND_TEXTURE)
     world = root.find("worldbody")
     person = world.find("body[@name='root']")
     for element in list(world):
@@ -187,24 +168,7 @@ def humans_xml(source: Path, *, max_people: int = MAX_PEOPLE) -> str:
     ET.SubElement(
         world, "geom", name="floor", type="plane", size=half, material="ground", group="0"
     )
-    ET.SubElement(
-        world,
-        "light",
-        name="sun",
-        directional="true",
-        castshadow="true",
-        pos="0 0 5",
-        dir="0 0 -1",
-    )
-    ET.SubElement(
-        world,
-        "light",
-        name="fill",
-        directional="true",
-        castshadow="false",
-        pos="0 0 5",
-        dir="0 0 -1",
-    )
+    add_world_lights(world)
     for p in range(max_people):
         world.append(_person(person, p))
     return ET.tostring(root, encoding="unicode")

@@ -25,8 +25,8 @@ from animalpose.datasets.generator.dog.camera import (
 )
 from animalpose.datasets.generator.dog.composite import finish_frame
 from animalpose.datasets.generator.dog.gl import import_mujoco
-from animalpose.datasets.generator.dog.model import GROUND_HALF_SIZE_M
 from animalpose.datasets.generator.dog.offscreen import OffscreenView
+from animalpose.datasets.generator.dog.render import set_render_settings
 from animalpose.datasets.generator.human.appearance import Outfit, sample_outfit
 from animalpose.datasets.generator.human.keypoints import (
     COCO_KEYPOINTS,
@@ -60,11 +60,6 @@ from animalpose.datasets.generator.styles.scenery import (
 
 __all__ = ["HumanFrame", "HumanRenderer", "PersonPlacement", "HumanView"]
 
-#: Clip planes (m), as the dog's.
-ZNEAR_M, ZFAR_M = 0.02, 60.0
-#: Shadow map texels and half-size of the square it covers (the whole ground plane).
-SHADOW_SIZE = 2048
-SHADOW_CLIP_M = GROUND_HALF_SIZE_M + 1.0
 #: Where unused people wait: below the ground, beyond the far clip plane.
 PARKED_Z_M = -500.0
 #: Share of images with 1, 2, 3 and 4 people.
@@ -187,11 +182,7 @@ class HumanRenderer:
         mj = import_mujoco()
         self._mj = mj
         m = mj.MjModel.from_xml_string(humans_xml(model_path()))
-        m.vis.global_.offwidth, m.vis.global_.offheight = self.width, self.height
-        m.vis.quality.offsamples = 0
-        m.vis.quality.shadowsize = SHADOW_SIZE
-        m.vis.map.shadowclip = SHADOW_CLIP_M
-        m.vis.map.znear, m.vis.map.zfar = ZNEAR_M / m.stat.extent, ZFAR_M / m.stat.extent
+        set_render_settings(m, width=self.width, height=self.height)
         self.model, self.data = m, mj.MjData(m)
         self._view = HumanView(mj, m, self.data, width=self.width, height=self.height)
         self._tables = HumanTables.build(mj, m)
