@@ -22,7 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from animalpose.datasets.codecs.msra import PATCH_SIGMAS, MSRAHeatmap, heatmap_argmax
+from animalpose.datasets.codecs.msra import (
+    PATCH_SIGMAS,
+    MSRAHeatmap,
+    gaussian_maps,
+    heatmap_argmax,
+    patch_weights,
+)
 
 __all__ = ["DarkHeatmap", "blur_sigma", "gaussian_blur", "taylor_refine"]
 
@@ -175,23 +181,9 @@ class DarkHeatmap(MSRAHeatmap):
     def _encode_tensor(self, keypoints: torch.Tensor, visible: torch.Tensor):
         kp = keypoints.float()
         vis = visible.to(kp.device).float()
-        w_hm, h_hm = self.heatmap_size
-        reach = PATCH_SIGMAS * self.sigma
         mu = torch.nan_to_num(self.to_heatmap(kp), nan=0.0, posinf=0.0, neginf=0.0)
-        mu_x, mu_y = mu[..., 0], mu[..., 1]
-        inside = (
-            (mu_x + reach >= 0)
-            & (mu_x - reach <= w_hm - 1)
-            & (mu_y + reach >= 0)
-            & (mu_y - reach <= h_hm - 1)
-        )
-        weights = ((vis > 0) & inside & torch.isfinite(kp).all(-1)).float()
-        xs = torch.arange(w_hm, device=kp.device, dtype=kp.dtype)
-        ys = torch.arange(h_hm, device=kp.device, dtype=kp.dtype)
-        gx = torch.exp(-((xs - mu_x[..., None]) ** 2) / (2 * self.sigma**2))
-        gy = torch.exp(-((ys - mu_y[..., None]) ** 2) / (2 * self.sigma**2))
-        heatmaps = gy[..., :, None] * gx[..., None, :] * weights[..., None, None]
-        return heatmaps, weights
+        weights = patch_weights(mu, PATCH_SIGMAS * self.sigma, self.heatmap_size, kp, vis)
+        return gaussian_maps(mu, self.sigma, self.heatmap_size, weights), weights
 
     def decode(self, heatmaps, shift: bool = True):
         """Heatmaps -> (keypoints in input pixels (..., K, 2), scores (..., K)).

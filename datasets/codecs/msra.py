@@ -27,7 +27,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["CONVENTIONS", "MSRAHeatmap", "flip_heatmaps", "heatmap_argmax"]
+__all__ = [
+    "CONVENTIONS",
+    "MSRAHeatmap",
+    "flip_heatmaps",
+    "gaussian_maps",
+    "heatmap_argmax",
+    "patch_weights",
+]
 
 #: Half-width of the Gaussian patch in units of sigma (MSRA / pytorch-pose: a 6 sigma + 1 patch,
 #: 7x7 for sigma 1).
@@ -44,6 +51,48 @@ def _float_xy(xy):
     if isinstance(xy, np.ndarray):
         return np.array(xy[..., :2], dtype=np.float64)
     return xy[..., :2].float().clone()
+
+
+def patch_weights(
+    mu: torch.Tensor,
+    reach: float,
+    heatmap_size: tuple[int, int],
+    keypoints: torch.Tensor,
+    visible: torch.Tensor,
+) -> torch.Tensor:
+    """(..., K) float weights: 1 where the keypoint is visible, finite, and its patch of
+    half-width ``reach`` around the heatmap location ``mu`` (..., K, 2) touches the (w, h) map."""
+    w_hm, h_hm = heatmap_size
+    mu_x, mu_y = mu[..., 0], mu[..., 1]
+    inside = (
+        (mu_x + reach >= 0)
+        & (mu_x - reach <= w_hm - 1)
+        & (mu_y + reach >= 0)
+        & (mu_y - reach <= h_hm - 1)
+    )
+    return ((visible > 0) & inside & torch.isfinite(keypoints).all(-1)).float()
+
+
+def gaussian_maps(
+    mu: torch.Tensor,
+    sigma: float,
+    heatmap_size: tuple[int, int],
+    weights: torch.Tensor,
+    *,
+    cut: float | None = None,
+) -> torch.Tensor:
+    """(..., K, h, w) Gaussians of ``sigma`` (peak 1) centred on ``mu`` (..., K, 2) heatmap
+    pixels, times ``weights``; with ``cut``, zero farther than ``cut`` pixels along x or y."""
+    w_hm, h_hm = heatmap_size
+    xs = torch.arange(w_hm, device=mu.device, dtype=mu.dtype)
+    ys = torch.arange(h_hm, device=mu.device, dtype=mu.dtype)
+    dx = xs - torch.nan_to_num(mu[..., 0], nan=0.0, posinf=0.0, neginf=0.0)[..., None]
+    dy = ys - torch.nan_to_num(mu[..., 1], nan=0.0, posinf=0.0, neginf=0.0)[..., None]
+    gx = torch.exp(-(dx**2) / (2 * sigma**2))
+    gy = torch.exp(-(dy**2) / (2 * sigma**2))
+    if cut is not None:
+        gx, gy = gx * (dx.abs() <= cut), gy * (dy.abs() <= cut)
+    return gy[..., :, None] * gx[..., None, :] * weights[..., None, None]
 
 
 class MSRAHeatmap:
@@ -152,22 +201,8 @@ class MSRAHeatmap:
         radius = PATCH_SIGMAS * self.sigma
         # Rounded centres (MSRA: int(x + 0.5)); floor keeps negative coordinates consistent.
         mu = torch.floor(self.to_heatmap(kp) + 0.5)
-        mu_x, mu_y = mu[..., 0], mu[..., 1]
-        inside = (
-            (mu_x + radius >= 0)
-            & (mu_x - radius <= w_hm - 1)
-            & (mu_y + radius >= 0)
-            & (mu_y - radius <= h_hm - 1)
-        )
-        weights = ((vis > 0) & inside & torch.isfinite(kp).all(-1)).float()
-        xs = torch.arange(w_hm, device=kp.device, dtype=kp.dtype)
-        ys = torch.arange(h_hm, device=kp.device, dtype=kp.dtype)
-        dx = xs - torch.nan_to_num(mu_x)[..., None]  # (..., K, w)
-        dy = ys - torch.nan_to_num(mu_y)[..., None]  # (..., K, h)
-        gx = torch.exp(-(dx**2) / (2 * self.sigma**2)) * (dx.abs() <= radius)
-        gy = torch.exp(-(dy**2) / (2 * self.sigma**2)) * (dy.abs() <= radius)
-        heatmaps = gy[..., :, None] * gx[..., None, :] * weights[..., None, None]
-        return heatmaps, weights
+        weights = patch_weights(mu, radius, self.heatmap_size, kp, vis)
+        return gaussian_maps(mu, self.sigma, self.heatmap_size, weights, cut=radius), weights
 
     def _encode_msra(self, keypoints: torch.Tensor, visible: torch.Tensor):
         """``generate_target`` of SimpleBaseline / HRNet: ``mu = int(hm + 0.5)`` (toward zero), the
