@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from animalpose.datasets.formats.registry import TOPDOWN_DATASETS
 from animalpose.train.config import (
     DATASET_NAMES,
     Config,
@@ -227,7 +228,10 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         "--source",
         "--dataset",
         field="data.dataset",
-        choices=tuple(d for d in DATASET_NAMES if d not in TARGET_DATASETS),
+        # Top-down (human) data is not yet a WS-CDA source (issue 13's last part).
+        choices=tuple(
+            d for d in DATASET_NAMES if d not in TARGET_DATASETS and d not in TOPDOWN_DATASETS
+        ),
         help="labelled source data set (the reference's --source)",
     ),
     _flag(

@@ -1,4 +1,5 @@
-"""PCK reports: text tables, JSON/CSV result files, the reference's ``preds.mat``, bar charts.
+"""PCK reports: text tables, JSON/CSV result files, the reference's ``preds.mat``, bar charts;
+for top-down data also the OKS AP statistics and the COCO keypoint results file.
 
 Inputs are (K,) per-keypoint fractions in [0, 1] (NaN = keypoint never evaluated); every
 output is in percent and says which metric it holds (legacy = the reference's, precise = ours).
@@ -35,6 +36,8 @@ __all__ = [
     "save_results",
     "save_preds_mat",
     "plot_pck",
+    "save_oks_results",
+    "save_keypoint_results",
 ]
 
 #: Labels written beside every number so legacy and precise PCK are never confused.
@@ -46,6 +49,11 @@ METRIC_LABELS: dict[str, str] = {
 }
 RESULTS_JSON = "pck_results.json"
 RESULTS_CSV = "pck_results.csv"
+#: How ``oks_results.json`` describes its numbers.
+OKS_METRIC_LABEL = (
+    "pycocotools COCOeval iouType=keypoints (OKS), maxDets 20, fractions; -1: nothing to average "
+    "(COCOeval's marker)"
+)
 #: Key of the predictions array in the reference's ``preds*.mat`` files.
 PREDS_MAT_KEY = "preds"
 PERCENT = 100.0
@@ -301,4 +309,30 @@ def plot_pck(
     path = Path(path_png)
     with _written(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100)
+    return path
+
+
+def save_oks_results(
+    path: str | os.PathLike, stats: dict[str, float], *, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write the COCOeval statistics ``stats`` (AP, AP50, ... by name, fractions) atomically as
+    ``path`` (``oks_results.json``): the statistics at the top level, as the results-file scorer
+    (``evaluation/score.py``) writes them, then ``metric`` and the JSON-serialisable ``extra``
+    (box source, annotation and results files, spec)."""
+    values = {name: float(value) for name, value in stats.items()}
+    if not all(math.isfinite(v) for v in values.values()):
+        raise ValueError(f"OKS statistics must be finite, got {values}")
+    doc = {**values, "metric": OKS_METRIC_LABEL, **(extra or {})}
+    path = Path(path)
+    with _written(path, "w") as f:
+        f.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def save_keypoint_results(path: str | os.PathLike, results: list[dict[str, Any]]) -> Path:
+    """Write COCO keypoint results entries (``evaluation/oks.py`` ``coco_results``) atomically as
+    the json list pycocotools' ``loadRes`` and ``evaluation/test.py --results`` read."""
+    path = Path(path)
+    with _written(path, "w") as f:
+        f.write(json.dumps(results, allow_nan=False) + "\n")
     return path

@@ -16,10 +16,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from animalpose.datasets.codecs.legacy import LegacyHeatmap
-from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.codecs import registry as codecs
+from animalpose.datasets.codecs.registry import CODECS_NEEDING_UNBIASED_CROPS, Codec
 from animalpose.datasets.formats.base import KeypointDataset
-from animalpose.datasets.formats.registry import build_dataset, dataset_mean_std
+from animalpose.datasets.formats.registry import (
+    build_dataset,
+    coco_paths,
+    dataset_mean_std,
+    detections_path,
+    is_topdown,
+)
 from animalpose.datasets.keypoints import KeypointSpec, get_spec
 from animalpose.datasets.transforms.normalize import Normalizer
 from animalpose.evaluation.evaluator import Evaluator
@@ -45,8 +51,11 @@ __all__ = [
     "build_scheduler",
     "build_training",
     "codec_for_epoch",
+    "detection_file",
     "dataset_kwargs",
     "eval_loader",
+    "heatmap_size",
+    "input_size",
     "load_start_weights",
     "model_input",
     "wrap_for_training",
@@ -59,14 +68,32 @@ RMSPROP_ALPHA = 0.99
 RMSPROP_EPS = 1e-8
 
 
+# -- sizes -----------------------------------------------------------------------------------
+def input_size(cfg: Config) -> tuple[int, int]:
+    """(w, h) of the model input: ``(data.inp_width or data.inp_res, data.inp_res)``."""
+    d = cfg.data
+    return d.inp_width or d.inp_res, d.inp_res
+
+
+def heatmap_size(cfg: Config) -> tuple[int, int]:
+    """(w, h) of the heatmaps: the input size times ``data.out_res / data.inp_res`` (whole
+    numbers: ``DataConfig.check``)."""
+    d = cfg.data
+    w, h = input_size(cfg)
+    return w * d.out_res // d.inp_res, d.out_res
+
+
 # -- data ------------------------------------------------------------------------------------
 def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
-    """The keyword arguments every dataset of this run is built with (``build_dataset``)."""
+    """The keyword arguments every dataset of this run is built with (``build_dataset``):
+    the animal data sets' square side ``data.inp_res`` as an int; a top-down data set's (w, h)
+    ``input_size``, detection boxes and (for UDP) unit-length crops."""
     d = cfg.data
+    topdown = is_topdown(d.dataset)
     kw = dict(
         root=d.image_path,
         animal=d.animal,
-        input_size=d.inp_res,
+        input_size=input_size(cfg) if topdown else d.inp_res,
         spec=spec,
         seed=d.seed,
         scale_factor=d.scale_factor,
@@ -77,6 +104,12 @@ def dataset_kwargs(cfg: Config, spec: KeypointSpec) -> dict[str, Any]:
         legacy=d.legacy,
         heatmap_size=d.out_res,
     )
+    if topdown:
+        kw.update(
+            detections=d.detections,
+            det_score=d.det_score,
+            unbiased=d.codec in CODECS_NEEDING_UNBIASED_CROPS,
+        )
     frames = occluder_frames(cfg, kw)
     return {**kw, "occlusion": d.occlusion, "occluders": d.occluders, "occluder_frames": frames}
 
@@ -95,6 +128,16 @@ def occluder_frames(cfg: Config, kw: dict[str, Any]) -> tuple[str, ...]:
     frames = build_dataset("real_animal", split="train", augment=False, **kw)
     picks = np.unique(np.linspace(0, len(frames) - 1, min(OCCLUDER_FRAMES, len(frames))).round())
     return tuple(str(frames.image_path(int(i))) for i in picks)
+
+
+def detection_file(cfg: Config, name: str, split: str) -> str | None:
+    """The detection results file whose boxes data set ``name``'s ``split`` crops
+    (``data.detections`` resolved, ``auto`` included: ``registry.detections_path``), or None
+    for ground-truth boxes (animal data, the train split, or no ``data.detections``)."""
+    d = cfg.data
+    if not d.detections or split == "train" or not is_topdown(name):
+        return None
+    return str(detections_path(coco_paths(d.image_path, split), d.detections))
 
 
 def build_normalizer(cfg: Config) -> Normalizer:
@@ -128,21 +171,23 @@ def eval_loader(
 
 
 # -- codec -----------------------------------------------------------------------------------
-def build_codec(cfg: Config) -> MSRAHeatmap:
-    """The run's heatmap codec (square ``inp_res`` crops, ``out_res`` heatmaps, ``sigma``):
-    ``LegacyHeatmap`` (the reference's targets) with ``data.legacy``, else ``MSRAHeatmap``."""
+def build_codec(cfg: Config) -> Codec:
+    """The run's heatmap codec ``data.codec`` (``datasets/codecs/registry.py``) for
+    ``input_size(cfg)`` crops, ``heatmap_size(cfg)`` heatmaps and ``data.sigma``;
+    ``LegacyHeatmap`` (the reference's targets) with ``data.legacy``."""
     d = cfg.data
-    codec = LegacyHeatmap if d.legacy else MSRAHeatmap
-    return codec((d.inp_res, d.inp_res), (d.out_res, d.out_res), sigma=d.sigma)
+    return codecs.build_codec(
+        d.codec, input_size(cfg), heatmap_size(cfg), sigma=d.sigma, legacy=d.legacy
+    )
 
 
-def codec_for_epoch(codec: MSRAHeatmap, epoch: int, sigma_decay: float) -> MSRAHeatmap:
-    """``data.sigma_decay``: the codec of 0-based ``epoch`` has sigma ``codec.sigma *
-    sigma_decay ** epoch`` (same codec class); with ``sigma_decay`` 0 it is ``codec`` at every
-    epoch."""
+def codec_for_epoch(codec: Codec, epoch: int, sigma_decay: float) -> Codec:
+    """``data.sigma_decay``: the codec of 0-based ``epoch`` is ``codec`` with sigma
+    ``codec.sigma * sigma_decay ** epoch`` (``with_sigma``: same class, sizes and options); with
+    ``sigma_decay`` 0 it is ``codec`` at every epoch."""
     if sigma_decay <= 0:
         return codec
-    return type(codec)(codec.input_size, codec.heatmap_size, sigma=codec.sigma * sigma_decay**epoch)
+    return codec.with_sigma(codec.sigma * sigma_decay**epoch)
 
 
 # -- model and optimisation ------------------------------------------------------------------
@@ -270,6 +315,8 @@ def _evaluator(
         progress=cfg.run.progress and _is_main(),
         max_overlays=cfg.run.tb_images,
         epoch=epoch,
+        detections=detection_file(cfg, name, split),
+        det_score=cfg.data.det_score,
     )
 
 
@@ -287,7 +334,7 @@ class TrainingParts:
     val_set: KeypointDataset
     normalizer: Normalizer
     normalize: Callable[[torch.Tensor], torch.Tensor]
-    codec: MSRAHeatmap
+    codec: Codec
     model: nn.Module
     net: nn.Module
     memory_format: torch.memory_format

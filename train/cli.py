@@ -133,7 +133,8 @@ _MISSING = object()
 
 
 #: Settings evaluation takes from the config saved in our checkpoints unless given by the user:
-#: the model's shape and the input it expects.
+#: the model's shape and the input it expects (a top-down model's input width and heatmap codec
+#: included; the boxes, ``data.detections``, are chosen at evaluation).
 _ADOPTED = (
     "model.arch",
     "model.stacks",
@@ -143,8 +144,10 @@ _ADOPTED = (
     "model.width",
     "model.keypoint_spec",
     "data.inp_res",
+    "data.inp_width",
     "data.out_res",
     "data.sigma",
+    "data.codec",
     "data.legacy_input",
     "data.legacy",
 )
@@ -221,7 +224,9 @@ def reference_input(cfg: Config, ns: argparse.Namespace) -> Config:
 def _report(cfg: Config, *, overlays: int = 0) -> None:
     """Evaluate ``run.resume`` on ``data.eval_split``: both tables printed, the reference's
     ``preds_<split>.mat``, JSON/CSV results and the chart written into ``run.checkpoint``, which
-    is checked for writing before anything is loaded or evaluated. A segmentation model on data
+    is checked for writing before anything is loaded or evaluated. Top-down data also gets its
+    OKS AP row (naming the boxes), ``oks_results.json`` and ``keypoints_<split>_results.json``
+    (``Evaluator.report``). A segmentation model on data
     with part masks (``trains_segmentation``) also gets its part IoU table and
     ``segmentation_results.json``."""
     check_output_folder(cfg.run.checkpoint)

@@ -17,8 +17,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from animalpose.datasets.codecs.registry import (
+    CODECS,
+    CODECS_NEEDING_UNBIASED_CROPS,
+    DEFAULT_CODEC,
+)
 from animalpose.datasets.formats.base import ANIMAL_NAME, EVAL_SPLITS
-from animalpose.datasets.formats.registry import DATASETS
+from animalpose.datasets.formats.registry import DATASETS, TOPDOWN_DATASETS
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.loss import SEG_WEIGHT
 from animalpose.train.models import MODELS
@@ -26,6 +31,7 @@ from animalpose.train.models.simple_baseline import RESNET_LAYERS
 
 __all__ = [
     "AUGMENT_BACKENDS",
+    "CODEC_NAMES",
     "CONFIG_FILE_NAME",
     "Config",
     "ConfigError",
@@ -43,6 +49,8 @@ __all__ = [
 CONFIG_FILE_NAME = "config.yaml"
 #: The reference's ``--dataset`` names (docs/reference_compat.md §1.4), from the dataset registry.
 DATASET_NAMES: tuple[str, ...] = tuple(DATASETS)
+#: ``data.codec`` choices: the heatmap codecs by name (``datasets/codecs/registry.py``).
+CODEC_NAMES: tuple[str, ...] = tuple(CODECS)
 #: The reference's ``--solver`` choices: RMSprop (its default) or Adam.
 SOLVERS = ("rms", "adam")
 #: "fused": our OpenCV single-warp augmenter; "imgaug": the reference's imgaug pipeline.
@@ -115,10 +123,18 @@ class DataConfig(Section):
     dataset: str = "synthetic_animal_sp"  # --dataset: a DATASET_NAMES name (_sp: strong augment)
     image_path: str = "./animal_data"  # --image-path: data root (synthetic_animal/, TigDog, ...)
     animal: str = "horse"  # --animal: horse, tiger, or a synthetic animal with a vertex table
-    inp_res: int = 256  # --inp-res: input crop side, pixels
-    out_res: int = 64  # --out-res: heatmap side, pixels
+    inp_res: int = 256  # --inp-res: input crop side (the height of a non-square input), pixels
+    out_res: int = 64  # --out-res: heatmap side (height), pixels
+    # --inp-width: input width of non-square (top-down) models, pixels; 0 = square inp_res. The
+    # input is (inp_width or inp_res) x inp_res (w x h), the heatmaps
+    # (inp_width * out_res / inp_res) x out_res
+    inp_width: int = 0
     sigma: float = 1.0  # --sigma: target Gaussian sigma, heatmap pixels
     sigma_decay: float = 0.0  # --sigma-decay: if > 0, sigma *= sigma_decay before every epoch
+    # --codec: heatmap codec, one of CODEC_NAMES: pixel-area (the animal side's MSRA heatmaps),
+    # msra (SimpleBaseline/HRNet's convention), dark (DARK), udp (UDP, Gaussian target, with
+    # unit-length crops; top-down data sets only)
+    codec: str = DEFAULT_CODEC
     scale_factor: float = 0.25  # --scale-factor: non-_sp scale jitter, 1 + N(0, .) clamped
     rot_factor: float = 30.0  # --rot-factor: non-_sp rotation jitter, degrees
     workers: int = 4  # -j/--workers: DataLoader worker processes
@@ -145,9 +161,15 @@ class DataConfig(Section):
     # (a benchmark's held-out TigDog shots, datasets/generator/dogshift.py); training validates
     # on "valid"
     eval_split: str = "valid"
+    # --detections: person boxes of the evaluation splits of a top-down data set: "" = ground
+    # truth; a COCO detection results json; "auto" = the file beside the annotations
+    # (annotations/<split>_detections.json of the built-in humans). Training crops ground truth
+    detections: str = ""
+    det_score: float = 0.0  # --det-score: keep detections with score >= this
 
     def check(self) -> None:
         _one_of(self, "dataset", DATASET_NAMES)
+        _one_of(self, "codec", CODEC_NAMES)
         _one_of(self, "eval_split", EVAL_SPLITS)
         _require(bool(self.image_path), "image_path", "must not be empty")
         _require(
@@ -176,6 +198,47 @@ class DataConfig(Section):
         _require(0 <= self.occlusion <= 1, "occlusion", f"must be in [0, 1], got {self.occlusion}")
         _at_least(self, 1, "occluders")
         _one_of(self, "occluder_source", OCCLUDER_SOURCES)
+        _at_least(self, 0, "inp_width", "det_score")
+        _require(
+            self.inp_width * self.out_res % self.inp_res == 0,
+            "inp_width",
+            f"{self.inp_width} x data.out_res {self.out_res} is not divisible by data.inp_res "
+            f"{self.inp_res} (the heatmap width inp_width * out_res / inp_res must be whole)",
+        )
+        _require(
+            not (self.legacy and self.codec != DEFAULT_CODEC),
+            "codec",
+            f"{self.codec!r} does not combine with data.legacy (the reference's targets are "
+            f"{DEFAULT_CODEC!r} heatmaps)",
+        )
+        self._check_topdown()
+
+    def _check_topdown(self) -> None:
+        """Settings that only one kind of data set (top-down or animal) takes."""
+        topdown = self.dataset in TOPDOWN_DATASETS
+        if not topdown:
+            only = f"needs a top-down data set ({', '.join(TOPDOWN_DATASETS)}), not {self.dataset}"
+            _require(self.inp_width in (0, self.inp_res), "inp_width", f"non-square input {only}")
+            _require(not self.detections, "detections", only)
+            _require(
+                self.codec not in CODECS_NEEDING_UNBIASED_CROPS,
+                "codec",
+                f"{self.codec!r} needs unit-length crops: it {only}",
+            )
+            return
+        name = f"the top-down data set {self.dataset}"
+        _require(not self.legacy, "legacy", f"the reference's crops do not apply to {name}")
+        _require(self.occlusion == 0, "occlusion", f"occluders are not implemented for {name}")
+        _require(
+            self.augment_backend == AUGMENT_BACKENDS[0],
+            "augment_backend",
+            f"{name} has one augmentation (TopDownAugment), not {self.augment_backend!r}",
+        )
+        _require(
+            self.scale_factor < 1,
+            "scale_factor",
+            f"must be < 1 for {name} (crop sizes 1 -+ scale_factor), got {self.scale_factor}",
+        )
 
 
 @dataclass(kw_only=True)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.config import (
     AUGMENT_BACKENDS,
+    CODEC_NAMES,
     DATASET_NAMES,
     EVAL_SPLITS,
     OCCLUDER_SOURCES,
@@ -73,12 +74,14 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag(
         "--image-path",
         field="data.image_path",
-        help="data root holding synthetic_animal/, behaviorDiscovery2.0/, real_animal_crop/",
+        help="data root holding synthetic_animal/, behaviorDiscovery2.0/, real_animal_crop/ "
+        "(coco: annotations/person_keypoints_<split>[2017].json and the image folders)",
     ),
     _flag(
         "--animal",
         field="data.animal",
-        help="animal (synthetic animals other than horse and tiger need a vertex table)",
+        help="animal (synthetic animals other than horse and tiger need a vertex table; "
+        "coco ignores it)",
     ),
     _flag("--inp-res", field="data.inp_res", help="input crop side in pixels"),
     _flag("--out-res", field="data.out_res", help="heatmap side in pixels"),
@@ -236,6 +239,25 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--train-limit", field="data.train_limit", help="use the first N training samples"),
     _flag("--val-limit", field="data.val_limit", help="use the first N validation samples"),
+    _flag(
+        "--inp-width",
+        field="data.inp_width",
+        help="input width in pixels of non-square (top-down) models; 0 = square --inp-res",
+    ),
+    _flag(
+        "--codec",
+        field="data.codec",
+        choices=CODEC_NAMES,
+        help="heatmap codec: pixel-area (the animal side's), msra (SimpleBaseline/HRNet), dark, "
+        "udp (top-down data, unit-length crops)",
+    ),
+    _flag(
+        "--detections",
+        field="data.detections",
+        help="top-down evaluation boxes: a COCO detection results json, or auto (the file "
+        "beside the annotations); empty = ground-truth boxes",
+    ),
+    _flag("--det-score", field="data.det_score", help="keep detections with score >= this"),
     _flag("--channels", field="model.channels", help="hourglass width"),
     _flag("--depth", field="model.depth", help="-a simple_baseline: ResNet depth (50, 101, 152)"),
     _flag("--width", field="model.width", help="-a hrnet: high-resolution branch width (W32, W48)"),

@@ -7,6 +7,12 @@ and heatmap encoding run on the device, losses and accuracies accumulate there, 
 read back only every ``run.log_every`` iterations. A non-finite loss or weight stops the run
 (``TrainingDiverged``) before anything of the epoch is saved; the run folder's files and what a
 resumed run may change: train/run_folder.py.
+
+``model_best`` follows ``selection_score``: the mean legacy PCK (the reference's "Val Acc"), or on
+top-down data, whose validation computes OKS AP (evaluation/evaluator.py), the AP; the
+checkpoint's ``best_acc`` holds that figure. ``log.txt`` keeps the reference's columns (its Val
+Acc stays the legacy PCK); the AP statistics go to the epoch line, the figures ``fit`` returns and
+TensorBoard (``epoch/val_ap``, ``epoch/val_ap50``, ...).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import torch
 from tqdm import tqdm
 
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.formats.topdown import TopDownKeypoints
 from animalpose.evaluation.inference import EvalResult, autocast
+from animalpose.evaluation.oks import STAT_NAMES
 from animalpose.evaluation.pck import legacy_batch_accuracy
 from animalpose.evaluation.report import nanmean
 from animalpose.evaluation.visualize import GT_COLOR, draw_keypoints, draw_overlay
@@ -59,6 +67,7 @@ __all__ = [
     "TrainingDiverged",
     "device_clock",
     "mean_batch_accuracy",
+    "selection_score",
 ]
 #: How many tensor names a divergence error lists.
 MAX_LISTED = 4
@@ -90,6 +99,14 @@ def mean_batch_accuracy(heatmaps_pred: torch.Tensor, heatmaps: torch.Tensor) -> 
     acc = legacy_batch_accuracy(heatmaps_pred.detach().float(), heatmaps)
     valid = acc >= 0
     return torch.where(valid, acc, 0).sum() / valid.sum().clamp_min(1)
+
+
+def selection_score(val: EvalResult) -> float:
+    """The figure ``model_best`` follows: OKS AP when the validation computed it (top-down data),
+    else the mean legacy PCK (0 when no keypoint was valid), as the reference."""
+    if val.oks is not None:
+        return float(val.oks["AP"])
+    return val.legacy_mean if np.isfinite(val.legacy).any() else 0.0
 
 
 class Trainer:
@@ -275,13 +292,18 @@ class Trainer:
         return bool(self.cfg.run.resume)
 
     def describe(self) -> str:
-        """The line printed when ``fit`` starts."""
+        """The line printed when ``fit`` starts (top-down data: boxes, no animal or stacks)."""
         cfg = self.cfg
+        params = f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters"
+        if isinstance(self.val_set, TopDownKeypoints):
+            return (
+                f"=> {cfg.data.dataset} (top-down): {len(self.train_set)} train / "
+                f"{len(self.val_set)} valid boxes; {cfg.model.arch}, {params}; device {self.device}"
+            )
         return (
             f"=> {cfg.data.dataset} ({cfg.data.animal}): {len(self.train_set)} train / "
             f"{len(self.val_set)} valid samples; {cfg.model.arch} {cfg.model.stacks} stacks, "
-            f"{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters; "
-            f"device {self.device}"
+            f"{params}; device {self.device}"
         )
 
     def before_epoch(self, epoch: int) -> None:
@@ -356,9 +378,10 @@ class Trainer:
             return None
         val = self.validate(epoch)
         val_acc = val.legacy_mean if np.isfinite(val.legacy).any() else 0.0
+        score = selection_score(val)  # val_acc, or the AP of top-down data
         # The first validated epoch always writes model_best (the reference needs acc > 0).
-        is_best = val_acc > self.best_acc or not (self.out_dir / BEST_NAME).exists()
-        self.best_acc = max(val_acc, self.best_acc)
+        is_best = score > self.best_acc or not (self.out_dir / BEST_NAME).exists()
+        self.best_acc = max(score, self.best_acc)
         self._save(epoch, val, is_best, self.log_row(epoch, lr, stats, val, val_acc))
         self._log_epoch(epoch, stats, val)
         summary = self.epoch_summary(epoch, stats, val, val_acc)
@@ -375,8 +398,10 @@ class Trainer:
         return [*row, val.legacy_auc, val.legacy_mean_error]
 
     def epoch_summary(self, epoch: int, stats: EpochStats, val: EvalResult, val_acc: float) -> dict:
-        """The figures ``fit`` returns for the epoch (and ``epoch_line`` prints)."""
-        return {
+        """The figures ``fit`` returns for the epoch (and ``epoch_line`` prints); with OKS AP
+        also ``val_ap``, ``val_ap50``, ... and ``val_boxes``, the boxes it used (``best_acc`` is
+        then the best AP)."""
+        summary = {
             "epoch": epoch + 1,
             "train_loss": stats.loss,
             "train_acc": stats.acc,
@@ -386,13 +411,24 @@ class Trainer:
             "best_acc": self.best_acc,
             "train_img_per_s": stats.images / max(stats.seconds, 1e-9),
         }
+        if val.oks is not None:
+            summary.update({f"val_{name.lower()}": val.oks[name] for name in STAT_NAMES})
+            summary["val_boxes"] = self.evaluator.box_source()
+        return summary
 
     def epoch_line(self, summary: dict) -> str:
-        """The line printed after each epoch, from ``epoch_summary``'s figures."""
+        """The line printed after each epoch, from ``epoch_summary``'s figures (OKS AP and AP50
+        when present, in percent)."""
+        ap = ""
+        if "val_ap" in summary:
+            ap = (
+                f" AP {100 * summary['val_ap']:.2f} AP50 {100 * summary['val_ap50']:.2f} "
+                f"({summary['val_boxes']})"
+            )
         return (
             f"epoch {summary['epoch']}: train loss {summary['train_loss']:.3e} "
             f"acc {summary['train_acc']:.4f} | {self.val_label} loss "
-            f"{(summary['val_loss'] or 0):.3e} PCK@0.05 legacy "
+            f"{(summary['val_loss'] or 0):.3e}{ap} PCK@0.05 legacy "
             f"{100 * summary['val_acc_legacy']:.2f} precise "
             f"{100 * summary['val_acc_precise']:.2f} | {summary['train_img_per_s']:.1f} img/s"
         )
@@ -407,6 +443,8 @@ class Trainer:
             w.add_scalar("epoch/val_loss", val.loss, e)
         w.add_scalar("epoch/val_pck_legacy", val.legacy_mean, e)
         w.add_scalar("epoch/val_pck_precise", val.precise_mean, e)
+        for name, value in (val.oks or {}).items():
+            w.add_scalar(f"epoch/val_{name.lower()}", value, e)
         for part, idx in self.spec.part_indices.items():
             w.add_scalar(f"val_pck_precise/{part}", nanmean(val.precise[idx]), e)
         if val.overlays:

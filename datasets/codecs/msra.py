@@ -24,6 +24,9 @@ never changes):
 
 from __future__ import annotations
 
+import copy
+from typing import TypeVar
+
 import numpy as np
 import torch
 
@@ -34,6 +37,7 @@ __all__ = [
     "gaussian_maps",
     "heatmap_argmax",
     "patch_weights",
+    "with_sigma",
 ]
 
 #: Half-width of the Gaussian patch in units of sigma (MSRA / pytorch-pose: a 6 sigma + 1 patch,
@@ -44,6 +48,9 @@ PATCH_SIGMAS = 3
 QUARTER_SHIFT = 0.25
 #: Input <-> heatmap alignments of ``MSRAHeatmap`` (module docs); the first is the default.
 CONVENTIONS = ("pixel-area", "msra")
+
+_Codec = TypeVar("_Codec")
+_MSRA = TypeVar("_MSRA", bound="MSRAHeatmap")
 
 
 def _float_xy(xy):
@@ -145,6 +152,11 @@ class MSRAHeatmap:
             f"MSRAHeatmap(input_size={self.input_size}, heatmap_size={self.heatmap_size}, "
             f"sigma={self.sigma}{extra})"
         )
+
+    def with_sigma(self: _MSRA, sigma: float) -> _MSRA:
+        """A copy of this codec (same class, sizes and options) with Gaussians of ``sigma``
+        heatmap pixels: ``data.sigma_decay``'s codec of a later epoch."""
+        return with_sigma(self, sigma)
 
     # -- coordinate maps ----------------------------------------------------------------------
     def to_heatmap(self, xy):
@@ -266,6 +278,18 @@ class MSRAHeatmap:
             ddy = torch.sign(at(yd, x) - at(yu, x)) * interior_y
             coords = coords + QUARTER_SHIFT * torch.stack([ddx, ddy], dim=-1)
         return self.to_input(coords), scores
+
+
+def with_sigma(codec: _Codec, sigma: float) -> _Codec:
+    """A shallow copy of ``codec`` whose ``sigma`` is ``sigma`` (> 0); every other attribute (class,
+    sizes, convention, target options) is kept. Codecs hold no state derived from ``sigma``, so
+    the copy encodes exactly as a codec built with that sigma."""
+    sigma = float(sigma)
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    out = copy.copy(codec)
+    out.sigma = sigma
+    return out
 
 
 def _msra_refine(heatmaps: torch.Tensor, coords: torch.Tensor, peaks: torch.Tensor, shift: bool):

@@ -40,7 +40,7 @@ from animalpose.datasets.codecs.dark import (
     gaussian_blur,
     taylor_refine,
 )
-from animalpose.datasets.codecs.msra import PATCH_SIGMAS, flip_heatmaps, heatmap_argmax
+from animalpose.datasets.codecs.msra import PATCH_SIGMAS, flip_heatmaps, heatmap_argmax, with_sigma
 
 __all__ = ["UDPHeatmap"]
 
@@ -121,6 +121,11 @@ class UDPHeatmap:
             f"sigma={self.sigma}, target={self.target!r}, radius_factor={self.radius_factor}, "
             f"blur_kernel={self.blur_kernel}, blur_border={self.blur_border!r})"
         )
+
+    def with_sigma(self, sigma: float) -> UDPHeatmap:
+        """A copy of this codec (sizes, target and decoder options kept) with Gaussians of
+        ``sigma`` heatmap pixels: ``data.sigma_decay``'s codec of a later epoch."""
+        return with_sigma(self, sigma)
 
     @property
     def channels_per_keypoint(self) -> int:

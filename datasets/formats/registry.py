@@ -4,20 +4,30 @@
 class, the augmentation of the training split (``_sp``: the strong pipeline; others: the classic
 one) and which mean file normalises the input (§1.2: the synthetic mean for everything except
 supervised ``real_animal`` training, which uses ``mean_by_video``).
+
+``coco`` is the top-down human data set (``TopDownKeypoints``): one crop per person box of a
+COCO keypoint json, found under the image path in the real COCO 2017 layout or the built-in
+humans' layout (``coco_paths``), with the SimpleBaseline/HRNet augmentation for training
+(``TopDownAugment``), the plain ``TopDownCrop`` otherwise, ground-truth boxes or a detector's
+(``detections``) for evaluation, and ImageNet's mean/std. ``animal`` means nothing to it: it
+reads the ``person`` category (``COCO_CATEGORY``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.base import TEST_SPLIT, KeypointDataset
+from animalpose.datasets.formats.coco import CocoKeypointSet, load_coco_keypoints, load_detections
 from animalpose.datasets.formats.crops import RealAnimalCrop
 from animalpose.datasets.formats.means import KNOWN_SYNTHETIC_MEANS, MEAN_NAME
 from animalpose.datasets.formats.splits import check_split_dir
@@ -29,10 +39,28 @@ from animalpose.datasets.formats.synthetic import (
 )
 from animalpose.datasets.formats.synthetic_multitask import SyntheticAnimalMultitask
 from animalpose.datasets.formats.tigdog import RealAnimal, tigdog_mean_std
+from animalpose.datasets.formats.topdown import TopDownKeypoints
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.crop import CenterCrop
+from animalpose.datasets.transforms.topdown import TopDownAugment, TopDownCrop
 
-__all__ = ["DATASETS", "DatasetEntry", "build_dataset", "dataset_mean_std"]
+__all__ = [
+    "AUTO_DETECTIONS",
+    "COCO_CATEGORY",
+    "COCO_SPLITS",
+    "DATASETS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "TOPDOWN",
+    "TOPDOWN_DATASETS",
+    "CocoPaths",
+    "DatasetEntry",
+    "build_dataset",
+    "coco_paths",
+    "dataset_mean_std",
+    "detections_path",
+    "is_topdown",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +68,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DatasetEntry:
     """cls: dataset class. train_augment: ``transforms.registry.build_augmenter`` kind of the
-    train split. mean: ``"synthetic"`` (the animal's synthetic mean.pth.tar) or ``"video"``
-    (TigDog's mean_by_video.pth.tar). synthetic: the class takes a vertex table."""
+    train split, or ``TOPDOWN`` (``TopDownAugment``). mean: ``"synthetic"`` (the animal's
+    synthetic mean.pth.tar), ``"video"`` (TigDog's mean_by_video.pth.tar) or ``"imagenet"``
+    (``IMAGENET_MEAN`` / ``IMAGENET_STD``). synthetic: the class takes a vertex table."""
 
     cls: type[KeypointDataset]
     train_augment: str
@@ -59,7 +88,34 @@ DATASETS: dict[str, DatasetEntry] = {
     "real_animal": DatasetEntry(RealAnimal, "classic", "video", False),
     "real_animal_sp": DatasetEntry(RealAnimal, "strong", "synthetic", False),
     "real_animal_crop": DatasetEntry(RealAnimalCrop, "classic", "synthetic", False),
+    # top-down people of a COCO keypoint json (real COCO 2017 or the built-in humans)
+    "coco": DatasetEntry(TopDownKeypoints, "topdown", "imagenet", False),
 }
+#: ``DatasetEntry.train_augment`` of the top-down data sets (``TopDownAugment`` / ``TopDownCrop``,
+#: (w, h) input sizes, person boxes).
+TOPDOWN = "topdown"
+#: The top-down data set names.
+TOPDOWN_DATASETS: tuple[str, ...] = tuple(
+    n for n, e in DATASETS.items() if e.train_augment == TOPDOWN
+)
+#: ImageNet's RGB mean and std in [0, 1]: SimpleBaseline and HRNet normalise their input with them
+#: (torchvision's ``Normalize`` in their lib/dataset code), as their ImageNet-trained trunks expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The category a ``coco`` data set reads (COCO's person keypoints).
+COCO_CATEGORY = "person"
+#: Our split names -> the COCO layout's (``val2017``, ``person_keypoints_val.json``, ...).
+COCO_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+#: ``detections`` value that picks the detection file beside the annotations (``detections_path``).
+AUTO_DETECTIONS = "auto"
+#: The person detections SimpleBaseline/HRNet evaluate COCO val2017 with (their data layout,
+#: ``person_detection_results/``), tried by ``detections="auto"`` in the real COCO layout.
+HRNET_DETECTIONS = "person_detection_results/COCO_{split}2017_detections_AP_H_56_person.json"
+
+
+def is_topdown(name: str) -> bool:
+    """Whether data set ``name`` (a ``DATASETS`` key) is top-down (``TOPDOWN_DATASETS``)."""
+    return _entry(name).train_augment == TOPDOWN
 
 
 def _entry(name: str) -> DatasetEntry:
@@ -67,6 +123,169 @@ def _entry(name: str) -> DatasetEntry:
         return DATASETS[name]
     except KeyError:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+
+
+# -- top-down (coco) -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CocoPaths:
+    """Where a ``coco`` split lives under the image path.
+
+    annotations: the keypoint json. images: the image folder (``file_name`` is relative to it).
+    layout: ``"coco2017"`` (``annotations/person_keypoints_val2017.json``, images in ``val2017/``
+    or ``images/val2017/``) or ``"builtin"`` (the built-in humans:
+    ``annotations/person_keypoints_val.json``, images in ``val/``). split: the layout's split
+    name (``val`` for our ``valid``).
+    """
+
+    annotations: Path
+    images: Path
+    layout: str
+    split: str
+
+
+def coco_paths(root: str | os.PathLike, split: str) -> CocoPaths:
+    """The keypoint json and image folder of ``split`` (train, valid or test) under ``root``: the
+    real COCO 2017 layout first, then the built-in humans' (``CocoPaths``).
+
+    Raises:
+        DataError: an unknown split; no annotation file (the message lists every path tried and,
+            for the test split, says that COCO publishes no test keypoints); an annotation file
+            without its image folder (lists the folders tried).
+    """
+    if split not in COCO_SPLITS:
+        raise DataError(
+            f"{root}: dataset 'coco' has no split {split!r}; known: {', '.join(COCO_SPLITS)}"
+        )
+    root, name = Path(root), COCO_SPLITS[split]
+    layouts = (
+        (
+            "coco2017",
+            root / "annotations" / f"person_keypoints_{name}2017.json",
+            (root / f"{name}2017", root / "images" / f"{name}2017"),
+        ),
+        ("builtin", root / "annotations" / f"person_keypoints_{name}.json", (root / name,)),
+    )
+    for layout, ann_path, folders in layouts:
+        if not ann_path.is_file():
+            continue
+        for folder in folders:
+            if folder.is_dir():
+                return CocoPaths(ann_path, folder, layout, name)
+        raise DataError(
+            f"{ann_path}: no image folder for split {split!r}; tried "
+            + ", ".join(map(str, folders))
+        )
+    tried = ", ".join(str(ann) for _, ann, _ in layouts)
+    hint = (
+        " (COCO publishes no test keypoint annotations: test-dev is scored by the COCO server; "
+        "report on --eval-split valid, or use built-in humans, which hold out a test split)"
+        if split == TEST_SPLIT
+        else ""
+    )
+    raise DataError(
+        f"{root}: no COCO keypoint annotations for split {split!r}; tried {tried}{hint}. "
+        "--image-path is a COCO 2017 folder (annotations/person_keypoints_val2017.json, "
+        "val2017/) or built-in humans (python datasets/generate.py --benchmark humans-v1-cpu "
+        "--image-path human_data)"
+    )
+
+
+def detections_path(paths: CocoPaths, detections: str | os.PathLike) -> Path:
+    """The detection results file ``detections`` names for a split at ``paths``: a path as given,
+    or for ``AUTO_DETECTIONS`` the file beside the annotations (built-in humans:
+    ``annotations/<split>_detections.json``; COCO 2017: the same, then SimpleBaseline/HRNet's
+    ``person_detection_results/COCO_<split>2017_detections_AP_H_56_person.json``).
+
+    Raises:
+        DataError: the file does not exist (the message lists the paths tried).
+    """
+    if str(detections) != AUTO_DETECTIONS:
+        path = Path(detections)
+        if not path.is_file():
+            raise DataError(f"{path}: detection results file (data.detections) does not exist")
+        return path
+    root = paths.annotations.parent.parent
+    tried = [paths.annotations.parent / f"{paths.split}_detections.json"]
+    if paths.layout == "coco2017":
+        tried.append(root / HRNET_DETECTIONS.format(split=paths.split))
+    for path in tried:
+        if path.is_file():
+            return path
+    raise DataError(
+        f"{paths.annotations}: no detection results beside it for --detections auto; tried "
+        + ", ".join(map(str, tried))
+    )
+
+
+def _limit_images(annotations: CocoKeypointSet, instances: list, limit: int) -> tuple:
+    """The first ``limit`` boxes of ``instances`` rounded up to whole images: (annotations with
+    only those images and their instances, the boxes on those images). Whole images, so that an
+    AP over ``annotations`` counts no person of a kept image as missed."""
+    if limit <= 0 or limit >= len(instances):
+        return annotations, instances
+    kept = {inst.image_id for inst in instances[:limit]}
+    annotations = dataclasses.replace(
+        annotations,
+        images={i: im for i, im in annotations.images.items() if i in kept},
+        instances=[inst for inst in annotations.instances if inst.image_id in kept],
+    )
+    return annotations, [inst for inst in instances if inst.image_id in kept]
+
+
+def _build_topdown(
+    *,
+    root: str | os.PathLike,
+    split: str,
+    input_size: tuple[int, int],
+    spec: KeypointSpec,
+    seed: int,
+    augment: bool,
+    scale_factor: float,
+    rot_factor: float,
+    limit: int,
+    detections: str | os.PathLike,
+    det_score: float,
+    unbiased: bool,
+) -> TopDownKeypoints:
+    """A ``coco`` split (``build_dataset``'s rules for top-down data)."""
+    paths = coco_paths(root, split)
+    annotations = load_coco_keypoints(paths.annotations, spec=spec, categories=(COCO_CATEGORY,))
+    boxes = None
+    if detections and split != "train":
+        boxes = load_detections(
+            detections_path(paths, detections), images=annotations, score_threshold=det_score
+        )
+    annotations, instances = _limit_images(
+        annotations, annotations.instances if boxes is None else boxes, limit
+    )
+    if augment:
+        augmenter = TopDownAugment(
+            input_size,
+            spec.flip_index,
+            scale_factor=scale_factor,
+            rot_factor=rot_factor,
+            upper_body=spec.upper_body_index,
+            lower_body=spec.lower_body_index,
+            unbiased=unbiased,
+        )
+    else:
+        augmenter = TopDownCrop(input_size, unbiased=unbiased)
+    return TopDownKeypoints(
+        annotations=annotations,
+        image_root=paths.images,
+        augmenter=augmenter,
+        seed=seed,
+        spec=spec,
+        detections=None if boxes is None else instances,
+    )
+
+
+def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
+    """``input_size`` as (w, h): an int is a square side."""
+    if isinstance(input_size, (int, np.integer)):
+        return int(input_size), int(input_size)
+    w, h = (int(v) for v in input_size)
+    return w, h
 
 
 @functools.lru_cache(maxsize=2)
@@ -85,7 +304,7 @@ def build_dataset(
     root: str | os.PathLike,
     animal: str,
     split: str,
-    input_size: int,
+    input_size: int | tuple[int, int],
     spec: KeypointSpec,
     seed: int,
     scale_factor: float,
@@ -101,10 +320,14 @@ def build_dataset(
     occluder_frames: Sequence[str | os.PathLike] = (),
     legacy: bool = False,
     heatmap_size: int = 64,
+    detections: str | os.PathLike = "",
+    det_score: float = 0.0,
+    unbiased: bool = False,
 ) -> KeypointDataset:
     """Dataset ``name`` (a ``DATASETS`` key) for ``split``; the train split is augmented
     with the dataset's pipeline, every other split gets the plain ``CenterCrop(input_size)``.
     Split ``"test"`` exists only for the TigDog datasets of a benchmark (DataError otherwise).
+    ``input_size``: the crop side (an int, or a square (w, h); the animal data sets crop squares).
 
     ``seed`` keys the split files created when absent; ``augment_seed`` (default: ``seed``) keys
     the per-sample augmentation draws, so runs with different seeds share one split.
@@ -113,8 +336,108 @@ def build_dataset(
     probability (1..``occluders`` each, ``transforms/occlusion.py``), textured from
     ``occluder_frames`` (image files) when given. ``legacy``: the reference's
     crop boxes and targets for ``heatmap_size`` heatmaps (``formats/legacy.py``).
+
+    Top-down data sets (``TOPDOWN_DATASETS``: ``coco``) crop (w, h) ``input_size``
+    (an int: a square) around person boxes: ``TopDownAugment`` (``scale_factor``,
+    ``rot_factor``, the spec's flip pairs and body halves) when augmenting, else
+    ``TopDownCrop``; ``unbiased`` selects UDP's unit-length crops. Evaluation splits crop the
+    boxes of ``detections`` (a COCO detection results file, or ``AUTO_DETECTIONS``) with
+    ``score >= det_score`` when given, else the ground-truth boxes; the train split always
+    crops ground truth. ``limit`` keeps the first ``limit`` boxes rounded up to whole images
+    (the dataset's ``annotations`` keep only those images). ``animal``, ``split_dir``,
+    ``vertex_table`` and ``augment_backend`` do not apply; occlusion and ``legacy`` are
+    refused (ValueError).
     """
     entry = _entry(name)
+    if entry.train_augment == TOPDOWN:
+        if occlusion > 0 or legacy:
+            raise ValueError(
+                f"dataset {name!r}: occlusion and legacy apply to the animal data sets only"
+            )
+        dataset = _build_topdown(
+            root=root,
+            split=split,
+            input_size=_size(input_size),
+            spec=spec,
+            seed=seed,
+            augment=split == "train" if augment is None else augment,
+            scale_factor=scale_factor,
+            rot_factor=rot_factor,
+            limit=limit,
+            detections=detections,
+            det_score=det_score,
+            unbiased=unbiased,
+        )
+    else:
+        if detections or unbiased:
+            raise ValueError(
+                f"dataset {name!r}: detections and unbiased crops apply to top-down data sets "
+                f"({', '.join(TOPDOWN_DATASETS)}) only"
+            )
+        dataset = _build_animal(
+            entry,
+            name,
+            root=root,
+            animal=animal,
+            split=split,
+            input_size=_square(name, input_size),
+            spec=spec,
+            seed=seed,
+            scale_factor=scale_factor,
+            rot_factor=rot_factor,
+            augment_backend=augment_backend,
+            split_dir=split_dir,
+            vertex_table=vertex_table,
+            limit=limit,
+            augment=augment,
+            occlusion=occlusion,
+            occluders=occluders,
+            occluder_frames=occluder_frames,
+            legacy=legacy,
+            heatmap_size=heatmap_size,
+        )
+    if augment_seed is not None:
+        if augment_seed < 0:
+            raise ValueError(f"augment_seed must be non-negative, got {augment_seed}")
+        dataset.seed = int(augment_seed)
+    return dataset
+
+
+def _square(name: str, input_size: int | Sequence[int]) -> int:
+    """The crop side of an animal data set; ValueError for a non-square (w, h)."""
+    w, h = _size(input_size)
+    if w != h:
+        raise ValueError(
+            f"dataset {name!r} crops squares; got input size {w}x{h} (w x h): non-square inputs "
+            f"need a top-down data set ({', '.join(TOPDOWN_DATASETS)})"
+        )
+    return w
+
+
+def _build_animal(
+    entry: DatasetEntry,
+    name: str,
+    *,
+    root: str | os.PathLike,
+    animal: str,
+    split: str,
+    input_size: int,
+    spec: KeypointSpec,
+    seed: int,
+    scale_factor: float,
+    rot_factor: float,
+    augment_backend: str,
+    split_dir: str | os.PathLike | None,
+    vertex_table: str | os.PathLike | Sequence[int] | None,
+    limit: int,
+    augment: bool | None,
+    occlusion: float,
+    occluders: int,
+    occluder_frames: Sequence[str | os.PathLike],
+    legacy: bool,
+    heatmap_size: int,
+) -> KeypointDataset:
+    """An animal data set (``build_dataset``'s rules for them)."""
     if split == TEST_SPLIT and entry.synthetic:
         raise DataError(
             f"{synthetic_dir(root, animal)}: dataset {name!r} has no test split (a benchmark holds "
@@ -155,12 +478,7 @@ def build_dataset(
     }
     if entry.synthetic:
         kwargs["vertex_table"] = vertex_table
-    dataset = entry.cls(**kwargs)
-    if augment_seed is not None:
-        if augment_seed < 0:
-            raise ValueError(f"augment_seed must be non-negative, got {augment_seed}")
-        dataset.seed = int(augment_seed)
-    return dataset
+    return entry.cls(**kwargs)
 
 
 def dataset_mean_std(
@@ -174,6 +492,8 @@ def dataset_mean_std(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std), float64 (3,) RGB in [0, 1], that normalise the input of dataset ``name``.
 
+    Top-down data (``coco``): ImageNet's (``IMAGENET_MEAN``, ``IMAGENET_STD``), nothing read.
+
     Read from the reference's files (``split_dir`` mirror first, then beside the data) or
     computed over the training split and saved. When the synthetic data of ``animal`` is absent
     the reference's published synthetic values are used, with a warning. ``vertex_table`` is
@@ -181,6 +501,8 @@ def dataset_mean_std(
     DataError when ``split_dir`` is set but not a folder.
     """
     entry = _entry(name)
+    if entry.mean == "imagenet":
+        return np.array(IMAGENET_MEAN, dtype=np.float64), np.array(IMAGENET_STD, dtype=np.float64)
     check_split_dir(split_dir)
     if entry.mean == "video":
         return tigdog_mean_std(root=root, animal=animal, seed=seed, split_dir=split_dir)

@@ -68,8 +68,10 @@ ALTERNATES = {
     "data.animal": "tiger",
     "data.inp_res": 512,
     "data.out_res": 128,
+    "data.inp_width": 256,  # = inp_res: a square, valid for the default (animal) data set
     "data.sigma": 2.5,
     "data.sigma_decay": 0.95,
+    "data.codec": "dark",
     "data.scale_factor": 0.3,
     "data.rot_factor": 45.0,
     "data.workers": 0,
@@ -87,6 +89,8 @@ ALTERNATES = {
     "data.val_limit": 5,
     "data.seed": 7,
     "data.eval_split": "test",
+    "data.detections": "auto",
+    "data.det_score": 0.5,
     "model.arch": "simple_baseline",
     "model.stacks": 8,
     "model.blocks": 2,
@@ -122,6 +126,12 @@ ALTERNATES = {
 }
 # Fields whose only valid value is the default (one implemented choice).
 SINGLE_CHOICE = {"model.keypoint_spec"}
+#: Settings an alternate needs beside it (``--set`` values): detections need top-down data.
+CONTEXT = {
+    "data.inp_res": ["data.out_res=128"],
+    "data.out_res": ["data.inp_res=512"],
+    "data.detections": ["data.dataset=coco"],
+}
 #: Flags that set a field (all but the REFERENCE_ONLY ones).
 FIELD_FLAGS = tuple(flag for flag in TRAIN_FLAGS if flag.field != REFERENCE_ONLY)
 
@@ -166,9 +176,7 @@ def test_alternates_cover_every_field(leaf_paths, getp):
 @pytest.mark.parametrize("dotted", sorted(ALTERNATES))
 def test_every_field_is_reachable_by_set(dotted, getp):
     value = ALTERNATES[dotted]
-    extra = ["data.out_res=128"] if dotted == "data.inp_res" else []
-    if dotted == "data.out_res":
-        extra = ["data.inp_res=512"]
+    extra = CONTEXT.get(dotted, [])
     cfg, _ = parse_config(["--set", f"{dotted}={_yaml_text(value)}", *extra])
     assert getp(cfg, dotted) == value
     assert type(getp(cfg, dotted)) is type(value)
@@ -194,6 +202,8 @@ def test_every_flag_sets_its_field(flag, getp):
         argv, expected = [flag.names[0], str(value)], value
     if flag.field in ("data.inp_res", "data.out_res"):
         argv += ["--set", "data.inp_res=512", "data.out_res=128"]
+    elif flag.field in CONTEXT:
+        argv += ["--set", *CONTEXT[flag.field]]
     cfg, args = parse_config(argv)
     assert getp(cfg, flag.field) == expected
     assert hasattr(args, flag.field)
