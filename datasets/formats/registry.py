@@ -7,7 +7,7 @@ supervised ``real_animal`` training, which uses ``mean_by_video``).
 
 ``coco`` is the top-down human data set (``TopDownKeypoints``): one crop per person box of a
 COCO keypoint json, found under the image path in the real COCO 2017 layout or the built-in
-humans' layout (``coco_paths``), with the SimpleBaseline/HRNet augmentation for training
+humans' layout (``coco_layout.py``), with the SimpleBaseline/HRNet augmentation for training
 (``TopDownAugment``), the plain ``TopDownCrop`` otherwise, ground-truth boxes or a detector's
 (``detections``) for evaluation, and ImageNet's mean/std. ``animal`` means nothing to it: it
 reads the ``person`` category (``COCO_CATEGORY``).
@@ -15,19 +15,25 @@ reads the ``person`` category (``COCO_CATEGORY``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.base import TEST_SPLIT, KeypointDataset
-from animalpose.datasets.formats.coco import CocoKeypointSet, load_coco_keypoints, load_detections
+from animalpose.datasets.formats.coco_layout import (
+    AUTO_DETECTIONS,
+    COCO_CATEGORY,
+    COCO_SPLITS,
+    CocoPaths,
+    build_topdown_dataset,
+    coco_paths,
+    detections_path,
+)
 from animalpose.datasets.formats.crops import RealAnimalCrop
 from animalpose.datasets.formats.means import KNOWN_SYNTHETIC_MEANS, MEAN_NAME
 from animalpose.datasets.formats.splits import check_split_dir
@@ -42,7 +48,6 @@ from animalpose.datasets.formats.tigdog import RealAnimal, tigdog_mean_std
 from animalpose.datasets.formats.topdown import TopDownKeypoints
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.crop import CenterCrop
-from animalpose.datasets.transforms.topdown import TopDownAugment, TopDownCrop
 
 __all__ = [
     "AUTO_DETECTIONS",
@@ -102,15 +107,6 @@ TOPDOWN_DATASETS: tuple[str, ...] = tuple(
 #: (torchvision's ``Normalize`` in their lib/dataset code), as their ImageNet-trained trunks expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: The category a ``coco`` data set reads (COCO's person keypoints).
-COCO_CATEGORY = "person"
-#: Our split names -> the COCO layout's (``val2017``, ``person_keypoints_val.json``, ...).
-COCO_SPLITS = {"train": "train", "valid": "val", "test": "test"}
-#: ``detections`` value that picks the detection file beside the annotations (``detections_path``).
-AUTO_DETECTIONS = "auto"
-#: The person detections SimpleBaseline/HRNet evaluate COCO val2017 with (their data layout,
-#: ``person_detection_results/``), tried by ``detections="auto"`` in the real COCO layout.
-HRNET_DETECTIONS = "person_detection_results/COCO_{split}2017_detections_AP_H_56_person.json"
 
 
 def is_topdown(name: str) -> bool:
@@ -123,161 +119,6 @@ def _entry(name: str) -> DatasetEntry:
         return DATASETS[name]
     except KeyError:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
-
-
-# -- top-down (coco) -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CocoPaths:
-    """Where a ``coco`` split lives under the image path.
-
-    annotations: the keypoint json. images: the image folder (``file_name`` is relative to it).
-    layout: ``"coco2017"`` (``annotations/person_keypoints_val2017.json``, images in ``val2017/``
-    or ``images/val2017/``) or ``"builtin"`` (the built-in humans:
-    ``annotations/person_keypoints_val.json``, images in ``val/``). split: the layout's split
-    name (``val`` for our ``valid``).
-    """
-
-    annotations: Path
-    images: Path
-    layout: str
-    split: str
-
-
-def coco_paths(root: str | os.PathLike, split: str) -> CocoPaths:
-    """The keypoint json and image folder of ``split`` (train, valid or test) under ``root``: the
-    real COCO 2017 layout first, then the built-in humans' (``CocoPaths``).
-
-    Raises:
-        DataError: an unknown split; no annotation file (the message lists every path tried and,
-            for the test split, says that COCO publishes no test keypoints); an annotation file
-            without its image folder (lists the folders tried).
-    """
-    if split not in COCO_SPLITS:
-        raise DataError(
-            f"{root}: dataset 'coco' has no split {split!r}; known: {', '.join(COCO_SPLITS)}"
-        )
-    root, name = Path(root), COCO_SPLITS[split]
-    layouts = (
-        (
-            "coco2017",
-            root / "annotations" / f"person_keypoints_{name}2017.json",
-            (root / f"{name}2017", root / "images" / f"{name}2017"),
-        ),
-        ("builtin", root / "annotations" / f"person_keypoints_{name}.json", (root / name,)),
-    )
-    for layout, ann_path, folders in layouts:
-        if not ann_path.is_file():
-            continue
-        for folder in folders:
-            if folder.is_dir():
-                return CocoPaths(ann_path, folder, layout, name)
-        raise DataError(
-            f"{ann_path}: no image folder for split {split!r}; tried "
-            + ", ".join(map(str, folders))
-        )
-    tried = ", ".join(str(ann) for _, ann, _ in layouts)
-    hint = (
-        " (COCO publishes no test keypoint annotations: test-dev is scored by the COCO server; "
-        "report on --eval-split valid, or use built-in humans, which hold out a test split)"
-        if split == TEST_SPLIT
-        else ""
-    )
-    raise DataError(
-        f"{root}: no COCO keypoint annotations for split {split!r}; tried {tried}{hint}. "
-        "--image-path is a COCO 2017 folder (annotations/person_keypoints_val2017.json, "
-        "val2017/) or built-in humans (python datasets/generate.py --benchmark humans-v1-cpu "
-        "--image-path human_data)"
-    )
-
-
-def detections_path(paths: CocoPaths, detections: str | os.PathLike) -> Path:
-    """The detection results file ``detections`` names for a split at ``paths``: a path as given,
-    or for ``AUTO_DETECTIONS`` the file beside the annotations (built-in humans:
-    ``annotations/<split>_detections.json``; COCO 2017: the same, then SimpleBaseline/HRNet's
-    ``person_detection_results/COCO_<split>2017_detections_AP_H_56_person.json``).
-
-    Raises:
-        DataError: the file does not exist (the message lists the paths tried).
-    """
-    if str(detections) != AUTO_DETECTIONS:
-        path = Path(detections)
-        if not path.is_file():
-            raise DataError(f"{path}: detection results file (data.detections) does not exist")
-        return path
-    root = paths.annotations.parent.parent
-    tried = [paths.annotations.parent / f"{paths.split}_detections.json"]
-    if paths.layout == "coco2017":
-        tried.append(root / HRNET_DETECTIONS.format(split=paths.split))
-    for path in tried:
-        if path.is_file():
-            return path
-    raise DataError(
-        f"{paths.annotations}: no detection results beside it for --detections auto; tried "
-        + ", ".join(map(str, tried))
-    )
-
-
-def _limit_images(annotations: CocoKeypointSet, instances: list, limit: int) -> tuple:
-    """The first ``limit`` boxes of ``instances`` rounded up to whole images: (annotations with
-    only those images and their instances, the boxes on those images). Whole images, so that an
-    AP over ``annotations`` counts no person of a kept image as missed."""
-    if limit <= 0 or limit >= len(instances):
-        return annotations, instances
-    kept = {inst.image_id for inst in instances[:limit]}
-    annotations = dataclasses.replace(
-        annotations,
-        images={i: im for i, im in annotations.images.items() if i in kept},
-        instances=[inst for inst in annotations.instances if inst.image_id in kept],
-    )
-    return annotations, [inst for inst in instances if inst.image_id in kept]
-
-
-def _build_topdown(
-    *,
-    root: str | os.PathLike,
-    split: str,
-    input_size: tuple[int, int],
-    spec: KeypointSpec,
-    seed: int,
-    augment: bool,
-    scale_factor: float,
-    rot_factor: float,
-    limit: int,
-    detections: str | os.PathLike,
-    det_score: float,
-    unbiased: bool,
-) -> TopDownKeypoints:
-    """A ``coco`` split (``build_dataset``'s rules for top-down data)."""
-    paths = coco_paths(root, split)
-    annotations = load_coco_keypoints(paths.annotations, spec=spec, categories=(COCO_CATEGORY,))
-    boxes = None
-    if detections and split != "train":
-        boxes = load_detections(
-            detections_path(paths, detections), images=annotations, score_threshold=det_score
-        )
-    annotations, instances = _limit_images(
-        annotations, annotations.instances if boxes is None else boxes, limit
-    )
-    if augment:
-        augmenter = TopDownAugment(
-            input_size,
-            spec.flip_index,
-            scale_factor=scale_factor,
-            rot_factor=rot_factor,
-            upper_body=spec.upper_body_index,
-            lower_body=spec.lower_body_index,
-            unbiased=unbiased,
-        )
-    else:
-        augmenter = TopDownCrop(input_size, unbiased=unbiased)
-    return TopDownKeypoints(
-        annotations=annotations,
-        image_root=paths.images,
-        augmenter=augmenter,
-        seed=seed,
-        spec=spec,
-        detections=None if boxes is None else instances,
-    )
 
 
 def _size(input_size: int | Sequence[int]) -> tuple[int, int]:
@@ -354,7 +195,7 @@ def build_dataset(
             raise ValueError(
                 f"dataset {name!r}: occlusion and legacy apply to the animal data sets only"
             )
-        dataset = _build_topdown(
+        dataset = build_topdown_dataset(
             root=root,
             split=split,
             input_size=_size(input_size),
