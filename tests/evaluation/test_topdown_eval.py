@@ -480,6 +480,7 @@ def _stub_trainer(tmp_path: Path, results: list[EvalResult]) -> tuple[Trainer, l
     return trainer, saved
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # stubbed optimiser steps
 def test_model_best_follows_ap_on_topdown_data(tmp_path, capsys):
     # legacy PCK says epoch 3, AP says epoch 2
     trainer, saved = _stub_trainer(tmp_path, [_val(0.3, 0.9), _val(0.5, 0.1), _val(0.4, 0.95)])
@@ -494,6 +495,7 @@ def test_model_best_follows_ap_on_topdown_data(tmp_path, capsys):
     assert "AP 40.00 AP50 40.00 (ground-truth boxes)" in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # stubbed optimiser steps
 def test_model_best_follows_legacy_pck_without_ap(tmp_path, capsys):
     trainer, saved = _stub_trainer(tmp_path, [_val(None, 0.3), _val(None, 0.2), _val(None, 0.6)])
     summaries = [trainer._fit_epoch(epoch, None) for epoch in range(3)]
