@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from animalpose.datasets.keypoints import COCO17, COCO_SKELETON_1BASED
+
 __all__ = [
     "COCO_KEYPOINTS",
     "COCO_SKELETON",
@@ -23,32 +25,10 @@ __all__ = [
     "keypoint_radius",
 ]
 
-#: COCO's 17 person keypoints in COCO order (``person_keypoints_*.json`` categories); equal to
-#: ``animalpose.datasets.keypoints.COCO17.keypoints`` (tested where that spec exists).
-COCO_KEYPOINTS: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-#: COCO's skeleton, 1-based keypoint pairs, as in the COCO 2017 annotation files.
-COCO_SKELETON: tuple[tuple[int, int], ...] = (
-    (16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (6, 8),
-    (7, 9), (8, 10), (9, 11), (2, 3), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7),
-)  # fmt: skip
+#: COCO's 17 person keypoints in COCO order (``person_keypoints_*.json`` categories) and its
+#: skeleton as 1-based pairs, as the COCO 2017 annotation files write them: the ``COCO17`` spec's.
+COCO_KEYPOINTS: tuple[str, ...] = COCO17.keypoints
+COCO_SKELETON: tuple[tuple[int, int], ...] = COCO_SKELETON_1BASED
 #: Limb keypoint -> the model body whose origin (the joint with its parent) it is. The model's
 #: ``l*`` bodies are the person's own left (they sit at the model's +x with the person facing +z).
 JOINT_BODIES: dict[str, str] = {
