@@ -18,6 +18,7 @@ from torch import nn
 
 from animalpose.datasets.codecs import registry as codecs
 from animalpose.datasets.codecs.registry import CODECS_NEEDING_UNBIASED_CROPS, Codec
+from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.base import KeypointDataset
 from animalpose.datasets.formats.registry import (
     build_dataset,
@@ -33,13 +34,16 @@ from animalpose.train.checkpoint import (
     ResumeState,
     load_checkpoint,
     load_model_weights,
+    model_state_from_checkpoint,
     restore_training_state,
+    unwrap_model,
 )
 from animalpose.train.config import Config
 from animalpose.train.device import memory_format, setup_device, use_amp
 from animalpose.train.loaders import distributed_info, make_loader
 from animalpose.train.loss import KeypointMSELoss
 from animalpose.train.models import build_model
+from animalpose.train.models.pretrained import load_trunk_weights
 
 __all__ = [
     "TrainingParts",
@@ -268,11 +272,31 @@ def load_start_weights(
             print(
                 f"=> resumed {path} (next epoch {start.start_epoch}, best acc {start.best_acc:.4f})"
             )
+    elif cfg.run.pretrained and imagenet_trunk_file(model, cfg.run.pretrained):
+        report = load_trunk_weights(model, cfg.run.pretrained)
+        if verbose:
+            print(f"=> ImageNet trunk from {cfg.run.pretrained}: {report.summary()}")
     elif cfg.run.pretrained:
         load_model_weights(model, cfg.run.pretrained)
         if verbose:
             print(f"=> initial weights from {cfg.run.pretrained}")
     return start
+
+
+def imagenet_trunk_file(model: nn.Module, path: str) -> bool:
+    """Whether ``--pretrained`` ``path`` is ImageNet trunk weights for ``model`` rather than a
+    whole pose model: the model has an ImageNet trunk (``trunk_layers``: SimpleBaseline, HRNet)
+    and the file lacks some of the model's own weights (its pose head, at least). A complete
+    checkpoint of the model loads whole, as for the hourglasses."""
+    target = unwrap_model(model)
+    if not getattr(target, "trunk_layers", None):
+        return False
+    try:
+        state = model_state_from_checkpoint(load_checkpoint(path, map_location="cpu"))
+    except DataError as err:
+        raise DataError(f"{path}: {err}") from None
+    needed = [k for k in target.state_dict() if not k.endswith(".num_batches_tracked")]
+    return any(k not in state for k in needed)
 
 
 def wrap_for_training(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:

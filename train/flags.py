@@ -156,7 +156,9 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag(
         "--pretrained",
         field="run.pretrained",
-        help="initial weights only (fresh optimiser), e.g. to fine-tune an adapted model",
+        help="initial weights only (fresh optimiser), e.g. to fine-tune an adapted model; "
+        "for simple_baseline / hrnet also an ImageNet file (torchvision, HRNet, timm) for the "
+        "trunk",
     ),
     _flag(
         "-e",
