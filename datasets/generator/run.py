@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ __all__ = [
     "generate",
     "job_rng",
     "plan_jobs",
+    "run_pool",
 ]
 
 log = logging.getLogger(__name__)
@@ -258,27 +259,36 @@ class _Progress:
         self.last_write = time.monotonic()
 
 
-def _run_pool(todo, settings, animal, processes, progress: _Progress) -> None:
+def run_pool(
+    todo: Iterable,
+    *,
+    worker: Callable,
+    initializer: Callable,
+    initargs: tuple,
+    processes: int,
+    done: Callable,
+) -> None:
+    """Run ``worker(job)`` for every job of ``todo`` in ``processes`` spawned processes (each set
+    up by ``initializer(*initargs)``), calling ``done(result)`` in this process as jobs finish.
+    At most ``QUEUED_PER_PROCESS`` jobs per process are queued, so a kill loses little; on any
+    error (or Ctrl-C) the queued jobs are cancelled and the error re-raised."""
     context = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(
-        max_workers=processes,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(settings, animal, os.getpid()),
+        max_workers=processes, mp_context=context, initializer=initializer, initargs=initargs
     ) as pool:
         pending: set[cf.Future] = set()
         queue = iter(todo)
         try:
             while True:
                 for job in queue:
-                    pending.add(pool.submit(_run_in_worker, job))
+                    pending.add(pool.submit(worker, job))
                     if len(pending) >= QUEUED_PER_PROCESS * processes:
                         break
                 if not pending:
                     return
                 finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 for future in finished:
-                    progress.done(future.result())
+                    done(future.result())
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -362,7 +372,14 @@ def generate(
             finally:
                 runner.renderer.close()
         elif todo:
-            _run_pool(todo, settings, animal, min(processes, len(todo)), tracker)
+            run_pool(
+                todo,
+                worker=_run_in_worker,
+                initializer=_init_worker,
+                initargs=(settings, animal, os.getpid()),
+                processes=min(processes, len(todo)),
+                done=tracker.done,
+            )
     finally:
         tracker.flush()
         bar.close()

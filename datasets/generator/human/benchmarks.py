@@ -13,14 +13,12 @@ skipped on a rerun, so a killed run resumes; the split files are assembled at th
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import json
 import multiprocessing
 import multiprocessing.util
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +29,10 @@ from animalpose.datasets.fileio import crash_point
 from animalpose.datasets.generator.human.coco_layout import HUMAN_SPLITS, HumanLayout
 from animalpose.datasets.generator.renderer import MIN_FRAME_SIDE, STYLES
 from animalpose.datasets.generator.run import (
-    QUEUED_PER_PROCESS,
     GenerationReport,
     default_processes,
     die_with_parent,
+    run_pool,
 )
 from animalpose.datasets.generator.writers import (
     check_manifest,
@@ -176,33 +174,6 @@ def _run_in_worker(job: tuple[str, int]) -> tuple[str, int]:
     return _WORKER.run(job)
 
 
-def _run_pool(todo, spec, root, processes: int, done: Callable) -> None:
-    context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(
-        max_workers=processes,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(spec, root, os.getpid()),
-    ) as pool:
-        pending: set[cf.Future] = set()
-        queue = iter(todo)
-        try:
-            while True:
-                for job in queue:
-                    pending.add(pool.submit(_run_in_worker, job))
-                    if len(pending) >= QUEUED_PER_PROCESS * processes:
-                        break
-                if not pending:
-                    return
-                finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for future in finished:
-                    done(future.result())
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-
-
 def generate_humans(
     spec: HumanBenchmarkSpec,
     root: str | os.PathLike,
@@ -260,7 +231,14 @@ def generate_humans(
             finally:
                 runner.renderer.close()
         elif todo:
-            _run_pool(todo, spec, root, min(processes, len(todo)), done)
+            run_pool(
+                todo,
+                worker=_run_in_worker,
+                initializer=_init_worker,
+                initargs=(spec, root, os.getpid()),
+                processes=min(processes, len(todo)),
+                done=done,
+            )
     finally:
         bar.close()
     seconds = time.monotonic() - start
