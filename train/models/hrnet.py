@@ -34,12 +34,12 @@ from animalpose.train.models.simple_baseline import (
     BN_MOMENTUM,
     BasicBlock,
     Bottleneck,
+    init_pose_layers,
     make_layer,
 )
 
 __all__ = [
     "BLOCKS_PER_BRANCH",
-    "HEAD_INIT_STD",
     "HRNet",
     "HighResolutionModule",
     "INPUT_MULTIPLE",
@@ -53,9 +53,6 @@ STAGE_MODULES = (1, 4, 3)
 BLOCKS_PER_BRANCH = 4
 #: Bottlenecks of ``layer1`` (the reference's ``_make_layer(Bottleneck, 64, 4)``).
 LAYER1_BLOCKS = 4
-#: Normal initialisation of every conv (the reference's ``init_weights``: ``std=0.001``, biases
-#: 0, BN weight 1 / bias 0), applied before any ImageNet weights are loaded.
-HEAD_INIT_STD = 0.001
 #: The stem halves the side twice: the highest-resolution branch is 1/4 of the input.
 OUTPUT_STRIDE = 4
 #: The lowest branch is 1/32 of the input; fusions upsample by exact powers of two, so the
@@ -209,14 +206,7 @@ class HRNet(nn.Module):
 
     def _init_weights(self) -> None:
         """The reference's ``init_weights``: every conv normal(0, 0.001), BN 1 / 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=HEAD_INIT_STD)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_pose_layers(self.modules())
 
     def forward(
         self, x: torch.Tensor, *, return_features: bool = False

@@ -22,6 +22,8 @@ convs without bias); HRNet (``hrnet.py``) builds its branches from the same two.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 
@@ -31,6 +33,7 @@ __all__ = [
     "Bottleneck",
     "DECONV_KERNEL",
     "HEAD_INIT_STD",
+    "init_pose_layers",
     "INPUT_MULTIPLE",
     "OUTPUT_STRIDE",
     "RESNET_LAYERS",
@@ -151,6 +154,19 @@ def make_layer(
     return nn.Sequential(*blocks)
 
 
+def init_pose_layers(modules: Iterable[nn.Module]) -> None:
+    """The MSRA and HRNet code bases' ``init_weights`` on ``modules``: (transposed)
+    convolutions normal(0, ``HEAD_INIT_STD``) with zero bias, BatchNorm weight 1 and bias 0."""
+    for m in modules:
+        if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
+            nn.init.normal_(m.weight, std=HEAD_INIT_STD)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class SimpleBaseline(nn.Module):
     """ResNet + deconvolution head (Xiao 2018; microsoft/human-pose-estimation.pytorch
     ``PoseResNet``).
@@ -237,14 +253,7 @@ class SimpleBaseline(nn.Module):
     def _init_head(self) -> None:
         """The reference's ``init_weights`` for the layers ImageNet does not provide; the trunk
         keeps PyTorch's default initialisation until ImageNet weights are loaded."""
-        for m in [*self.deconv_layers.modules(), self.final_layer]:
-            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
-                nn.init.normal_(m.weight, std=HEAD_INIT_STD)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_pose_layers([*self.deconv_layers.modules(), self.final_layer])
 
     def forward(
         self, x: torch.Tensor, *, return_features: bool = False
