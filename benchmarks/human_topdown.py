@@ -1,0 +1,184 @@
+"""Human top-down comparisons on the built-in humans, N seeds, with the toolkit's two entry points.
+
+    python datasets/generate.py --benchmark humans-v1-cpu --image-path human_data
+    python benchmarks/human_topdown.py --experiment codecs --seeds 0 1 2
+    python benchmarks/human_topdown.py --experiment models --seeds 0 1 2
+
+Each row trains ``configs/human_cpu.yaml`` with the row's overrides (``train/train.py``), then
+scores its ``model_best.pth.tar`` on the test split with the flip test (``evaluation/test.py
+--evaluate -f``, ground-truth boxes) and reads ``eval_test/oks_results.json`` (COCOeval AP) and
+``pck_results.json`` (precise PCK@0.05). A row whose test scores exist is read, not rerun; a
+killed training run continues from its ``checkpoint.pth.tar``. Writes ``human_<experiment>.md``
+and ``.json`` to ``--out``: mean +- std over seeds, parameters, GFLOPs of one crop and the
+training wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from animalpose.datasets.keypoints import SPECS
+from animalpose.train.build import build_network
+from animalpose.train.config_io import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "human_cpu.yaml"
+
+#: experiment -> row name -> config overrides (on top of configs/human_cpu.yaml).
+EXPERIMENTS: dict[str, dict[str, list[str]]] = {
+    # One model (SimpleBaseline-R18, 128x96 input, 32x24 heatmaps), three codecs.
+    "codecs": {
+        "msra": ["data.codec=msra"],
+        "dark": ["data.codec=dark"],
+        "udp": ["data.codec=udp"],
+    },
+    # Trunks at the same input, codec and budget (MSRA; R18's row is the codecs' msra row).
+    "models": {
+        "simple_baseline_r18": ["data.codec=msra"],
+        "simple_baseline_r50": ["data.codec=msra", "model.depth=50"],
+        "hrnet_w32": ["data.codec=msra", "model.arch=hrnet", "model.width=32"],
+    },
+}
+#: Rows that are the same run in two experiments (one training serves both).
+SHARED_RUNS = {("models", "simple_baseline_r18"): ("codecs", "msra")}
+AP_KEYS = ("AP", "AP50", "AP75", "AR")
+
+
+def run_dir(out: Path, experiment: str, row: str, seed: int) -> Path:
+    experiment, row = SHARED_RUNS.get((experiment, row), (experiment, row))
+    return out / experiment / row / f"seed{seed}"
+
+
+def _call(cmd: list[str]) -> None:
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def train_and_test(folder: Path, overrides: list[str], seed: int, extra: list[str]) -> float:
+    """Train (or continue) then test one run; returns training wall seconds (0 if reused)."""
+    scores = folder / "eval_test" / "oks_results.json"
+    if scores.is_file():
+        return json.loads((folder / "timing.json").read_text())["train_seconds"]
+    sets = [*overrides, f"run.seed={seed}", "run.cpu_amp=true", *extra]
+    cmd = [sys.executable, "train/train.py", "--config", str(CONFIG), "-c", str(folder)]
+    if (folder / "checkpoint.pth.tar").is_file():
+        cmd += ["--resume", str(folder / "checkpoint.pth.tar")]
+    start = time.perf_counter()
+    _call([*cmd, "--no-progress", "--set", *sets])
+    seconds = time.perf_counter() - start
+    (folder / "timing.json").write_text(json.dumps({"train_seconds": seconds}))
+    _call(
+        [
+            sys.executable,
+            "evaluation/test.py",
+            "--evaluate",
+            "-f",
+            "--no-progress",
+            "--config",
+            str(folder / "config.yaml"),
+            "--eval-split",
+            "test",
+            "--resume",
+            str(folder / "model_best.pth.tar"),
+            "-c",
+            str(folder / "eval_test"),
+            "--set",
+            "run.cpu_amp=true",
+        ]
+    )
+    return seconds
+
+
+def model_size(folder: Path) -> tuple[float, float]:
+    """(parameters in millions, GFLOPs of one crop; a multiply-add counts as 2 FLOPs)."""
+    cfg = load_config(folder / "config.yaml")
+    net = build_network(cfg, SPECS[cfg.model.keypoint_spec], torch.device("cpu")).eval()
+    params = sum(p.numel() for p in net.parameters()) / 1e6
+    x = torch.zeros(1, 3, cfg.data.inp_res, cfg.data.inp_width or cfg.data.inp_res)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return params, counter.get_total_flops() / 1e9
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rows", nargs="+", help="only these rows (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("runs/human_bench"))
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="extra overrides for every run (KEY=VALUE)"
+    )
+    args = parser.parse_args(argv)
+    rows = EXPERIMENTS[args.experiment]
+    unknown = set(args.rows or ()) - set(rows)
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; valid: {sorted(rows)}")
+    results = {}
+    for row, overrides in rows.items():
+        if args.rows and row not in args.rows:
+            continue
+        per_seed = []
+        for seed in args.seeds:
+            folder = run_dir(args.out, args.experiment, row, seed)
+            seconds = train_and_test(folder, overrides, seed, args.set)
+            oks = json.loads((folder / "eval_test" / "oks_results.json").read_text())
+            pck = json.loads((folder / "eval_test" / "pck_results.json").read_text())
+            per_seed.append(
+                {
+                    "seed": seed,
+                    **{k: 100 * oks[k] for k in AP_KEYS},
+                    "pck": pck["metrics"]["precise"]["mean"],
+                    "train_seconds": seconds,
+                    "folder": str(folder),
+                }
+            )
+        params, gflops = model_size(Path(per_seed[0]["folder"]))
+        results[row] = {
+            "overrides": overrides,
+            "params_m": params,
+            "gflops": gflops,
+            "seeds": per_seed,
+        }
+    lines = [
+        f"Human top-down, experiment `{args.experiment}`: configs/human_cpu.yaml + the row's "
+        f"overrides + {' '.join(args.set) or 'nothing else'}, seeds {args.seeds}; test split, "
+        "ground-truth boxes, flip test. AP/AR: COCOeval x 100; PCK: precise PCK@0.05 (%); "
+        "mean ± std over seeds.",
+        "",
+        "| row | params (M) | GFLOPs | AP | AP50 | AP75 | AR | PCK | train s/run |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row, r in results.items():
+        s = r["seeds"]
+        cells = [_mean_std([x[k] for x in s]) for k in (*AP_KEYS, "pck")]
+        wall = statistics.mean(x["train_seconds"] for x in s)
+        lines.append(
+            f"| {row} | {r['params_m']:.2f} | {r['gflops']:.2f} | {' | '.join(cells)} | "
+            f"{wall:.0f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"human_{args.experiment}.md").write_text(text)
+    (args.out / f"human_{args.experiment}.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
