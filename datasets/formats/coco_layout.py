@@ -20,7 +20,11 @@ from animalpose.datasets.formats.base import TEST_SPLIT
 from animalpose.datasets.formats.coco import CocoKeypointSet, load_coco_keypoints, load_detections
 from animalpose.datasets.formats.topdown import TopDownKeypoints
 from animalpose.datasets.keypoints import KeypointSpec
-from animalpose.datasets.transforms.topdown import TopDownAugment, TopDownCrop
+from animalpose.datasets.transforms.topdown import (
+    HALF_BODY_PROBABILITY,
+    TopDownAugment,
+    TopDownCrop,
+)
 
 __all__ = [
     "AUTO_DETECTIONS",
@@ -163,12 +167,20 @@ def build_topdown_dataset(
     detections: str | os.PathLike,
     det_score: float,
     unbiased: bool,
+    annotation_spec: KeypointSpec | None = None,
+    half_body: bool = True,
 ) -> TopDownKeypoints:
     """A ``coco`` split: the annotations of ``coco_paths(root, split)`` (person category),
     detection boxes for evaluation splits when ``detections`` is set, the first ``limit`` boxes
-    in whole images, ``TopDownAugment`` when ``augment`` else ``TopDownCrop``."""
+    in whole images, ``TopDownAugment`` when ``augment`` else ``TopDownCrop``.
+
+    ``annotation_spec`` is the json's keypoint spec when it is not the model's ``spec`` (a COCO
+    person file read for an ``animal18`` model: ``TopDownKeypoints`` moves the corresponding
+    keypoints); ``half_body`` False turns the half-body crop off."""
     paths = coco_paths(root, split)
-    annotations = load_coco_keypoints(paths.annotations, spec=spec, categories=(COCO_CATEGORY,))
+    annotations = load_coco_keypoints(
+        paths.annotations, spec=annotation_spec or spec, categories=(COCO_CATEGORY,)
+    )
     boxes = None
     if detections and split != "train":
         boxes = load_detections(
@@ -183,6 +195,7 @@ def build_topdown_dataset(
             spec.flip_index,
             scale_factor=scale_factor,
             rot_factor=rot_factor,
+            half_body_prob=HALF_BODY_PROBABILITY if half_body else 0.0,
             upper_body=spec.upper_body_index,
             lower_body=spec.lower_body_index,
             unbiased=unbiased,

@@ -21,10 +21,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
+from animalpose.datasets.correspondence import correspondence
 from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.base import Augmenter, KeypointDataset
 from animalpose.datasets.formats.coco import CocoImage, CocoInstance, CocoKeypointSet
-from animalpose.datasets.keypoints import KeypointSpec, keypoint_mapping
+from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.topdown import BOX_PADDING, box_to_center_size
 
 __all__ = ["BOX_SOURCES", "TopDownKeypoints"]
@@ -43,7 +44,9 @@ class TopDownKeypoints(KeypointDataset):
             (w, h), rng) -> CropResult``), built with ``spec``'s flip index.
         seed: non-negative seed of the per-sample draws.
         spec: the model's keypoint spec (default ``annotations.spec``); another spec gets the
-            keypoints both share, moved by name (``keypoint_mapping``), the others unlabelled.
+            keypoints both share, moved by name or by a cross-species correspondence
+            (``datasets/correspondence.py``: a person's arms as an animal's front legs), the
+            others unlabelled.
         detections: boxes to crop instead of the ground truth (``load_detections``); their
             keypoints are unlabelled.
         aspect_ratio: w / h of the crop (default: the augmenter's ``input_size``).
@@ -84,7 +87,7 @@ class TopDownKeypoints(KeypointDataset):
             aspect_ratio = input_size[0] / input_size[1]
         self.aspect_ratio = float(aspect_ratio)
         self.padding = float(padding)
-        self._src, self._tgt = keypoint_mapping(annotations.spec, spec)
+        self._src, self._tgt = correspondence(annotations.spec, spec)
         self._paths = self._check_images()
         boxes = [self._crop_box(inst) for inst in self.instances]
         self.centers = np.array([c for c, _ in boxes], dtype=np.float64).reshape(-1, 2)

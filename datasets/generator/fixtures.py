@@ -2,15 +2,17 @@
 the README quickstart (``datasets/make_fixture.py``).
 
 ``make_synthetic_fixture`` writes the synthetic-animal layout (docs/reference_compat.md §1.1),
-``make_tigdog_fixture`` the TigDog layout (§1.2), both through ``writers.py``. Each frame is a
-``cartoon.py`` animal in a random pose, size, position and facing on a random smooth texture,
-with a coloured disk on every keypoint: the annotations are exact, so a model can learn them
-and tests can check image against annotation.
+``make_tigdog_fixture`` the TigDog layout (§1.2), both through ``writers.py``;
+``make_coco_fixture`` a COCO person-keypoint folder of noise images (plumbing tests only). Each
+frame of the first two is a ``cartoon.py`` animal in a random pose, size, position and facing
+on a random smooth texture, with a coloured disk on every keypoint: the annotations are exact,
+so a model can learn them and tests can check image against annotation.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +38,9 @@ from animalpose.datasets.generator.writers import (
     write_tigdog_landmarks,
     write_tigdog_ranges,
 )
-from animalpose.datasets.keypoints import ANIMAL18
+from animalpose.datasets.keypoints import ANIMAL18, COCO17
 
-__all__ = ["main", "make_synthetic_fixture", "make_tigdog_fixture"]
+__all__ = ["main", "make_coco_fixture", "make_synthetic_fixture", "make_tigdog_fixture"]
 
 #: Landmarks per frame in the TigDog fixture (the 18 keypoints + a tail tip); real TigDog files
 #: also hold more than the 18 the loader uses.
@@ -49,6 +51,60 @@ _TIGDOG_FRAME_SIZE = (640, 360)
 #: annotated but flagged invisible, and that a frame is mostly unannotated (dropped by the
 #: loader's > 9 visible filter).
 _P_MISSING, _P_HIDDEN, _P_BAD_FRAME = 0.06, 0.04, 0.12
+
+
+def make_coco_fixture(
+    root: str | Path,
+    *,
+    people: int = 2,
+    images: int = 2,
+    splits=("train", "val"),
+    seed: int = 1,
+    scale: int = 1,
+) -> None:
+    """The built-in humans' layout (``annotations/person_keypoints_<split>.json``,
+    ``<split>_detections.json``, ``<split>/*.jpg``): ``images`` noise images of 160x120 pixels
+    times ``scale`` per split, ``people`` (at most 2) labelled boxes of 40x40 times ``scale``
+    side by side in each (17 visible keypoints, jittered the same way in every image). Not
+    learnable: for plumbing tests and loader benchmarks."""
+    if not 1 <= people <= 2 or scale < 1:
+        raise ValueError(f"people must be 1 or 2 and scale >= 1, got {people}, {scale}")
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    offsets = rng.uniform(0, 40, (people, 17, 2))
+    width, height = 160 * scale, 120 * scale
+    image_id = 0
+    for split in splits:
+        (root / split).mkdir(exist_ok=True)
+        entries, anns = [], []
+        for _ in range(images):
+            image_id += 1
+            name = f"{image_id:012d}.jpg"
+            pixels = rng.integers(0, 255, (height, width, 3), np.uint8)
+            write_image(root / split / name, pixels, atomic=False)
+            entries.append({"id": image_id, "file_name": name, "width": width, "height": height})
+            for p in range(people):
+                corner = np.array([10.0 + 70 * p, 30.0])
+                kp = (offsets[p] + corner) * scale
+                kp = np.concatenate([kp, np.full((17, 1), 2)], 1)
+                box = [*(corner * scale).tolist(), 40.0 * scale, 40.0 * scale]
+                anns.append(
+                    {
+                        "id": image_id * 10 + p, "image_id": image_id, "category_id": 1,
+                        "keypoints": kp.reshape(-1).tolist(), "num_keypoints": 17,
+                        "bbox": box, "area": box[2] * box[3], "iscrowd": 0,
+                    }
+                )  # fmt: skip
+        data = {
+            "images": entries,
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints)}],
+        }
+        (root / "annotations" / f"person_keypoints_{split}.json").write_text(json.dumps(data))
+        dets = [{**{k: a[k] for k in ("image_id", "category_id", "bbox")}, "score": 0.9}
+                for a in anns]  # fmt: skip
+        (root / "annotations" / f"{split}_detections.json").write_text(json.dumps(dets))
 
 
 def make_synthetic_fixture(

@@ -38,6 +38,7 @@ from animalpose.datasets.transforms.crop import CropResult, check_inputs, mark_o
 __all__ = [
     "BOX_PADDING",
     "HALF_BODY_PADDING",
+    "HALF_BODY_PROBABILITY",
     "HALF_BODY_MIN_KEYPOINTS",
     "box_to_center_size",
     "topdown_matrix",
@@ -52,6 +53,8 @@ __all__ = [
 BOX_PADDING = 1.25
 #: Padding of the half-body box (HRNet ``half_body_transform``: ``scale = scale * 1.5``).
 HALF_BODY_PADDING = 1.5
+#: Probability of the half-body crop (HRNet ``PROB_HALF_BODY: 0.3``).
+HALF_BODY_PROBABILITY = 0.3
 #: Half-body needs more than this many labelled keypoints (HRNet ``NUM_JOINTS_HALF_BODY: 8``).
 HALF_BODY_MIN_KEYPOINTS = 8
 #: A half needs more than this many labelled keypoints to be chosen (HRNet: ``len(...) > 2``).
@@ -285,7 +288,7 @@ class TopDownAugment:
         rot_factor: float = 45.0,
         rot_prob: float = 0.6,
         flip: bool = True,
-        half_body_prob: float = 0.3,
+        half_body_prob: float = HALF_BODY_PROBABILITY,
         upper_body: Sequence[int] = (),
         lower_body: Sequence[int] = (),
         unbiased: bool = False,

@@ -4,9 +4,6 @@ arguments, and a training batch of 128x96 crops; the animal path stays as it was
 
 from __future__ import annotations
 
-import json
-
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,6 +12,7 @@ from animalpose.datasets.codecs.dark import DarkHeatmap
 from animalpose.datasets.codecs.legacy import LegacyHeatmap
 from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.codecs.udp import UDPHeatmap
+from animalpose.datasets.generator.fixtures import make_coco_fixture
 from animalpose.datasets.keypoints import ANIMAL18, COCO17
 from animalpose.datasets.transforms.topdown import TopDownAugment, TopDownCrop
 from animalpose.train.build import (
@@ -153,43 +151,9 @@ def test_topdown_dataset_kwargs(codec, unbiased):
     assert (kw["detections"], kw["det_score"], kw["unbiased"]) == ("d.json", 0.2, unbiased)
 
 
-def _write_humans(root, people: int = 2) -> None:
-    """Built-in-humans layout: train and val splits of 2 images x ``people`` people each."""
-    rng = np.random.default_rng(1)
-    (root / "annotations").mkdir(parents=True)
-    offsets = rng.uniform(0, 40, (people, 17, 2))
-    image_id = 0
-    for split in ("train", "val"):
-        (root / split).mkdir()
-        images, anns = [], []
-        for _ in range(2):
-            image_id += 1
-            name = f"{image_id:012d}.jpg"
-            cv2.imwrite(str(root / split / name), rng.integers(0, 255, (120, 160, 3), np.uint8))
-            images.append({"id": image_id, "file_name": name, "width": 160, "height": 120})
-            for p in range(people):
-                kp = np.concatenate([offsets[p] + [10 + 70 * p, 30], np.full((17, 1), 2)], 1)
-                anns.append(
-                    {
-                        "id": image_id * 10 + p, "image_id": image_id, "category_id": 1,
-                        "keypoints": kp.reshape(-1).tolist(), "num_keypoints": 17,
-                        "bbox": [10.0 + 70 * p, 30.0, 40.0, 40.0], "area": 1600.0, "iscrowd": 0,
-                    }
-                )  # fmt: skip
-        data = {
-            "images": images,
-            "annotations": anns,
-            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.keypoints)}],
-        }
-        (root / "annotations" / f"person_keypoints_{split}.json").write_text(json.dumps(data))
-        dets = [{**{k: a[k] for k in ("image_id", "category_id", "bbox")}, "score": 0.9}
-                for a in anns]  # fmt: skip
-        (root / "annotations" / f"{split}_detections.json").write_text(json.dumps(dets))
-
-
 @pytest.mark.parametrize("codec", ["pixel-area", "udp"])
 def test_training_batch_is_128_by_96(tmp_path, codec):
-    _write_humans(tmp_path)
+    make_coco_fixture(tmp_path)
     cfg = _cfg(
         *TOPDOWN,
         f"data.image_path={tmp_path}",
