@@ -115,15 +115,25 @@ def _means(val) -> dict:
 
 
 def adapt_config(
-    cfg: Config, method: str, *, init: Path, epochs: int, round_every: int, overrides: list[str]
+    cfg: Config,
+    method: str,
+    *,
+    init: Path,
+    epochs: int,
+    round_every: int,
+    overrides: list[str],
+    human_data: str = "",
 ) -> AdaptConfig:
     """The adaptation config of ``method``: the recipe's data, model and run settings; its
-    optimiser at a constant learning rate for ``epochs``; the method's ``adapt.*`` settings;
-    initial weights ``init``; then ``overrides`` (``--adapt-set``)."""
+    optimiser at a constant learning rate for ``epochs``; the method's ``adapt.*`` settings
+    (and ``human_data`` as its human source when it has one); initial weights ``init``; then
+    ``overrides`` (``--adapt-set``)."""
     d = config_to_dict(cfg)
     d["optim"].update(epochs=epochs, schedule=[], start_epoch=0)
     d["run"]["pretrained"] = str(init)
     d["adapt"] = {"round_every": round_every, **dict(METHODS[method].adapt)}
+    if METHODS[method].humans:
+        d["adapt"]["human_data"] = human_data
     acfg = config_from_dict(d, source=f"adaptation method {method}", config_type=AdaptConfig)
     return apply_overrides(acfg, overrides, source="--adapt-set")
 
@@ -293,6 +303,12 @@ def _parser(*, report: str, methods: tuple[str, ...]) -> argparse.ArgumentParser
         help="override adaptation config keys, e.g. adapt.target_weight=5",
     )
     p.add_argument(
+        "--human-data",
+        default="./human_data",
+        help="WS-CDA's human source of methods with people (wscda_humans): a COCO-layout "
+        "folder (python datasets/generate.py --benchmark humans-v1-cpu --image-path human_data)",
+    )
+    p.add_argument(
         "--generate",
         action="store_true",
         help="generate the (registered) benchmark first when absent",
@@ -369,6 +385,7 @@ def main(
                         epochs=adapt_epochs,
                         round_every=round_every,
                         overrides=args.adapt_set,
+                        human_data=args.human_data,
                     )
                     adapt_lr = train_cfg.optim.lr
                     if train_cfg.adapt.pseudo_labels:

@@ -22,7 +22,9 @@ class Method:
     """label: table name. dataset: training data set (``train``); adapt: ``adapt.*`` settings
     (adaptation methods); start: the method whose run's selected checkpoint (``BEST_NAME``,
     same seed) an adaptation method starts from. checkpoints: (key, file, label) reported.
-    settings: other config values of the method's runs (dotted key, value), e.g. its model."""
+    settings: other config values of the method's runs (dotted key, value), e.g. its model.
+    humans: WS-CDA's human source joins (``adapt.human_data`` = the comparison's
+    ``--human-data``)."""
 
     label: str
     checkpoints: tuple[tuple[str, str, str], ...]
@@ -30,6 +32,7 @@ class Method:
     adapt: tuple[tuple[str, object], ...] = ()
     start: str = "source"
     settings: tuple[tuple[str, object], ...] = ()
+    humans: bool = False
 
     @property
     def adapts(self) -> bool:
@@ -65,6 +68,13 @@ METHODS: dict[str, Method] = {
     ),
     "wscda": Method(
         "WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", False), ("adversarial", True))
+    ),
+    # WS-CDA as published: people as a second labelled source, the species head trained (w1).
+    "wscda_humans": Method(
+        "WS-CDA + humans",
+        _TARGET_SELECTED,
+        adapt=(("pseudo_labels", False), ("adversarial", True)),
+        humans=True,
     ),
     "ccssl_wscda": Method(
         "CC-SSL + WS-CDA", _TARGET_SELECTED, adapt=(("pseudo_labels", True), ("adversarial", True))

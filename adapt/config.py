@@ -96,6 +96,13 @@ class AdaptSection(Section):
     ramp_gamma: float = 10.0  # DANN ramp 2 / (1 + exp(-gamma p)) - 1
     # --da-block: residual blocks of WS-CDA's domain-adaptation block before the discriminator
     da_block: int = 0
+    # WS-CDA's human source (adapt/human_source.py): --human-data, a COCO-layout folder of person
+    # keypoints (the built-in humans or COCO 2017) trained through the keypoints humans and
+    # animals share (datasets/correspondence.py); "" = none.
+    human_data: str = ""
+    human_weight: float = 1.0  # --human-weight: weight of the human pose loss L_H (paper 1)
+    w1: float = 1.0  # --w1: weight of L_DDL's species term (human vs animal; human runs only)
+    human_limit: int = 0  # --human-limit: the first N human boxes (0: all)
     # --forward: joint (one pass over source + target) | separate (one per domain, as the
     # references: BatchNorm normalises each domain by its own batch statistics)
     forward: str = "joint"
@@ -138,6 +145,9 @@ class AdaptSection(Section):
             "pseudo_workers",
             "w2",
             "da_block",
+            "human_weight",
+            "w1",
+            "human_limit",
             "target_weight_end",
             "target_weight_ramp_epochs",
             "teacher_weight",
@@ -170,7 +180,11 @@ class AdaptSection(Section):
             f"shares must be in (0, 1], got {self.pplo_shares}",
         )
         _require(
-            self.pseudo_labels or self.adversarial or self.teacher or self.target_labels > 0,
+            self.pseudo_labels
+            or self.adversarial
+            or self.teacher
+            or self.target_labels > 0
+            or bool(self.human_data),
             "pseudo_labels",
             "nothing adapts: turn on adapt.pseudo_labels, adapt.adversarial, adapt.teacher or "
             "adapt.target_labels",
@@ -228,7 +242,7 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         "--source",
         "--dataset",
         field="data.dataset",
-        # Top-down (human) data is not yet a WS-CDA source (issue 13's last part).
+        # People join as a second source with --human-data (WS-CDA), beside this animal one.
         choices=tuple(
             d for d in DATASET_NAMES if d not in TARGET_DATASETS and d not in TOPDOWN_DATASETS
         ),
@@ -349,6 +363,15 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--beta", field="adapt.beta", help="WS-CDA beta (pose loss weight)"),
     _flag("--w2", field="adapt.w2", help="WS-CDA animal pose loss weight"),
+    _flag(
+        "--human-data",
+        field="adapt.human_data",
+        help="WS-CDA's human source: a COCO-layout person keypoint folder (built-in humans or "
+        "COCO 2017); empty = none",
+    ),
+    _flag("--human-weight", field="adapt.human_weight", help="human pose loss weight (L_H)"),
+    _flag("--w1", field="adapt.w1", help="WS-CDA species (human vs animal) term weight"),
+    _flag("--human-limit", field="adapt.human_limit", help="use the first N human boxes"),
     _flag(
         "--da-block",
         field="adapt.da_block",

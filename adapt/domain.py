@@ -32,9 +32,8 @@ __all__ = [
     "grad_reverse",
 ]
 
-#: Logit column of the paper's species head (animal = 1 vs human = 0, y_hat). It stays in the
-#: discriminator so checkpoints keep their shapes, but no loss reads it until human keypoint data
-#: is supported.
+#: Logit column of the paper's species head (animal = 1 vs human = 0, y_hat). Its loss term has
+#: the weight ``w1`` (``species_weight``); runs without a human source give it 0.
 SPECIES = 0
 #: Logit column of the domain head (target domain = 1 vs not; the paper's z_hat).
 DOMAIN = 1
@@ -95,7 +94,7 @@ class DomainDiscriminator(nn.Module):
     default), two strided 3x3 convs with LeakyReLU, global average pooling and a linear layer.
 
     ``forward``: (B, in_channels, h, w) features -> (B, 2) logits, column ``SPECIES`` (animal vs
-    human, unused) and column ``DOMAIN`` (target vs not). No normalisation layers: batch statistics
+    human) and column ``DOMAIN`` (target vs not). No normalisation layers: batch statistics
     over a mixed-domain batch would leak the domain mix into every sample. ``block = 0`` keeps the
     ``state_dict`` keys of the block-less discriminator (``conv1``, ``conv2``, ``fc``).
     """
@@ -123,14 +122,17 @@ class DomainDiscriminator(nn.Module):
 class DDLTerms:
     """The parts of one L_DDL evaluation, all 0-d float32 tensors on the logits' device.
 
-    ``total`` is the loss (the domain term alone until the species head comes back with human
-    data). ``domain_acc`` is measured against the TRUE labels (also for the confusion loss, whose
-    targets are flipped) with a logit > 0 meaning target; NaN when no sample is an animal.
+    ``total`` is the loss ``species_weight * species + domain``. ``domain_acc`` and
+    ``species_acc`` are measured against the TRUE labels (also for the confusion loss, whose
+    targets are flipped) with a logit > 0 meaning target / animal; ``domain_acc`` is NaN when no
+    sample is an animal.
     """
 
     total: torch.Tensor
     domain: torch.Tensor
     domain_acc: torch.Tensor
+    species: torch.Tensor
+    species_acc: torch.Tensor
 
     def detach(self) -> DDLTerms:
         """The same terms cut from the graph (for logging)."""
@@ -141,7 +143,7 @@ class DDLTerms:
         return {name: float(getattr(self, name)) for name in _TERM_NAMES}
 
 
-_TERM_NAMES = ("total", "domain", "domain_acc")
+_TERM_NAMES = ("total", "domain", "domain_acc", "species", "species_acc")
 
 
 def ddl_loss(
@@ -150,22 +152,25 @@ def ddl_loss(
     is_animal: torch.Tensor,
     is_target: torch.Tensor,
     flip_labels: bool = False,
+    species_weight: float = 0.0,
 ) -> DDLTerms:
-    """The paper's domain discrimination loss without its species term: L_DDL = BCE(domain).
+    """The paper's domain discrimination loss L_DDL = w1 * BCE(species) + BCE(domain).
 
-    The paper's ``w1 * BCE(species)`` term needs human samples; it comes back with human keypoint
-    data. The domain term covers the animal samples only (a human sample's ``is_target`` is
-    ignored). Unlike the paper, which sums over samples, it is the MEAN over the samples it
-    covers, so the loss (and the weights alpha, beta around it) does not depend on the batch size
-    or on the animal/human mix. Computed from logits with ``binary_cross_entropy_with_logits`` in
-    float32, without host syncs.
+    The species term (animal vs human) covers every sample, the domain term (target vs not) the
+    animal samples only (a human sample's ``is_target`` is ignored). Unlike the paper, which
+    sums over samples, each term is the MEAN over the samples it covers, so the loss (and the
+    weights alpha, beta around it) does not depend on the batch size or on the animal/human
+    mix. Computed from logits with ``binary_cross_entropy_with_logits`` in float32, without host
+    syncs. Without human samples the species term only teaches the head a constant: runs
+    without a human source pass ``species_weight`` 0 (the paper's w1 has no meaning there).
 
     Args:
         logits: (B, 2) discriminator logits, column ``DOMAIN`` read; B >= 1.
         is_animal: (B,) bool (or 0/1), the paper's y_i.
         is_target: (B,) bool (or 0/1), the paper's z_i.
-        flip_labels: score against the flipped labels 1 - z instead (the trunk's confusion loss
-            in ``"alternating"`` mode); the accuracy still uses the true labels.
+        flip_labels: score against the flipped labels 1 - z and 1 - y instead (the trunk's
+            confusion loss in ``"alternating"`` mode); the accuracies still use the true labels.
+        species_weight: the paper's w1 (>= 0) on the species term.
 
     Returns:
         ``DDLTerms``; ``domain`` is 0 (and ``domain_acc`` NaN) when no sample is an animal.
@@ -183,8 +188,10 @@ def ddl_loss(
     target = is_target.to(device=logits.device, dtype=torch.bool)
     animal_f = animal.float()
     domain_labels = target.float()
+    species_labels = animal_f
     if flip_labels:
         domain_labels = 1.0 - domain_labels
+        species_labels = 1.0 - species_labels
 
     domain_logits = logits[:, DOMAIN]
     num_animals = animal_f.sum()
@@ -193,7 +200,17 @@ def ddl_loss(
     correct = ((domain_logits > 0) == target).float()
     domain_acc = (correct * animal_f).sum() / num_animals  # 0 / 0 = NaN without animals
 
-    return DDLTerms(total=domain, domain=domain, domain_acc=domain_acc)
+    species_logits = logits[:, SPECIES]
+    species = F.binary_cross_entropy_with_logits(species_logits, species_labels)
+    species_acc = ((species_logits > 0) == animal).float().mean()
+    total = domain + species_weight * species if species_weight else domain
+    return DDLTerms(
+        total=total,
+        domain=domain,
+        domain_acc=domain_acc,
+        species=species,
+        species_acc=species_acc,
+    )
 
 
 class DomainAdversary(nn.Module):
@@ -211,6 +228,8 @@ class DomainAdversary(nn.Module):
         lr: the discriminator's (and block's) Adam learning rate.
         block: layers of WS-CDA's domain-adaptation block between the (reversed) features and
             the discriminator; 0 = none, the ``state_dict`` of adversaries saved before it.
+        species_weight: the paper's w1 on the species (animal vs human) term of L_DDL; 0 for
+            runs without a human source.
             A deeper discriminator wins sooner, and under "grl" (the saturating min-max) one
             that is sure of every sample leaves the trunk no gradient (seen in the sign test's
             toy at lr 1e-2): lower ``lr`` or use "alternating" with a block.
@@ -247,12 +266,16 @@ class DomainAdversary(nn.Module):
         hidden: int = DISCRIMINATOR_HIDDEN,
         lr: float = DISCRIMINATOR_LR,
         block: int = 0,
+        species_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if mode not in ADVERSARY_MODES:
             raise ValueError(f"unknown adversary mode {mode!r}; valid: {sorted(ADVERSARY_MODES)}")
         if beta <= 0:
             raise ValueError(f"beta (the pose-loss weight) must be > 0, got {beta}")
+        if not species_weight >= 0:
+            raise ValueError(f"species_weight (w1) must be >= 0, got {species_weight}")
+        self.species_weight = float(species_weight)
         self.mode = mode
         self.alpha = alpha
         self.beta = beta
@@ -292,7 +315,13 @@ class DomainAdversary(nn.Module):
         *,
         flip: bool = False,
     ) -> DDLTerms:
-        return ddl_loss(logits, is_animal=is_animal, is_target=is_target, flip_labels=flip)
+        return ddl_loss(
+            logits,
+            is_animal=is_animal,
+            is_target=is_target,
+            flip_labels=flip,
+            species_weight=self.species_weight,
+        )
 
     def trunk_loss(
         self,

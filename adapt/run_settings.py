@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from animalpose.adapt.config import AdaptConfig
+from animalpose.adapt.config import AdaptConfig, AdaptSection
 from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.selection import CCSSL_ROUND_EPOCHS
 from animalpose.train.config_io import config_to_dict
@@ -57,6 +57,8 @@ def _as_run(settings: dict) -> dict:
       target frames too); moot without labelled target frames.
     - ``adapt.alpha`` positive: its negative, the paper's sign (only |alpha| counts; configs
       saved before the paper's sign was accepted hold |alpha|).
+    - ``adapt.w1``, ``human_weight``, ``human_limit``: moot without ``adapt.human_data`` (read
+      as their defaults).
     """
     adapt = settings.get("adapt")
     if not isinstance(adapt, dict):
@@ -69,6 +71,10 @@ def _as_run(settings: dict) -> dict:
         a["curriculum_by"] = "(either: same curriculum)"
     if not a.get("target_labels"):
         a["labelled_weight"] = "(moot: no labelled target frames)"
+    if not a.get("human_data"):  # moot: read as the defaults, so only human_data differs
+        defaults = AdaptSection()
+        for key in ("w1", "human_weight", "human_limit"):
+            a[key] = getattr(defaults, key)
     if isinstance(a.get("alpha"), int | float):
         a["alpha"] = -abs(a["alpha"])
     return {**settings, "adapt": a}

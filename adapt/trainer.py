@@ -1,11 +1,13 @@
 """Joint source + target training: the loop behind CC-SSL, WS-CDA, PPLO, UDA-Animal and mixes.
 
-Each iteration runs one forward pass over a labelled source batch and a target batch
-(``TargetMix``; ``adapt.forward separate``: one pass per domain) and minimises
-``w2 * (L_pose(source) + gamma_ * L_pose(pseudo-labelled target) + labelled_weight *
-L_pose(labelled target))`` [+ WS-CDA's ``DomainAdversary.trunk_loss``] [+ UDA-Animal's teacher
-and self-distillation terms, adapt/uda.py]. Every ``adapt.round_every`` epochs a pseudo-label
-round (adapt/pseudo_rounds.py) labels the target train split; a killed run resumes inside it.
+Each iteration runs one forward pass over a labelled source batch, a target batch
+(``TargetMix``) and, with ``adapt.human_data``, a human batch (adapt/human_source.py;
+``adapt.forward separate``: one pass per domain) and minimises ``w2 * (L_pose(source) + gamma_ *
+L_pose(pseudo-labelled target) + labelled_weight * L_pose(labelled target))`` [+ ``human_weight
+* L_pose(human)``, WS-CDA's L_H] [+ WS-CDA's ``DomainAdversary.trunk_loss``] [+ UDA-Animal's
+teacher and self-distillation terms, adapt/uda.py]. Every ``adapt.round_every`` epochs a
+pseudo-label round (adapt/pseudo_rounds.py) labels the target train split; a killed run resumes
+inside it.
 Models are selected on the target valid split; where this differs from CCSSL.py:
 docs/reference_compat.md §7.8.
 """
@@ -20,6 +22,7 @@ import torch
 
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.domain import DomainAdversary
+from animalpose.adapt.human_source import HumanBatches, build_human_source, describe_human_source
 from animalpose.adapt.mean_teacher import MeanTeacher, WithPlainView
 from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
 from animalpose.adapt.pseudo_label_store import PseudoLabels
@@ -81,6 +84,11 @@ class AdaptTrainer(PseudoRounds, Trainer):
             TemporalConfig(max_move=a.flow_max_move, ratio=a.flow_ratio) if a.temporal else None
         )
         self.schedule = SelectionSchedule.from_adapt(a)
+        #: WS-CDA's human source: one human batch per step (None without adapt.human_data).
+        self.humans: HumanBatches | None = None
+        if a.human_data:
+            human_set = build_human_source(cfg, self.spec, seed=cfg.run.seed + 2)
+            self.humans = HumanBatches(human_set, cfg, self.device, seed=cfg.run.seed + 2)
         self.adversary: DomainAdversary | None = None
         if a.adversarial:
             self.adversary = DomainAdversary(
@@ -92,6 +100,7 @@ class AdaptTrainer(PseudoRounds, Trainer):
                 hidden=a.disc_hidden,
                 lr=a.disc_lr,
                 block=a.da_block,
+                species_weight=a.w1 if self.humans is not None else 0.0,
             ).to(self.device)
             if self.world_size > 1:
                 self.adversary.distribute(
@@ -211,28 +220,35 @@ class AdaptTrainer(PseudoRounds, Trainer):
         )
 
     # -- one epoch ----------------------------------------------------------------------------
-    def forward_domains(self, xs: torch.Tensor, xt: torch.Tensor, features: bool):
-        """(per-stack outputs, features or None) of source then target rows: one pass over
-        both (``adapt.forward`` joint) or one per domain (separate: BatchNorm per domain)."""
+    def forward_domains(self, inputs: list[torch.Tensor], features: bool):
+        """(per-stack outputs, features or None) of the rows of ``inputs`` (source, target[,
+        human]) in that order: one pass over all (``adapt.forward`` joint) or one per domain
+        (separate: BatchNorm normalises each domain by its own statistics)."""
         joint = self.cfg.adapt.forward == "joint"
         with autocast(self.device, self.amp):
             parts = [
                 self.net(x, return_features=True) if features else self.net(x)
-                for x in ([torch.cat([xs, xt])] if joint else [xs, xt])
+                for x in ([torch.cat(inputs)] if joint else inputs)
             ]
         if not features:
             parts = [(p, None) for p in parts]
         if len(parts) == 1:
             return parts[0]
-        (out_s, f_s), (out_t, f_t) = parts
-        outputs = [torch.cat(pair) for pair in zip(out_s, out_t, strict=True)]
-        return outputs, (torch.cat([f_s, f_t]) if features else None)
+        outputs = [torch.cat(stack) for stack in zip(*(out for out, _ in parts), strict=True)]
+        return outputs, (torch.cat([f for _, f in parts]) if features else None)
 
     def joint_step(
-        self, source: dict, target: dict, codec, progress: float, *, key: tuple[int, ...] = ()
+        self,
+        source: dict,
+        target: dict,
+        codec,
+        progress: float,
+        *,
+        key: tuple[int, ...] = (),
+        human: dict | None = None,
     ) -> dict:
-        """One optimisation step on a source and a target batch -> loss terms (device tensors).
-        ``key`` (epoch, iteration) seeds the step's mixup draw."""
+        """One optimisation step on a source, a target [and a human] batch -> loss terms
+        (device tensors). ``key`` (epoch, iteration) seeds the step's mixup draw."""
         a = self.cfg.adapt
         xs, hs, ws = self.prepare(source, codec)
         xt, ht, wt = self.prepare(target, codec)
@@ -254,9 +270,14 @@ class AdaptTrainer(PseudoRounds, Trainer):
                 rng, xt, ht, w_pseudo, w_labelled, teacher
             )
         adversarial = self.adversary is not None
-        outputs, features = self.forward_domains(xs, xt, adversarial)
+        inputs = [xs, xt]
+        if human is not None:
+            xh, hh, wh = self.prepare(human, codec)
+            inputs.append(xh)
+        outputs, features = self.forward_domains(inputs, adversarial)
         loss_source = a.w2 * self.loss_fn([o[:n] for o in outputs], hs, ws)
-        out_t = [o[n:] for o in outputs]
+        nt = xt.shape[0]
+        out_t = [o[n : n + nt] for o in outputs]
         if uda.keep < ht.shape[1]:  # UDA-Animal's small-loss keypoints
             pose = small_loss_mse(out_t, ht, w_pseudo, uda.keep)
         else:
@@ -274,9 +295,16 @@ class AdaptTrainer(PseudoRounds, Trainer):
         for name, loss in consistency_losses(out_t, teacher, uda, distill=a.distill).items():
             total = total + loss
             terms[name] = loss.detach()
+        nh = 0
+        if human is not None:  # WS-CDA's L_H on the keypoints people and animals share
+            nh = xh.shape[0]
+            loss_human = a.human_weight * self.loss_fn([o[n + nt :] for o in outputs], hh, wh)
+            total = total + loss_human
+            terms["loss_human"] = loss_human.detach()
         if adversarial:
-            is_target = torch.cat([torch.zeros(n), torch.ones(xt.shape[0])]).to(self.device)
-            is_animal = torch.ones_like(is_target)
+            is_target = torch.cat([torch.zeros(n), torch.ones(nt), torch.zeros(nh)])
+            is_target = is_target.to(self.device)
+            is_animal = torch.cat([torch.ones(n + nt), torch.zeros(nh)]).to(self.device)
             kw = {"is_animal": is_animal, "is_target": is_target}
             ddl = None
             if a.adversary == "alternating":  # the discriminator's step, then the trunk's
@@ -290,6 +318,8 @@ class AdaptTrainer(PseudoRounds, Trainer):
                 ddl=ddl.total.detach(),
                 domain_acc=ddl.domain_acc.detach(),
             )
+            if human is not None:  # the species head (human vs animal) trains
+                terms.update(ddl_species=ddl.species.detach(), species_acc=ddl.species_acc.detach())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
@@ -315,22 +345,27 @@ class AdaptTrainer(PseudoRounds, Trainer):
             dataset.set_epoch(epoch)
         steps = min(len(self.train_loader), len(self.target_loader))
         total_steps = max(1, steps * self.cfg.optim.epochs)
+        if self.humans is not None:
+            self.humans.start(epoch)
+        domains = 2 if self.humans is None else 3
         sums: dict[str, torch.Tensor] = {}
         acc_sum = torch.zeros((), device=self.device)
         log_every = max(1, self.cfg.run.log_every)
         batch = self.cfg.data.train_batch
-        bar = self.progress_bar(steps * 2 * batch * self.world_size, epoch)
+        bar = self.progress_bar(steps * domains * batch * self.world_size, epoch)
         start = device_clock(self.device)
         images = 0
         for it, (source, target) in enumerate(zip(self.train_loader, self.target_loader)):
             if it >= steps:
                 break
             progress = (epoch * steps + it) / total_steps
-            terms = self.joint_step(source, target, codec, progress, key=(epoch, it))
+            human = next(self.humans) if self.humans is not None else None
+            terms = self.joint_step(source, target, codec, progress, key=(epoch, it), human=human)
             acc_sum += mean_batch_accuracy(terms.pop("_outputs"), terms.pop("_heatmaps"))
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0) + value.float()
             n = source["image"].shape[0] + target["image"].shape[0]
+            n += human["image"].shape[0] if human is not None else 0
             images += n
             bar.update(n * self.world_size)
             if (it + 1) % log_every == 0 or it + 1 == steps:
@@ -361,13 +396,21 @@ class AdaptTrainer(PseudoRounds, Trainer):
     def describe(self) -> str:
         a = self.cfg.adapt
         pseudo = f"on ({self.schedule.describe()})" if a.pseudo_labels else "off"
+        humans = ""
+        if self.humans is not None:
+            humans = (
+                f"; human source {a.human_data}: "
+                f"{describe_human_source(self.humans.dataset, self.spec)}, "
+                f"L_H x {a.human_weight:g}"
+                + (f", species head w1 {a.w1:g}" if a.adversarial else "")
+            )
         return (
             f"=> adapting {self.cfg.data.dataset} -> {a.target_ssl} ({self.cfg.data.animal}): "
             f"{len(self.train_set)} source / {len(self.target_set)} target train "
             f"({int(self.labelled.sum())} labelled), {len(self.val_set)} target valid; "
             f"pseudo-labels {pseudo}, "
             f"adversarial {'on (' + a.adversary + ')' if a.adversarial else 'off'}"
-            f"{describe_uda(a, self.cfg.model.stacks)}"
+            f"{describe_uda(a, self.cfg.model.stacks)}{humans}"
         )
 
     def before_epoch(self, epoch: int) -> None:

@@ -79,8 +79,6 @@ def config_from_dict(d: dict, *, source: str, config_type: type = Config) -> Any
 #: hold: a saved config or checkpoint holding that value still loads (the key is dropped, see
 #: ``drop_retired``); any other value is refused as an unknown key.
 RETIRED_KEYS: dict[str, object] = {
-    "adapt.w1": None,  # any value: the species head it weighted was hard-wired off
-    "adapt.human_data": "",  # the human head's data: had to be empty
     "data.label_type": "Gaussian",  # the one target shape
 }
 

@@ -6,8 +6,9 @@ import pytest
 
 from animalpose.adapt.cli import WSCDAConfig
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig, AdaptSection
+from animalpose.adapt.run_settings import settings_changed
 from animalpose.train.config import ConfigError
-from animalpose.train.config_io import config_from_dict, load_config
+from animalpose.train.config_io import config_from_dict, config_to_dict, load_config
 from animalpose.train.flag_parser import parse_config
 from animalpose.train.flags import REFERENCE_ONLY, TRAIN_FLAGS
 
@@ -119,6 +120,10 @@ OWN_ALTERNATES = {
     "adapt.alpha": 0.5,
     "adapt.beta": 100.0,
     "adapt.w2": 2.0,
+    "adapt.human_data": "people",
+    "adapt.human_weight": 0.5,
+    "adapt.w1": 3.0,
+    "adapt.human_limit": 100,
     "adapt.da_block": 2,
     "adapt.forward": "separate",
 }
@@ -191,7 +196,7 @@ def test_every_flag_of_our_own_changes_its_field(flag):
 
 @pytest.mark.parametrize(
     "argv",
-    [["--w1", "0.5"], ["--human-data", "/coco"], ["-d"], ["--debug"], ["--eval-split", "test"]],
+    [["-d"], ["--debug"], ["--eval-split", "test"]],
 )
 def test_flags_that_cannot_change_an_adaptation_run_are_not_offered(argv, capsys):
     with pytest.raises(SystemExit):
@@ -199,16 +204,19 @@ def test_flags_that_cannot_change_an_adaptation_run_are_not_offered(argv, capsys
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
-def test_removed_keys_load_only_with_their_inert_value():
-    # w1 weighted a head that was hard-wired off: any saved value loads and is dropped.
+def test_configs_saved_while_w1_was_retired_load_and_continue():
+    # Before the human source, w1 weighted a head that was hard-wired off and human_data had to
+    # be empty: such a config loads as it is, and its w1 is moot (no human source).
     old = config_from_dict(
         {"adapt": {"w1": 0.5, "human_data": ""}}, source="old.yaml", config_type=AdaptConfig
     )
-    assert old == AdaptConfig()
-    with pytest.raises(ConfigError, match="old.yaml: adapt.human_data: unknown key"):
-        config_from_dict(
-            {"adapt": {"human_data": "/coco"}}, source="old.yaml", config_type=AdaptConfig
-        )
+    assert old.adapt.w1 == 0.5 and old.adapt.human_data == ""
+    assert settings_changed(config_to_dict(old), config_to_dict(AdaptConfig())) == []
+    people = config_from_dict(
+        {"adapt": {"w1": 0.5, "human_data": "/coco"}}, source="new.yaml", config_type=AdaptConfig
+    )
+    changed = settings_changed(config_to_dict(people), config_to_dict(AdaptConfig()))
+    assert {key for key, _, _ in changed} == {"adapt.w1", "adapt.human_data"}
 
 
 def test_wscda_defaults_and_presets(tmp_path):

@@ -27,12 +27,16 @@ def test_settings_changed_ignores_only_display_loading_device_and_length():
         ("adapt.beta", 500.0, 2.0),
         ("run.seed", 0, 1),
     ]
-    # A run saved before w1 / human_data / label_type were retired continues unchanged.
+    # A run saved with the retired label_type, and with w1 while it weighted nothing (no human
+    # source: moot), continues unchanged.
     old_run = {**saved, "adapt": {**saved["adapt"], "w1": 0.5, "human_data": ""}}
     old_run["data"] = {"label_type": "Gaussian"}
     assert settings_changed(old_run, moved) == []
-    old_run["adapt"]["human_data"] = "/coco"
-    assert settings_changed(old_run, moved) == [("adapt.human_data", "/coco", None)]
+    old_run["adapt"]["human_data"] = "/coco"  # with people, w1 counts
+    assert sorted(settings_changed(old_run, moved)) == [
+        ("adapt.human_data", "/coco", ""),
+        ("adapt.w1", 0.5, 1.0),  # the moot side reads as the default
+    ]
     # The comparison reuses a complete run from a moved folder, not one of another length.
     assert not _record_differs(saved, {**saved, "run": moved["run"]})
     assert _record_differs(saved, moved)

@@ -95,7 +95,7 @@ def test_separate_forward_normalises_each_domain_by_itself(adapt_argv, tmp_path)
         model.train()
         trainer.cfg.adapt.forward = forward
         with torch.no_grad():
-            outputs, features = trainer.forward_domains(xs, xt, True)
+            outputs, features = trainer.forward_domains([xs, xt], True)
         assert outputs[-1].shape[0] == 8 and features.shape[0] == 8
         return {k: v.clone() for k, v in model.state_dict().items() if "running_mean" in k}
 
