@@ -4,6 +4,9 @@
 #                  end-to-end img/s, loader-only img/s, eval img/s with flip test, peak GPU memory
 #                  and host PSS (benchmarks/train_throughput.py)
 #   train_compile  the same with torch.compile (model-only vs end-to-end; no eval pass)
+#   human_sb50     SimpleBaseline-R50 top-down, 256x192, batch 32, bf16: model-only vs
+#                  end-to-end img/s on 640x480 COCO-layout JPEGs, eval img/s with flip test
+#   human_hrnet32  the same for HRNet-W32
 #   pseudo_labels  ms/img at batch 32 with 5 views (4 random + identity) and Lucas-Kanade flow,
 #                  bf16, peak GPU memory and host RSS (benchmarks/pseudo_label_throughput.py)
 #   generator_pN   datasets/generate.py img/s with N = 1 and 4 processes, 60 images; the 'dog'
@@ -12,9 +15,10 @@
 #   bash benchmarks/gpu_suite.sh [--dry-run] [OUT_DIR]
 #
 # Time budget (each step's hard limit, seconds; a step past it is killed, the suite goes on and
-# keeps the figures it wrote): train 130 (incl. writing 1024 training images) + train_compile 150
-# (incl. compiling) + pseudo_labels 85 + generator_p1 50 + generator_p4 30 = 445 s, plus the
-# renderer probe (at most 20 s) and a few seconds of set-up and summary: under 8 minutes (480 s).
+# keeps the figures it wrote): train 115 (incl. writing 1024 training images) + train_compile 100
+# (incl. compiling) + human_sb50 55 (incl. writing 400 images) + human_hrnet32 55 +
+# pseudo_labels 75 + generator_p1 30 + generator_p4 20 = 450 s, plus the renderer probe (at most
+# 20 s) and a few seconds of set-up and summary: under 8 minutes (480 s).
 # --dry-run runs every step for a few iterations at tiny sizes (on the CPU without CUDA) to check
 # the script and the summary. OUT_DIR defaults to $OUT (the device tool's output folder) or
 # benchmarks/results/gpu-<time>; it receives env.txt, one <step>.log (and .json) per step and
@@ -51,21 +55,25 @@ fi
 if [ "$DRY_RUN" = 1 ]; then
     has_cuda=$("$PY" -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null)
     DEVICE=${DEVICE:-$([ "$has_cuda" = 1 ] && echo cuda || echo cpu)}
-    LIMITS=(120 120 120 60 60)
+    LIMITS=(120 120 120 60 60 120 120)
     TRAIN_SIZE=(--stacks 1 --channels 16 --inp-res 64 --batch 4 --num-images 24 --iters 2
         --warmup 1)
     PSEUDO_SIZE=(--stacks 1 --channels 16 --inp-res 64 --out-res 16 --batch 4 --shots 2
         --frames-per-shot 4 --frame-size 160 120 --repeat 1)
     GEN_SIZE=(--source-images 2 --size 160x120)
     GEN_PROCESSES=(1 2)
+    HUMAN_SIZE=(--inp-res 64 --inp-width 64 --depth 18 --batch 4 --num-images 8 --iters 2
+        --warmup 1)
 else
     DEVICE=${DEVICE:-cuda}
-    LIMITS=(130 150 85 50 30)  # the budget in the header: keep both in step
+    LIMITS=(115 100 75 30 20 55 55)  # the budget in the header: keep both in step
     TRAIN_SIZE=(--stacks 4 --batch 32 --num-images 1024 --iters 60 --warmup 10)
     PSEUDO_SIZE=(--stacks 4 --batch 32 --shots 16 --frames-per-shot 50 --frame-size 640 360
         --repeat 2)
     GEN_SIZE=(--source-images 60)
     GEN_PROCESSES=(1 4)
+    HUMAN_SIZE=(--inp-res 256 --inp-width 192 --depth 50 --batch 32 --num-images 400 --iters 40
+        --warmup 5)
 fi
 AMP=()
 [ "$DEVICE" = cpu ] || AMP=(--amp)  # bf16 autocast is a CUDA option of the pseudo-label script
@@ -116,6 +124,14 @@ step train "${LIMITS[0]}" "${TRAIN[@]}" --flip --json "$OUT_DIR/train.json"
 step train_compile "${LIMITS[1]}" env "${COMPILE_ENV[@]}" "${TRAIN[@]}" --compile --no-eval \
     --json "$OUT_DIR/train_compile.json"
 rm -rf "$DATA"
+HUMANS="$OUT_DIR/human_data"
+HUMAN=("$PY" benchmarks/train_throughput.py --human --device "$DEVICE" --workers "$WORKERS"
+    "${HUMAN_SIZE[@]}" --data-root "$HUMANS" --flip)
+[ "$DEVICE" = cpu ] && HUMAN+=(--cpu-amp)
+step human_sb50 "${LIMITS[5]}" "${HUMAN[@]}" --arch simple_baseline --json "$OUT_DIR/human_sb50.json"
+step human_hrnet32 "${LIMITS[6]}" "${HUMAN[@]}" --arch hrnet --width 32 \
+    --json "$OUT_DIR/human_hrnet32.json"
+rm -rf "$HUMANS"
 step pseudo_labels "${LIMITS[2]}" "$PY" benchmarks/pseudo_label_throughput.py --device "$DEVICE" \
     --workers "$WORKERS" --views 4 "${PSEUDO_SIZE[@]}" "${AMP[@]}" \
     --json "$OUT_DIR/pseudo_labels.json"

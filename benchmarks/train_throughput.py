@@ -1,10 +1,13 @@
 """Training throughput: model-only vs end-to-end img/s, same model, same batch.
 
     python benchmarks/train_throughput.py --device cuda --stacks 4 --batch 32 --workers 14
+    python benchmarks/train_throughput.py --human --arch hrnet --inp-res 256 --device cuda
 
 Model-only feeds random uint8 crops and keypoints that already sit on the device (the ceiling);
-end-to-end reads the synthetic layout at 640x480 through the real dataset, augmentation and
-loader. Both run the same training step (normalise, encode heatmaps, forward, loss, backward,
+end-to-end reads the synthetic layout at 640x480 (``--human``: the COCO layout under
+``--data-root``, e.g. the built-in humans; w:h = 3:4 crops) through the real dataset,
+augmentation and loader; an empty --human folder gets 640x480 noise JPEGs with two people each
+(decoding cost as COCO's). Both run the same training step (normalise, encode heatmaps, forward, loss, backward,
 step). Also prints evaluation img/s, peak host RAM over all processes (main + workers) and peak
 GPU memory. Data is generated in the reference's synthetic layout if the folder lacks it.
 """
@@ -20,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from animalpose.datasets.generator.fixtures import make_synthetic_fixture
+from animalpose.datasets.generator.fixtures import make_coco_fixture, make_synthetic_fixture
 from animalpose.train.config import Config
-from animalpose.train.config_io import apply_overrides
+from animalpose.train.config_io import apply_overrides, load_config
 from animalpose.train.trainer import Trainer
 
 
@@ -83,11 +86,12 @@ def _sync(device: torch.device) -> None:
 
 def model_only(trainer: Trainer, *, batch: int, iters: int, warmup: int) -> float:
     cfg, dev = trainer.cfg, trainer.device
-    s, k = cfg.data.inp_res, trainer.spec.num_keypoints
+    h, w, k = cfg.data.inp_res, cfg.data.inp_width or cfg.data.inp_res, trainer.spec.num_keypoints
+    size = torch.tensor([w, h], device=dev)
     fake = {
-        "image": torch.randint(0, 256, (batch, 3, s, s), dtype=torch.uint8, device=dev),
+        "image": torch.randint(0, 256, (batch, 3, h, w), dtype=torch.uint8, device=dev),
         "keypoints": torch.cat(
-            [torch.rand(batch, k, 2, device=dev) * s, torch.ones(batch, k, 1, device=dev)], -1
+            [torch.rand(batch, k, 2, device=dev) * size, torch.ones(batch, k, 1, device=dev)], -1
         ),
     }
     codec = trainer.codec
@@ -126,13 +130,35 @@ def end_to_end(trainer: Trainer, *, iters: int, warmup: int, train_step: bool = 
     return images / (time.perf_counter() - t0)
 
 
+def describe_model(cfg: Config) -> str:
+    m, d = cfg.model, cfg.data
+    what = {
+        "hg": f"hg stacks={m.stacks} blocks={m.blocks} channels={m.channels}",
+        "simple_baseline": f"simple_baseline ResNet-{m.depth}",
+        "hrnet": f"hrnet W{m.width}",
+    }.get(m.arch, m.arch)
+    return f"{what} input={d.inp_width or d.inp_res}x{d.inp_res} (w x h)"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--data-root", default="animal_data/bench", help="synthetic layout (generated if absent)"
+        "--data-root",
+        default=None,
+        help="synthetic layout (generated if absent; default animal_data/bench), or with "
+        "--human a COCO-layout folder (default human_data)",
     )
+    p.add_argument(
+        "--human",
+        action="store_true",
+        help="top-down human data (configs/human_cpu.yaml's recipe) instead of the animals",
+    )
+    p.add_argument("--arch", default=None, help="model (default hg; --human: simple_baseline)")
+    p.add_argument("--depth", type=int, default=50, help="simple_baseline ResNet depth")
+    p.add_argument("--width", type=int, default=32, help="hrnet width")
+    p.add_argument("--inp-width", type=int, default=0, help="crop width (0: square)")
     p.add_argument("--num-images", type=int, default=600)
     p.add_argument("--device", default="auto")
     p.add_argument("--stacks", type=int, default=4)
@@ -161,25 +187,41 @@ def main() -> None:
     p.add_argument("--json", default="", help="also write the figures to this JSON file")
     args = p.parse_args()
 
-    root = Path(args.data_root)
-    if not any(root.glob("synthetic_animal/*/*img.png")):
-        print(f"generating {args.num_images} synthetic-layout images (640x480) in {root} ...")
-        make_synthetic_fixture(root, animal="horse", num_images=args.num_images, seed=0)
+    root = Path(args.data_root or ("human_data" if args.human else "animal_data/bench"))
+    if args.human:
+        if not (root / "annotations").is_dir():
+            print(f"generating {args.num_images} COCO-layout noise images (640x480) in {root} ...")
+            make_coco_fixture(root, images=args.num_images, scale=4, splits=("train", "val"))
+        arch = args.arch or "simple_baseline"
+        base = load_config(Path(__file__).resolve().parent.parent / "configs" / "human_cpu.yaml")
+        data = [f"data.inp_width={args.inp_width or args.inp_res * 3 // 4}"]
+        model = [f"model.arch={arch}", f"model.depth={args.depth}", f"model.width={args.width}"]
+    else:
+        if not any(root.glob("synthetic_animal/*/*img.png")):
+            print(f"generating {args.num_images} synthetic-layout images (640x480) in {root} ...")
+            make_synthetic_fixture(root, animal="horse", num_images=args.num_images, seed=0)
+        arch = args.arch or "hg"
+        base = Config()
+        data = ["data.dataset=synthetic_animal_sp", "data.animal=horse"]
+        data += [f"data.inp_width={args.inp_width}"]
+        model = [
+            f"model.arch={arch}",
+            f"model.stacks={args.stacks}",
+            f"model.channels={args.channels}",
+            f"model.blocks={args.blocks}",
+        ]
     cfg = apply_overrides(
-        Config(),
+        base,
         [
-            "data.dataset=synthetic_animal_sp",
+            *data,
+            *model,
             f"data.image_path={root}",
-            "data.animal=horse",
             f"data.inp_res={args.inp_res}",
             f"data.out_res={args.inp_res // 4}",
             f"data.train_batch={args.batch}",
             f"data.test_batch={args.batch}",
             f"data.workers={args.workers}",
             f"data.augment_backend={args.backend}",
-            f"model.stacks={args.stacks}",
-            f"model.channels={args.channels}",
-            f"model.blocks={args.blocks}",
             f"run.device={args.device}",
             f"run.amp={str(not args.no_amp).lower()}",
             f"run.cpu_amp={str(args.cpu_amp).lower()}",
@@ -214,8 +256,7 @@ def main() -> None:
 
         record(
             device=torch.cuda.get_device_name(dev) if cuda else f"cpu x{torch.get_num_threads()}",
-            model=f"hg stacks={args.stacks} blocks={args.blocks} channels={args.channels} "
-            f"input={args.inp_res}",
+            model=describe_model(cfg),
             batch=args.batch,
             workers=args.workers,
             augment_backend=args.backend,

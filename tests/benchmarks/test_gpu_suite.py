@@ -29,6 +29,17 @@ EXPECTED = {
     "train_compile.compile": "True",
     "train_compile.model_only_img_s": r"[0-9.]+",
     "train_compile.end_to_end_img_s": r"[0-9.]+",
+    "human_sb50.exit": r"ok .*",
+    "human_sb50.model": r"simple_baseline ResNet-18 input=64x64 .*",
+    "human_sb50.model_only_img_s": r"[0-9.]+",
+    "human_sb50.end_to_end_img_s": r"[0-9.]+",
+    "human_sb50.end_to_end_fraction": r"[0-9.]+",
+    "human_sb50.eval_flip_test": "True",
+    "human_sb50.eval_img_s_incl_loader_start": r"[0-9.]+",
+    "human_hrnet32.exit": r"ok .*",
+    "human_hrnet32.model": r"hrnet W32 .*",
+    "human_hrnet32.end_to_end_img_s": r"[0-9.]+",
+    "human_hrnet32.eval_img_s_incl_loader_start": r"[0-9.]+",
     "pseudo_labels.exit": r"ok .*",
     "pseudo_labels.batch": "4",
     "pseudo_labels.views_incl_identity": "5",
@@ -69,7 +80,7 @@ def test_dry_run_records_every_figure_in_one_summary(tmp_path):
         assert re.fullmatch(pattern, rows[figure]), f"{figure} = {rows[figure]!r}"
     assert "dry run: 1" in summary and "generator renderer:" in summary
     # the generated data does not stay in the output folder (the device tool copies it back)
-    assert not [p for p in out.rglob("*.png")]
+    assert not [p for p in out.rglob("*.png")] and not [p for p in out.rglob("*.jpg")]
 
 
 def test_unknown_option_is_refused(tmp_path):
