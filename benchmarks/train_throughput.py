@@ -7,9 +7,10 @@ Model-only feeds random uint8 crops and keypoints that already sit on the device
 end-to-end reads the synthetic layout at 640x480 (``--human``: the COCO layout under
 ``--data-root``, e.g. the built-in humans; w:h = 3:4 crops) through the real dataset,
 augmentation and loader; an empty --human folder gets 640x480 noise JPEGs with two people each
-(decoding cost as COCO's). Both run the same training step (normalise, encode heatmaps, forward, loss, backward,
-step). Also prints evaluation img/s, peak host RAM over all processes (main + workers) and peak
-GPU memory. Data is generated in the reference's synthetic layout if the folder lacks it.
+(decoding cost as COCO's). Both run the same training step (normalise, encode heatmaps,
+forward, loss, backward, step). Also prints evaluation img/s, peak host RAM over all processes
+(main + workers) and peak GPU memory. Data is generated in the reference's synthetic layout if
+the folder lacks it.
 """
 
 from __future__ import annotations
