@@ -51,6 +51,7 @@ from animalpose.train.checkpoint import (
     restore_training_state,
     unwrap_model,
 )
+from animalpose.train.config import ConfigError
 from animalpose.train.config_io import config_to_dict
 from animalpose.train.loaders import make_loader
 from animalpose.train.run_folder import settings_listing
@@ -67,6 +68,13 @@ class AdaptTrainer(PseudoRounds, Trainer):
 
     def __init__(self, cfg: AdaptConfig) -> None:
         super().__init__(cfg)
+        if self.stage_sigma_scales:
+            raise ConfigError(
+                f"model {cfg.model.arch} trains each stage on its own target Gaussian "
+                f"(stage_sigma_scales {self.stage_sigma_scales}); adaptation supervises every "
+                "output with data.sigma targets and does not take it",
+                key="model.arch",
+            )
         a = cfg.adapt
         kw = self.dataset_kwargs
         # Target frames trained on (strong augmentation = CC-SSL's invariance) ...

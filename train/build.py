@@ -1,9 +1,10 @@
 """The one place that turns a resolved ``Config`` into objects.
 
 Device and seeding, datasets and loaders, normaliser, heatmap codec (and its per-epoch sigma),
-model, loss, optimiser, LR schedule and start weights: ``build_training`` assembles what
-``Trainer`` trains with, ``build_evaluator`` an ``Evaluator`` of ``data.eval_split``. Objects are
-built in a fixed order after ``torch.manual_seed(run.seed)``, so runs are reproducible.
+model, loss (the codec's own, else heatmap MSE with ``optim.ohkm_topk``), optimiser, LR schedule
+and start weights: ``build_training`` assembles what ``Trainer`` trains with, ``build_evaluator``
+an ``Evaluator`` of ``data.eval_split``. Objects are built in a fixed order after
+``torch.manual_seed(run.seed)``, so runs are reproducible.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from animalpose.train.checkpoint import (
     restore_training_state,
     unwrap_model,
 )
-from animalpose.train.config import Config
+from animalpose.train.config import Config, ConfigError
 from animalpose.train.device import memory_format, setup_device, use_amp
 from animalpose.train.loaders import distributed_info, make_loader
 from animalpose.train.loss import KeypointMSELoss
@@ -49,6 +50,7 @@ __all__ = [
     "TrainingParts",
     "build_codec",
     "build_evaluator",
+    "build_loss",
     "build_network",
     "build_normalizer",
     "build_optimizer",
@@ -194,19 +196,45 @@ def codec_for_epoch(codec: Codec, epoch: int, sigma_decay: float) -> Codec:
     return codec.with_sigma(codec.sigma * sigma_decay**epoch)
 
 
-# -- model and optimisation ------------------------------------------------------------------
+# -- model, loss and optimisation ------------------------------------------------------------
 def build_network(cfg: Config, spec: KeypointSpec, device: torch.device) -> nn.Module:
-    """``model.arch`` from the registry, on ``device`` in the run's memory format."""
+    """``model.arch`` from the registry, on ``device`` in the run's memory format, with the
+    output channels the codec reads: ``channels_per_keypoint`` per keypoint (3 for G-RMI's disk
+    + offsets, ``data.codec offset``; else one heatmap)."""
+    per_keypoint = int(getattr(build_codec(cfg), "channels_per_keypoint", 1))
     model = build_model(
         cfg.model.arch,
         num_stacks=cfg.model.stacks,
         num_blocks=cfg.model.blocks,
-        num_keypoints=spec.num_keypoints,
+        num_keypoints=spec.num_keypoints * per_keypoint,
         channels=cfg.model.channels,
         depth=cfg.model.depth,
         width=cfg.model.width,
     ).to(device)
     return model.to(memory_format=memory_format(cfg))
+
+
+def build_loss(cfg: Config, codec: Codec, model: nn.Module) -> nn.Module:
+    """The training (and validation) loss, ``loss(outputs, heatmaps, weights)`` -> 0-d float32:
+    ``codec.make_loss()`` for a codec whose targets need their own loss (G-RMI offsets), else
+    ``KeypointMSELoss`` with ``optim.ohkm_topk`` on the outputs the model's ``ohkm_stages``
+    names (CPN: "last"; absent: "all").
+
+    Raises:
+        ConfigError: ``optim.ohkm_topk`` > 0 with a codec that brings its own loss.
+    """
+    make_loss = getattr(codec, "make_loss", None)
+    topk = cfg.optim.ohkm_topk
+    if make_loss is not None:
+        if topk > 0:
+            raise ConfigError(
+                f"--ohkm-topk {topk} mines heatmap MSE losses, but codec {cfg.data.codec!r} "
+                "trains with its own loss: leave it 0 with this codec",
+                key="optim.ohkm_topk",
+            )
+        return make_loss()
+    stages = getattr(unwrap_model(model), "ohkm_stages", "all")
+    return KeypointMSELoss(ohkm_topk=topk, ohkm_stages=stages)
 
 
 def model_input(
@@ -382,14 +410,14 @@ def build_training(cfg: Config, *, validation_dataset: str) -> TrainingParts:
     )
     normalizer = build_normalizer(cfg)
     model = build_network(cfg, spec, device)
-    loss_fn = KeypointMSELoss()
+    codec = build_codec(cfg)  # draws no random numbers: the order of the seeded objects holds
+    loss_fn = build_loss(cfg, codec, model)
     amp = use_amp(cfg, device)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)
     start = load_start_weights(
         cfg, model, optimizer=optimizer, scheduler=scheduler, verbose=_is_main()
     )
-    codec = build_codec(cfg)
     normalize = model_input(normalizer, memory_format(cfg))
     train_loader = make_loader(
         train_set,
@@ -448,14 +476,15 @@ def build_evaluator(cfg: Config) -> Evaluator:
     normalizer = build_normalizer(cfg)
     model = build_network(cfg, spec, device)
     start = load_start_weights(cfg, model, verbose=_is_main())
+    codec = build_codec(cfg)
     return _evaluator(
         cfg,
         model=model,
-        loss_fn=KeypointMSELoss(),
+        loss_fn=build_loss(cfg, codec, model),
         dataset=dataset,
         device=device,
         spec=spec,
-        codec=codec_for_epoch(build_codec(cfg), start.start_epoch, d.sigma_decay),
+        codec=codec_for_epoch(codec, start.start_epoch, d.sigma_decay),
         normalize=model_input(normalizer, memory_format(cfg)),
         name=d.dataset,
         split=d.eval_split,

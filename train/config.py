@@ -133,7 +133,8 @@ class DataConfig(Section):
     sigma_decay: float = 0.0  # --sigma-decay: if > 0, sigma *= sigma_decay before every epoch
     # --codec: heatmap codec, one of CODEC_NAMES: pixel-area (the animal side's MSRA heatmaps),
     # msra (SimpleBaseline/HRNet's convention), dark (DARK), udp (UDP, Gaussian target, with
-    # unit-length crops; top-down data sets only)
+    # unit-length crops; top-down data sets only), offset (G-RMI disks + offsets, unit-length
+    # crops), soft-argmax (MSRA targets, LPN's beta-soft-argmax decoding)
     codec: str = DEFAULT_CODEC
     scale_factor: float = 0.25  # --scale-factor: non-_sp scale jitter, 1 + N(0, .) clamped
     rot_factor: float = 30.0  # --rot-factor: non-_sp rotation jitter, degrees
@@ -278,11 +279,14 @@ class OptimConfig(Section):
     # each epoch (the reference's train_multitask.py ``loss_kpt + 0.01 / (epoch + 1) * loss_seg``;
     # read only when the model has a segmentation head and the data set has part masks)
     seg_weight: float = SEG_WEIGHT
+    # --ohkm-topk: online hard keypoint mining (CPN, MSPN: 8): per sample only the top-k keypoint
+    # losses count, on the outputs the model's ohkm_stages names (train/loss.py); 0 = off
+    ohkm_topk: int = 0
 
     def check(self) -> None:
         _one_of(self, "solver", SOLVERS)
         _at_least(self, 0, "lr", "epochs", "gamma", strict=True)
-        _at_least(self, 0, "momentum", "weight_decay", "start_epoch", "seg_weight")
+        _at_least(self, 0, "momentum", "weight_decay", "start_epoch", "seg_weight", "ohkm_topk")
         _require(
             self.start_epoch <= self.epochs,
             "start_epoch",

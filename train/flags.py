@@ -175,6 +175,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         help="multitask training: part-segmentation loss weight, divided by (epoch + 1) "
         "(the reference's 0.01)",
     ),
+    _flag(
+        "--ohkm-topk",
+        field="optim.ohkm_topk",
+        help="online hard keypoint mining: per sample keep the top-k keypoint losses "
+        "(CPN/MSPN 8; 0 = off)",
+    ),
     _flag("--split-seed", field="data.seed", help="seed of generated train/val splits"),
     _flag(
         "--eval-split",
@@ -251,7 +257,8 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
         field="data.codec",
         choices=CODEC_NAMES,
         help="heatmap codec: pixel-area (the animal side's), msra (SimpleBaseline/HRNet), dark, "
-        "udp (top-down data, unit-length crops)",
+        "udp (top-down data, unit-length crops), soft-argmax (LPN's decoding), offset (G-RMI "
+        "disks + offsets, 3 channels per keypoint)",
     ),
     _flag(
         "--detections",

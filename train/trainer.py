@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,7 @@ __all__ = [
     "device_clock",
     "mean_batch_accuracy",
     "selection_score",
+    "stage_targets",
 ]
 #: How many tensor names a divergence error lists.
 MAX_LISTED = 4
@@ -93,12 +94,54 @@ def device_clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def mean_batch_accuracy(heatmaps_pred: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
+def mean_batch_accuracy(
+    heatmaps_pred: torch.Tensor, heatmaps: torch.Tensor | Sequence[torch.Tensor]
+) -> torch.Tensor:
     """The reference's training accuracy of one batch: legacy PCK of the last stack's (B, K, h,
-    w) heatmaps, averaged over the keypoints valid in the batch (0-d, on the device)."""
+    w) heatmaps against the (B, K, h, w) targets (of a list of per-stage targets, the last),
+    averaged over the keypoints valid in the batch (0-d, on the device)."""
+    if not isinstance(heatmaps, torch.Tensor):
+        heatmaps = heatmaps[-1]
     acc = legacy_batch_accuracy(heatmaps_pred.detach().float(), heatmaps)
     valid = acc >= 0
     return torch.where(valid, acc, 0).sum() / valid.sum().clamp_min(1)
+
+
+def stage_targets(
+    codec: MSRAHeatmap,
+    scales: Sequence[float],
+    keypoints: torch.Tensor,
+    visible: torch.Tensor,
+    heatmaps: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """Coarse-to-fine supervision (MSPN): one target per model output, output i's Gaussians of
+    sigma ``codec.sigma * scales[i]`` (``codec.with_sigma``; same class, sizes and options).
+
+    Args:
+        codec: the epoch's codec (``data.sigma``, decayed by ``data.sigma_decay``).
+        scales: the model's ``stage_sigma_scales``, one positive factor per output.
+        keypoints: (B, K, 2) input pixels; visible: (B, K), as ``codec.encode`` takes them.
+        heatmaps: ``codec.encode``'s own targets, reused for a scale of 1 (else encoded again).
+
+    Returns:
+        ``len(scales)`` (B, K, h, w) targets. The keypoint weights stay those of ``codec``
+        itself: which keypoints count does not depend on a stage's Gaussian.
+    """
+    if not scales or not all(s > 0 for s in scales):
+        raise ValueError(f"stage_sigma_scales must be positive factors, one per output: {scales}")
+    if not callable(getattr(codec, "with_sigma", None)):
+        raise ConfigError(
+            f"the model's stage_sigma_scales {tuple(scales)} scale the target Gaussians, but "
+            f"codec {type(codec).__name__} has no sigma to scale (with_sigma); use a Gaussian "
+            "heatmap codec (data.codec)"
+        )
+    targets = []
+    for scale in scales:
+        if scale == 1 and heatmaps is not None:
+            targets.append(heatmaps)
+        else:
+            targets.append(codec.with_sigma(codec.sigma * scale).encode(keypoints, visible)[0])
+    return targets
 
 
 def selection_score(val: EvalResult) -> float:
@@ -148,6 +191,12 @@ class Trainer:
     def validation_dataset(self) -> str:
         """The data set whose valid split validates (selects) models: the training set's."""
         return self.cfg.data.dataset
+
+    @property
+    def stage_sigma_scales(self) -> tuple[float, ...]:
+        """The model's ``stage_sigma_scales`` (per-output target sigma factors, MSPN's
+        coarse-to-fine supervision), () when it has none: every output gets ``data.sigma``."""
+        return tuple(getattr(unwrap_model(self.model), "stage_sigma_scales", None) or ())
 
     def codec_at(self, epoch: int) -> MSRAHeatmap:
         """The codec of 0-based ``epoch`` (``build.codec_for_epoch``)."""
@@ -202,15 +251,22 @@ class Trainer:
 
     # -- one epoch ----------------------------------------------------------------------------
     def prepare(self, batch: dict, codec: MSRAHeatmap):
-        """Batch -> (normalised images, target heatmaps, weights), all on the device."""
+        """Batch -> (normalised images, targets, (B, K) weights), all on the device. The
+        targets are ``codec``'s (B, K, h, w) heatmaps, or for a model with
+        ``stage_sigma_scales`` a list of one per output (``stage_targets``)."""
         images = batch["image"].to(self.device, non_blocking=True)
         keypoints = batch["keypoints"].to(self.device, non_blocking=True)
         x = self._normalize(images)
-        heatmaps, weights = codec.encode(keypoints[..., :2], keypoints[..., 2])
+        xy, visible = keypoints[..., :2], keypoints[..., 2]
+        heatmaps, weights = codec.encode(xy, visible)
+        scales = self.stage_sigma_scales
+        if scales:
+            heatmaps = stage_targets(codec, scales, xy, visible, heatmaps)
         return x, heatmaps, weights
 
     def step(self, batch: dict, codec: MSRAHeatmap):
-        """One optimisation step on ``batch`` -> (loss, per-stack outputs, target heatmaps)."""
+        """One optimisation step on ``batch`` -> (loss, per-stack outputs, targets as
+        ``prepare`` makes them)."""
         x, heatmaps, weights = self.prepare(batch, codec)
         with autocast(self.device, self.amp):
             outputs = self.net(x)
@@ -246,7 +302,7 @@ class Trainer:
             loss, outputs, heatmaps = self.step(batch, codec)
             acc_sum += mean_batch_accuracy(outputs[-1], heatmaps)
             loss_sum += loss.detach()
-            n = heatmaps.shape[0]
+            n = outputs[-1].shape[0]
             images_seen += n
             bar.update(n * self.world_size)
             if self.cfg.run.debug and epoch == self.start_epoch and it == 0 and self.is_main:

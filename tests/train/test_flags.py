@@ -107,6 +107,7 @@ ALTERNATES = {
     "optim.schedule": [10, 20, 30],
     "optim.gamma": 0.5,
     "optim.seg_weight": 0.05,
+    "optim.ohkm_topk": 8,
     "run.checkpoint": "runs/x",
     "run.snapshot": 10,
     "run.resume": "ckpt.pth.tar",
