@@ -15,9 +15,13 @@ import torch
 from torch import nn
 
 from animalpose.datasets.fileio import DataError
+from animalpose.train.models.cpn import CPN
 from animalpose.train.models.hourglass import HourglassNet
 from animalpose.train.models.hourglass_multitask import HourglassMultitask
 from animalpose.train.models.hrnet import HRNet
+from animalpose.train.models.lpn import LPN
+from animalpose.train.models.mspn import MSPN
+from animalpose.train.models.rsn import RSN
 from animalpose.train.models.simple_baseline import SimpleBaseline
 
 __all__ = [
@@ -31,9 +35,14 @@ __all__ = [
 
 #: Architecture names are the reference's CLI values (``hg``, ``hg_multitask``) and the paper
 #: names of the human top-down models (``simple_baseline``: the published configs' ``pose_resnet``;
-#: ``hrnet``: their ``pose_hrnet``). Every class takes ``num_keypoints`` and its
-#: ``MODEL_OPTIONS`` as keyword arguments and returns a list of per-stage (B, K, h, w) heatmaps
-#: (one per hourglass stack; a list of one for SimpleBaseline and HRNet). Classes whose
+#: ``hrnet``: their ``pose_hrnet``; ``cpn``, ``mspn``, ``rsn``, ``lpn``). Every class takes
+#: ``num_keypoints`` and its ``MODEL_OPTIONS`` as keyword arguments and returns a list of
+#: per-stage (B, K, h, w) heatmaps (one per hourglass stack or MSPN stage; a list of one for
+#: SimpleBaseline, HRNet and LPN; CPN's four GlobalNet levels then its RefineNet; RSN's stages
+#: then its pose refine machine). Optional attributes the trainer reads: ``ohkm_stages``
+#: ("all" | "last": the outputs ``--ohkm-topk`` applies to) and ``stage_sigma_scales`` (per
+#: output, a factor on ``data.sigma``: coarse-to-fine targets). LPN and RSN keep their own
+#: base width (64): ``model.width`` is HRNet's. Classes whose
 #: ``segmentation`` attribute is True also return part-segmentation logits when called with
 #: ``with_segmentation=True`` (``hg_multitask``, the reference's multitask model).
 MODELS: dict[str, type[nn.Module]] = {
@@ -41,6 +50,10 @@ MODELS: dict[str, type[nn.Module]] = {
     "hg_multitask": HourglassMultitask,
     "simple_baseline": SimpleBaseline,
     "hrnet": HRNet,
+    "cpn": CPN,
+    "mspn": MSPN,
+    "rsn": RSN,
+    "lpn": LPN,
 }
 _HOURGLASS_OPTIONS = ("num_stacks", "num_blocks", "channels")
 #: The ``build_model`` options (besides ``num_keypoints``) each architecture's constructor takes;
@@ -51,6 +64,10 @@ MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "hg_multitask": _HOURGLASS_OPTIONS,
     "simple_baseline": ("depth",),
     "hrnet": ("width",),
+    "cpn": ("depth", "channels"),
+    "mspn": ("num_stacks", "depth", "channels"),
+    "rsn": ("num_stacks", "depth", "channels"),
+    "lpn": ("depth",),
 }
 GB = 1e9
 #: How ``build_model``'s size error names each constructor argument.

@@ -28,6 +28,10 @@ TINY = {
     "hg_multitask": TINY_HG,
     "simple_baseline": dict(depth=18, num_keypoints=3, base_channels=8, deconv_channels=16),
     "hrnet": dict(width=4, num_keypoints=3, stem_channels=8),
+    "cpn": dict(depth=18, num_keypoints=3, channels=16),
+    "mspn": dict(num_stacks=2, depth=18, num_keypoints=3, channels=16),
+    "rsn": dict(num_stacks=1, depth=18, num_keypoints=3, width=8, channels=16),
+    "lpn": dict(depth=50, num_keypoints=3, width=8),
 }
 #: build_model's options for a small model of each architecture (MODEL_OPTIONS only).
 TINY_OPTIONS = {
@@ -35,7 +39,20 @@ TINY_OPTIONS = {
     "hg_multitask": TINY_HG,
     "simple_baseline": dict(depth=18, num_keypoints=3),
     "hrnet": dict(width=4, num_keypoints=3),
+    "cpn": dict(depth=18, num_keypoints=3, channels=16),
+    "mspn": dict(num_stacks=2, depth=18, num_keypoints=3, channels=16),
+    "rsn": dict(num_stacks=1, depth=18, num_keypoints=3, channels=16),
+    "lpn": dict(depth=50, num_keypoints=3),
 }
+#: Outputs of a TINY model where it is not one per stack (``num_stacks``) or one: CPN's four
+#: GlobalNet levels and its RefineNet; RSN's stage and its pose refine machine.
+OUTPUTS = {"cpn": 5, "rsn": 2}
+
+
+def num_outputs(arch: str) -> int:
+    return OUTPUTS.get(arch, TINY[arch].get("num_stacks", 1))
+
+
 INPUT = (2, 3, 64, 64)  # batch 2: train-mode BN needs > 1 value at the 1 x 1 bottom
 #: Every registered model predicts heatmaps at a quarter of the input side (inp_res / out_res).
 HEATMAP_STRIDE = 4
@@ -71,7 +88,7 @@ def test_every_model_builds_runs_forward_and_backward(arch):
     batch, _, height, width = INPUT
     x = torch.randn(*INPUT)
     outputs = model(x)
-    stages = TINY[arch].get("num_stacks", 1)  # one heatmap tensor per stack; else one
+    stages = num_outputs(arch)
     assert isinstance(outputs, list) and len(outputs) == stages
     keypoints = TINY[arch]["num_keypoints"]
     expected = (batch, keypoints, height // HEATMAP_STRIDE, width // HEATMAP_STRIDE)
@@ -115,7 +132,7 @@ def test_bf16_autocast_channels_last_forward(arch):
         reference = model(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             outputs = model(x)
-    assert len(outputs) == TINY[arch].get("num_stacks", 1)
+    assert len(outputs) == num_outputs(arch)
     for out, ref in zip(outputs, reference):
         assert out.dtype == torch.bfloat16
         assert out.shape == ref.shape
