@@ -9,6 +9,9 @@ heatmap_size (w, h), sigma)`` and the options listed here:
   alignment).
 - ``"udp"``: ``UDPHeatmap`` with the Gaussian target; its crops must use the unit-length
   transformation (``TopDownCrop(..., unbiased=True)``, ``CODECS_NEEDING_UNBIASED_CROPS``).
+- ``"offset"``: ``OffsetHeatmap``, G-RMI's disk logits + offsets (3 channels per keypoint, its
+  own loss ``make_loss``), Hough-voting decode; UDP's unit-length crops.
+- ``"soft-argmax"``: ``SoftArgmaxHeatmap``, MSRA targets decoded by LPN's beta-soft-argmax.
 
 The reference's targets (``data.legacy``) are ``LegacyHeatmap``, built by ``build_codec`` with
 ``legacy=True``; they combine with no other codec.
@@ -21,6 +24,8 @@ from typing import Any
 from animalpose.datasets.codecs.dark import DarkHeatmap
 from animalpose.datasets.codecs.legacy import LegacyHeatmap
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.codecs.offset import OffsetHeatmap
+from animalpose.datasets.codecs.soft_argmax import SoftArgmaxHeatmap
 from animalpose.datasets.codecs.udp import UDPHeatmap
 
 __all__ = [
@@ -39,11 +44,13 @@ CODECS: dict[str, tuple[type, dict[str, Any]]] = {
     "msra": (MSRAHeatmap, {"convention": "msra"}),
     "dark": (DarkHeatmap, {}),
     "udp": (UDPHeatmap, {"target": "gaussian"}),
+    "offset": (OffsetHeatmap, {}),
+    "soft-argmax": (SoftArgmaxHeatmap, {}),
 }
 #: The codec of a run that names none: the animal side's, unchanged since the first release.
 DEFAULT_CODEC = "pixel-area"
 #: Codecs whose heatmap alignment assumes UDP's unit-length crops (``unbiased=True``).
-CODECS_NEEDING_UNBIASED_CROPS = frozenset({"udp"})
+CODECS_NEEDING_UNBIASED_CROPS = frozenset({"udp", "offset"})
 
 
 def build_codec(

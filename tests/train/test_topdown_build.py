@@ -11,6 +11,8 @@ import torch
 from animalpose.datasets.codecs.dark import DarkHeatmap
 from animalpose.datasets.codecs.legacy import LegacyHeatmap
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.codecs.offset import OffsetHeatmap
+from animalpose.datasets.codecs.soft_argmax import SoftArgmaxHeatmap
 from animalpose.datasets.codecs.udp import UDPHeatmap
 from animalpose.datasets.generator.fixtures import make_coco_fixture
 from animalpose.datasets.keypoints import ANIMAL18, COCO17
@@ -95,6 +97,8 @@ EXPECTED_CODECS = {
     "msra": (MSRAHeatmap, {"convention": "msra"}),
     "dark": (DarkHeatmap, {"convention": "msra", "blur_kernel": 11}),
     "udp": (UDPHeatmap, {"target": "gaussian", "blur_kernel": 11}),
+    "offset": (OffsetHeatmap, {"target": "combined", "radius": 4.5}),
+    "soft-argmax": (SoftArgmaxHeatmap, {"convention": "msra", "beta": 160.0}),
 }
 
 
@@ -114,7 +118,8 @@ def test_codec_by_name_and_its_sigma_decay(name):
     assert {k: getattr(later, k) for k in options} == options
     assert codec.sigma == 2.0  # the run's codec is not changed
     # The decayed codec encodes exactly as one built with that sigma and the same options.
-    fresh = cls((96, 128), (24, 32), sigma=0.5, **{k: v for k, v in options.items()})
+    settings = {k: v for k, v in options.items() if k != "target"}  # OffsetHeatmap's is fixed
+    fresh = cls((96, 128), (24, 32), sigma=0.5, **settings)
     keypoints = np.array([[10.3, 20.7], [50.0, 64.2], [95.0, 127.0]])
     visible = np.ones(3)
     for got, want in zip(later.encode(keypoints, visible), fresh.encode(keypoints, visible)):
@@ -151,7 +156,7 @@ def test_topdown_dataset_kwargs(codec, unbiased):
     assert (kw["detections"], kw["det_score"], kw["unbiased"]) == ("d.json", 0.2, unbiased)
 
 
-@pytest.mark.parametrize("codec", ["pixel-area", "udp"])
+@pytest.mark.parametrize("codec", ["pixel-area", "udp", "offset"])
 def test_training_batch_is_128_by_96(tmp_path, codec):
     make_coco_fixture(tmp_path)
     cfg = _cfg(
@@ -182,16 +187,21 @@ def test_training_batch_is_128_by_96(tmp_path, codec):
     assert (parts.val_set.box_source, parts.train_set.box_source) == ("detections", "ground truth")
     assert isinstance(parts.train_set.augmenter, TopDownAugment)
     assert isinstance(parts.val_set.augmenter, TopDownCrop)
-    assert (
-        parts.train_set.augmenter.unbiased is parts.val_set.augmenter.unbiased is (codec == "udp")
-    )
+    unbiased = codec in ("udp", "offset")
+    assert parts.train_set.augmenter.unbiased is parts.val_set.augmenter.unbiased is unbiased
     np.testing.assert_allclose(parts.normalizer.mean.reshape(-1), [0.485, 0.456, 0.406])
     batch = next(iter(parts.train_loader))
     assert batch["image"].shape == (3, 3, 128, 96) and batch["image"].dtype == torch.uint8
     assert batch["keypoints"].shape == (3, 17, 3)
     heatmaps, weights = parts.codec.encode(batch["keypoints"][..., :2], batch["keypoints"][..., 2])
-    assert heatmaps.shape == (3, 17, 32, 24) and weights.shape == (3, 17)
+    channels = 17 * (3 if codec == "offset" else 1)  # G-RMI: disk logits, x and y offsets
+    assert heatmaps.shape == (3, channels, 32, 24) and weights.shape == (3, 17)
     parts.model.eval()
     with torch.no_grad():
         out = parts.model(parts.normalize(batch["image"]))
     assert out[-1].shape == heatmaps.shape
+    loss = parts.loss_fn(out, heatmaps, weights)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    assert type(parts.loss_fn).__name__ == (
+        "OffsetLoss" if codec == "offset" else "KeypointMSELoss"
+    )

@@ -8,7 +8,9 @@ import pytest
 from animalpose.datasets.codecs.dark import DarkHeatmap
 from animalpose.datasets.codecs.legacy import LegacyHeatmap
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.codecs.offset import OffsetHeatmap
 from animalpose.datasets.codecs.registry import CODECS, DEFAULT_CODEC, build_codec
+from animalpose.datasets.codecs.soft_argmax import SoftArgmaxHeatmap
 from animalpose.datasets.codecs.udp import UDPHeatmap
 
 SIZES = ((48, 64), (12, 16))
@@ -21,6 +23,8 @@ def test_names_build_their_codecs():
     assert type(got["msra"]) is MSRAHeatmap and got["msra"].convention == "msra"
     assert type(got["dark"]) is DarkHeatmap and got["dark"].convention == "msra"
     assert type(got["udp"]) is UDPHeatmap and got["udp"].target == "gaussian"
+    assert type(got["offset"]) is OffsetHeatmap and got["offset"].channels_per_keypoint == 3
+    assert type(got["soft-argmax"]) is SoftArgmaxHeatmap and got["soft-argmax"].beta == 160.0
     for codec in got.values():
         assert (codec.input_size, codec.heatmap_size, codec.sigma) == (*SIZES, 2.0)
 
