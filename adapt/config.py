@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from animalpose.datasets.formats.registry import TOPDOWN_DATASETS
+from animalpose.datasets.formats.registry import BOTTOMUP_DATASETS, TOPDOWN_DATASETS
 from animalpose.train.config import (
     DATASET_NAMES,
     Config,
@@ -244,7 +244,9 @@ ADAPT_FLAGS: tuple[Flag, ...] = (
         field="data.dataset",
         # People join as a second source with --human-data (WS-CDA), beside this animal one.
         choices=tuple(
-            d for d in DATASET_NAMES if d not in TARGET_DATASETS and d not in TOPDOWN_DATASETS
+            d
+            for d in DATASET_NAMES
+            if d not in TARGET_DATASETS and d not in TOPDOWN_DATASETS + BOTTOMUP_DATASETS
         ),
         help="labelled source data set (the reference's --source)",
     ),

@@ -26,11 +26,14 @@ from animalpose.datasets.formats.registry import (
     coco_paths,
     dataset_mean_std,
     detections_path,
+    is_bottomup,
     is_topdown,
 )
 from animalpose.datasets.keypoints import KeypointSpec, get_spec
 from animalpose.datasets.transforms.normalize import Normalizer
+from animalpose.evaluation.bottomup import BottomUpEvaluator
 from animalpose.evaluation.evaluator import Evaluator
+from animalpose.train.ae_loss import AELoss
 from animalpose.train.checkpoint import (
     ResumeState,
     load_checkpoint,
@@ -218,11 +221,14 @@ def build_loss(cfg: Config, codec: Codec, model: nn.Module) -> nn.Module:
     """The training (and validation) loss, ``loss(outputs, heatmaps, weights)`` -> 0-d float32:
     ``codec.make_loss()`` for a codec whose targets need their own loss (G-RMI offsets), else
     ``KeypointMSELoss`` with ``optim.ohkm_topk`` on the outputs the model's ``ohkm_stages``
-    names (CPN: "last"; absent: "all").
+    names (CPN: "last"; absent: "all"). A bottom-up data set trains ``AELoss`` (heatmaps and
+    tags: ``loss(outputs, heatmaps, weights, cells, visible) -> (total, terms)``).
 
     Raises:
         ConfigError: ``optim.ohkm_topk`` > 0 with a codec that brings its own loss.
     """
+    if is_bottomup(cfg.data.dataset):
+        return AELoss()
     make_loss = getattr(codec, "make_loss", None)
     topk = cfg.optim.ohkm_topk
     if make_loss is not None:
@@ -350,7 +356,24 @@ def _is_main() -> bool:
 
 def _evaluator(
     cfg: Config, *, model, loss_fn, dataset, device, spec, codec, normalize, name, split, epoch, amp
-) -> Evaluator:
+) -> Evaluator | BottomUpEvaluator:
+    if is_bottomup(name):  # whole images: grouped people, OKS AP without boxes
+        return BottomUpEvaluator(
+            model=model,
+            dataset=dataset,
+            loader=eval_loader(cfg, dataset, device),
+            codec=codec,
+            normalizer=normalize,
+            spec=spec,
+            device=device,
+            name=name,
+            split=split,
+            flip=cfg.run.flip,
+            amp=amp,
+            loss_fn=loss_fn,
+            progress=cfg.run.progress and _is_main(),
+            epoch=epoch,
+        )
     return Evaluator(
         model=model,
         dataset=dataset,

@@ -25,7 +25,9 @@ import torch
 import yaml
 
 from animalpose.datasets.fileio import DataError
+from animalpose.datasets.formats.registry import is_bottomup
 from animalpose.evaluation.report import OUTPUT_FLAG, check_output_folder, output_errors
+from animalpose.train.bottomup import BottomUpTrainer, check_bottomup
 from animalpose.train.build import build_evaluator
 from animalpose.train.checkpoint import (
     BEST_NAME,
@@ -228,7 +230,9 @@ def _report(cfg: Config, *, overlays: int = 0) -> None:
     OKS AP row (naming the boxes), ``oks_results.json`` and ``keypoints_<split>_results.json``
     (``Evaluator.report``). A segmentation model on data
     with part masks (``trains_segmentation``) also gets its part IoU table and
-    ``segmentation_results.json``."""
+    ``segmentation_results.json``. A bottom-up data set (``coco_bottomup``) gets the OKS AP of
+    the grouped people and those two json files only (``evaluation/bottomup.py``)."""
+    check_bottomup(cfg)
     check_output_folder(cfg.run.checkpoint)
     evaluator = build_evaluator(cfg)
     evaluator.report(
@@ -261,7 +265,11 @@ def select_trainer(cfg: Config, *, multitask: bool) -> type[Trainer]:
     """The trainer class of ``cfg``, by one rule: ``MultitaskTrainer`` when the model has a
     segmentation head and the data set part masks (``trains_segmentation``), else ``Trainer``.
     ``multitask`` (train_multitask.py) refuses the latter (``check_multitask``); train.py trains
-    a segmentation model on data without masks on its keypoints, with a printed note."""
+    a segmentation model on data without masks on its keypoints, with a printed note. A
+    bottom-up data set trains with ``BottomUpTrainer`` (``check_bottomup``)."""
+    check_bottomup(cfg)
+    if is_bottomup(cfg.data.dataset) and not multitask:
+        return BottomUpTrainer
     if multitask:
         check_multitask(cfg)
     if trains_segmentation(cfg):

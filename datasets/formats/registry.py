@@ -11,6 +11,10 @@ humans' layout (``coco_layout.py``), with the SimpleBaseline/HRNet augmentation 
 (``TopDownAugment``), the plain ``TopDownCrop`` otherwise, ground-truth boxes or a detector's
 (``detections``) for evaluation, and ImageNet's mean/std. ``animal`` means nothing to it: it
 reads the ``person`` category (``COCO_CATEGORY``).
+
+``coco_bottomup`` is the same files read bottom-up (``BottomUpKeypoints``, Associative
+Embedding): one sample per whole image with every person, on a square ``input_size`` input,
+HigherHRNet's augmentation for training (``BottomUpAugment``), ImageNet's mean/std.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from animalpose.datasets.fileio import DataError
 from animalpose.datasets.formats.base import TEST_SPLIT, KeypointDataset
+from animalpose.datasets.formats.bottomup import BottomUpKeypoints, build_bottomup_dataset
 from animalpose.datasets.formats.coco_layout import (
     AUTO_DETECTIONS,
     COCO_CATEGORY,
@@ -51,6 +56,8 @@ from animalpose.datasets.transforms.crop import CenterCrop
 
 __all__ = [
     "AUTO_DETECTIONS",
+    "BOTTOMUP",
+    "BOTTOMUP_DATASETS",
     "COCO_CATEGORY",
     "COCO_SPLITS",
     "DATASETS",
@@ -64,6 +71,7 @@ __all__ = [
     "coco_paths",
     "dataset_mean_std",
     "detections_path",
+    "is_bottomup",
     "is_topdown",
 ]
 
@@ -73,9 +81,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DatasetEntry:
     """cls: dataset class. train_augment: ``transforms.registry.build_augmenter`` kind of the
-    train split, or ``TOPDOWN`` (``TopDownAugment``). mean: ``"synthetic"`` (the animal's
-    synthetic mean.pth.tar), ``"video"`` (TigDog's mean_by_video.pth.tar) or ``"imagenet"``
-    (``IMAGENET_MEAN`` / ``IMAGENET_STD``). synthetic: the class takes a vertex table."""
+    train split, ``TOPDOWN`` (``TopDownAugment``) or ``BOTTOMUP`` (``BottomUpAugment``).
+    mean: ``"synthetic"`` (the animal's synthetic mean.pth.tar), ``"video"`` (TigDog's
+    mean_by_video.pth.tar) or ``"imagenet"`` (``IMAGENET_MEAN`` / ``IMAGENET_STD``).
+    synthetic: the class takes a vertex table."""
 
     cls: type[KeypointDataset]
     train_augment: str
@@ -95,6 +104,8 @@ DATASETS: dict[str, DatasetEntry] = {
     "real_animal_crop": DatasetEntry(RealAnimalCrop, "classic", "synthetic", False),
     # top-down people of a COCO keypoint json (real COCO 2017 or the built-in humans)
     "coco": DatasetEntry(TopDownKeypoints, "topdown", "imagenet", False),
+    # bottom-up people: whole images of the same files (Associative Embedding)
+    "coco_bottomup": DatasetEntry(BottomUpKeypoints, "bottomup", "imagenet", False),
 }
 #: ``DatasetEntry.train_augment`` of the top-down data sets (``TopDownAugment`` / ``TopDownCrop``,
 #: (w, h) input sizes, person boxes).
@@ -102,6 +113,13 @@ TOPDOWN = "topdown"
 #: The top-down data set names.
 TOPDOWN_DATASETS: tuple[str, ...] = tuple(
     n for n, e in DATASETS.items() if e.train_augment == TOPDOWN
+)
+#: ``DatasetEntry.train_augment`` of the bottom-up data sets (``BottomUpAugment`` /
+#: ``BottomUpResize``: whole images, every person).
+BOTTOMUP = "bottomup"
+#: The bottom-up data set names.
+BOTTOMUP_DATASETS: tuple[str, ...] = tuple(
+    n for n, e in DATASETS.items() if e.train_augment == BOTTOMUP
 )
 #: ImageNet's RGB mean and std in [0, 1]: SimpleBaseline and HRNet normalise their input with them
 #: (torchvision's ``Normalize`` in their lib/dataset code), as their ImageNet-trained trunks expect.
@@ -112,6 +130,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def is_topdown(name: str) -> bool:
     """Whether data set ``name`` (a ``DATASETS`` key) is top-down (``TOPDOWN_DATASETS``)."""
     return _entry(name).train_augment == TOPDOWN
+
+
+def is_bottomup(name: str) -> bool:
+    """Whether data set ``name`` (a ``DATASETS`` key) is bottom-up (``BOTTOMUP_DATASETS``)."""
+    return _entry(name).train_augment == BOTTOMUP
 
 
 def _entry(name: str) -> DatasetEntry:
@@ -188,9 +211,29 @@ def build_dataset(
     (the dataset's ``annotations`` keep only those images). ``animal``, ``split_dir``,
     ``vertex_table`` and ``augment_backend`` do not apply; occlusion and ``legacy`` are
     refused (ValueError).
+
+    Bottom-up data sets (``BOTTOMUP_DATASETS``: ``coco_bottomup``) put whole images on the square
+    ``input_size`` input: ``BottomUpAugment`` (rotation up to ``rot_factor`` degrees) when
+    augmenting, else ``BottomUpResize``; ``limit`` keeps the first ``limit`` images. The
+    animal-only arguments do not apply; occlusion and ``legacy`` are refused (ValueError).
     """
     entry = _entry(name)
-    if entry.train_augment == TOPDOWN:
+    if entry.train_augment == BOTTOMUP:
+        if occlusion > 0 or legacy:
+            raise ValueError(
+                f"dataset {name!r}: occlusion and legacy apply to the animal data sets only"
+            )
+        dataset = build_bottomup_dataset(
+            root=root,
+            split=split,
+            input_size=_square(name, input_size),
+            spec=spec,
+            seed=seed,
+            augment=split == "train" if augment is None else augment,
+            rot_factor=rot_factor,
+            limit=limit,
+        )
+    elif entry.train_augment == TOPDOWN:
         if occlusion > 0 or legacy:
             raise ValueError(
                 f"dataset {name!r}: occlusion and legacy apply to the animal data sets only"

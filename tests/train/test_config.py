@@ -69,6 +69,7 @@ def test_dataset_names_are_the_reference_names_and_coco():
             "real_animal_sp",
             "real_animal_crop",
             "coco",  # top-down people (datasets/formats/registry.py), not a reference name
+            "coco_bottomup",  # whole images with every person (Associative Embedding)
         ]
     )
 

@@ -54,7 +54,7 @@ def build(registry_dataset):
 
 
 def test_registry_holds_the_reference_names(build):
-    assert set(DATASETS) == REFERENCE_NAMES | {"coco"}
+    assert set(DATASETS) == REFERENCE_NAMES | {"coco", "coco_bottomup"}
     with pytest.raises(KeyError, match="unknown dataset 'mpii'.*real_animal"):
         build("mpii", "unused", "valid")
 

@@ -32,6 +32,7 @@ TINY = {
     "mspn": dict(num_stacks=2, depth=18, num_keypoints=3, channels=16),
     "rsn": dict(num_stacks=1, depth=18, num_keypoints=3, width=8, channels=16),
     "lpn": dict(depth=50, num_keypoints=3, width=8),
+    "associative": dict(width=4, num_keypoints=3, stem_channels=8),
 }
 #: build_model's options for a small model of each architecture (MODEL_OPTIONS only).
 TINY_OPTIONS = {
@@ -43,10 +44,16 @@ TINY_OPTIONS = {
     "mspn": dict(num_stacks=2, depth=18, num_keypoints=3, channels=16),
     "rsn": dict(num_stacks=1, depth=18, num_keypoints=3, channels=16),
     "lpn": dict(depth=50, num_keypoints=3),
+    "associative": dict(width=4, num_keypoints=3),
 }
 #: Outputs of a TINY model where it is not one per stack (``num_stacks``) or one: CPN's four
 #: GlobalNet levels and its RefineNet; RSN's stage and its pose refine machine.
 OUTPUTS = {"cpn": 5, "rsn": 2}
+
+
+#: Output channels per keypoint where it is not one heatmap: Associative Embedding's K heatmaps
+#: then K tags.
+CHANNELS_PER_KEYPOINT = {"associative": 2}
 
 
 def num_outputs(arch: str) -> int:
@@ -90,7 +97,7 @@ def test_every_model_builds_runs_forward_and_backward(arch):
     outputs = model(x)
     stages = num_outputs(arch)
     assert isinstance(outputs, list) and len(outputs) == stages
-    keypoints = TINY[arch]["num_keypoints"]
+    keypoints = TINY[arch]["num_keypoints"] * CHANNELS_PER_KEYPOINT.get(arch, 1)
     expected = (batch, keypoints, height // HEATMAP_STRIDE, width // HEATMAP_STRIDE)
     assert [tuple(o.shape) for o in outputs] == [expected] * stages
     loss = sum(o.square().mean() for o in outputs)

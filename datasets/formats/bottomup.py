@@ -1,0 +1,209 @@
+"""Bottom-up keypoint samples: one whole image with every person of a COCO-style keypoint file
+(Associative Embedding, HigherHRNet; data set name ``coco_bottomup``).
+
+The annotations are read as for top-down data (``load_coco_keypoints``, person category,
+``coco_layout.coco_paths``: the real COCO 2017 layout or the built-in humans'): crowd
+annotations and annotations without a labelled keypoint are skipped (COCO's training rule;
+HigherHRNet masks them out of the heatmap loss instead, which needs their segmentations). The
+training split holds the images with at least one kept person; an evaluation split holds every
+image of the file, people or not, as COCOeval scores them all.
+
+A sample (docs/architecture.md's contract, with people):
+
+- ``image``: (3, S, S) uint8, the whole image on the square input (``BottomUpResize``, or
+  ``BottomUpAugment`` for training: ``datasets/transforms/bottomup.py``);
+- ``keypoints``: (``max_people``, K, 3) float32 input pixels + weight per person, the people of
+  the file in file order, padded with zero rows (weight 0) up to ``max_people``;
+- ``meta``: ``index``, ``image_id``, ``matrix`` (2, 3) float64 image -> input affine (every
+  augmentation included; invert it to bring predictions back), ``image_size`` (2,) float64 image
+  (w, h), ``num_people`` (people of the file on the image, at most ``max_people``),
+  ``keypoints_image`` (``max_people``, K, 3) float64 annotations in image pixels + COCO's v,
+  ``flipped``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from animalpose.datasets.fileio import DataError, read_image
+from animalpose.datasets.formats.base import Augmenter, KeypointDataset
+from animalpose.datasets.formats.coco import CocoKeypointSet, load_coco_keypoints
+from animalpose.datasets.formats.coco_layout import COCO_CATEGORY, coco_paths
+from animalpose.datasets.keypoints import KeypointSpec
+from animalpose.datasets.transforms.bottomup import BottomUpAugment, BottomUpResize
+
+__all__ = ["MAX_PEOPLE", "BottomUpKeypoints", "build_bottomup_dataset"]
+
+#: HigherHRNet's ``DATASET.MAX_NUM_PEOPLE``: people kept per image (the first in file order).
+MAX_PEOPLE = 30
+
+
+class BottomUpKeypoints(KeypointDataset):
+    """One sample per image (module docs).
+
+    Args:
+        annotations: the keypoint file read by ``load_coco_keypoints`` onto ``spec``.
+        image_root: folder of the images; image ``i`` is ``image_root / file_name``.
+        augmenter: ``BottomUpResize`` or ``BottomUpAugment`` (``(image, people (M, K, 3), rng)
+            -> CropResult`` with (M, K, 3) keypoints), built with ``spec``'s flip index.
+        seed: non-negative seed of the per-sample draws.
+        every_image: one sample per image of the file (evaluation); else only per image with
+            a kept person (training).
+        max_people: M, the people kept per image and the padded length of ``keypoints``.
+
+    Attributes:
+        annotations: as given (evaluation reads its path, images and categories).
+        instances: the kept people, in file order (``annotations.instances``).
+        image_ids: (N,) the image id of each sample.
+
+    Raises:
+        DataError: an image file name that leaves ``image_root`` or does not exist (names the
+            json, the image id and the path), or an image whose size differs from the json's.
+    """
+
+    def __init__(
+        self,
+        *,
+        annotations: CocoKeypointSet,
+        image_root: str | os.PathLike,
+        augmenter: Augmenter,
+        seed: int,
+        every_image: bool = False,
+        max_people: int = MAX_PEOPLE,
+    ) -> None:
+        super().__init__(augmenter=augmenter, spec=annotations.spec, seed=seed)
+        if max_people < 1:
+            raise ValueError(f"max_people must be positive, got {max_people}")
+        self.annotations = annotations
+        self.image_root = Path(image_root)
+        self.max_people = int(max_people)
+        self.instances = list(annotations.instances)
+        people: dict[int, list[int]] = {}
+        for i, inst in enumerate(self.instances):
+            people.setdefault(inst.image_id, []).append(i)
+        ids = list(annotations.images) if every_image else list(people)
+        self.image_ids = np.array(ids, dtype=np.int64)
+        self._people = [people.get(i, [])[: self.max_people] for i in ids]
+        self._paths = [self._path(i) for i in ids]
+
+    def _path(self, image_id: int) -> Path:
+        image = self.annotations.images[image_id]
+        name = PurePosixPath(image.file_name.replace("\\", "/"))
+        if name.is_absolute() or ".." in name.parts or not name.parts:
+            raise DataError(
+                f"{self.annotations.path}: image {image.id} file_name {image.file_name!r} is not "
+                f"a path inside the image folder {self.image_root}"
+            )
+        path = self.image_root / name
+        if not path.is_file():
+            raise DataError(
+                f"{self.annotations.path}: image {image.id}: {path} does not exist "
+                "(check --image-path)"
+            )
+        return path
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def keypoints_image(self, index: int) -> np.ndarray:
+        """(P, K, 3) float64 annotations of sample ``index``'s people in image pixels, ``spec``
+        order, COCO's v (0 unlabelled, 1 occluded, 2 visible); P <= ``max_people``."""
+        k = self.spec.num_keypoints
+        rows = [
+            np.asarray(self.instances[i].keypoints, dtype=np.float64) for i in self._people[index]
+        ]
+        return np.stack(rows) if rows else np.zeros((0, k, 3), dtype=np.float64)
+
+    def _read(self, index: int) -> np.ndarray:
+        path = self._paths[index]
+        image = read_image(path)
+        info = self.annotations.images[int(self.image_ids[index])]
+        h, w = image.shape[:2]
+        if (w, h) != (info.width, info.height):
+            raise DataError(
+                f"{path}: image is {w}x{h} but {self.annotations.path} says image {info.id} is "
+                f"{info.width}x{info.height}"
+            )
+        return image
+
+    def _padded(self, people: np.ndarray, dtype: type) -> np.ndarray:
+        out = np.zeros((self.max_people, self.spec.num_keypoints, 3), dtype=dtype)
+        out[: len(people)] = people
+        return out
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        image = self._read(index)
+        people = self.keypoints_image(index)
+        result = self.augmenter(image, people, self.rng(index))
+        crop = np.ascontiguousarray(np.asarray(result.image, dtype=np.uint8).transpose(2, 0, 1))
+        h, w = image.shape[:2]
+        meta = {
+            "index": int(index),
+            "image_id": int(self.image_ids[index]),
+            "matrix": np.asarray(result.matrix, dtype=np.float64),
+            "image_size": np.array([w, h], dtype=np.float64),
+            "num_people": len(people),
+            "keypoints_image": self._padded(people, np.float64),
+            "flipped": bool(result.flipped),
+        }
+        return {
+            "image": torch.from_numpy(crop),
+            "keypoints": torch.from_numpy(self._padded(result.keypoints, np.float32)),
+            "meta": meta,
+        }
+
+
+def _limit_images(annotations: CocoKeypointSet, image_ids: list[int]) -> CocoKeypointSet:
+    """``annotations`` with only ``image_ids`` and their people (so an AP over it counts no
+    person of another image as missed)."""
+    kept = set(image_ids)
+    return dataclasses.replace(
+        annotations,
+        images={i: im for i, im in annotations.images.items() if i in kept},
+        instances=[inst for inst in annotations.instances if inst.image_id in kept],
+    )
+
+
+def build_bottomup_dataset(
+    *,
+    root: str | os.PathLike,
+    split: str,
+    input_size: int,
+    spec: KeypointSpec,
+    seed: int,
+    augment: bool,
+    rot_factor: float,
+    limit: int,
+) -> BottomUpKeypoints:
+    """A ``coco_bottomup`` split: the person annotations of ``coco_paths(root, split)`` on
+    ``spec``; ``BottomUpAugment`` (HigherHRNet's scale, shift and flip, rotation up to
+    ``rot_factor`` degrees) when ``augment``, else ``BottomUpResize``; the train split's images
+    with people, every image of the other splits; the first ``limit`` images (0: all), the
+    annotations cut to them."""
+    paths = coco_paths(root, split)
+    annotations = load_coco_keypoints(paths.annotations, spec=spec, categories=(COCO_CATEGORY,))
+    every_image = split != "train"
+    if limit > 0:
+        if every_image:
+            ids = list(annotations.images)
+        else:
+            ids = list(dict.fromkeys(inst.image_id for inst in annotations.instances))
+        annotations = _limit_images(annotations, ids[:limit])
+    if augment:
+        augmenter = BottomUpAugment(input_size, spec.flip_index, max_rotation=rot_factor)
+    else:
+        augmenter = BottomUpResize(input_size, spec.flip_index)
+    return BottomUpKeypoints(
+        annotations=annotations,
+        image_root=paths.images,
+        augmenter=augmenter,
+        seed=seed,
+        every_image=every_image,
+    )
