@@ -9,8 +9,11 @@ scores its ``model_best.pth.tar`` on the test split with the flip test (``evalua
 --evaluate -f``, ground-truth boxes) and reads ``eval_test/oks_results.json`` (COCOeval AP) and
 ``pck_results.json`` (precise PCK@0.05). A row whose test scores exist is read, not rerun; a
 killed training run continues from its ``checkpoint.pth.tar``. Writes ``human_<experiment>.md``
-and ``.json`` to ``--out``: mean +- std over seeds, parameters, GFLOPs of one crop and the
-training wall time.
+and ``.json`` to ``--out``: mean +- std over seeds, parameters, GFLOPs of one crop, the training
+wall time and ``L/R``: how often a left/right keypoint's heatmap is higher at its own ground-truth
+location than at its partner's, over test crops where both are labelled at least 3 heatmap pixels
+apart (``left_right_separation``; 50 % = the two channels are the same map, 100 % = every pair
+told apart).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from animalpose.datasets.formats.coco_layout import build_topdown_dataset
 from animalpose.datasets.keypoints import SPECS
-from animalpose.train.build import build_network
+from animalpose.train.build import build_network, build_normalizer, input_size
+from animalpose.train.checkpoint import load_model_weights
 from animalpose.train.config_io import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +114,52 @@ def model_size(folder: Path) -> tuple[float, float]:
     return params, counter.get_total_flops() / 1e9
 
 
+#: Pairs closer than this (heatmap pixels) are not scored by ``left_right_separation``.
+LR_MIN_DISTANCE = 3.0
+
+
+@torch.no_grad()
+def left_right_separation(folder: Path, *, split: str = "test", batch: int = 64) -> float:
+    """Percent of (crop, left/right pair) cases, both keypoints labelled and at least
+    ``LR_MIN_DISTANCE`` heatmap pixels apart, where each channel of the pair (last stage of
+    ``model_best.pth.tar``, no flip test) is higher at its own keypoint's rounded heatmap cell
+    than at its partner's; each channel of a pair counts once."""
+    cfg = load_config(folder / "config.yaml")
+    spec = SPECS[cfg.model.keypoint_spec]
+    net = build_network(cfg, spec, torch.device("cpu")).eval()
+    load_model_weights(net, folder / "model_best.pth.tar")
+    data = build_topdown_dataset(
+        root=cfg.data.image_path, split=split, input_size=input_size(cfg), spec=spec, seed=0,
+        augment=False, scale_factor=0.0, rot_factor=0.0, limit=0, detections="", det_score=0.0,
+        unbiased=cfg.data.codec == "udp",
+    )  # fmt: skip
+    normalize = build_normalizer(cfg)
+    pairs = [(spec.index(a), spec.index(b)) for a, b in spec.flip_pairs]
+    wins = total = 0
+    for start in range(0, len(data), batch):
+        samples = [data[i] for i in range(start, min(start + batch, len(data)))]
+        images = torch.stack([s["image"] for s in samples])
+        keypoints = torch.stack([s["keypoints"] for s in samples])
+        maps = net(normalize(images))[-1].float()
+        h, w = maps.shape[-2:]
+        stride = torch.tensor([images.shape[-1] / w, images.shape[-2] / h])
+        cells = (keypoints[..., :2] / stride).round().long()
+        cells[..., 0].clamp_(0, w - 1)
+        cells[..., 1].clamp_(0, h - 1)
+        for a, b in pairs:
+            both = (keypoints[:, a, 2] > 0) & (keypoints[:, b, 2] > 0)
+            apart = (cells[:, a] - cells[:, b]).float().norm(dim=-1) >= LR_MIN_DISTANCE
+            for i in torch.nonzero(both & apart).flatten().tolist():
+                for own, other in ((a, b), (b, a)):
+                    at = maps[i, own]
+                    wins += int(
+                        at[cells[i, own, 1], cells[i, own, 0]]
+                        > at[cells[i, other, 1], cells[i, other, 0]]
+                    )
+                    total += 1
+    return 100.0 * wins / max(total, 1)
+
+
 def _mean_std(values: list[float]) -> str:
     if len(values) < 2:
         return f"{values[0]:.2f}"
@@ -144,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                     "seed": seed,
                     **{k: 100 * oks[k] for k in AP_KEYS},
                     "pck": pck["metrics"]["precise"]["mean"],
+                    "left_right": left_right_separation(folder),
                     "train_seconds": seconds,
                     "folder": str(folder),
                 }
@@ -159,14 +211,15 @@ def main(argv: list[str] | None = None) -> int:
         f"Human top-down, experiment `{args.experiment}`: configs/human_cpu.yaml + the row's "
         f"overrides + {' '.join(args.set) or 'nothing else'}, seeds {args.seeds}; test split, "
         "ground-truth boxes, flip test. AP/AR: COCOeval x 100; PCK: precise PCK@0.05 (%); "
+        "L/R: left/right separation (%, 50 = the pair's channels are one map); "
         "mean ± std over seeds.",
         "",
-        "| row | params (M) | GFLOPs | AP | AP50 | AP75 | AR | PCK | train s/run |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| row | params (M) | GFLOPs | AP | AP50 | AP75 | AR | PCK | L/R | train s/run |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row, r in results.items():
         s = r["seeds"]
-        cells = [_mean_std([x[k] for x in s]) for k in (*AP_KEYS, "pck")]
+        cells = [_mean_std([x[k] for x in s]) for k in (*AP_KEYS, "pck", "left_right")]
         wall = statistics.mean(x["train_seconds"] for x in s)
         lines.append(
             f"| {row} | {r['params_m']:.2f} | {r['gflops']:.2f} | {' | '.join(cells)} | "
