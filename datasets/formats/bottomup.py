@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.base import Augmenter, KeypointDataset
-from animalpose.datasets.formats.coco import CocoKeypointSet, load_coco_keypoints
+from animalpose.datasets.formats.coco import CocoKeypointSet, image_path, load_coco_keypoints
 from animalpose.datasets.formats.coco_layout import COCO_CATEGORY, coco_paths
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.bottomup import BottomUpAugment, BottomUpResize
@@ -89,23 +89,7 @@ class BottomUpKeypoints(KeypointDataset):
         ids = list(annotations.images) if every_image else list(people)
         self.image_ids = np.array(ids, dtype=np.int64)
         self._people = [people.get(i, [])[: self.max_people] for i in ids]
-        self._paths = [self._path(i) for i in ids]
-
-    def _path(self, image_id: int) -> Path:
-        image = self.annotations.images[image_id]
-        name = PurePosixPath(image.file_name.replace("\\", "/"))
-        if name.is_absolute() or ".." in name.parts or not name.parts:
-            raise DataError(
-                f"{self.annotations.path}: image {image.id} file_name {image.file_name!r} is not "
-                f"a path inside the image folder {self.image_root}"
-            )
-        path = self.image_root / name
-        if not path.is_file():
-            raise DataError(
-                f"{self.annotations.path}: image {image.id}: {path} does not exist "
-                "(check --image-path)"
-            )
-        return path
+        self._paths = [image_path(annotations, annotations.images[i], self.image_root) for i in ids]
 
     def __len__(self) -> int:
         return len(self.image_ids)

@@ -32,7 +32,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -49,6 +49,7 @@ __all__ = [
     "CocoImage",
     "CocoInstance",
     "CocoKeypointSet",
+    "image_path",
     "load_coco_keypoints",
     "load_detections",
     "load_mpii",
@@ -204,6 +205,27 @@ def mpii_box(center: Sequence[float], scale: float) -> np.ndarray:
     cx = float(center[0]) - 1.0
     cy = float(center[1]) - 1.0 + MPII_BOX_SHIFT * float(scale)
     return np.array([cx - side / 2, cy - side / 2, side, side], dtype=np.float64)
+
+
+def image_path(keypoints: CocoKeypointSet, image: CocoImage, image_root: Path) -> Path:
+    """The file of ``image`` (an entry of ``keypoints.images``) under ``image_root``, checked.
+
+    Raises:
+        DataError: its ``file_name`` leaves ``image_root`` (absolute, ``..``, empty) or the file
+            does not exist; the message names the json and the image id.
+    """
+    name = PurePosixPath(image.file_name.replace("\\", "/"))
+    if name.is_absolute() or ".." in name.parts or not name.parts:
+        raise DataError(
+            f"{keypoints.path}: image {image.id} file_name {image.file_name!r} is not a path "
+            f"inside the image folder {image_root}"
+        )
+    path = image_root / name
+    if not path.is_file():
+        raise DataError(
+            f"{keypoints.path}: image {image.id}: {path} does not exist (check --image-path)"
+        )
+    return path
 
 
 def load_coco_keypoints(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,7 +24,12 @@ import torch
 from animalpose.datasets.correspondence import correspondence
 from animalpose.datasets.fileio import DataError, read_image
 from animalpose.datasets.formats.base import Augmenter, KeypointDataset
-from animalpose.datasets.formats.coco import CocoImage, CocoInstance, CocoKeypointSet
+from animalpose.datasets.formats.coco import (
+    CocoImage,
+    CocoInstance,
+    CocoKeypointSet,
+    image_path,
+)
 from animalpose.datasets.keypoints import KeypointSpec
 from animalpose.datasets.transforms.topdown import BOX_PADDING, box_to_center_size
 
@@ -106,19 +111,7 @@ class TopDownKeypoints(KeypointDataset):
             image = self.annotations.images.get(inst.image_id)
             if image is None:
                 raise DataError(f"{self._what(inst)}: the file has no image {inst.image_id}")
-            name = PurePosixPath(image.file_name.replace("\\", "/"))
-            if name.is_absolute() or ".." in name.parts or not name.parts:
-                raise DataError(
-                    f"{self.annotations.path}: image {image.id} file_name {image.file_name!r} "
-                    f"is not a path inside the image folder {self.image_root}"
-                )
-            path = self.image_root / name
-            if not path.is_file():
-                raise DataError(
-                    f"{self.annotations.path}: image {image.id}: {path} does not exist "
-                    "(check --image-path)"
-                )
-            paths[inst.image_id] = path
+            paths[inst.image_id] = image_path(self.annotations, image, self.image_root)
         return paths
 
     def _crop_box(self, inst: CocoInstance) -> tuple[np.ndarray, np.ndarray]:
