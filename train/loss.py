@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from animalpose.datasets.codecs.stages import per_output_targets
 from animalpose.datasets.parts import IGNORE
 
 __all__ = [
@@ -176,19 +177,7 @@ class KeypointMSELoss(nn.Module):
         heatmaps: torch.Tensor | Sequence[torch.Tensor],
         weights: torch.Tensor,
     ) -> torch.Tensor:
-        if isinstance(outputs, torch.Tensor):
-            raise TypeError("outputs must be a list of per-stack heatmaps, not one tensor")
-        if len(outputs) == 0:
-            raise ValueError("outputs is empty: expected one heatmap tensor per stack")
-        if isinstance(heatmaps, torch.Tensor):
-            targets = [heatmaps] * len(outputs)
-        elif len(heatmaps) == len(outputs):
-            targets = list(heatmaps)
-        else:
-            raise ValueError(
-                f"{len(heatmaps)} target heatmap tensors for {len(outputs)} outputs: give one "
-                "per output (the model's stage_sigma_scales) or a single tensor for all"
-            )
+        targets = per_output_targets(outputs, heatmaps, noun="heatmap tensors")
         last = len(outputs) - 1
         total = None
         for i, (heatmaps_pred, target) in enumerate(zip(outputs, targets, strict=True)):

@@ -34,6 +34,7 @@ from torch import nn
 
 from animalpose.datasets.codecs.dark import gaussian_blur
 from animalpose.datasets.codecs.msra import heatmap_argmax
+from animalpose.datasets.codecs.stages import per_output_targets
 from animalpose.datasets.codecs.udp import UDPHeatmap
 
 __all__ = ["OffsetHeatmap", "OffsetLoss", "hough_votes", "vote_mean"]
@@ -177,16 +178,7 @@ class OffsetLoss(nn.Module):
         heatmaps: torch.Tensor | Sequence[torch.Tensor],
         weights: torch.Tensor,
     ) -> torch.Tensor:
-        if isinstance(outputs, torch.Tensor):
-            raise TypeError("outputs must be a list of per-stage predictions, not one tensor")
-        if len(outputs) == 0:
-            raise ValueError("outputs is empty: expected one prediction tensor per stage")
-        if isinstance(heatmaps, torch.Tensor):
-            targets = [heatmaps] * len(outputs)
-        else:
-            targets = list(heatmaps)
-            if len(targets) != len(outputs):
-                raise ValueError(f"{len(targets)} target tensors for {len(outputs)} outputs")
+        targets = per_output_targets(outputs, heatmaps)
         total = None
         for pred, target in zip(outputs, targets):
             with torch.autocast(device_type=pred.device.type, enabled=False):
