@@ -357,24 +357,7 @@ def _is_main() -> bool:
 def _evaluator(
     cfg: Config, *, model, loss_fn, dataset, device, spec, codec, normalize, name, split, epoch, amp
 ) -> Evaluator | BottomUpEvaluator:
-    if is_bottomup(name):  # whole images: grouped people, OKS AP without boxes
-        return BottomUpEvaluator(
-            model=model,
-            dataset=dataset,
-            loader=eval_loader(cfg, dataset, device),
-            codec=codec,
-            normalizer=normalize,
-            spec=spec,
-            device=device,
-            name=name,
-            split=split,
-            flip=cfg.run.flip,
-            amp=amp,
-            loss_fn=loss_fn,
-            progress=cfg.run.progress and _is_main(),
-            epoch=epoch,
-        )
-    return Evaluator(
+    common = dict(
         model=model,
         dataset=dataset,
         loader=eval_loader(cfg, dataset, device),
@@ -388,8 +371,13 @@ def _evaluator(
         amp=amp,
         loss_fn=loss_fn,
         progress=cfg.run.progress and _is_main(),
-        max_overlays=cfg.run.tb_images,
         epoch=epoch,
+    )
+    if is_bottomup(name):  # whole images: grouped people, OKS AP without boxes
+        return BottomUpEvaluator(**common)
+    return Evaluator(
+        **common,
+        max_overlays=cfg.run.tb_images,
         detections=detection_file(cfg, name, split),
         det_score=cfg.data.det_score,
     )
