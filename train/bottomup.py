@@ -120,12 +120,7 @@ class BottomUpTrainer(Trainer):
 
     def epoch_line(self, summary: dict) -> str:
         """The epoch line: losses, OKS AP and AP50 (in percent) of the grouped people."""
-        ap = ""
-        if "val_ap" in summary:
-            ap = (
-                f" AP {100 * summary['val_ap']:.2f} AP50 {100 * summary['val_ap50']:.2f} "
-                f"({summary['val_boxes']})"
-            )
+        ap = self.ap_text(summary)
         return (
             f"epoch {summary['epoch']}: train loss {summary['train_loss']:.3e} | "
             f"{self.val_label} loss {(summary['val_loss'] or 0):.3e}{ap} | "

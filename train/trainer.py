@@ -472,15 +472,20 @@ class Trainer:
             summary["val_boxes"] = self.evaluator.box_source()
         return summary
 
+    @staticmethod
+    def ap_text(summary: dict) -> str:
+        """`` AP .. AP50 .. (boxes)`` of an epoch summary with OKS figures (percent), else ""."""
+        if "val_ap" not in summary:
+            return ""
+        return (
+            f" AP {100 * summary['val_ap']:.2f} AP50 {100 * summary['val_ap50']:.2f} "
+            f"({summary['val_boxes']})"
+        )
+
     def epoch_line(self, summary: dict) -> str:
         """The line printed after each epoch, from ``epoch_summary``'s figures (OKS AP and AP50
         when present, in percent)."""
-        ap = ""
-        if "val_ap" in summary:
-            ap = (
-                f" AP {100 * summary['val_ap']:.2f} AP50 {100 * summary['val_ap50']:.2f} "
-                f"({summary['val_boxes']})"
-            )
+        ap = self.ap_text(summary)
         return (
             f"epoch {summary['epoch']}: train loss {summary['train_loss']:.3e} "
             f"acc {summary['train_acc']:.4f} | {self.val_label} loss "
