@@ -26,6 +26,10 @@ from animalpose.train.loaders import make_loader
 
 __all__ = ["HUMAN_SPEC", "HumanBatches", "build_human_source", "describe_human_source"]
 
+#: Loader passes numbered per training epoch: epoch e's passes are e * this + 0, 1, ..., so an
+#: epoch's draws do not depend on the epochs before it (a resumed run draws as an uninterrupted
+#: one) as long as no epoch restarts the human loader this many times.
+PASSES_PER_EPOCH = 1000
 #: The keypoint spec of the person files read (COCO's 17 keypoints).
 HUMAN_SPEC = COCO17
 
@@ -90,7 +94,7 @@ class HumanBatches:
     def start(self, epoch: int) -> None:
         """Begin training epoch ``epoch``'s draws (a resumed run draws as an uninterrupted one
         from this epoch on)."""
-        self.passes = epoch * 1000
+        self.passes = epoch * PASSES_PER_EPOCH
         self._iter = None
 
     def _restart(self) -> None:
