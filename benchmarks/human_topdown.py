@@ -3,6 +3,7 @@
     python datasets/generate.py --benchmark humans-v1-cpu --image-path human_data
     python benchmarks/human_topdown.py --experiment codecs --seeds 0 1 2
     python benchmarks/human_topdown.py --experiment models --seeds 0 1 2
+    python benchmarks/human_topdown.py --experiment methods --seeds 0 1 2
 
 Each row trains ``configs/human_cpu.yaml`` with the row's overrides (``train/train.py``), then
 scores its ``model_best.pth.tar`` on the test split with the flip test (``evaluation/test.py
@@ -14,6 +15,10 @@ wall time and ``L/R``: how often a left/right keypoint's heatmap is higher at it
 location than at its partner's, over test crops where both are labelled at least 3 heatmap pixels
 apart (``left_right_separation``; 50 % = the two channels are the same map, 100 % = every pair
 told apart).
+
+Some rows only evaluate another row's trained weights differently (``EVAL_ONLY``: LPN's
+beta-soft-argmax decode on the argmax run's weights, detector boxes instead of ground-truth
+boxes); they are scored into ``eval_test_<row>`` beside that run.
 """
 
 from __future__ import annotations
@@ -52,15 +57,57 @@ EXPERIMENTS: dict[str, dict[str, list[str]]] = {
         "simple_baseline_r50": ["data.codec=msra", "model.depth=50"],
         "hrnet_w32": ["data.codec=msra", "model.arch=hrnet", "model.width=32"],
     },
+    # The seed methods at the same input, codec and budget; OHKM top-8 as CPN and MSPN train it.
+    # MSPN and RSN at CPU size (2 stages of ResNet-18; 1 RSN-18 stage + the pose refine machine).
+    "methods": {
+        "simple_baseline_r18": ["data.codec=msra"],
+        "simple_baseline_r18_detections": [],
+        "simple_baseline_r18_ohkm": ["data.codec=msra", "optim.ohkm_topk=8"],
+        "lpn_50": ["data.codec=msra", "model.arch=lpn", "model.depth=50"],
+        "lpn_50_soft_argmax": [],
+        "cpn_r18": ["data.codec=msra", "model.arch=cpn", "model.depth=18"],
+        "cpn_r18_ohkm": [
+            "data.codec=msra",
+            "model.arch=cpn",
+            "model.depth=18",
+            "optim.ohkm_topk=8",
+        ],
+        "mspn_2x18_ohkm": [
+            "data.codec=msra",
+            "model.arch=mspn",
+            "model.stacks=2",
+            "model.depth=18",
+            "optim.ohkm_topk=8",
+        ],
+        "mspn_2x18": ["data.codec=msra", "model.arch=mspn", "model.stacks=2", "model.depth=18"],
+        "rsn_18": ["data.codec=msra", "model.arch=rsn", "model.stacks=1", "model.depth=18"],
+    },  # fmt: skip
 }
 #: Rows that are the same run in two experiments (one training serves both).
-SHARED_RUNS = {("models", "simple_baseline_r18"): ("codecs", "msra")}
+SHARED_RUNS = {
+    ("models", "simple_baseline_r18"): ("codecs", "msra"),
+    ("methods", "simple_baseline_r18"): ("codecs", "msra"),
+}
+#: Rows that score another row's weights with other evaluation settings: row -> (the trained
+#: row, evaluation overrides). Their L/R figure is the trained row's (it reads no decode).
+EVAL_ONLY: dict[tuple[str, str], tuple[tuple[str, str], list[str]]] = {
+    ("methods", "simple_baseline_r18_detections"): (("codecs", "msra"), ["data.detections=auto"]),
+    ("methods", "lpn_50_soft_argmax"): (("methods", "lpn_50"), ["data.codec=soft-argmax"]),
+}
 AP_KEYS = ("AP", "AP50", "AP75", "AR")
 
 
 def run_dir(out: Path, experiment: str, row: str, seed: int) -> Path:
-    experiment, row = SHARED_RUNS.get((experiment, row), (experiment, row))
+    """The training run folder of a row (an evaluation-only row's trained row)."""
+    key = EVAL_ONLY.get((experiment, row), ((experiment, row), []))[0]
+    experiment, row = SHARED_RUNS.get(key, key)
     return out / experiment / row / f"seed{seed}"
+
+
+def eval_dir(out: Path, experiment: str, row: str, seed: int) -> Path:
+    """Where a row's test scores are written."""
+    name = f"eval_test_{row}" if (experiment, row) in EVAL_ONLY else "eval_test"
+    return run_dir(out, experiment, row, seed) / name
 
 
 def _call(cmd: list[str]) -> None:
@@ -68,19 +115,26 @@ def _call(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def train_and_test(folder: Path, overrides: list[str], seed: int, extra: list[str]) -> float:
-    """Train (or continue) then test one run; returns training wall seconds (0 if reused)."""
-    scores = folder / "eval_test" / "oks_results.json"
-    if scores.is_file():
-        return json.loads((folder / "timing.json").read_text())["train_seconds"]
-    sets = [*overrides, f"run.seed={seed}", "run.cpu_amp=true", *extra]
-    cmd = [sys.executable, "train/train.py", "--config", str(CONFIG), "-c", str(folder)]
-    if (folder / "checkpoint.pth.tar").is_file():
-        cmd += ["--resume", str(folder / "checkpoint.pth.tar")]
-    start = time.perf_counter()
-    _call([*cmd, "--no-progress", "--set", *sets])
-    seconds = time.perf_counter() - start
-    (folder / "timing.json").write_text(json.dumps({"train_seconds": seconds}))
+def train_and_test(
+    folder: Path,
+    overrides: list[str],
+    seed: int,
+    extra: list[str],
+    *,
+    scores_dir: Path | None = None,
+    eval_overrides: list[str] = (),
+) -> float:
+    """Train (or continue) then test one run into ``scores_dir`` (default ``folder/eval_test``)
+    with ``eval_overrides``; a run already trained is only tested. Returns training wall
+    seconds."""
+    scores_dir = scores_dir or folder / "eval_test"
+    timing = folder / "timing.json"
+    if (scores_dir / "oks_results.json").is_file():
+        return json.loads(timing.read_text())["train_seconds"]
+    if timing.is_file():
+        seconds = json.loads(timing.read_text())["train_seconds"]
+    else:
+        seconds = _train(folder, overrides, seed, extra)
     _call(
         [
             sys.executable,
@@ -95,11 +149,25 @@ def train_and_test(folder: Path, overrides: list[str], seed: int, extra: list[st
             "--resume",
             str(folder / "model_best.pth.tar"),
             "-c",
-            str(folder / "eval_test"),
+            str(scores_dir),
             "--set",
             "run.cpu_amp=true",
+            *eval_overrides,
         ]
     )
+    return seconds
+
+
+def _train(folder: Path, overrides: list[str], seed: int, extra: list[str]) -> float:
+    """Train (or continue) one run; records and returns its wall seconds."""
+    sets = [*overrides, f"run.seed={seed}", "run.cpu_amp=true", *extra]
+    cmd = [sys.executable, "train/train.py", "--config", str(CONFIG), "-c", str(folder)]
+    if (folder / "checkpoint.pth.tar").is_file():
+        cmd += ["--resume", str(folder / "checkpoint.pth.tar")]
+    start = time.perf_counter()
+    _call([*cmd, "--no-progress", "--set", *sets])
+    seconds = time.perf_counter() - start
+    (folder / "timing.json").write_text(json.dumps({"train_seconds": seconds}))
     return seconds
 
 
@@ -160,7 +228,11 @@ def left_right_separation(folder: Path, *, split: str = "test", batch: int = 64)
     return 100.0 * wins / max(total, 1)
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float | None]) -> str:
+    """``mean ± std`` over seeds; a dash where the figure does not exist (PCK with detector
+    boxes, which are not matched to labelled people)."""
+    if any(v is None for v in values):
+        return "—"
     if len(values) < 2:
         return f"{values[0]:.2f}"
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
@@ -181,15 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown rows {sorted(unknown)}; valid: {sorted(rows)}")
     results = {}
-    for row, overrides in rows.items():
-        if args.rows and row not in args.rows:
-            continue
+    order = args.rows or list(rows)
+    for row in order:
+        key = (args.experiment, row)
+        (trained_experiment, trained_row), eval_overrides = EVAL_ONLY.get(key, (key, []))
+        overrides = EXPERIMENTS[trained_experiment][trained_row]
         per_seed = []
         for seed in args.seeds:
             folder = run_dir(args.out, args.experiment, row, seed)
-            seconds = train_and_test(folder, overrides, seed, args.set)
-            oks = json.loads((folder / "eval_test" / "oks_results.json").read_text())
-            pck = json.loads((folder / "eval_test" / "pck_results.json").read_text())
+            scores = eval_dir(args.out, args.experiment, row, seed)
+            seconds = train_and_test(
+                folder, overrides, seed, args.set, scores_dir=scores, eval_overrides=eval_overrides
+            )
+            oks = json.loads((scores / "oks_results.json").read_text())
+            pck = json.loads((scores / "pck_results.json").read_text())
             per_seed.append(
                 {
                     "seed": seed,
@@ -203,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         params, gflops = model_size(Path(per_seed[0]["folder"]))
         results[row] = {
             "overrides": overrides,
+            "eval_overrides": eval_overrides,
             "params_m": params,
             "gflops": gflops,
             "seeds": per_seed,
