@@ -14,6 +14,7 @@ import numpy as np
 from animalpose.adapt.compare_methods import METHODS
 from animalpose.datasets.fileio import atomic_write
 from animalpose.evaluation.report import METRIC_LABELS
+from animalpose.train.build import model_description
 from animalpose.train.config import Config
 
 __all__ = [
@@ -150,7 +151,7 @@ def markdown_report(
     target = ", ".join(
         f"{n} {len(v['shots'])} shots / {v['frames']} frames" for n, v in record["splits"].items()
     )
-    m, d, o = cfg.model, cfg.data, cfg.optim
+    d, o = cfg.data, cfg.optim
     spread = "" if len(seeds) == 1 else ", mean ± sample std over seeds"
     lines = [
         (
@@ -165,7 +166,7 @@ def markdown_report(
             f"target {target}"
         ),
         (
-            f"- model: {m.arch} {m.stacks} stack(s), {m.channels} channels, {d.inp_res} px input, "
+            f"- model: {model_description(cfg)}, {d.inp_res} px input, "
             f"{o.epochs} epochs, {o.solver} lr {o.lr}, batch {d.train_batch}; seeds "
             f"{', '.join(map(str, seeds))}"
         ),

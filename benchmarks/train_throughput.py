@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from animalpose.datasets.generator.fixtures import make_coco_fixture, make_synthetic_fixture
+from animalpose.train.build import model_description
 from animalpose.train.config import Config
 from animalpose.train.config_io import apply_overrides, load_config
 from animalpose.train.trainer import Trainer
@@ -132,13 +133,8 @@ def end_to_end(trainer: Trainer, *, iters: int, warmup: int, train_step: bool = 
 
 
 def describe_model(cfg: Config) -> str:
-    m, d = cfg.model, cfg.data
-    what = {
-        "hg": f"hg stacks={m.stacks} blocks={m.blocks} channels={m.channels}",
-        "simple_baseline": f"simple_baseline ResNet-{m.depth}",
-        "hrnet": f"hrnet W{m.width}",
-    }.get(m.arch, m.arch)
-    return f"{what} input={d.inp_width or d.inp_res}x{d.inp_res} (w x h)"
+    d = cfg.data
+    return f"{model_description(cfg)} input={d.inp_width or d.inp_res}x{d.inp_res} (w x h)"
 
 
 def main() -> None:

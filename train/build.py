@@ -46,7 +46,7 @@ from animalpose.train.config import Config, ConfigError
 from animalpose.train.device import memory_format, setup_device, use_amp
 from animalpose.train.loaders import distributed_info, make_loader
 from animalpose.train.loss import KeypointMSELoss
-from animalpose.train.models import build_model
+from animalpose.train.models import build_model, describe_model
 from animalpose.train.models.pretrained import load_trunk_weights
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "heatmap_size",
     "input_size",
     "load_start_weights",
+    "model_description",
     "model_input",
     "wrap_for_training",
 ]
@@ -215,6 +216,20 @@ def build_network(cfg: Config, spec: KeypointSpec, device: torch.device) -> nn.M
         width=cfg.model.width,
     ).to(device)
     return model.to(memory_format=memory_format(cfg))
+
+
+def model_description(cfg: Config) -> str:
+    """The run's model with the sizes its architecture reads, for reports: e.g. "hg (1 stacks,
+    1 blocks, 64 channels)", "simple_baseline (ResNet depth 18)"."""
+    m = cfg.model
+    return describe_model(
+        m.arch,
+        num_stacks=m.stacks,
+        num_blocks=m.blocks,
+        channels=m.channels,
+        depth=m.depth,
+        width=m.width,
+    )
 
 
 def build_loss(cfg: Config, codec: Codec, model: nn.Module) -> nn.Module:

@@ -30,6 +30,7 @@ __all__ = [
     "MODEL_OPTIONS",
     "available_memory",
     "build_model",
+    "describe_model",
     "model_kwargs",
     "weight_bytes",
 ]
@@ -172,6 +173,16 @@ def build_model(
             "section of a --config file, or the config saved in the checkpoint being evaluated)"
         )
     return cls(**kwargs)
+
+
+def describe_model(arch: str, **options: int | None) -> str:
+    """``arch`` with the sizes its constructor takes from ``options`` (``model_kwargs``'s
+    rules) in ``MODEL_OPTIONS``' order, for reports: ``describe_model("hg", num_stacks=1,
+    num_blocks=1, channels=64, depth=50)`` -> "hg (1 stacks, 1 blocks, 64 channels)"; an
+    architecture that takes none of them (or gets only None) is its bare name."""
+    kwargs = model_kwargs(arch, num_keypoints=0, **options)
+    sizes = [_SIZE_WORDS[k].format(kwargs[k]) for k in MODEL_OPTIONS[arch] if k in kwargs]
+    return f"{arch} ({', '.join(sizes)})" if sizes else arch
 
 
 def _describe(kwargs: dict[str, int]) -> str:

@@ -16,6 +16,7 @@ from animalpose.train.models import (
     MODEL_OPTIONS,
     MODELS,
     build_model,
+    describe_model,
     model_kwargs,
     weight_bytes,
 )
@@ -181,3 +182,14 @@ def test_each_arch_takes_only_its_options():
     assert model_kwargs("hrnet", num_keypoints=3, width=None) == dict(num_keypoints=3)
     with pytest.raises(TypeError, match="unknown model options"):
         model_kwargs("hg", num_keypoints=3, stacks=2)
+
+
+def test_describe_model_names_only_the_sizes_the_architecture_takes():
+    sizes = dict(num_stacks=1, num_blocks=1, channels=64, depth=18, width=32)
+    assert describe_model("hg", **sizes) == "hg (1 stacks, 1 blocks, 64 channels)"
+    assert describe_model("simple_baseline", **sizes) == "simple_baseline (ResNet depth 18)"
+    assert describe_model("mspn", **sizes) == "mspn (1 stacks, ResNet depth 18, 64 channels)"
+    assert describe_model("hrnet", **sizes) == "hrnet (width 32)"
+    assert describe_model("lpn", depth=None) == "lpn"  # None: the class default, not named
+    with pytest.raises(KeyError, match="unknown model arch"):
+        describe_model("resnet", **sizes)
