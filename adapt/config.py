@@ -236,6 +236,8 @@ _NOT_ADAPT = {
     "--features",
     "--target-weight",
     "--seg-weight",  # adaptation trains no part segmentation
+    "--test-scales",  # bottom-up evaluation options: adaptation sources are top-down animals
+    "--project-to-input",
 }
 ADAPT_FLAGS: tuple[Flag, ...] = (
     _flag(

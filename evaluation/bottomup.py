@@ -5,18 +5,26 @@
 Per image (``bottomup_maps``, ``image_people``):
 
 1. Forward the normalised input at every test scale (``scales``: HigherHRNet's
-   ``TEST.SCALE_FACTOR``, [1] by default; a scale s resizes the S x S input to the nearest
-   multiple of ``INPUT_MULTIPLE`` of s S). With the flip test the mirrored input runs in the same
-   call: its heatmaps and tags are un-mirrored by the codec's rule with the spec's flip pairs
-   (``inference.flip_rule``), the heatmaps averaged with the plain ones, the tags appended as a
-   second tag dimension. Later outputs (HigherHRNet's higher-resolution heads) are resized to
-   the first's size and averaged into its heatmaps.
-2. ``grouping.multi_scale_merge`` onto the codec's heatmap size (mean heatmaps, tags
-   concatenated), then ``grouping.group`` with ``grouping_order(spec)`` (head and torso
-   first), HigherHRNet's thresholds and refinement.
-3. Heatmap pixels -> input pixels (``codec.to_input``) -> image pixels (the inverse of
-   ``meta["matrix"]``); a person's score is the mean of its K keypoint scores (HigherHRNet's;
-   missing keypoints count 0 and are written at (0, 0)). No rescoring or OKS-NMS.
+   ``TEST.SCALE_FACTOR``, [1] by default, [0.5, 1, 2] for its multi-scale numbers; a scale s
+   resizes the S x S input to the nearest multiple of ``INPUT_MULTIPLE`` of s S). With the flip
+   test the mirrored input runs in the same call: its heatmaps and tags are un-mirrored by the
+   codec's rule with the spec's flip pairs (``inference.flip_rule``), the heatmaps averaged with
+   the plain ones, the tags appended as a second tag dimension. A model with several outputs
+   (HigherHRNet, ``merge_outputs``): the first output's heatmaps and tags are upsampled to the
+   last (finest, stride-2) output's size and the heatmaps averaged with its heatmaps
+   (``get_multi_stage_outputs``).
+2. ``grouping.multi_scale_merge`` onto one size (mean heatmaps, tags concatenated): the finest
+   output's size on the scale-1 input (the codec's heatmap size without a higher head), or with
+   ``project_to_input`` the S x S input itself (HigherHRNet's ``TEST.PROJECT2IMAGE``: bilinear,
+   so top-k, NMS and the quarter shift work in input pixels); then ``grouping.group`` with
+   ``grouping_order(spec)`` (head and torso first), HigherHRNet's thresholds and refinement.
+3. Map pixels -> input pixels (``codec.to_input`` of the codec at the maps' size,
+   ``transforms.bottomup.codec_at_size``) -> image pixels (the inverse of ``meta["matrix"]``); a
+   person's score is the mean of its K keypoint scores (HigherHRNet's; missing keypoints count
+   0 and are written at (0, 0)). No rescoring or OKS-NMS.
+
+Resizing maps uses pixel-area alignment (``align_corners=False``), the default codec's; maps
+at another size than the codec's are refused for a codec of another alignment.
 
 ``bottomup_results`` writes the people as COCO keypoint results in the annotation file's
 keypoint order; ``BottomUpEvaluator`` runs a data set through all of it and scores the results
@@ -40,7 +48,7 @@ from tqdm import tqdm
 from animalpose.datasets.formats.bottomup import BottomUpKeypoints
 from animalpose.datasets.geometry import apply_affine, invert_affine
 from animalpose.datasets.keypoints import KeypointSpec
-from animalpose.datasets.transforms.bottomup import bottomup_targets
+from animalpose.datasets.transforms.bottomup import bottomup_targets, codec_at_size
 from animalpose.evaluation.evaluator import KEYPOINT_RESULTS_JSON, OksTarget, oks_target
 from animalpose.evaluation.grouping import (
     DETECTION_THRESHOLD,
@@ -68,6 +76,7 @@ __all__ = [
     "bottomup_maps",
     "bottomup_results",
     "image_people",
+    "merge_outputs",
 ]
 
 #: How every bottom-up AP names its "boxes": there are none, people come from grouping.
@@ -76,15 +85,27 @@ BOX_SOURCE = "bottom-up, no boxes"
 INPUT_MULTIPLE = 32
 
 
-def _first_heatmaps(outputs: list[torch.Tensor], num_keypoints: int) -> torch.Tensor:
-    """(B, K, h, w): the first output's heatmaps averaged with every later output's, resized
-    to the first's size (pixel-area alignment)."""
-    heat = outputs[0][:, :num_keypoints]
+def merge_outputs(
+    outputs: list[torch.Tensor], num_keypoints: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A model's outputs -> ``(heatmaps (B, K, h, w), tags (B, K, h, w))``: the first output's
+    K heatmaps and K tags; with later outputs (HigherHRNet's higher-resolution heads, heatmaps
+    only) h x w is the last output's size, the first output is upsampled to it (bilinear,
+    pixel-area alignment) and every output's heatmaps are averaged."""
+    k = num_keypoints
+    first = outputs[0]
     if len(outputs) == 1:
-        return heat
-    size = heat.shape[-2:]
-    later = [F.interpolate(o, size, mode="bilinear", align_corners=False) for o in outputs[1:]]
-    return torch.stack([heat, *later]).mean(0)
+        return first[:, :k], first[:, k:]
+    size = outputs[-1].shape[-2:]
+
+    def resize(maps: torch.Tensor) -> torch.Tensor:
+        if maps.shape[-2:] == size:
+            return maps
+        return F.interpolate(maps, size, mode="bilinear", align_corners=False)
+
+    first = resize(first)
+    heat = torch.stack([first[:, :k], *(resize(o[:, :k]) for o in outputs[1:])]).mean(0)
+    return heat, first[:, k:]
 
 
 def bottomup_maps(
@@ -92,7 +113,7 @@ def bottomup_maps(
     inputs: torch.Tensor,
     *,
     num_keypoints: int,
-    heatmap_size: tuple[int, int],
+    heatmap_size: tuple[int, int] | None = None,
     scales: Sequence[float] = (1.0,),
     flip_index: Sequence[int] | np.ndarray | None = None,
     codec: object | None = None,
@@ -105,8 +126,10 @@ def bottomup_maps(
             heatmaps then K tags (``AssociativeEmbedding``).
         inputs: (B, 3, S, S) normalised images.
         num_keypoints: K.
-        heatmap_size: (w, h) the merged maps are resized to (the codec's heatmap size).
-        scales: test scales (factors on S).
+        heatmap_size: (w, h) the merged maps are resized to (the input's (W, H) to group at
+            input resolution); None: the finest output's size on the scale-1 input (the
+            codec's heatmap size for a model with one output).
+        scales: test scales (factors on S), positive.
         flip_index: (K,) the spec's flip permutation: turns the flip test on.
         codec: the run's codec, whose ``flip_back`` rule un-mirrors (``inference.flip_rule``).
         amp: bfloat16 autocast of the forward.
@@ -118,6 +141,8 @@ def bottomup_maps(
     """
     batch, _, height, width = inputs.shape
     k = num_keypoints
+    if len(scales) == 0 or not all(s > 0 for s in scales):
+        raise ValueError(f"test scales must be positive and at least one, got {list(scales)}")
     unflip_tagged = unflip_heat = None
     if flip_index is not None:
         index = np.asarray(flip_index, dtype=np.int64)
@@ -145,14 +170,17 @@ def bottomup_maps(
         mine = [o[:batch] for o in outputs]
         if scale == 1:
             plain = mine
-        heat = _first_heatmaps(mine, k)
-        tags = mine[0][:, k:, ..., None]  # (B, K, h, w, 1)
+        heat, tags = merge_outputs(mine, k)
+        tags = tags[..., None]  # (B, K, h, w, 1)
         if flip_index is not None:
             mirrored = [o[batch:] for o in outputs]
-            first = unflip_tagged(mirrored[0])
-            back = [first, *(unflip_heat(o) for o in mirrored[1:])]
-            heat = 0.5 * (heat + _first_heatmaps(back, k))
-            tags = torch.cat([tags, first[:, k:, ..., None]], dim=-1)
+            back = [unflip_tagged(mirrored[0]), *(unflip_heat(o) for o in mirrored[1:])]
+            back_heat, back_tags = merge_outputs(back, k)
+            heat = 0.5 * (heat + back_heat)
+            tags = torch.cat([tags, back_tags[..., None]], dim=-1)
+        if heatmap_size is None:  # the finest output's size on the scale-1 input
+            stride_x, stride_y = x.shape[-1] / heat.shape[-1], x.shape[-2] / heat.shape[-2]
+            heatmap_size = (round(width / stride_x), round(height / stride_y))
         per_scale.append((heat, tags))
     maps = [
         multi_scale_merge([(heat[i], tags[i]) for heat, tags in per_scale], size=heatmap_size)
@@ -235,8 +263,11 @@ class BottomUpEvaluator:
         name, split: the data set's name and split, for titles and result files.
         flip: flip test. amp: bfloat16 autocast. loss_fn: also report the mean validation loss
             (``AELoss``: ``(outputs, heatmaps, weights, cells, visible) -> (total, terms)``).
-        scales: test scales (module docs). max_people, detection_threshold, tag_threshold,
-            fill_missing: ``grouping.group``'s (HigherHRNet's ``TEST`` values by default).
+        scales: test scales (module docs; HigherHRNet's multi-scale test: (0.5, 1, 2)).
+        project_to_input: group on maps resized to the S x S input (module docs, step 2;
+            HigherHRNet's ``PROJECT2IMAGE``); off: at the finest output's resolution.
+        max_people, detection_threshold, tag_threshold, fill_missing: ``grouping.group``'s
+            (HigherHRNet's ``TEST`` values by default).
         epoch: the epochs of training behind the weights.
     """
 
@@ -255,6 +286,7 @@ class BottomUpEvaluator:
     progress: bool = True
     epoch: int = 0
     scales: tuple[float, ...] = (1.0,)
+    project_to_input: bool = False
     max_people: int = MAX_PEOPLE
     detection_threshold: float = DETECTION_THRESHOLD
     tag_threshold: float = TAG_THRESHOLD
@@ -279,10 +311,44 @@ class BottomUpEvaluator:
             raise ValueError(f"bottom-up results need one category, the data set read {categories}")
         return categories[0]
 
-    def _loss(self, plain: list[torch.Tensor], keypoints: torch.Tensor, codec) -> torch.Tensor:
-        targets = bottomup_targets(codec, keypoints)
-        out = self.loss_fn(plain, targets.heatmaps, targets.weights, targets.cells, targets.visible)
+    def __post_init__(self) -> None:
+        self.scales = tuple(float(s) for s in self.scales)
+        if not self.scales or not all(s > 0 for s in self.scales):
+            raise ValueError(f"test scales must be positive and at least one, got {self.scales}")
+
+    def _loss(
+        self,
+        plain: list[torch.Tensor],
+        keypoints: torch.Tensor,
+        masks: torch.Tensor | None,
+        codec,
+    ) -> torch.Tensor:
+        """``loss_fn`` on the scale-1 outputs, with targets (and loss masks) at every output's
+        resolution."""
+        sizes = [(o.shape[-1], o.shape[-2]) for o in plain]
+        targets = bottomup_targets(codec, keypoints, masks=masks, heatmap_sizes=sizes)
+        out = self.loss_fn(
+            plain,
+            targets.heatmaps_per_output,
+            targets.weights_per_output,
+            targets.cells,
+            targets.visible,
+        )
         return out[0] if isinstance(out, tuple) else out
+
+    def _map_codec(self, codec, maps: list[tuple[torch.Tensor, torch.Tensor]]):
+        """The codec whose ``to_input`` reads the grouped maps: ``codec`` at their size."""
+        height, width = maps[0][0].shape[-2:]
+        if (width, height) == tuple(codec.heatmap_size):
+            return codec
+        convention = getattr(codec, "convention", None)
+        if convention != "pixel-area":
+            raise ValueError(
+                f"grouping on {width} x {height} maps (the codec's are {codec.heatmap_size}) "
+                "resizes them with pixel-area alignment: use the pixel-area codec, not "
+                f"{type(codec).__name__} with alignment {convention!r}"
+            )
+        return codec_at_size(codec, (width, height))
 
     def predict(self, codec=None) -> EvalResult:
         """People of every image and the mean loss, not scored yet: an ``EvalResult`` whose rows
@@ -303,7 +369,7 @@ class BottomUpEvaluator:
                     self.model,
                     x,
                     num_keypoints=k,
-                    heatmap_size=codec.heatmap_size,
+                    heatmap_size=(x.shape[-1], x.shape[-2]) if self.project_to_input else None,
                     scales=self.scales,
                     flip_index=flip_index,
                     codec=codec,
@@ -312,13 +378,16 @@ class BottomUpEvaluator:
                 samples += x.shape[0]
                 if self.loss_fn is not None and plain is not None:
                     keypoints = batch["keypoints"].to(self.device).float()
-                    loss_sum += float(self._loss(plain, keypoints, codec)) * x.shape[0]
+                    masks = batch.get("mask")
+                    masks = None if masks is None else masks.to(self.device)
+                    loss_sum += float(self._loss(plain, keypoints, masks, codec)) * x.shape[0]
                     losses += x.shape[0]
+                map_codec = self._map_codec(codec, maps)
                 for i, (heatmaps, tags) in enumerate(maps):
                     kp, score = image_people(
                         heatmaps,
                         tags,
-                        codec=codec,
+                        codec=map_codec,
                         matrix=meta["matrix"][i].numpy(),
                         order=order,
                         max_people=self.max_people,
@@ -420,6 +489,7 @@ class BottomUpEvaluator:
             "num_people": int(len(val.preds)),
             "flip_test": bool(self.flip),
             "scales": [float(s) for s in self.scales],
+            "project_to_input": bool(self.project_to_input),
         }
         with output_errors(out_dir):
             save_keypoint_results(results_path, self.results(val))

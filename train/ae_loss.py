@@ -15,7 +15,11 @@ the tags read at the person's labelled keypoints:
 
 ``ae_tag_loss`` computes both for a batch at once (no loop over images or persons). ``AELoss``
 adds the heatmap term, ``mean((pred - target)^2 * weights)`` per image (no 0.5 factor: the
-reference's ``HeatmapLoss``, not ``JointsMSELoss``), over the model's list of outputs.
+reference's ``HeatmapLoss``, not ``JointsMSELoss``), summed over the model's list of outputs
+(HigherHRNet: strides 4 and 2, each against its own targets). The weights may be HigherHRNet's
+loss masks (``transforms.bottomup.bottomup_targets(..., masks=)``): 0 over crowds and people
+without labelled keypoints, whose pixels then add nothing (the mean still runs over all
+pixels, as the reference's); the tags are never masked.
 """
 
 from __future__ import annotations
@@ -192,7 +196,8 @@ class AELoss(nn.Module):
       heads) are (B, K, h_i, w_i) heatmaps only.
     - ``heatmaps``: (B, K, h, w) targets, or a list of one per output (needed when the
       resolutions differ).
-    - ``weights``: ``heatmap_loss``'s weights, or a list of one per output.
+    - ``weights``: ``heatmap_loss``'s weights ((B, K), a (B, h, w) loss mask, (B, K, h, w)),
+      or a list of one per output (``BottomUpTargets.weights_per_output``).
     - ``keypoints`` (B, M, K, 2) integer heatmap pixels of ``outputs[0]`` and ``visible``
       (B, M, K): ``ae_tag_loss``'s persons.
 

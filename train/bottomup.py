@@ -4,8 +4,11 @@ HRNet/HigherHRNet-Human-Pose-Estimation ``lib/core/trainer.py``) on the ``Traine
 ``BottomUpTrainer`` is a ``Trainer`` (optimiser, schedule, checkpoints, resume, TensorBoard,
 ``log.txt``, divergence guard) that differs where whole images differ from crops:
 
-- a batch carries (B, M, K, 3) people; ``prepare`` turns them into ``bottomup_targets``
-  (per-type maximum of the people's Gaussians, and every person's keypoint cells for the tags);
+- a batch carries (B, M, K, 3) people and (B, S, S) loss masks (0 over crowds and people
+  without keypoints); ``prepare`` turns them into ``bottomup_targets`` (per-type maximum of the
+  people's Gaussians at every output resolution of the model, ``heatmap_sizes``: HigherHRNet's
+  stride-2 head gets its own targets; the masks at each resolution; every person's keypoint
+  cells for the tags of the first output);
 - ``step`` trains ``AELoss`` (``train/ae_loss.py``: heatmap MSE plus the tags' pull and push;
   ``build.build_loss`` makes it for a bottom-up data set); the push, pull and heatmap parts go to
   TensorBoard as ``train/heatmap_loss``, ``train/push_loss``, ``train/pull_loss``;
@@ -29,13 +32,15 @@ from animalpose.datasets.transforms.bottomup import BottomUpTargets, bottomup_ta
 from animalpose.evaluation.bottomup import INPUT_MULTIPLE
 from animalpose.evaluation.inference import autocast
 from animalpose.evaluation.visualize import GT_COLOR, draw_keypoints
+from animalpose.train.checkpoint import unwrap_model
 from animalpose.train.config import Config, ConfigError
 from animalpose.train.trainer import Trainer
 
 __all__ = ["BOTTOMUP_ARCHS", "HEATMAP_STRIDE", "BottomUpTrainer", "check_bottomup"]
 
-#: Architectures that predict K heatmaps and K tags (``train/models/__init__.py`` names).
-BOTTOMUP_ARCHS = ("associative",)
+#: Architectures that predict K heatmaps and K tags (``train/models/__init__.py`` names):
+#: ``associative`` (HRNet + AE) and ``higher_hrnet`` (its stride-2 head on, ``HigherHRNet``).
+BOTTOMUP_ARCHS = ("associative", "higher_hrnet")
 #: Input pixels per heatmap pixel of an associative model's first output (HRNet's stride 4).
 HEATMAP_STRIDE = 4
 
@@ -44,7 +49,9 @@ def check_bottomup(cfg: Config) -> None:
     """Raise ``ConfigError`` unless data set and model agree: a bottom-up data set
     (``BOTTOMUP_DATASETS``) needs a ``BOTTOMUP_ARCHS`` model, a square input that divides by
     ``INPUT_MULTIPLE`` and ``data.out_res`` = ``data.inp_res`` / ``HEATMAP_STRIDE``; a
-    ``BOTTOMUP_ARCHS`` model needs a bottom-up data set. Nothing to check otherwise."""
+    ``BOTTOMUP_ARCHS`` model needs a bottom-up data set, and only a bottom-up data set takes
+    ``run.test_scales`` other than [1.0] or ``run.project_to_input``. Nothing to check
+    otherwise."""
     d, arch = cfg.data, cfg.model.arch
     bottomup, tagged = is_bottomup(d.dataset), arch in BOTTOMUP_ARCHS
     if tagged and not bottomup:
@@ -54,6 +61,12 @@ def check_bottomup(cfg: Config) -> None:
             key="model.arch",
         )
     if not bottomup:
+        if cfg.run.test_scales != [1.0] or cfg.run.project_to_input:
+            raise ConfigError(
+                "--test-scales and --project-to-input apply to bottom-up data sets "
+                f"({', '.join(BOTTOMUP_DATASETS)}), not {d.dataset}",
+                key="run.test_scales" if cfg.run.test_scales != [1.0] else "run.project_to_input",
+            )
         return
     if not tagged:
         raise ConfigError(
@@ -84,11 +97,26 @@ class BottomUpTrainer(Trainer):
         #: The last step's weighted loss parts (0-d tensors on the device), for TensorBoard.
         self.loss_terms: dict[str, torch.Tensor] = {}
 
+    def heatmap_sizes(self, codec) -> list[tuple[int, int]]:
+        """(w, h) of every output of the model: the codec's heatmaps, then one per later
+        output at the input size over its stride (the model's ``output_strides``; HigherHRNet:
+        stride 2)."""
+        strides = getattr(unwrap_model(self.model), "output_strides", None) or (HEATMAP_STRIDE,)
+        w_in, h_in = codec.input_size
+        return [tuple(codec.heatmap_size), *((w_in // s, h_in // s) for s in strides[1:])]
+
     def prepare(self, batch: dict, codec) -> tuple[torch.Tensor, BottomUpTargets]:
-        """Batch -> (normalised images, ``bottomup_targets`` of its people), on the device."""
+        """Batch -> (normalised images, ``bottomup_targets`` of its people and loss masks at
+        every output resolution), on the device."""
         images = batch["image"].to(self.device, non_blocking=True)
         keypoints = batch["keypoints"].to(self.device, non_blocking=True)
-        return self._normalize(images), bottomup_targets(codec, keypoints)
+        masks = batch.get("mask")
+        if masks is not None:
+            masks = masks.to(self.device, non_blocking=True)
+        targets = bottomup_targets(
+            codec, keypoints, masks=masks, heatmap_sizes=self.heatmap_sizes(codec)
+        )
+        return self._normalize(images), targets
 
     def step(self, batch: dict, codec):
         """One optimisation step -> (loss, [the first output's K heatmaps], target heatmaps):
@@ -97,7 +125,11 @@ class BottomUpTrainer(Trainer):
         with autocast(self.device, self.amp):
             outputs = self.net(x)
         loss, terms = self.loss_fn(
-            outputs, targets.heatmaps, targets.weights, targets.cells, targets.visible
+            outputs,
+            targets.heatmaps_per_output,
+            targets.weights_per_output,
+            targets.cells,
+            targets.visible,
         )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

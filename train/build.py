@@ -389,7 +389,11 @@ def _evaluator(
         epoch=epoch,
     )
     if is_bottomup(name):  # whole images: grouped people, OKS AP without boxes
-        return BottomUpEvaluator(**common)
+        return BottomUpEvaluator(
+            **common,
+            scales=tuple(cfg.run.test_scales),
+            project_to_input=cfg.run.project_to_input,
+        )
     return Evaluator(
         **common,
         max_overlays=cfg.run.tb_images,

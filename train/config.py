@@ -315,6 +315,12 @@ class RunConfig(Section):
     evaluate: bool = False  # -e/--evaluate: only evaluate (on data.eval_split)
     debug: bool = False  # -d/--debug: show intermediate results (ground truth vs predictions)
     flip: bool = False  # -f/--flip: flip test (average with the mirrored crop's heatmaps)
+    # --test-scales: bottom-up test scales, factors on the input side, heatmaps averaged and tags
+    # concatenated over them (HigherHRNet's multi-scale test: 0.5 1 2)
+    test_scales: list[float] = field(default_factory=lambda: [1.0])
+    # --project-to-input: bottom-up grouping on heatmaps and tags resized to the input
+    # (HigherHRNet's PROJECT2IMAGE; pixel-area codec)
+    project_to_input: bool = False
     seed: int = 0  # --seed: seed of weights, augmentation and loader workers
     device: str = "auto"  # --device: auto | cpu | cuda | cuda:N
     amp: bool = True  # --no-amp turns off: bf16 autocast on CUDA
@@ -336,6 +342,11 @@ class RunConfig(Section):
         )
         _at_least(self, 0, "snapshot", "seed", "tb_images")
         _at_least(self, 0, "log_every", strict=True)
+        _require(
+            len(self.test_scales) > 0 and all(s > 0 for s in self.test_scales),
+            "test_scales",
+            f"must be one or more positive factors, got {self.test_scales}",
+        )
 
 
 @dataclass(kw_only=True)

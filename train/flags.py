@@ -102,6 +102,16 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag("--schedule", field="optim.schedule", help="epochs at which lr is multiplied by gamma"),
     _flag("--gamma", field="optim.gamma", help="lr factor at each schedule epoch"),
     _flag("-f", "--flip", field="run.flip", help="flip test during validation"),
+    _flag(
+        "--test-scales",
+        field="run.test_scales",
+        help="bottom-up test scales, factors on the input side (HigherHRNet: 0.5 1 2)",
+    ),
+    _flag(
+        "--project-to-input",
+        field="run.project_to_input",
+        help="bottom-up: group on heatmaps and tags resized to the input (HigherHRNet)",
+    ),
     _flag("--sigma", field="data.sigma", help="target Gaussian sigma (heatmap pixels)"),
     _flag("--scale-factor", field="data.scale_factor", help="scale jitter (non-_sp datasets)"),
     _flag("--rot-factor", field="data.rot_factor", help="rotation jitter, degrees (non-_sp)"),

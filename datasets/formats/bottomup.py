@@ -3,10 +3,12 @@
 
 The annotations are read as for top-down data (``load_coco_keypoints``, person category,
 ``coco_layout.coco_paths``: the real COCO 2017 layout or the built-in humans'): crowd
-annotations and annotations without a labelled keypoint are skipped (COCO's training rule;
-HigherHRNet masks them out of the heatmap loss instead, which needs their segmentations). The
-training split holds the images with at least one kept person; an evaluation split holds every
-image of the file, people or not, as COCOeval scores them all.
+annotations and annotations without a labelled keypoint are no people (COCO's training rule).
+HigherHRNet masks them out of the heatmap loss instead (its ``COCOKeypoints.get_mask``):
+``load_ignore_regions`` reads them back from the file as ``IgnoreRegion`` s (segmentation
+polygons or RLE, else the box), and every sample carries their ``mask``. The training split
+holds the images with at least one kept person; an evaluation split holds every image of the
+file, people or not, as COCOeval scores them all.
 
 A sample (docs/architecture.md's contract, with people):
 
@@ -18,29 +20,176 @@ A sample (docs/architecture.md's contract, with people):
   augmentation included; invert it to bring predictions back), ``image_size`` (2,) float64 image
   (w, h), ``num_people`` (people of the file on the image, at most ``max_people``),
   ``keypoints_image`` (``max_people``, K, 3) float64 annotations in image pixels + COCO's v,
-  ``flipped``.
+  ``flipped``;
+- ``mask``: (S, S) uint8 loss mask on the input, 0 over the image's ignore regions, else 1
+  (``image_mask`` warped by ``meta["matrix"]``: ``transforms.bottomup.warp_mask``); all ones
+  without regions (or when built without them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 
-from animalpose.datasets.fileio import DataError, read_image
+from animalpose.datasets.fileio import DataError, check_regular_file, read_image
 from animalpose.datasets.formats.base import Augmenter, KeypointDataset
 from animalpose.datasets.formats.coco import CocoKeypointSet, image_path, load_coco_keypoints
 from animalpose.datasets.formats.coco_layout import COCO_CATEGORY, coco_paths
 from animalpose.datasets.keypoints import KeypointSpec
-from animalpose.datasets.transforms.bottomup import BottomUpAugment, BottomUpResize
+from animalpose.datasets.transforms.bottomup import BottomUpAugment, BottomUpResize, warp_mask
 
-__all__ = ["MAX_PEOPLE", "BottomUpKeypoints", "build_bottomup_dataset"]
+__all__ = [
+    "MAX_PEOPLE",
+    "BottomUpKeypoints",
+    "IgnoreRegion",
+    "build_bottomup_dataset",
+    "image_mask",
+    "load_ignore_regions",
+]
 
 #: HigherHRNet's ``DATASET.MAX_NUM_PEOPLE``: people kept per image (the first in file order).
 MAX_PEOPLE = 30
+
+
+#: Why an annotation is an ``IgnoreRegion`` (``load_coco_keypoints``' skip reasons).
+IGNORE_REASONS = ("crowd", "no_keypoints")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IgnoreRegion:
+    """An annotated region that is no person, masked out of the heatmap loss.
+
+    Attributes:
+        id: annotation id. image_id: its image.
+        reason: ``"crowd"`` (``iscrowd``) or ``"no_keypoints"`` (no labelled keypoint).
+        segmentation: COCO polygons (a list of flat [x0, y0, x1, y1, ...] lists), an RLE dict
+            (``size`` [h, w], ``counts`` a list or a compressed string), or None: the box.
+        bbox: (4,) float64 x, y, w, h.
+
+    Region coordinates are COCO's continuous ones (pixel (i, j) covers [i, i + 1) x [j, j + 1),
+    ``pycocotools.mask`` rasterises them).
+    """
+
+    id: int
+    image_id: int
+    reason: str
+    segmentation: list | dict | None
+    bbox: np.ndarray
+
+
+def _is_polygons(segmentation: Any) -> bool:
+    return isinstance(segmentation, list) and all(
+        isinstance(p, list)
+        and len(p) >= 6
+        and len(p) % 2 == 0
+        and all(isinstance(v, int | float) and np.isfinite(v) for v in p)
+        for p in segmentation
+    )
+
+
+def _check_rle(where: str, rle: dict, image: Any) -> None:
+    size = rle.get("size")
+    counts = rle.get("counts")
+    if not isinstance(counts, list | str) or not isinstance(size, list) or len(size) != 2:
+        raise DataError(f"{where}: an RLE segmentation needs 'size' [h, w] and 'counts'")
+    if list(size) != [image.height, image.width]:
+        raise DataError(
+            f"{where}: RLE size {size} is not its image's [h, w] [{image.height}, {image.width}]"
+        )
+
+
+def load_ignore_regions(annotations: CocoKeypointSet) -> dict[int, list[IgnoreRegion]]:
+    """The ignore regions of ``annotations``' images, by image id, in file order (module docs).
+
+    Reads ``annotations.path`` again (``load_coco_keypoints`` keeps people only): every
+    annotation of a category in ``annotations.categories`` on an image in ``annotations.images``
+    that is crowd (``iscrowd``) or has no labelled keypoint (``num_keypoints`` 0, or no v > 0
+    where the field is absent), HigherHRNet's rule. The file was checked by
+    ``load_coco_keypoints``; here only the segmentation is.
+
+    Raises:
+        DataError: a segmentation that is neither polygons (lists of at least 3 finite (x, y)
+            pairs), an RLE of the image's size, nor empty; names the file and annotation id.
+    """
+    path = Path(annotations.path)
+    check_regular_file(path, "keypoint annotation file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: keypoint annotation file is not valid JSON ({exc})") from None
+    kept = {inst.id for inst in annotations.instances}
+    regions: dict[int, list[IgnoreRegion]] = {}
+    for entry in data.get("annotations", []):
+        image = annotations.images.get(entry.get("image_id"))
+        if image is None or entry.get("category_id") not in annotations.categories:
+            continue
+        if entry["id"] in kept:
+            continue
+        if entry.get("iscrowd", 0):
+            reason = "crowd"
+        elif "num_keypoints" in entry:
+            reason = "no_keypoints" if entry["num_keypoints"] == 0 else ""
+        else:
+            labelled = np.asarray(entry["keypoints"], dtype=np.float64)[2::3] > 0
+            reason = "" if labelled.any() else "no_keypoints"
+        if not reason:
+            continue
+        where = f"{path}: annotation id {entry['id']}"
+        segmentation = entry.get("segmentation") or None
+        if isinstance(segmentation, dict):
+            _check_rle(where, segmentation, image)
+        elif segmentation is not None and not _is_polygons(segmentation):
+            raise DataError(
+                f"{where}: segmentation must be polygons (lists of at least 3 finite (x, y) "
+                "pairs) or an RLE dict"
+            )
+        regions.setdefault(image.id, []).append(
+            IgnoreRegion(
+                id=int(entry["id"]),
+                image_id=image.id,
+                reason=reason,
+                segmentation=segmentation,
+                bbox=np.asarray(entry["bbox"], dtype=np.float64),
+            )
+        )
+    return regions
+
+
+def _region_pixels(region: IgnoreRegion, width: int, height: int) -> np.ndarray:
+    """(H, W) bool pixels of one region: its segmentation, else its box."""
+    seg = region.segmentation
+    if isinstance(seg, dict) and isinstance(seg["counts"], str):
+        rle = {"size": seg["size"], "counts": seg["counts"].encode("ascii")}
+    elif isinstance(seg, dict):
+        rle = mask_utils.frPyObjects(seg, height, width)
+    else:
+        if seg is None:
+            x, y, w, h = region.bbox
+            if not (w > 0 and h > 0):
+                return np.zeros((height, width), dtype=bool)
+            seg = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+    with warnings.catch_warnings():  # pycocotools' Cython decode predates NumPy 2's copy keyword
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
+
+
+def image_mask(regions: list[IgnoreRegion], width: int, height: int) -> np.ndarray:
+    """(H, W) uint8 loss mask of a ``width`` x ``height`` image: 0 inside any of ``regions``,
+    1 elsewhere (where the heatmap loss counts)."""
+    ignored = np.zeros((int(height), int(width)), dtype=bool)
+    for region in regions:
+        ignored |= _region_pixels(region, int(width), int(height))
+    return (~ignored).astype(np.uint8)
 
 
 class BottomUpKeypoints(KeypointDataset):
@@ -55,6 +204,8 @@ class BottomUpKeypoints(KeypointDataset):
         every_image: one sample per image of the file (evaluation); else only per image with
             a kept person (training).
         max_people: M, the people kept per image and the padded length of ``keypoints``.
+        ignore_regions: image id -> its ``IgnoreRegion`` s (``load_ignore_regions``), masked
+            out of every sample's ``mask``; None: masks of ones.
 
     Attributes:
         annotations: as given (evaluation reads its path, images and categories).
@@ -75,6 +226,7 @@ class BottomUpKeypoints(KeypointDataset):
         seed: int,
         every_image: bool = False,
         max_people: int = MAX_PEOPLE,
+        ignore_regions: dict[int, list[IgnoreRegion]] | None = None,
     ) -> None:
         super().__init__(augmenter=augmenter, spec=annotations.spec, seed=seed)
         if max_people < 1:
@@ -82,6 +234,7 @@ class BottomUpKeypoints(KeypointDataset):
         self.annotations = annotations
         self.image_root = Path(image_root)
         self.max_people = int(max_people)
+        self.ignore_regions = dict(ignore_regions or {})
         self.instances = list(annotations.instances)
         people: dict[int, list[int]] = {}
         for i, inst in enumerate(self.instances):
@@ -128,6 +281,12 @@ class BottomUpKeypoints(KeypointDataset):
         result = self.augmenter(image, people, self.rng(index))
         crop = np.ascontiguousarray(np.asarray(result.image, dtype=np.uint8).transpose(2, 0, 1))
         h, w = image.shape[:2]
+        size = crop.shape[1]
+        regions = self.ignore_regions.get(int(self.image_ids[index]))
+        if regions:
+            mask = warp_mask(image_mask(regions, w, h), result.matrix, size)
+        else:
+            mask = np.ones((size, size), dtype=np.uint8)
         meta = {
             "index": int(index),
             "image_id": int(self.image_ids[index]),
@@ -140,6 +299,7 @@ class BottomUpKeypoints(KeypointDataset):
         return {
             "image": torch.from_numpy(crop),
             "keypoints": torch.from_numpy(self._padded(result.keypoints, np.float32)),
+            "mask": torch.from_numpy(mask),
             "meta": meta,
         }
 
@@ -165,12 +325,14 @@ def build_bottomup_dataset(
     augment: bool,
     rot_factor: float,
     limit: int,
+    masks: bool = True,
 ) -> BottomUpKeypoints:
     """A ``coco_bottomup`` split: the person annotations of ``coco_paths(root, split)`` on
     ``spec``; ``BottomUpAugment`` (HigherHRNet's scale, shift and flip, rotation up to
     ``rot_factor`` degrees) when ``augment``, else ``BottomUpResize``; the train split's images
     with people, every image of the other splits; the first ``limit`` images (0: all), the
-    annotations cut to them."""
+    annotations cut to them; with ``masks`` the crowd and keypoint-less regions of those images
+    (``load_ignore_regions``) masked out of the samples' ``mask``."""
     paths = coco_paths(root, split)
     annotations = load_coco_keypoints(paths.annotations, spec=spec, categories=(COCO_CATEGORY,))
     every_image = split != "train"
@@ -190,4 +352,5 @@ def build_bottomup_dataset(
         augmenter=augmenter,
         seed=seed,
         every_image=every_image,
+        ignore_regions=load_ignore_regions(annotations) if masks else None,
     )

@@ -17,22 +17,37 @@ else 0 with x = y = 0).
 Targets (``bottomup_targets``): per keypoint type the maximum over people of the codec's
 Gaussians (``codec.encode``: ``data.sigma``, the run's alignment), per-keypoint weights 1, and
 for the tag loss each person's keypoint heatmap cell (the Gaussian's rounded centre) with a
-visibility that is 1 only for a labelled keypoint whose cell lies on the heatmap.
+visibility that is 1 only for a labelled keypoint whose cell lies on the heatmap. A model with
+several outputs (HigherHRNet: strides 4 and 2) gets heatmaps for every output resolution
+(``heatmap_sizes``), each with the same sigma in its own heatmap pixels (``codec_at_size``);
+the cells are the first output's, which alone carries tags.
+
+Loss masks (HigherHRNet's ``get_mask``): the pixels of crowd regions and of people without a
+labelled keypoint must not count in the heatmap loss. ``warp_mask`` takes an image-sized mask
+(1 = counts) through the sample's affine onto the input, like the image (pixels off the image
+count: only annotated regions are left out, where HigherHRNet also drops the black padding);
+``bottomup_targets(..., masks=)`` shrinks it to every output resolution by the area average and
+keeps the heatmap pixels more than ``MASK_THRESHOLD`` of whose input pixels count.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from animalpose.datasets.codecs.msra import MSRAHeatmap
 from animalpose.datasets.geometry import apply_affine, crop_matrix
 from animalpose.datasets.transforms.crop import CropResult, warp_crop
 
 __all__ = [
     "FLIP_PROBABILITY",
+    "MASK_THRESHOLD",
     "MAX_ROTATION",
     "MAX_SCALE",
     "MAX_TRANSLATE",
@@ -43,6 +58,9 @@ __all__ = [
     "BottomUpTargets",
     "bottomup_matrix",
     "bottomup_targets",
+    "codec_at_size",
+    "resize_masks",
+    "warp_mask",
 ]
 
 #: HigherHRNet's ``DATASET.MIN_SCALE`` / ``MAX_SCALE`` (experiments/coco/higher_hrnet/*.yaml):
@@ -56,6 +74,9 @@ MAX_ROTATION = 30.0
 MAX_TRANSLATE = 40.0 / 200.0
 #: HigherHRNet's ``DATASET.FLIP``: mirror with probability 0.5.
 FLIP_PROBABILITY = 0.5
+#: A resampled mask pixel counts when more than this share of it counts (HigherHRNet binarises
+#: its warped masks with ``> 0.5``).
+MASK_THRESHOLD = 0.5
 
 
 def bottomup_matrix(
@@ -228,53 +249,168 @@ class BottomUpAugment(BottomUpResize):
         return self.apply(image, people, self.draw(rng))
 
 
+def warp_mask(mask: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """An image-sized loss mask on the S x S input, by the sample's affine (module docs).
+
+    Args:
+        mask: (H, W) bool or 0/1 array of the image, 1 where the heatmap loss counts.
+        matrix: (2, 3) image -> input affine (``CropResult.matrix``: the image's own warp).
+        size: S, the input side.
+
+    Returns:
+        (S, S) uint8, 1 where the bilinearly warped mask exceeds ``MASK_THRESHOLD``; input
+        pixels off the image count (1).
+    """
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"a loss mask is (H, W), got {m.shape}")
+    warped = cv2.warpAffine(
+        m.astype(np.float32),
+        np.asarray(matrix, dtype=np.float64),
+        (int(size), int(size)),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=1.0,
+    )
+    return (warped > MASK_THRESHOLD).astype(np.uint8)
+
+
+def codec_at_size(codec, heatmap_size: tuple[int, int]):
+    """``codec`` for (w, h) ``heatmap_size`` heatmaps of the same input: a copy with the same
+    class, sigma (in its own heatmap pixels: HigherHRNet's sigma 2 at every resolution),
+    convention and options; ``codec`` itself when the size is its own.
+
+    Raises:
+        ValueError: ``codec`` is not an ``MSRAHeatmap`` (or subclass), whose only size-derived
+            state is the stride; or a size below 1.
+    """
+    size = (int(heatmap_size[0]), int(heatmap_size[1]))
+    if tuple(codec.heatmap_size) == size:
+        return codec
+    if not isinstance(codec, MSRAHeatmap):
+        raise ValueError(
+            f"targets at several resolutions need a Gaussian heatmap codec (MSRAHeatmap and its "
+            f"subclasses: pixel-area, msra, dark, soft-argmax), not {type(codec).__name__}"
+        )
+    if min(size) < 1:
+        raise ValueError(f"heatmap_size must be positive, got {heatmap_size}")
+    out = copy.copy(codec)
+    out.heatmap_size = size
+    out.stride = (out.input_size[0] / size[0], out.input_size[1] / size[1])
+    return out
+
+
+def resize_masks(masks: torch.Tensor, heatmap_size: tuple[int, int]) -> torch.Tensor:
+    """(B, S, S) input loss masks (1 counts) -> (B, h, w) float32 0/1 at ``heatmap_size``
+    (w, h): the area average over each heatmap pixel's input pixels (pixel-area alignment)
+    above ``MASK_THRESHOLD``."""
+    if masks.dim() != 3:
+        raise ValueError(f"masks must be (B, S, S), got {tuple(masks.shape)}")
+    w_hm, h_hm = (int(v) for v in heatmap_size)
+    m = masks.float()
+    if m.shape[-2:] != (h_hm, w_hm):
+        m = F.interpolate(m[:, None], (h_hm, w_hm), mode="area")[:, 0]
+    return (m > MASK_THRESHOLD).float()
+
+
 @dataclass(frozen=True)
 class BottomUpTargets:
-    """What ``AELoss`` trains on (B batch, M people, K keypoints, h x w heatmap).
+    """What ``AELoss`` trains on (B batch, M people, K keypoints, h x w the first output's
+    heatmap, h_i x w_i a later output's).
 
     heatmaps: (B, K, h, w) float32, per type the maximum over people of their Gaussians.
-    weights: (B, K) float32 ones (every keypoint type's heatmap counts, with or without people).
+    weights: ``heatmap_loss`` weights of ``heatmaps``: (B, K) float32 ones (every keypoint
+        type's heatmap counts, with or without people), or with loss masks the (B, h, w) mask.
     cells: (B, M, K, 2) int64 (x, y) heatmap cell of each person's keypoint (0 where not visible).
     visible: (B, M, K) float32, 1 for a labelled keypoint whose cell lies on the heatmap.
+    higher_heatmaps, higher_weights: the same for every later output (HigherHRNet's stride-2
+        head): (B, K, h_i, w_i) and (B, K) ones or (B, h_i, w_i) masks; () with one output.
     """
 
     heatmaps: torch.Tensor
     weights: torch.Tensor
     cells: torch.Tensor
     visible: torch.Tensor
+    higher_heatmaps: tuple[torch.Tensor, ...] = ()
+    higher_weights: tuple[torch.Tensor, ...] = ()
+
+    @property
+    def heatmaps_per_output(self) -> list[torch.Tensor]:
+        """One heatmap target per model output (``AELoss``'s ``heatmaps`` list)."""
+        return [self.heatmaps, *self.higher_heatmaps]
+
+    @property
+    def weights_per_output(self) -> list[torch.Tensor]:
+        """One ``heatmap_loss`` weight per model output (``AELoss``'s ``weights`` list)."""
+        return [self.weights, *self.higher_weights]
 
 
-def bottomup_targets(codec, keypoints: torch.Tensor) -> BottomUpTargets:
+def _max_gaussians(codec, kp: torch.Tensor, rows: torch.Tensor, people: int) -> torch.Tensor:
+    """(B, K, h, w): per image and type the maximum of the Gaussians of ``rows`` (indices into
+    the flattened (B * M) people of ``kp`` (B, M, K, 3) that have a labelled keypoint)."""
+    batch, _, num_keypoints, _ = kp.shape
+    w_hm, h_hm = codec.heatmap_size
+    heatmaps = kp.new_zeros((batch, num_keypoints, h_hm, w_hm))
+    if rows.numel():
+        flat = kp.flatten(0, 1)[rows]
+        maps, _ = codec.encode(flat[..., :2], flat[..., 2])
+        index = (rows // people).view(-1, 1, 1, 1).expand_as(maps)
+        heatmaps.scatter_reduce_(0, index, maps.float(), "amax", include_self=True)
+    return heatmaps
+
+
+def bottomup_targets(
+    codec,
+    keypoints: torch.Tensor,
+    *,
+    masks: torch.Tensor | None = None,
+    heatmap_sizes: Sequence[tuple[int, int]] | None = None,
+) -> BottomUpTargets:
     """The AE targets of a batch of people (module docs).
 
     Args:
         codec: a Gaussian heatmap codec (``MSRAHeatmap`` and kin: ``encode``, ``to_heatmap``,
-            ``heatmap_size``) for the S x S input.
+            ``heatmap_size``) for the S x S input: the first output's.
         keypoints: (B, M, K, 3) input pixels + weight (the samples' ``keypoints``), on the device.
+        masks: (B, S, S) input loss masks, 1 where the heatmap loss counts (the samples'
+            ``mask``); None: every pixel counts and the weights stay (B, K) ones.
+        heatmap_sizes: (w, h) of every model output, the first ``codec.heatmap_size``
+            (HigherHRNet: [S / 4, S / 2]); None: the codec's only.
 
     Only the people with a labelled keypoint are encoded, so the work does not grow with the
     padding up to M.
     """
     if keypoints.dim() != 4 or keypoints.shape[-1] != 3:
         raise ValueError(f"keypoints must be (B, M, K, 3), got {tuple(keypoints.shape)}")
+    sizes = [tuple(codec.heatmap_size)]
+    if heatmap_sizes is not None:
+        sizes = [(int(w), int(h)) for w, h in heatmap_sizes]
+        if not sizes or sizes[0] != tuple(codec.heatmap_size):
+            raise ValueError(
+                f"heatmap_sizes {sizes} must start with the codec's heatmap size "
+                f"{tuple(codec.heatmap_size)} (the output that carries the tags)"
+            )
     batch, people, num_keypoints, _ = keypoints.shape
+    if masks is not None and (masks.dim() != 3 or masks.shape[0] != batch):
+        raise ValueError(f"masks must be (B, S, S) with B = {batch}, got {tuple(masks.shape)}")
     w_hm, h_hm = codec.heatmap_size
     kp = keypoints.float()
     labelled = kp[..., 2] > 0
-    heatmaps = kp.new_zeros((batch, num_keypoints, h_hm, w_hm))
     rows = labelled.any(-1).flatten().nonzero().squeeze(1)  # persons of (B * M) with keypoints
-    if rows.numel():
-        flat = kp.flatten(0, 1)[rows]
-        maps, _ = codec.encode(flat[..., :2], flat[..., 2])
-        index = (rows // people).view(-1, 1, 1, 1).expand_as(maps)
-        heatmaps.scatter_reduce_(0, index, maps.float(), "amax", include_self=True)
+    heatmaps = [_max_gaussians(codec_at_size(codec, size), kp, rows, people) for size in sizes]
+    if masks is None:
+        weights = [kp.new_ones((batch, num_keypoints)) for _ in sizes]
+    else:
+        weights = [resize_masks(masks.to(kp.device), size) for size in sizes]
     cells = torch.floor(codec.to_heatmap(kp[..., :2]) + 0.5)
     on_map = (cells[..., 0] >= 0) & (cells[..., 0] < w_hm) & (cells[..., 1] >= 0)
     visible = labelled & on_map & (cells[..., 1] < h_hm)
     cells = torch.where(visible[..., None], cells, torch.zeros_like(cells)).long()
     return BottomUpTargets(
-        heatmaps=heatmaps,
-        weights=kp.new_ones((batch, num_keypoints)),
+        heatmaps=heatmaps[0],
+        weights=weights[0],
         cells=cells,
         visible=visible.float(),
+        higher_heatmaps=tuple(heatmaps[1:]),
+        higher_weights=tuple(weights[1:]),
     )

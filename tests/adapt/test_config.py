@@ -152,6 +152,8 @@ def test_other_flags_are_training_flags_minus_those_meaning_nothing_here():
         "--features",
         "--target-weight",
         "--seg-weight",
+        "--test-scales",  # bottom-up evaluation options
+        "--project-to-input",
     }
     assert sorted(flag.field for flag in OWN_FLAGS) == sorted(OWN_ALTERNATES)
 

@@ -1,12 +1,15 @@
 """Bottom-up evaluation (evaluation/bottomup.py): heatmap pixels back to image pixels, the flip
-test's equivariance and multi-scale tags, and grouping -> results -> COCOeval, which gives
-AP 1.0 for perfect predictions built from the ground truth (and less for wrong ones)."""
+test's equivariance and multi-scale tags, HigherHRNet's merge of its two outputs, and grouping
+-> results -> COCOeval, which gives AP 1.0 for perfect predictions built from the ground truth
+(and less for wrong ones), also with the higher head, at input resolution and at test scales
+(0.5, 1, 2)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from animalpose.datasets.codecs.msra import MSRAHeatmap, flip_heatmaps
@@ -19,13 +22,14 @@ from animalpose.evaluation.bottomup import (
     BottomUpEvaluator,
     bottomup_maps,
     image_people,
+    merge_outputs,
 )
 from animalpose.evaluation.evaluator import KEYPOINT_RESULTS_JSON
 from animalpose.evaluation.inference import flip_rule
 from animalpose.evaluation.oks import load_json
 from animalpose.evaluation.score import OKS_RESULTS_JSON
 from animalpose.train.ae_loss import AELoss
-from animalpose.train.models.associative import AssociativeEmbedding
+from animalpose.train.models.associative import AssociativeEmbedding, HigherHRNet
 
 #: Perfect predictions are as exact as the heatmap grid: at 512 px (128 x 128 heatmaps) the
 #: fixture's 160 px wide images have 1.25 image px per heatmap cell, so every person's OKS is
@@ -68,9 +72,10 @@ class Oracle(nn.Module):
         return [out]
 
 
-def perfect_maps(dataset, codec, offset: float = 0.0) -> list[torch.Tensor]:
+def perfect_maps(dataset, codec, offset: float = 0.0, tag_radius: int = 0) -> list[torch.Tensor]:
     """(2K, h, w) per sample: the AE targets of its people (moved ``offset`` input px right),
-    and tag maps holding p x TAG_STEP at each keypoint cell of person p."""
+    and tag maps holding p x TAG_STEP at each keypoint cell of person p (and the cells up to
+    ``tag_radius`` away, so that resized tag maps keep the tag around the peak)."""
     maps = []
     for index in range(len(dataset)):
         kp = dataset[index]["keypoints"][None].clone()
@@ -82,12 +87,13 @@ def perfect_maps(dataset, codec, offset: float = 0.0) -> list[torch.Tensor]:
         for p, person in enumerate(targets.cells[0]):
             for j, (x, y) in enumerate(person.tolist()):
                 if targets.visible[0, p, j]:
-                    tags[j, y, x] = p * TAG_STEP
+                    r = tag_radius
+                    tags[j, max(y - r, 0) : y + r + 1, max(x - r, 0) : x + r + 1] = p * TAG_STEP
         maps.append(torch.cat([targets.heatmaps[0], tags]))
     return maps
 
 
-def evaluator(root, *, flip: bool, offset: float = 0.0) -> BottomUpEvaluator:
+def evaluator(root, *, flip: bool, offset: float = 0.0, **options) -> BottomUpEvaluator:
     dataset = valid_set(root)
     codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0)
     return BottomUpEvaluator(
@@ -103,7 +109,52 @@ def evaluator(root, *, flip: bool, offset: float = 0.0) -> BottomUpEvaluator:
         flip=flip,
         loss_fn=AELoss(),
         progress=False,
+        **options,
     )
+
+
+class ScaledOracle(Oracle):
+    """``Oracle`` at any input size, called once per test scale for each batch: its stride-4
+    maps (and with ``fine`` maps a second, stride-2 output of K heatmaps, HigherHRNet's)
+    resized bilinearly to the input over the stride; exact at the S x S input."""
+
+    def __init__(self, maps, fine: list[torch.Tensor] | None, flip: bool, calls: int) -> None:
+        super().__init__(maps, flip)
+        self.fine, self.calls, self.seen = fine, calls, 0
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        batch = x.shape[0] // 2 if self.flip else x.shape[0]
+        start = self.next
+        outputs = [torch.stack(self.maps[start : start + batch])]
+        if self.fine is not None:
+            outputs.append(torch.stack(self.fine[start : start + batch]))
+        if self.flip:
+            index = [self.index, COCO17.flip_index]
+            outputs = [
+                torch.cat([o, flip_heatmaps(o, i, shift=False)]) for o, i in zip(outputs, index)
+            ]
+        self.seen += 1
+        if self.seen % self.calls == 0:  # every scale of this batch has run
+            self.next += batch
+        return [_resize(o, x.shape[-2:], stride) for o, stride in zip(outputs, (4, 2))]
+
+
+def _resize(maps: torch.Tensor, input_hw, stride: int) -> torch.Tensor:
+    size = (input_hw[0] // stride, input_hw[1] // stride)
+    if maps.shape[-2:] == size:
+        return maps
+    return F.interpolate(maps, size, mode="bilinear", align_corners=False)
+
+
+def fine_maps(dataset, codec) -> list[torch.Tensor]:
+    """(K, 2h, 2w) per sample: the stride-2 targets of its people (``bottomup_targets``)."""
+    sizes = [codec.heatmap_size, (2 * codec.heatmap_size[0], 2 * codec.heatmap_size[1])]
+    return [
+        bottomup_targets(codec, dataset[i]["keypoints"][None], heatmap_sizes=sizes).higher_heatmaps[
+            0
+        ][0]
+        for i in range(len(dataset))
+    ]
 
 
 @pytest.mark.parametrize("flip", [False, True])
@@ -200,3 +251,100 @@ def test_image_people_agree_with_the_inverse_matrix_of_a_sample(people):
     cell = 4 / (64 / 160)  # image pixels per heatmap cell
     assert found.shape == (2, 17, 3) and (found[..., 2] == 1).all()
     assert np.abs(found[..., :2] - truth[..., :2]).max() <= cell / 2 + 1e-6
+
+
+def test_merge_outputs_upsamples_the_first_output_and_averages_the_heatmaps():
+    """HigherHRNet: the stride-4 heatmaps and tags are upsampled to the stride-2 output's size
+    and the heatmaps averaged with it (constant maps by hand: (1 + 3) / 2); one output is
+    returned as it is."""
+    k = 2
+    first = torch.cat([torch.full((1, k, 4, 4), 1.0), torch.full((1, k, 4, 4), 7.0)], dim=1)
+    second = torch.full((1, k, 8, 8), 3.0)
+    heat, tags = merge_outputs([first, second], k)
+    assert heat.shape == tags.shape == (1, k, 8, 8)
+    torch.testing.assert_close(heat, torch.full((1, k, 8, 8), 2.0))
+    torch.testing.assert_close(tags, torch.full((1, k, 8, 8), 7.0))
+    g = torch.Generator().manual_seed(0)
+    first, second = torch.rand(1, 2 * k, 4, 4, generator=g), torch.rand(1, k, 8, 8, generator=g)
+    heat, tags = merge_outputs([first, second], k)
+    up = F.interpolate(first, (8, 8), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(heat, (up[:, :k] + second) / 2)
+    torch.testing.assert_close(tags, up[:, k:])
+    heat, tags = merge_outputs([first], k)
+    assert torch.equal(heat, first[:, :k]) and torch.equal(tags, first[:, k:])
+
+
+@pytest.fixture
+def one_torch_thread():
+    """HRNet's many small convs on 2 shared cores run faster on one intra-op thread
+    (tests/train/models/test_associative.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_merged_maps_default_to_the_finest_output_on_the_scale_one_input(one_torch_thread):
+    """Without a size the maps of a one-output model come at the codec's size, bit for bit as
+    when asked for it (flip test and two scales included); HigherHRNet's at stride 2."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 64, 64)
+    codec = MSRAHeatmap((64, 64), (16, 16), sigma=2.0)
+    options = dict(num_keypoints=17, flip_index=COCO17.flip_index, codec=codec, scales=(0.5, 1))
+    plain = AssociativeEmbedding(num_keypoints=17, width=4, stem_channels=8).eval()
+    higher = HigherHRNet(num_keypoints=17, width=4, stem_channels=8).eval()
+    with torch.no_grad():
+        ((heat, tags),), _ = bottomup_maps(plain, x, **options)
+        ((sized_heat, sized_tags),), _ = bottomup_maps(plain, x, heatmap_size=(16, 16), **options)
+        ((fine_heat, fine_tags),), outputs = bottomup_maps(higher, x, num_keypoints=17)
+    assert torch.equal(heat, sized_heat) and torch.equal(tags, sized_tags)
+    assert heat.shape == (17, 16, 16) and tags.shape == (17, 16, 16, 4)
+    assert fine_heat.shape == (17, 32, 32) and fine_tags.shape == (17, 32, 32, 1)
+    assert [tuple(o.shape) for o in outputs] == [(1, 34, 16, 16), (1, 17, 32, 32)]
+    with pytest.raises(ValueError, match="test scales must be positive"):
+        bottomup_maps(plain, x, **{**options, "scales": ()})
+
+
+@pytest.mark.parametrize(
+    ("higher", "project", "scales"),
+    [(True, False, (1.0,)), (True, True, (1.0,)), (False, True, (0.5, 1.0, 2.0))],
+)
+def test_perfect_predictions_score_ap_one_with_the_higher_head_projection_and_scales(
+    people, higher, project, scales
+):
+    """Perfect maps through HigherHRNet's second output (its own stride-2 targets), grouping at
+    input resolution, and test scales (0.5, 1, 2) (the oracle's maps resized to each input):
+    every person found, AP 1; the validation loss, on targets at both resolutions, ~0."""
+    dataset = valid_set(people)
+    codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0)
+    maps = perfect_maps(dataset, codec, tag_radius=2)
+    fine = fine_maps(dataset, codec) if higher else None
+    ev = BottomUpEvaluator(
+        model=ScaledOracle(maps, fine, flip=True, calls=len(scales)),
+        dataset=dataset,
+        loader=torch.utils.data.DataLoader(dataset, batch_size=2),
+        codec=codec,
+        normalizer=lambda images: images.float() / 255,
+        spec=COCO17,
+        device=torch.device("cpu"),
+        name="coco_bottomup",
+        split="valid",
+        flip=True,
+        loss_fn=AELoss(),
+        progress=False,
+        scales=scales,
+        project_to_input=project,
+    )
+    val = ev.evaluate()
+    assert len(val.preds) == 4
+    assert val.oks["AP"] == pytest.approx(1.0) and val.oks["AR"] == pytest.approx(1.0)
+    assert val.loss == pytest.approx(0.0, abs=1e-9)
+
+
+def test_evaluator_refuses_bad_scales_and_projection_with_another_alignment(people):
+    with pytest.raises(ValueError, match="test scales must be positive"):
+        evaluator(people, flip=False, scales=(1.0, 0.0))
+    ev = evaluator(people, flip=False, project_to_input=True)
+    ev.codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0, convention="msra")
+    with pytest.raises(ValueError, match="use the pixel-area codec"):
+        ev.predict()

@@ -2,8 +2,9 @@
 and three people whose limbs cross (detections of different people interleaved in space), the
 Hungarian matching where a greedy nearest-tag pass goes wrong, detection scores breaking ties,
 new people for unmatched tags, ``refine`` filling a missing keypoint from a weaker peak with the
-right tag, the quarter-pixel shift, NMS and top-k, the COCO visiting order and the multi-scale
-merge."""
+right tag, the quarter-pixel shift, NMS and top-k, the COCO visiting order, the multi-scale
+merge, and grouping on maps resized to the input (HigherHRNet's projection) agreeing with
+grouping at the output resolution."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from animalpose.datasets.keypoints import AP10K17, COCO17
 from animalpose.evaluation.grouping import (
+    QUARTER_SHIFT,
     group,
     grouping_order,
     multi_scale_merge,
@@ -241,3 +243,54 @@ def test_multi_scale_merge_resizes_with_pixel_centres_aligned():
     heat, _ = multi_scale_merge([(small, small)], size=(16, 8))
     expected = F.interpolate(small[None], (8, 16), mode="bilinear", align_corners=False)[0]
     torch.testing.assert_close(heat, expected)
+
+
+def gaussian_scene(people, num_keypoints: int, size, sigma: float = 1.5):
+    """Heatmaps of Gaussians centred off the pixel grid (no ties between neighbours) and tag
+    maps holding each person's tag on the 5 x 5 cells around each of its keypoints.
+    ``people``: list of ``(tag, {k: (x, y)})`` in continuous heatmap pixels."""
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width]
+    heat = np.zeros((num_keypoints, height, width))
+    tags = np.full((num_keypoints, height, width), BACKGROUND_TAG)
+    for tag, points in people:
+        for k, (x, y) in points.items():
+            g = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
+            heat[k] = np.maximum(heat[k], g)
+            cx, cy = int(round(x)), int(round(y))
+            tags[k, cy - 2 : cy + 3, cx - 2 : cx + 3] = tag
+    return heat, tags
+
+
+def test_grouping_at_input_resolution_agrees_with_the_output_resolution():
+    """Three people whose limbs cross, on 24 x 16 maps of a stride-4 model, grouped as they are
+    and after a bilinear resize to the 96 x 64 input (pixel-area: map pixel j -> input pixel
+    4 j + 1.5). The same people with the same keypoints and tags come out, and each keypoint
+    agrees with output-resolution x stride within the rounding of both: the output grid's
+    quarter shift (QUARTER_SHIFT x 4 = 1 input pixel) plus the input peak's half pixel from the
+    resized grid's knot and its own quarter shift (0.5 + 0.25)."""
+    people = [
+        (0.0, {0: (3.3, 3.8), 1: (8.6, 4.2), 2: (15.2, 11.7), 3: (4.1, 12.4)}),
+        (3.0, {0: (10.7, 3.1), 1: (2.8, 8.9), 2: (9.4, 12.6), 3: (20.3, 6.2)}),
+        (6.0, {0: (18.2, 9.6), 1: (14.9, 3.3), 2: (3.6, 6.4), 3: (12.2, 8.3)}),
+    ]
+    heat, tags = gaussian_scene(people, 4, (24, 16))
+    stride = 4
+    low = by_tag(group(heat, tags))
+    big_heat, big_tags = multi_scale_merge([(heat, tags)], size=(24 * stride, 16 * stride))
+    high = by_tag(group(big_heat, big_tags))
+    assert low.shape == high.shape == (3, 4, 4)
+    np.testing.assert_array_equal(low[..., 2] > 0, high[..., 2] > 0)
+    assert (low[..., 2] > 0).all()
+    np.testing.assert_allclose(high[..., 3], low[..., 3])  # the same tags: the same grouping
+    np.testing.assert_allclose(low[:, :, 3], [[0.0] * 4, [3.0] * 4, [6.0] * 4])
+    tolerance = stride * QUARTER_SHIFT + 0.5 + QUARTER_SHIFT
+    at_input = (low[..., :2] + 0.5) * stride - 0.5
+    error = np.abs(high[..., :2] - at_input)
+    assert error.max() <= tolerance
+    assert error.max() > 0  # the two differ: the test compares two computations
+    # near the truth: a bilinear map peaks on the resized grid's knots, so the input peak is
+    # the nearest knot (half a map pixel, stride / 2 input pixels) within 0.5 + 0.25
+    truth = np.array([[points[k] for k in range(4)] for _, points in people])
+    truth = (truth + 0.5) * stride - 0.5
+    assert np.abs(high[..., :2] - truth).max() <= stride / 2 + 0.5 + QUARTER_SHIFT

@@ -1,7 +1,8 @@
 """Associative Embedding loss: push and pull against values worked out by hand (both push
 types), the reference's own example (HigherHRNet ``lib/core/loss.py::test_ae_loss``), the
 batched computation against a per-person loop written from the paper's definitions, and the
-weighted total of ``AELoss`` over a HigherHRNet-style output list."""
+weighted total of ``AELoss`` over a HigherHRNet-style output list, and loss masks: a crowd
+region's pixels do not count, a mask of ones changes nothing."""
 
 from __future__ import annotations
 
@@ -210,3 +211,56 @@ def test_ae_loss_total_over_a_higher_hrnet_output_list():
         loss([first, second], targets[:1], weights, keypoints, visible)
     with pytest.raises(TypeError, match="list"):
         loss(first, targets[0], weights[0], keypoints, visible)
+
+
+def _two_resolution_case():
+    """A HigherHRNet-style batch of 2 images, K = 2, with random predictions and targets at 4 x 4
+    (with tags) and 8 x 8, and two people per image."""
+    g = torch.Generator().manual_seed(3)
+    k = 2
+    first = torch.rand(2, 2 * k, 4, 4, generator=g)
+    second = torch.rand(2, k, 8, 8, generator=g)
+    targets = [torch.rand(2, k, 4, 4, generator=g), torch.rand(2, k, 8, 8, generator=g)]
+    keypoints, visible = _persons([[(0, 0), (1, 0)], [(2, 2), (3, 1)]])
+    return [first, second], targets, keypoints.expand(2, -1, -1, -1), visible.expand(2, -1, -1)
+
+
+def test_a_mask_of_ones_reproduces_the_unmasked_loss_exactly():
+    outputs, targets, keypoints, visible = _two_resolution_case()
+    loss = AELoss()
+    total, terms = loss(outputs, targets, [torch.ones(2, 2)] * 2, keypoints, visible)
+    ones = [torch.ones(2, 4, 4), torch.ones(2, 8, 8)]
+    masked_total, masked_terms = loss(outputs, targets, ones, keypoints, visible)
+    assert torch.equal(masked_total, total)
+    assert all(torch.equal(masked_terms[n], terms[n]) for n in terms)
+
+
+def test_a_wrong_prediction_inside_a_crowd_region_costs_nothing():
+    """Two predictions that differ only inside the masked region (a crowd: the top-left 2 x 2
+    cells at stride 4, 4 x 4 at stride 2) give the same loss; unmasked, they do not. The
+    masked heatmap term is the mean over all pixels of the error outside the region."""
+    outputs, targets, keypoints, visible = _two_resolution_case()
+    masks = [torch.ones(2, 4, 4), torch.ones(2, 8, 8)]
+    masks[0][:, :2, :2] = 0
+    masks[1][:, :4, :4] = 0
+    correct = [outputs[0].clone(), outputs[1].clone()]
+    correct[0][:, :2, :2, :2] = targets[0][:, :, :2, :2]  # right inside the crowd
+    correct[1][:, :, :4, :4] = targets[1][:, :, :4, :4]
+    wrong = [correct[0].clone(), correct[1].clone()]
+    wrong[0][:, :2, :2, :2] += 5.0  # far off inside the crowd
+    wrong[1][:, :, :4, :4] -= 5.0
+    loss = AELoss()
+    right_total, right_terms = loss(correct, targets, masks, keypoints, visible)
+    wrong_total, _ = loss(wrong, targets, masks, keypoints, visible)
+    assert torch.equal(wrong_total, right_total)
+    unmasked = [torch.ones(2, 2)] * 2
+    assert loss(wrong, targets, unmasked, keypoints, visible)[0] > right_total + 1
+    by_hand = sum(
+        (((o[:, :2] - t).square() * m[:, None]).sum() / t.numel()).item()
+        for o, t, m in zip(correct, targets, masks)
+    )
+    assert right_terms["heatmap"].item() == pytest.approx(by_hand, rel=1e-6)
+    # the tags are read from outputs[0]'s tag channels, untouched by any mask
+    push, pull = ae_tag_loss(correct[0][:, 2:], keypoints, visible)
+    assert right_terms["push"].item() == pytest.approx(1e-3 * push.mean().item(), rel=1e-6)
+    assert right_terms["pull"].item() == pytest.approx(1e-3 * pull.mean().item(), rel=1e-6)

@@ -115,6 +115,8 @@ ALTERNATES = {
     "run.evaluate": True,
     "run.debug": True,
     "run.flip": True,
+    "run.test_scales": [0.5, 1.0, 2.0],
+    "run.project_to_input": True,
     "run.seed": 42,
     "run.device": "cpu",
     "run.amp": False,

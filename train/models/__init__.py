@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from animalpose.datasets.fileio import DataError
-from animalpose.train.models.associative import AssociativeEmbedding
+from animalpose.train.models.associative import AssociativeEmbedding, HigherHRNet
 from animalpose.train.models.cpn import CPN
 from animalpose.train.models.hourglass import HourglassNet
 from animalpose.train.models.hourglass_multitask import HourglassMultitask
@@ -45,7 +45,8 @@ __all__ = [
 #: ("all" | "last": the outputs ``--ohkm-topk`` applies to) and ``stage_sigma_scales`` (per
 #: output, a factor on ``data.sigma``: coarse-to-fine targets). LPN and RSN keep their own
 #: base width (64): ``model.width`` is HRNet's. ``associative`` (Associative Embedding on HRNet,
-#: bottom-up data sets only) returns 2K channels: K heatmaps, then K tags. Classes whose
+#: bottom-up data sets only) returns 2K channels: K heatmaps, then K tags; ``higher_hrnet``
+#: (HigherHRNet) adds a second, stride-2 output of K heatmaps. Classes whose
 #: ``segmentation`` attribute is True also return part-segmentation logits when called with
 #: ``with_segmentation=True`` (``hg_multitask``, the reference's multitask model).
 MODELS: dict[str, type[nn.Module]] = {
@@ -58,6 +59,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "rsn": RSN,
     "lpn": LPN,
     "associative": AssociativeEmbedding,
+    "higher_hrnet": HigherHRNet,
 }
 _HOURGLASS_OPTIONS = ("num_stacks", "num_blocks", "channels")
 #: The ``build_model`` options (besides ``num_keypoints``) each architecture's constructor takes;
@@ -73,6 +75,7 @@ MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "rsn": ("num_stacks", "depth", "channels"),
     "lpn": ("depth",),
     "associative": ("width",),
+    "higher_hrnet": ("width",),
 }
 GB = 1e9
 #: How ``build_model``'s size error names each constructor argument.

@@ -15,6 +15,8 @@ ImageNet file initialises it (``trunk_layers``). Its 1x1 head is replaced by the
   ``NUM_BASIC_BLOCKS`` 4 basic blocks, all ``width`` channels), and ``final_layers.1``: a
   1x1 conv to K heatmaps at stride 2 (no tags: ``WITH_AE_LOSS: [True, False]``).
 
+``HigherHRNet`` is the class with ``higher`` always on (a registry name for HigherHRNet runs).
+
 Module names and creation order are the reference's (``final_layers`` before
 ``deconv_layers``; a basic block sits alone in a ``Sequential`` as there), so a published
 ``pose_higher_hrnet_w32_512.pth`` loads with ``strict=True``. Parameters with K = 17: W32
@@ -33,7 +35,7 @@ from animalpose.train.models.simple_baseline import (
     init_pose_layers,
 )
 
-__all__ = ["AssociativeEmbedding", "DECONV_BLOCKS", "DECONV_KERNEL"]
+__all__ = ["AssociativeEmbedding", "DECONV_BLOCKS", "DECONV_KERNEL", "HigherHRNet"]
 
 #: HigherHRNet's ``DECONV.NUM_BASIC_BLOCKS``: basic blocks after the transposed conv.
 DECONV_BLOCKS = 4
@@ -99,6 +101,21 @@ class AssociativeEmbedding(HRNet):
         if return_features:
             return outputs, features
         return outputs
+
+
+class HigherHRNet(AssociativeEmbedding):
+    """HigherHRNet (Cheng et al. 2020): ``AssociativeEmbedding`` with ``higher=True``, outputs
+    ``[(B, 2K, H / 4, W / 4), (B, K, H / 2, W / 2)]`` (the same modules, so the same files
+    load).
+
+    Args:
+        num_keypoints, width, stem_channels: ``AssociativeEmbedding``'s.
+    """
+
+    def __init__(self, *, num_keypoints: int = 17, width: int = 32, stem_channels: int = 64):
+        super().__init__(
+            num_keypoints=num_keypoints, width=width, higher=True, stem_channels=stem_channels
+        )
 
 
 def _deconv_module(in_channels: int, channels: int) -> nn.Sequential:

@@ -1,6 +1,7 @@
 """The ``coco_bottomup`` data set (datasets/formats/bottomup.py): one sample per whole image,
 every person's keypoints through the sample's affine and back to the json, which images each
-split holds, the registry entry."""
+split holds, the registry entry, and the crowd / keypoint-less regions read back as loss masks
+(polygons, RLE, boxes) that move with the image."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from pycocotools import mask as mask_utils
 
-from animalpose.datasets.fileio import write_image
-from animalpose.datasets.formats.bottomup import MAX_PEOPLE, BottomUpKeypoints
+from animalpose.datasets.fileio import DataError, write_image
+from animalpose.datasets.formats.bottomup import (
+    MAX_PEOPLE,
+    BottomUpKeypoints,
+    build_bottomup_dataset,
+    image_mask,
+    load_ignore_regions,
+)
 from animalpose.datasets.formats.registry import (
     BOTTOMUP_DATASETS,
     TOPDOWN_DATASETS,
@@ -22,7 +30,7 @@ from animalpose.datasets.formats.registry import (
 from animalpose.datasets.generator.fixtures import make_coco_fixture
 from animalpose.datasets.geometry import apply_affine, invert_affine
 from animalpose.datasets.keypoints import COCO17
-from animalpose.datasets.transforms.bottomup import BottomUpAugment, BottomUpResize
+from animalpose.datasets.transforms.bottomup import BottomUpAugment, BottomUpResize, warp_mask
 
 S = 64
 #: The fixture's images are 160 x 120 with two people each.
@@ -143,5 +151,106 @@ def test_samples_collate_into_batches(people):
     batch = torch.utils.data.default_collate([build(people, "valid")[i] for i in range(2)])
     assert batch["image"].shape == (2, 3, S, S)
     assert batch["keypoints"].shape == (2, MAX_PEOPLE, 17, 3)
+    assert batch["mask"].shape == (2, S, S) and batch["mask"].dtype == torch.uint8
+    assert not batch["mask"][0].all() and batch["mask"][1].all()  # the crowd is on image 0
     assert batch["meta"]["matrix"].shape == (2, 2, 3)
     assert batch["meta"]["num_people"].tolist() == [2, 2]
+
+
+# --- ignore regions and loss masks ----------------------------------------------------------
+
+
+def _compressed_rle(mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+
+
+@pytest.fixture(scope="module")
+def regions_root(tmp_path_factory):
+    """One image per split (160 x 120, two people) with four more annotations: a keypoint-less
+    person with a polygon (x 20-50, y 10-40), a crowd with an uncompressed RLE (column 0), a
+    crowd with a compressed RLE (x 150-159, y 100-119) and a keypoint-less person with only a
+    box (x 60-80, y 80-90)."""
+    root = tmp_path_factory.mktemp("regions")
+    make_coco_fixture(root, images=1)
+    corner = np.zeros((120, 160), np.uint8)
+    corner[100:, 150:] = 1
+    for split in ("train", "val"):
+        path = root / "annotations" / f"person_keypoints_{split}.json"
+        data = json.loads(path.read_text())
+        base = {"image_id": data["images"][0]["id"], "category_id": 1, "area": 100.0}
+        none = {"keypoints": [0] * 51, "num_keypoints": 0}
+        data["annotations"] += [
+            {**base, **none, "id": 501, "iscrowd": 0, "bbox": [20, 10, 30, 30],
+             "segmentation": [[20, 10, 50, 10, 50, 40, 20, 40]]},
+            {**base, **none, "id": 502, "iscrowd": 1, "bbox": [0, 0, 1, 120],
+             "segmentation": {"size": [120, 160], "counts": [0, 120, 160 * 120 - 120]}},
+            {**base, **none, "id": 503, "iscrowd": 1, "bbox": [150, 100, 10, 20],
+             "segmentation": _compressed_rle(corner)},
+            {**base, **none, "id": 504, "iscrowd": 0, "bbox": [60.0, 80.0, 20.0, 10.0]},
+        ]  # fmt: skip
+        path.write_text(json.dumps(data))
+    return root
+
+
+def test_ignore_regions_are_read_back_and_drawn(regions_root):
+    """Each region's pixels by hand: the polygon's 30 x 30 pixels, column 0 of the RLE, the
+    compressed RLE's corner, the box's 20 x 10; the people stay people, not regions."""
+    valid = build(regions_root, "valid")
+    regions = load_ignore_regions(valid.annotations)
+    (image,) = valid.image_ids.tolist()
+    assert [(r.id, r.reason) for r in regions[image]] == [
+        (501, "no_keypoints"),
+        (502, "crowd"),
+        (503, "crowd"),
+        (504, "no_keypoints"),
+    ]
+    assert len(valid.instances) == 2  # the two people of the fixture
+    mask = image_mask(regions[image], 160, 120)
+    expected = np.ones((120, 160), np.uint8)
+    expected[10:40, 20:50] = 0
+    expected[:, 0] = 0
+    expected[100:, 150:] = 0
+    expected[80:90, 60:80] = 0
+    np.testing.assert_array_equal(mask, expected)
+    assert image_mask([], 160, 120).all()
+
+
+@pytest.mark.parametrize("split", ["valid", "train"])
+def test_samples_carry_the_mask_warped_like_the_image(regions_root, split):
+    """Every sample's mask is the image mask through the sample's own matrix (augmented draws
+    too); the people's keypoints lie where the mask counts; a build without masks gives ones."""
+    dataset = build(regions_root, split)
+    regions = load_ignore_regions(dataset.annotations)
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        sample = dataset[0]
+        matrix = sample["meta"]["matrix"]
+        expected = warp_mask(image_mask(regions[sample["meta"]["image_id"]], 160, 120), matrix, S)
+        mask = sample["mask"].numpy()
+        assert mask.shape == (S, S) and mask.dtype == np.uint8
+        np.testing.assert_array_equal(mask, expected)
+        assert 0 < (mask == 0).sum() < S * S
+        kp = sample["keypoints"].numpy()
+        cells = np.round(kp[kp[..., 2] > 0][:, :2]).astype(int)
+        assert len(cells) and mask[cells[:, 1], cells[:, 0]].mean() > 0.9  # people count
+    unmasked = build_bottomup_dataset(
+        root=regions_root, split=split, input_size=S, spec=COCO17, seed=0,
+        augment=split == "train", rot_factor=30.0, limit=0, masks=False,
+    )  # fmt: skip
+    assert unmasked.ignore_regions == {} and unmasked[0]["mask"].all()
+
+
+def test_a_bad_segmentation_is_named(tmp_path):
+    make_coco_fixture(tmp_path, images=1, splits=("val",))
+    path = tmp_path / "annotations" / "person_keypoints_val.json"
+    data = json.loads(path.read_text())
+    bad = {**data["annotations"][0], "id": 777, "iscrowd": 1, "segmentation": [[1, 2, 3, 4]]}
+    data["annotations"].append(bad)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="annotation id 777: segmentation must be polygons"):
+        build(tmp_path, "valid")
+    bad["segmentation"] = {"size": [10, 10], "counts": [100]}
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"annotation id 777: RLE size \[10, 10\]"):
+        build(tmp_path, "valid")

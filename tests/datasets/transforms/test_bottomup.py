@@ -1,5 +1,6 @@
 """Bottom-up inputs and targets (datasets/transforms/bottomup.py): the whole-image matrix, the
-image and the people moving by one affine, HigherHRNet's draws, and the AE targets."""
+image and the people moving by one affine, HigherHRNet's draws, the loss mask moving with the
+image, and the AE targets at every output resolution with their masks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.datasets.codecs.udp import UDPHeatmap
 from animalpose.datasets.geometry import apply_affine, invert_affine
 from animalpose.datasets.transforms.bottomup import (
     MAX_ROTATION,
@@ -19,6 +21,9 @@ from animalpose.datasets.transforms.bottomup import (
     BottomUpResize,
     bottomup_matrix,
     bottomup_targets,
+    codec_at_size,
+    resize_masks,
+    warp_mask,
 )
 
 FRAME = (160, 120)  # (w, h)
@@ -136,6 +141,67 @@ def test_refusals():
         BottomUpResize(S)(blob_frame((5, 5)), people()[0])
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        BottomUpParams(scale=1.0),
+        BottomUpParams(scale=1.3, rotation=35.0, shift=(0.1, -0.05), flip=True),
+    ],
+)
+def test_a_box_mask_lands_where_the_warped_box_lands(params):
+    """A box of the image drawn as a mask and warped with the image's own matrix covers the
+    input pixels whose inverse-mapped centres fall in the box (COCO's continuous box: image
+    pixel x covers [x, x + 1), i.e. centres x + 0.5 in [bx, bx + bw]); they may differ only
+    within one input pixel of the box's edge. Pixels off the image count (1)."""
+    box = (30.0, 20.0, 70.0, 50.0)  # x, y, w, h
+    mask = np.ones(FRAME[::-1], dtype=np.uint8)
+    mask[20:70, 30:100] = 0
+    result = BottomUpAugment(S, FLIP_INDEX).apply(blob_frame((80, 60)), people(), params)
+    warped = warp_mask(mask, result.matrix, S)
+    assert warped.shape == (S, S) and warped.dtype == np.uint8
+    grid = np.stack(np.meshgrid(np.arange(S), np.arange(S)), axis=-1).astype(np.float64)
+    inverse = invert_affine(result.matrix)
+    image_xy = apply_affine(grid, inverse) + 0.5
+    inside = (
+        (image_xy[..., 0] >= box[0])
+        & (image_xy[..., 0] <= box[0] + box[2])
+        & (image_xy[..., 1] >= box[1])
+        & (image_xy[..., 1] <= box[1] + box[3])
+    )
+    # distance of each input pixel to the box edge, in input pixels (the affine is a similarity)
+    scale = np.sqrt(abs(np.linalg.det(result.matrix[:, :2])))
+    edge = np.minimum.reduce(
+        [
+            np.abs(image_xy[..., 0] - box[0]),
+            np.abs(image_xy[..., 0] - box[0] - box[2]),
+            np.abs(image_xy[..., 1] - box[1]),
+            np.abs(image_xy[..., 1] - box[1] - box[3]),
+        ]
+    )
+    near_edge = edge * scale <= 1.0
+    assert inside.sum() > 100
+    assert ((warped == 0) == inside)[~near_edge].all()
+    # each of the box's corner pixels lands within one input pixel of a masked pixel
+    corners = np.array([[30.0, 20.0], [99.0, 20.0], [30.0, 69.0], [99.0, 69.0]])
+    checked = 0
+    for x, y in apply_affine(corners, result.matrix):
+        xi, yi = int(round(x)), int(round(y))
+        if 1 <= xi < S - 1 and 1 <= yi < S - 1:
+            assert warped[yi - 1 : yi + 2, xi - 1 : xi + 2].min() == 0
+            checked += 1
+    assert checked >= 2
+    off_image = (image_xy[..., 0] < -1) | (image_xy[..., 0] > FRAME[0] + 1)
+    off_image |= (image_xy[..., 1] < -1) | (image_xy[..., 1] > FRAME[1] + 1)
+    assert warped[off_image].all()
+
+
+def test_an_all_ones_mask_stays_ones_and_masks_must_be_2d():
+    matrix = bottomup_matrix(FRAME, S, scale=1.4, rotation=20.0)
+    assert warp_mask(np.ones(FRAME[::-1], bool), matrix, S).all()
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        warp_mask(np.ones((2, 3, 4)), matrix, S)
+
+
 # --- targets -------------------------------------------------------------------------------
 
 
@@ -166,3 +232,68 @@ def test_targets_of_an_image_without_people_are_empty():
     targets = bottomup_targets(codec, torch.zeros(2, 4, 3, 3))
     assert targets.heatmaps.shape == (2, 3, 16, 16) and not targets.heatmaps.any()
     assert not targets.visible.any() and targets.weights.sum() == 6
+
+
+def test_codec_at_size_keeps_sigma_and_alignment_at_another_resolution():
+    codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0)
+    assert codec_at_size(codec, (16, 16)) is codec
+    fine = codec_at_size(codec, (32, 32))
+    assert type(fine) is MSRAHeatmap and fine.sigma == 2.0 and fine.stride == (2.0, 2.0)
+    assert codec.heatmap_size == (16, 16)  # the original is untouched
+    # pixel-area: input x = 2 hm + 0.5 at stride 2, 4 hm + 1.5 at stride 4
+    np.testing.assert_allclose(fine.to_input(np.array([[3.0, 5.0]])), [[6.5, 10.5]])
+    msra = codec_at_size(MSRAHeatmap((S, S), (16, 16), convention="msra"), (32, 32))
+    assert msra.convention == "msra"
+    with pytest.raises(ValueError, match="UDPHeatmap"):
+        codec_at_size(UDPHeatmap((S, S), (16, 16), sigma=2.0), (32, 32))
+
+
+def test_targets_for_every_output_resolution():
+    """HigherHRNet's two outputs (16 and 32 px maps of a 64 px input): the stride-2 targets are
+    the stride-2 codec's Gaussians (sigma 2 in its own pixels), peaking at the cell the
+    keypoint lands on at stride 2; the stride-4 targets and the tag cells are those of a single
+    output, bit for bit."""
+    codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0)
+    kp = torch.zeros(1, 2, 2, 3)
+    kp[0, 0] = torch.tensor([[10.0, 21.0, 1.0], [40.0, 50.0, 1.0]])
+    kp[0, 1] = torch.tensor([[30.0, 8.0, 1.0], [0.0, 0.0, 0.0]])
+    plain = bottomup_targets(codec, kp)
+    both = bottomup_targets(codec, kp, heatmap_sizes=[(16, 16), (32, 32)])
+    assert torch.equal(both.heatmaps, plain.heatmaps) and torch.equal(both.cells, plain.cells)
+    assert torch.equal(both.visible, plain.visible) and plain.higher_heatmaps == ()
+    (fine,) = both.higher_heatmaps
+    assert fine.shape == (1, 2, 32, 32)
+    fine_codec = MSRAHeatmap((S, S), (32, 32), sigma=2.0)
+    one, _ = fine_codec.encode(kp[0, 0, :, :2], kp[0, 0, :, 2])
+    two, _ = fine_codec.encode(kp[0, 1, :, :2], kp[0, 1, :, 2])
+    torch.testing.assert_close(fine[0], torch.maximum(one, two))
+    # (10, 21) -> floor((10 + 0.5) / 2) = 5, floor(21.5 / 2) = 10 at stride 2
+    assert fine[0, 0, 10, 5] == 1.0 and fine[0, 0, 4, 15] == 1.0  # person 1 at (30, 8)
+    assert [w.shape for w in both.weights_per_output] == [(1, 2), (1, 2)]
+    assert len(both.heatmaps_per_output) == 2
+    with pytest.raises(ValueError, match="must start with the codec's heatmap size"):
+        bottomup_targets(codec, kp, heatmap_sizes=[(32, 32), (16, 16)])
+
+
+def test_masks_shrink_to_every_resolution_by_the_area_share():
+    """A 64 px mask with rows 0-4 and columns 8-39 masked: a 16 px cell (4 x 4 input pixels)
+    counts when more than half of it counts, so cell row 0 is masked (0 of 4 rows count), row 1
+    counts (3 of 4); columns 2-9 are masked exactly. At 32 px (2 x 2): rows 0-2 masked (row 2
+    covers input rows 4-5, half of which count: not more than half), row 3 counts."""
+    masks = torch.ones(2, S, S, dtype=torch.uint8)
+    masks[0, 0:5, 8:40] = 0
+    coarse = resize_masks(masks, (16, 16))
+    expected = torch.ones(2, 16, 16)
+    expected[0, 0, 2:10] = 0
+    assert torch.equal(coarse, expected)
+    fine = resize_masks(masks, (32, 32))
+    expected = torch.ones(2, 32, 32)
+    expected[0, 0:3, 4:20] = 0
+    assert torch.equal(fine, expected)
+    codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0)
+    targets = bottomup_targets(
+        codec, torch.zeros(2, 1, 3, 3), masks=masks, heatmap_sizes=[(16, 16), (32, 32)]
+    )
+    assert torch.equal(targets.weights, coarse) and torch.equal(targets.higher_weights[0], fine)
+    with pytest.raises(ValueError, match=r"masks must be \(B, S, S\) with B = 2"):
+        bottomup_targets(codec, torch.zeros(2, 1, 3, 3), masks=masks[:1])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from animalpose.train.ae_loss import AELoss
-from animalpose.train.models.associative import AssociativeEmbedding
+from animalpose.train.models.associative import AssociativeEmbedding, HigherHRNet
 from animalpose.train.models.hrnet import HRNet
 
 BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -107,6 +107,19 @@ def test_output_shapes_layout_and_features():
     assert plain.output_strides == (4,)
     with pytest.raises(ValueError, match="multiples of 32"):
         plain(torch.randn(1, 3, 64, 80))
+
+
+def test_higher_hrnet_is_the_higher_model_with_the_same_state_dict():
+    """``HigherHRNet`` builds exactly ``AssociativeEmbedding(higher=True)``: the same keys and
+    shapes, so the same seed gives the same weights and one's file loads into the other."""
+    torch.manual_seed(3)
+    higher = HigherHRNet(**TINY)
+    torch.manual_seed(3)
+    reference = AssociativeEmbedding(**TINY, higher=True)
+    assert higher.higher and higher.output_strides == (4, 2)
+    a, b = higher.state_dict(), reference.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    AssociativeEmbedding(**TINY, higher=True).load_state_dict(a, strict=True)
 
 
 def test_trunk_is_hrnets():

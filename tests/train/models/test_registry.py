@@ -34,6 +34,7 @@ TINY = {
     "rsn": dict(num_stacks=1, depth=18, num_keypoints=3, width=8, channels=16),
     "lpn": dict(depth=50, num_keypoints=3, width=8),
     "associative": dict(width=4, num_keypoints=3, stem_channels=8),
+    "higher_hrnet": dict(width=4, num_keypoints=3, stem_channels=8),
 }
 #: build_model's options for a small model of each architecture (MODEL_OPTIONS only).
 TINY_OPTIONS = {
@@ -46,15 +47,31 @@ TINY_OPTIONS = {
     "rsn": dict(num_stacks=1, depth=18, num_keypoints=3, channels=16),
     "lpn": dict(depth=50, num_keypoints=3),
     "associative": dict(width=4, num_keypoints=3),
+    "higher_hrnet": dict(width=4, num_keypoints=3),
 }
 #: Outputs of a TINY model where it is not one per stack (``num_stacks``) or one: CPN's four
 #: GlobalNet levels and its RefineNet; RSN's stage and its pose refine machine.
-OUTPUTS = {"cpn": 5, "rsn": 2}
+#: HigherHRNet: the stride-4 heatmaps and tags, then stride-2 heatmaps.
+OUTPUTS = {"cpn": 5, "rsn": 2, "higher_hrnet": 2}
 
 
 #: Output channels per keypoint where it is not one heatmap: Associative Embedding's K heatmaps
 #: then K tags.
-CHANNELS_PER_KEYPOINT = {"associative": 2}
+CHANNELS_PER_KEYPOINT = {"associative": 2, "higher_hrnet": 2}
+#: Outputs whose shape differs from the first one's: HigherHRNet's second output (K heatmaps at
+#: stride 2), as (output index, channels per keypoint, stride).
+OTHER_OUTPUTS = {"higher_hrnet": {1: (1, 2)}}
+
+
+def output_shapes(arch: str, batch: int, height: int, width: int) -> list[tuple[int, ...]]:
+    """The (B, C, h, w) of each output of ``TINY[arch]`` for a (B, 3, height, width) input."""
+    shapes = []
+    for i in range(num_outputs(arch)):
+        per, stride = OTHER_OUTPUTS.get(arch, {}).get(
+            i, (CHANNELS_PER_KEYPOINT.get(arch, 1), HEATMAP_STRIDE)
+        )
+        shapes.append((batch, TINY[arch]["num_keypoints"] * per, height // stride, width // stride))
+    return shapes
 
 
 def num_outputs(arch: str) -> int:
@@ -98,9 +115,7 @@ def test_every_model_builds_runs_forward_and_backward(arch):
     outputs = model(x)
     stages = num_outputs(arch)
     assert isinstance(outputs, list) and len(outputs) == stages
-    keypoints = TINY[arch]["num_keypoints"] * CHANNELS_PER_KEYPOINT.get(arch, 1)
-    expected = (batch, keypoints, height // HEATMAP_STRIDE, width // HEATMAP_STRIDE)
-    assert [tuple(o.shape) for o in outputs] == [expected] * stages
+    assert [tuple(o.shape) for o in outputs] == output_shapes(arch, batch, height, width)
     loss = sum(o.square().mean() for o in outputs)
     if model.segmentation:  # the part head runs only when asked for
         _, seg = model(x, with_segmentation=True)
