@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from animalpose.datasets.fileio import write_image
@@ -40,7 +41,14 @@ from animalpose.datasets.generator.writers import (
 )
 from animalpose.datasets.keypoints import ANIMAL18, COCO17
 
-__all__ = ["main", "make_coco_fixture", "make_synthetic_fixture", "make_tigdog_fixture"]
+__all__ = [
+    "COCO_MARKER_RADIUS",
+    "coco_marker_colour",
+    "main",
+    "make_coco_fixture",
+    "make_synthetic_fixture",
+    "make_tigdog_fixture",
+]
 
 #: Landmarks per frame in the TigDog fixture (the 18 keypoints + a tail tip); real TigDog files
 #: also hold more than the 18 the loader uses.
@@ -51,6 +59,13 @@ _TIGDOG_FRAME_SIZE = (640, 360)
 #: annotated but flagged invisible, and that a frame is mostly unannotated (dropped by the
 #: loader's > 9 visible filter).
 _P_MISSING, _P_HIDDEN, _P_BAD_FRAME = 0.06, 0.04, 0.12
+#: Radius of ``make_coco_fixture``'s keypoint markers (``markers=True``) at scale 1, pixels.
+COCO_MARKER_RADIUS = 1.5
+#: Hue step between consecutive keypoints' marker colours, degrees: 17 x 21 < 360, so the 17
+#: COCO keypoints get distinct hues.
+_MARKER_HUE_STEP = 21
+#: Fractional bits of the marker centres and radius (OpenCV's ``shift``: sub-pixel drawing).
+_MARKER_SHIFT = 4
 
 
 def make_coco_fixture(
@@ -61,12 +76,16 @@ def make_coco_fixture(
     splits=("train", "val"),
     seed: int = 1,
     scale: int = 1,
+    markers: bool = False,
 ) -> None:
     """The built-in humans' layout (``annotations/person_keypoints_<split>.json``,
     ``<split>_detections.json``, ``<split>/*.jpg``): ``images`` noise images of 160x120 pixels
     times ``scale`` per split, ``people`` (at most 2) labelled boxes of 40x40 times ``scale``
     side by side in each (17 visible keypoints, jittered the same way in every image). Not
-    learnable: for plumbing tests and loader benchmarks."""
+    learnable: for plumbing tests and loader benchmarks. ``markers`` draws a disk of
+    ``COCO_MARKER_RADIUS`` x ``scale`` pixels in keypoint k's colour (``coco_marker_colour``) on
+    every keypoint, so that a model can localise them (overfit tests); the random draws, and so
+    the annotations and the noise, are the same with or without."""
     if not 1 <= people <= 2 or scale < 1:
         raise ValueError(f"people must be 1 or 2 and scale >= 1, got {people}, {scale}")
     root = Path(root)
@@ -82,10 +101,13 @@ def make_coco_fixture(
             image_id += 1
             name = f"{image_id:012d}.jpg"
             pixels = rng.integers(0, 255, (height, width, 3), np.uint8)
+            corners = [np.array([10.0 + 70 * p, 30.0]) for p in range(people)]
+            if markers:
+                for p, corner in enumerate(corners):
+                    _draw_markers(pixels, (offsets[p] + corner) * scale, COCO_MARKER_RADIUS * scale)
             write_image(root / split / name, pixels, atomic=False)
             entries.append({"id": image_id, "file_name": name, "width": width, "height": height})
-            for p in range(people):
-                corner = np.array([10.0 + 70 * p, 30.0])
+            for p, corner in enumerate(corners):
                 kp = (offsets[p] + corner) * scale
                 kp = np.concatenate([kp, np.full((17, 1), 2)], 1)
                 box = [*(corner * scale).tolist(), 40.0 * scale, 40.0 * scale]
@@ -105,6 +127,25 @@ def make_coco_fixture(
         dets = [{**{k: a[k] for k in ("image_id", "category_id", "bbox")}, "score": 0.9}
                 for a in anns]  # fmt: skip
         (root / "annotations" / f"{split}_detections.json").write_text(json.dumps(dets))
+
+
+def coco_marker_colour(k: int) -> tuple[int, int, int]:
+    """RGB colour of keypoint ``k``'s marker in ``make_coco_fixture(markers=True)``: hues
+    ``_MARKER_HUE_STEP`` degrees apart (17 distinct ones), full saturation and value."""
+    hue = (k * _MARKER_HUE_STEP) % 360
+    hsv = np.array([[[hue / 2, 255, 255]]], dtype=np.uint8)  # OpenCV's hue is in [0, 180)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+def _draw_markers(pixels: np.ndarray, keypoints: np.ndarray, radius: float) -> None:
+    """Filled, anti-aliased disks of ``radius`` pixels centred on the (K, 2) ``keypoints`` (image
+    pixels, sub-pixel centres), keypoint k's in ``coco_marker_colour(k)``, into (H, W, 3)
+    ``pixels``."""
+    one = 1 << _MARKER_SHIFT
+    for k, (x, y) in enumerate(keypoints):
+        centre = (round(float(x) * one), round(float(y) * one))
+        colour = coco_marker_colour(k)
+        cv2.circle(pixels, centre, round(radius * one), colour, -1, cv2.LINE_AA, _MARKER_SHIFT)
 
 
 def make_synthetic_fixture(
