@@ -72,13 +72,21 @@ METHODS = {
     "lpn": (("-a", "lpn", "--depth", "50", "--codec", "soft-argmax"), STEPS),
     "grmi": (("-a", "simple_baseline", "--depth", "18", "--codec", "offset"), STEPS),
 }
-#: Bottom-up flags (Associative Embedding on HRNet-W8): whole 160 x 120 images on a 256 x 256
-#: input, 64 x 64 heatmaps (2.5 image pixels each).
+#: Bottom-up flags (Associative Embedding on HRNet-W16): whole 160 x 120 images on a 256 x 256
+#: input, 64 x 64 heatmaps (2.5 image pixels each), fitted for ``BOTTOMUP_STEPS``. Under-fitted
+#: maps group badly: the tag loss trains the tags at the labelled cells only, so a heatmap peak
+#: one cell off reads an untrained tag (0.57 from its person's there) and weak spurious peaks
+#: (0.1 - 0.3, random tags) pass the 0.1 detection threshold; grouping then splits a person in
+#: two and takes wrong keypoints. W8 stalls near loss 1.2e-3 (a third of the peaks on their cell;
+#: AP 0.63 in 100 steps, 0.52 in 200), W16 reaches 4e-4 in 100 steps (AP 0.84), 1.7e-4 in 150
+#: (AP 0.95; 6 people on the 2 images, 4 annotated). LR 2e-3 diverges (W16, 100 steps: AP 0.12).
 BOTTOMUP = (
     *("--dataset", "coco_bottomup", "--keypoint-spec", "coco17", "--inp-res", "256"),
     *("--out-res", "64", "--sigma", "2", "--test-batch", str(IMAGES)),
-    *("-a", "associative", "--width", "8"),
+    *("-a", "associative", "--width", "16"),
 )
+#: Adam steps of the bottom-up fit (W16 reaches AP 0.84 in 100, 0.90 in 120, 0.95 in 150).
+BOTTOMUP_STEPS = 150
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -218,15 +226,9 @@ def test_topdown_method_overfits_to_ap_near_one(method, people, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: 100 steps of AE on HRNet-W8 reach AP 0.625 with 18 grouped people on the 2 "
-    "images (4 annotated; loss 6.9e-3 -> 1.2e-3): spurious people from under-fitted heatmaps and "
-    "tags, not yet diagnosed (issue 14)",
-)
 def test_associative_embedding_overfits_to_ap_near_one(small_people, tmp_path):
     start = time.perf_counter()
-    cfg = overfit_config(small_people, BOTTOMUP, tmp_path / "associative", STEPS)
+    cfg = overfit_config(small_people, BOTTOMUP, tmp_path / "associative", BOTTOMUP_STEPS)
     evaluator = build_evaluator(cfg)
     assert len(evaluator.dataset) == IMAGES
     untrained = evaluator.evaluate().oks["AP"]
