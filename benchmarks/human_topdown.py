@@ -14,7 +14,7 @@ and ``.json`` to ``--out``: mean +- std over seeds, parameters, GFLOPs of one cr
 wall time and ``L/R``: how often a left/right keypoint's heatmap is higher at its own ground-truth
 location than at its partner's, over test crops where both are labelled at least 3 heatmap pixels
 apart (``left_right_separation``; 50 % = the two channels are the same map, 100 % = every pair
-told apart).
+told apart; not measured for the bottom-up row).
 
 Some rows only evaluate another row's trained weights differently (``EVAL_ONLY``: LPN's
 beta-soft-argmax decode on the argmax run's weights, detector boxes instead of ground-truth
@@ -35,6 +35,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from animalpose.datasets.formats.coco_layout import build_topdown_dataset
+from animalpose.datasets.formats.registry import is_bottomup
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.build import build_network, build_normalizer, input_size
 from animalpose.train.checkpoint import load_model_weights
@@ -81,6 +82,18 @@ EXPERIMENTS: dict[str, dict[str, list[str]]] = {
         ],
         "mspn_2x18": ["data.codec=msra", "model.arch=mspn", "model.stacks=2", "model.depth=18"],
         "rsn_18": ["data.codec=msra", "model.arch=rsn", "model.stacks=1", "model.depth=18"],
+        # Bottom-up AE on HRNet-W32 (whole images, the longer side at 256 px, HigherHRNet's
+        # rotation), scored without boxes against the top-down rows with detector boxes.
+        "associative_w32": [
+            "data.dataset=coco_bottomup",
+            "model.arch=associative",
+            "model.width=32",
+            "data.inp_res=256",
+            "data.inp_width=0",
+            "data.out_res=64",
+            "data.rot_factor=30",
+            "data.train_batch=16",
+        ],
     },  # fmt: skip
 }
 #: Rows that are the same run in two experiments (one training serves both).
@@ -182,6 +195,11 @@ def model_size(folder: Path) -> tuple[float, float]:
     return params, counter.get_total_flops() / 1e9
 
 
+def bottomup(folder: Path) -> bool:
+    """Whether the run in ``folder`` is bottom-up (whole images: no crops for ``L/R``)."""
+    return is_bottomup(load_config(folder / "config.yaml").data.dataset)
+
+
 #: Pairs closer than this (heatmap pixels) are not scored by ``left_right_separation``.
 LR_MIN_DISTANCE = 3.0
 
@@ -266,13 +284,14 @@ def main(argv: list[str] | None = None) -> int:
                 folder, overrides, seed, args.set, scores_dir=scores, eval_overrides=eval_overrides
             )
             oks = json.loads((scores / "oks_results.json").read_text())
-            pck = json.loads((scores / "pck_results.json").read_text())
+            pck_file = scores / "pck_results.json"  # bottom-up runs write no PCK
+            pck = json.loads(pck_file.read_text()) if pck_file.is_file() else None
             per_seed.append(
                 {
                     "seed": seed,
                     **{k: 100 * oks[k] for k in AP_KEYS},
-                    "pck": pck["metrics"]["precise"]["mean"],
-                    "left_right": left_right_separation(folder),
+                    "pck": pck["metrics"]["precise"]["mean"] if pck else None,
+                    "left_right": None if bottomup(folder) else left_right_separation(folder),
                     "train_seconds": seconds,
                     "folder": str(folder),
                 }
