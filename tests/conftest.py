@@ -138,6 +138,12 @@ def adaptation():
     yield from _benchmark_script("adaptation")
 
 
+@pytest.fixture(scope="session")
+def human_topdown():
+    """benchmarks/human_topdown.py loaded as a module."""
+    yield from _benchmark_script("human_topdown")
+
+
 def _run_script(
     script: str | Path, *args: str, processes: int = 1, cwd: Path | None = None, timeout: int
 ) -> subprocess.CompletedProcess:
