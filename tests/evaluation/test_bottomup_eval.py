@@ -96,8 +96,14 @@ def perfect_maps(dataset, codec, offset: float = 0.0, tag_radius: int = 0) -> li
 def evaluator(root, *, flip: bool, offset: float = 0.0, **options) -> BottomUpEvaluator:
     dataset = valid_set(root)
     codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0)
+    model = Oracle(perfect_maps(dataset, codec, offset), flip)
+    return oracle_evaluator(model, dataset, codec, flip=flip, **options)
+
+
+def oracle_evaluator(model, dataset, codec, *, flip: bool, **options) -> BottomUpEvaluator:
+    """A ``BottomUpEvaluator`` of ``model`` (an oracle) on ``dataset``, batches of 2, AE loss."""
     return BottomUpEvaluator(
-        model=Oracle(perfect_maps(dataset, codec, offset), flip),
+        model=model,
         dataset=dataset,
         loader=torch.utils.data.DataLoader(dataset, batch_size=2),
         codec=codec,
@@ -319,22 +325,8 @@ def test_perfect_predictions_score_ap_one_with_the_higher_head_projection_and_sc
     codec = MSRAHeatmap((S, S), (S // 4, S // 4), sigma=2.0)
     maps = perfect_maps(dataset, codec, tag_radius=2)
     fine = fine_maps(dataset, codec) if higher else None
-    ev = BottomUpEvaluator(
-        model=ScaledOracle(maps, fine, flip=True, calls=len(scales)),
-        dataset=dataset,
-        loader=torch.utils.data.DataLoader(dataset, batch_size=2),
-        codec=codec,
-        normalizer=lambda images: images.float() / 255,
-        spec=COCO17,
-        device=torch.device("cpu"),
-        name="coco_bottomup",
-        split="valid",
-        flip=True,
-        loss_fn=AELoss(),
-        progress=False,
-        scales=scales,
-        project_to_input=project,
-    )
+    model = ScaledOracle(maps, fine, flip=True, calls=len(scales))
+    ev = oracle_evaluator(model, dataset, codec, flip=True, scales=scales, project_to_input=project)
     val = ev.evaluate()
     assert len(val.preds) == 4
     assert val.oks["AP"] == pytest.approx(1.0) and val.oks["AR"] == pytest.approx(1.0)
