@@ -139,8 +139,12 @@ class MSRAHeatmap:
             raise ValueError(f"unknown codec convention {convention!r}; valid: {list(CONVENTIONS)}")
         self.convention = convention
         self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
         self.sigma = float(sigma)
+        self._set_heatmap_size(heatmap_size)
+
+    def _set_heatmap_size(self, heatmap_size: tuple[int, int]) -> None:
+        """``heatmap_size`` (w, h) and the ``stride`` it implies: the only size-derived state."""
+        self.heatmap_size = (int(heatmap_size[0]), int(heatmap_size[1]))
         self.stride = (
             self.input_size[0] / self.heatmap_size[0],
             self.input_size[1] / self.heatmap_size[1],
@@ -157,6 +161,13 @@ class MSRAHeatmap:
         """A copy of this codec (same class, sizes and options) with Gaussians of ``sigma``
         heatmap pixels: ``data.sigma_decay``'s codec of a later epoch."""
         return with_sigma(self, sigma)
+
+    def with_heatmap_size(self: _MSRA, heatmap_size: tuple[int, int]) -> _MSRA:
+        """A copy of this codec (same class, input size, sigma in its own heatmap pixels and
+        options) for (w, h) ``heatmap_size`` heatmaps: a HigherHRNet head's finer output."""
+        out = copy.copy(self)
+        out._set_heatmap_size(heatmap_size)
+        return out
 
     # -- coordinate maps ----------------------------------------------------------------------
     def to_heatmap(self, xy):

@@ -32,7 +32,6 @@ keeps the heatmap pixels more than ``MASK_THRESHOLD`` of whose input pixels coun
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -294,10 +293,7 @@ def codec_at_size(codec, heatmap_size: tuple[int, int]):
         )
     if min(size) < 1:
         raise ValueError(f"heatmap_size must be positive, got {heatmap_size}")
-    out = copy.copy(codec)
-    out.heatmap_size = size
-    out.stride = (out.input_size[0] / size[0], out.input_size[1] / size[1])
-    return out
+    return codec.with_heatmap_size(size)
 
 
 def resize_masks(masks: torch.Tensor, heatmap_size: tuple[int, int]) -> torch.Tensor:
