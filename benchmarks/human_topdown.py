@@ -66,6 +66,13 @@ EXPERIMENTS: dict[str, dict[str, list[str]]] = {
         "simple_baseline_r18_ohkm": ["data.codec=msra", "optim.ohkm_topk=8"],
         "lpn_50": ["data.codec=msra", "model.arch=lpn", "model.depth=50"],
         "lpn_50_soft_argmax": [],
+        # LPN's GC-block ablation: the same lightweight trunk without attention.
+        "lpn_50_no_gc": [
+            "data.codec=msra",
+            "model.arch=lpn",
+            "model.depth=50",
+            "model.attention=none",
+        ],
         "cpn_r18": ["data.codec=msra", "model.arch=cpn", "model.depth=18"],
         "cpn_r18_ohkm": [
             "data.codec=msra",

@@ -214,6 +214,7 @@ def build_network(cfg: Config, spec: KeypointSpec, device: torch.device) -> nn.M
         channels=cfg.model.channels,
         depth=cfg.model.depth,
         width=cfg.model.width,
+        attention=cfg.model.attention,
     ).to(device)
     return model.to(memory_format=memory_format(cfg))
 
@@ -229,6 +230,7 @@ def model_description(cfg: Config) -> str:
         channels=m.channels,
         depth=m.depth,
         width=m.width,
+        attention=m.attention,
     )
 
 

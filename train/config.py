@@ -27,6 +27,7 @@ from animalpose.datasets.formats.registry import DATASETS, TOPDOWN_DATASETS
 from animalpose.datasets.keypoints import SPECS
 from animalpose.train.loss import SEG_WEIGHT
 from animalpose.train.models import MODELS
+from animalpose.train.models.lpn import LPN_ATTENTIONS
 from animalpose.train.models.simple_baseline import RESNET_LAYERS
 
 __all__ = [
@@ -250,6 +251,7 @@ class ModelConfig(Section):
     channels: int = 256  # --channels: hourglass width (the reference's 256); even
     depth: int = 50  # --depth: simple_baseline's ResNet depth (18, 34, 50, 101, 152)
     width: int = 32  # --width: hrnet's highest-resolution width (32: HRNet-W32, 48: W48)
+    attention: str = "gc"  # --attention: lpn's per-block attention: gc (GC block) | none
     keypoint_spec: str = "animal18"  # --keypoint-spec: a name in datasets.keypoints.SPECS
 
     def check(self) -> None:
@@ -261,6 +263,7 @@ class ModelConfig(Section):
         depths = ", ".join(map(str, RESNET_LAYERS))
         _require(self.depth in RESNET_LAYERS, "depth", f"{self.depth} is not one of {depths}")
         _at_least(self, 0, "width", strict=True)
+        _one_of(self, "attention", LPN_ATTENTIONS)
         _one_of(self, "keypoint_spec", tuple(SPECS))
 
 

@@ -22,6 +22,7 @@ from animalpose.train.config import (
     SOLVERS,
 )
 from animalpose.train.models import MODELS
+from animalpose.train.models.lpn import LPN_ATTENTIONS
 
 __all__ = ["DATASET1_CHOICES", "REFERENCE_ONLY", "Flag", "TEST_FLAGS", "TRAIN_FLAGS"]
 
@@ -280,6 +281,12 @@ TRAIN_FLAGS: tuple[Flag, ...] = (
     _flag("--channels", field="model.channels", help="hourglass width"),
     _flag("--depth", field="model.depth", help="-a simple_baseline: ResNet depth (50, 101, 152)"),
     _flag("--width", field="model.width", help="-a hrnet: high-resolution branch width (W32, W48)"),
+    _flag(
+        "--attention",
+        field="model.attention",
+        choices=LPN_ATTENTIONS,
+        help="-a lpn: per-block attention (gc: the paper's GC block; none: its ablation)",
+    ),
     _flag(
         "--keypoint-spec",
         field="model.keypoint_spec",

@@ -28,6 +28,8 @@ def test_every_row_is_a_config_the_entry_points_accept(human_topdown):
     assert _config(human_topdown, "methods", "lpn_50_soft_argmax").data.codec == "soft-argmax"
     assert _config(human_topdown, "methods", "cpn_r18_ohkm").optim.ohkm_topk == 8
     assert _config(human_topdown, "methods", "cpn_r18").optim.ohkm_topk == 0
+    assert _config(human_topdown, "methods", "lpn_50").model.attention == "gc"
+    assert _config(human_topdown, "methods", "lpn_50_no_gc").model.attention == "none"
 
 
 def test_rows_map_onto_their_training_and_score_folders(human_topdown):

@@ -97,6 +97,7 @@ ALTERNATES = {
     "model.channels": 128,
     "model.depth": 101,
     "model.width": 48,
+    "model.attention": "none",
     "model.keypoint_spec": "animal18",
     "optim.solver": "adam",
     "optim.lr": 1e-3,

@@ -22,6 +22,7 @@ METHODS = {
     "mspn": ("-a", "mspn", "--stacks", "2", "--depth", "18", "--channels", "16"),
     "rsn": ("-a", "rsn", "--stacks", "1", "--depth", "18", "--channels", "16"),
     "lpn": ("-a", "lpn", "--depth", "50", "--codec", "soft-argmax"),
+    "lpn_no_gc": ("-a", "lpn", "--depth", "50", "--attention", "none"),
     "grmi": ("-a", "simple_baseline", "--depth", "18", "--codec", "offset"),
 }
 

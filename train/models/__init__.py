@@ -73,7 +73,7 @@ MODEL_OPTIONS: dict[str, tuple[str, ...]] = {
     "cpn": ("depth", "channels"),
     "mspn": ("num_stacks", "depth", "channels"),
     "rsn": ("num_stacks", "depth", "channels"),
-    "lpn": ("depth",),
+    "lpn": ("depth", "attention"),
     "associative": ("width",),
     "higher_hrnet": ("width",),
 }
@@ -85,6 +85,7 @@ _SIZE_WORDS = {
     "channels": "{} channels",
     "depth": "ResNet depth {}",
     "width": "width {}",
+    "attention": "attention {}",
 }
 
 
@@ -112,7 +113,9 @@ def available_memory() -> int | None:
         return None
 
 
-def model_kwargs(arch: str, *, num_keypoints: int, **options: int | None) -> dict[str, int]:
+def model_kwargs(
+    arch: str, *, num_keypoints: int, **options: int | str | None
+) -> dict[str, int | str]:
     """The constructor keyword arguments of ``MODELS[arch]``: ``num_keypoints`` and those of
     ``options`` in ``MODEL_OPTIONS[arch]`` that are not None (None or absent: the class default).
 
@@ -139,6 +142,7 @@ def build_model(
     channels: int | None = None,
     depth: int | None = None,
     width: int | None = None,
+    attention: str | None = None,
 ) -> nn.Module:
     """Build architecture ``arch`` from ``MODELS`` with the options it takes (``MODEL_OPTIONS``;
     the others are ignored, None means the class default).
@@ -152,6 +156,7 @@ def build_model(
         channels: hourglass feature width (256 in the reference).
         depth: SimpleBaseline's ResNet depth (50, 101, 152; 18 and 34 too).
         width: HRNet's highest-resolution width C (32: W32, 48: W48).
+        attention: LPN's per-block attention (``"gc"``, ``"none"``).
 
     Raises:
         KeyError: ``arch`` is unknown; the message lists the valid names.
@@ -165,6 +170,7 @@ def build_model(
         channels=channels,
         depth=depth,
         width=width,
+        attention=attention,
     )
     cls = MODELS[arch]
     needed, limit = weight_bytes(cls, **kwargs), available_memory()
@@ -178,7 +184,7 @@ def build_model(
     return cls(**kwargs)
 
 
-def describe_model(arch: str, **options: int | None) -> str:
+def describe_model(arch: str, **options: int | str | None) -> str:
     """``arch`` with the sizes its constructor takes from ``options`` (``model_kwargs``'s
     rules) in ``MODEL_OPTIONS``' order, for reports: ``describe_model("hg", num_stacks=1,
     num_blocks=1, channels=64, depth=50)`` -> "hg (1 stacks, 1 blocks, 64 channels)"; an
@@ -188,7 +194,7 @@ def describe_model(arch: str, **options: int | None) -> str:
     return f"{arch} ({', '.join(sizes)})" if sizes else arch
 
 
-def _describe(kwargs: dict[str, int]) -> str:
+def _describe(kwargs: dict[str, int | str]) -> str:
     """``{"num_stacks": 1, "channels": 8, "num_keypoints": 18}`` -> "1 stacks, 8 channels and
     18 keypoints"."""
     sizes = [_SIZE_WORDS[k].format(v) for k, v in kwargs.items() if k != "num_keypoints"]

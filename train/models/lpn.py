@@ -1,15 +1,15 @@
 """LPN (Zhang, Zhu & Ye, "Simple and Lightweight Human Pose Estimation", 2019), as built by
 zhang943/lpn-pytorch (``lib/models/lpn.py``, ``lib/models/lightweight_modules.py``).
 
-SimpleBaseline (``simple_baseline.py``) made light: every ResNet bottleneck becomes a
-*lightweight bottleneck* (1x1 conv, 3x3 depthwise conv, 1x1 conv, expansion 1) followed by a
-*GC block* (Cao et al., "GCNet", 2019: softmax attention pooling over positions, then
-1x1 conv -> LayerNorm -> ReLU -> 1x1 conv, added to every position), ``layer4`` keeps stride 1
-(trunk stride 16), and the head is two 4x4 stride-2 *group* deconvolutions
-(``groups = gcd(in, out)``), each followed by a 1x1 conv that mixes the groups, then a 1x1 conv
-to K heatmaps. Module names and creation order are the reference's (``conv1`` ... ``layer4``,
-``deconv_layers``, ``final_layer``; ``att.conv_mask``, ``att.channel_add_conv`` in each block),
-so its state_dicts load key for key.
+SimpleBaseline (``simple_baseline.py``) made light: every ResNet bottleneck becomes a *lightweight
+bottleneck* (1x1 conv, 3x3 depthwise conv, 1x1 conv, expansion 1) followed by a *GC block* (Cao et
+al., "GCNet", 2019: softmax attention pooling over positions, then 1x1 conv -> LayerNorm -> ReLU ->
+1x1 conv, added to every position; ``attention="none"`` leaves it out for the paper's ablation),
+``layer4`` keeps stride 1 (trunk stride 16), and the head is two 4x4 stride-2 *group*
+deconvolutions (``groups = gcd(in, out)``), each followed by a 1x1 conv that mixes the groups, then
+a 1x1 conv to K heatmaps. Module names and creation order are the reference's (``conv1`` ...
+``layer4``, ``deconv_layers``, ``final_layer``; ``att.conv_mask``, ``att.channel_add_conv`` in each
+block), so its state_dicts load key for key.
 
 Shapes: input (B, 3, H, W) with H and W multiples of ``INPUT_MULTIPLE``; one (B, K, H / 4, W / 4)
 heatmap tensor. LPN-50 with K = 17: 2.91 M parameters and 1.07 G multiply-accumulates at
@@ -46,6 +46,7 @@ __all__ = [
     "GlobalContextBlock",
     "INPUT_MULTIPLE",
     "LPN",
+    "LPN_ATTENTIONS",
     "LPN_DEPTHS",
     "LightweightBottleneck",
 ]
@@ -66,6 +67,9 @@ TRUNK_STRIDE = 16
 INPUT_MULTIPLE = TRUNK_STRIDE
 #: The reference's depths (``resnet_spec``: lightweight bottlenecks only, no 18 / 34).
 LPN_DEPTHS = tuple(d for d in sorted(RESNET_LAYERS) if d >= 50)
+#: Per-block attention: ``gc`` (a GC block after ``bn3``, the paper) or ``none`` (the plain
+#: lightweight bottleneck).
+LPN_ATTENTIONS = ("gc", "none")
 
 
 class GlobalContextBlock(nn.Module):
@@ -116,7 +120,8 @@ class GlobalContextBlock(nn.Module):
 
 class LightweightBottleneck(nn.Module):
     """LPN's bottleneck: conv1x1-BN-ReLU, depthwise conv3x3-BN-ReLU, conv1x1-BN, GC block, plus
-    the identity, then ReLU (the reference's ``LW_Bottleneck`` with ``attention='GC'``).
+    the identity, then ReLU (the reference's ``LW_Bottleneck`` with ``attention='GC'``); with
+    ``attention="none"`` no GC block (``att`` is an identity without weights).
 
     ``inplanes`` -> ``planes`` channels (expansion 1); ``stride`` 2 (on the depthwise conv) halves
     the side. Takes ``make_layer``'s keyword arguments, as ``BasicBlock`` and ``Bottleneck``.
@@ -126,9 +131,17 @@ class LightweightBottleneck(nn.Module):
     expansion = 1
 
     def __init__(
-        self, *, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+        self,
+        *,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        attention: str = "gc",
     ) -> None:
         super().__init__()
+        if attention not in LPN_ATTENTIONS:
+            raise ValueError(f"LPN attention must be one of {LPN_ATTENTIONS}, got {attention!r}")
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
         self.conv2 = nn.Conv2d(
@@ -140,8 +153,10 @@ class LightweightBottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
         width = planes * self.expansion
-        self.att = GlobalContextBlock(
-            channels=width, hidden=max(width // GC_RATIO, GC_MIN_CHANNELS)
+        self.att = (
+            GlobalContextBlock(channels=width, hidden=max(width // GC_RATIO, GC_MIN_CHANNELS))
+            if attention == "gc"
+            else nn.Identity()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,6 +177,8 @@ class LPN(nn.Module):
         width: base width (64: the stem and ``layer1``; stage i has ``width * 2**(i - 1)``
             channels; the deconvolutions ``DECONV_WIDTH_FACTOR * width``, 256). Smaller values
             give tiny CPU models.
+        attention: ``LPN_ATTENTIONS``: ``gc`` (a GC block in every bottleneck, the paper) or
+            ``none`` (the GC-block ablation: 2,732,689 parameters at LPN-50, K = 17).
 
     ``forward`` returns a list of one (B, K, H / 4, W / 4) heatmap tensor. LPN-50 (width 64,
     K = 17): 2,911,153 parameters.
@@ -172,10 +189,14 @@ class LPN(nn.Module):
     #: Heatmap tensors ``forward`` returns.
     num_outputs: int = 1
 
-    def __init__(self, *, num_keypoints: int = 17, depth: int = 50, width: int = 64) -> None:
+    def __init__(
+        self, *, num_keypoints: int = 17, depth: int = 50, width: int = 64, attention: str = "gc"
+    ) -> None:
         super().__init__()
         if depth not in LPN_DEPTHS:
             raise ValueError(f"LPN depth must be one of {list(LPN_DEPTHS)}, got {depth}")
+        if attention not in LPN_ATTENTIONS:
+            raise ValueError(f"LPN attention must be one of {LPN_ATTENTIONS}, got {attention!r}")
         if min(num_keypoints, width) < 1:
             raise ValueError(
                 f"num_keypoints and width must be >= 1, got {num_keypoints} and {width}"
@@ -183,6 +204,7 @@ class LPN(nn.Module):
         self.num_keypoints = num_keypoints
         self.depth = depth
         self.width = width
+        self.attention = attention
         _, counts = RESNET_LAYERS[depth]
 
         # Creation order = reference order (state_dict and optimizer-state order follow it).
@@ -200,6 +222,7 @@ class LPN(nn.Module):
                 planes=planes,
                 num_blocks=num_blocks,
                 stride=stride,
+                attention=attention,
             )
             self.add_module(f"layer{i + 1}", layer)
             inplanes = planes * LightweightBottleneck.expansion

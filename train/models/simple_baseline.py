@@ -138,10 +138,12 @@ def make_layer(
     planes: int,
     num_blocks: int,
     stride: int = 1,
+    **options: object,
 ) -> nn.Sequential:
     """``num_blocks`` blocks, the first one striding and widening (with a ``downsample`` of
     ``Sequential(conv1x1, BN)`` when the identity needs one), as torchvision and both reference
-    repositories name them (``layerN.0.downsample.0`` / ``.1``)."""
+    repositories name them (``layerN.0.downsample.0`` / ``.1``). ``options`` go to every block
+    (LPN's ``attention``)."""
     width = planes * block.expansion
     downsample = None
     if stride != 1 or inplanes != width:
@@ -149,8 +151,10 @@ def make_layer(
             nn.Conv2d(inplanes, width, 1, stride=stride, bias=False),
             nn.BatchNorm2d(width, momentum=BN_MOMENTUM),
         )
-    blocks = [block(inplanes=inplanes, planes=planes, stride=stride, downsample=downsample)]
-    blocks += [block(inplanes=width, planes=planes) for _ in range(1, num_blocks)]
+    blocks = [
+        block(inplanes=inplanes, planes=planes, stride=stride, downsample=downsample, **options)
+    ]
+    blocks += [block(inplanes=width, planes=planes, **options) for _ in range(1, num_blocks)]
     return nn.Sequential(*blocks)
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from animalpose.datasets.codecs.msra import MSRAHeatmap
+from animalpose.train.models import build_model, model_kwargs
 from animalpose.train.models.lpn import (
     GC_MIN_CHANNELS,
     LPN,
@@ -327,6 +328,35 @@ def test_lpn_starts_with_every_gc_block_the_identity():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x)[0], plain(x)[0])
+
+
+def test_lpn_without_attention_is_the_plain_lightweight_trunk():
+    """``attention="none"`` (the paper's GC-block ablation) drops exactly the GC blocks'
+    weights; loaded with the GC model's other weights it computes what that model computes at
+    initialisation (every GC block starts as the identity)."""
+    torch.manual_seed(0)
+    with_gc = LPN(**TINY_LPN).eval()
+    plain = LPN(attention="none", **TINY_LPN).eval()
+    assert plain.attention == "none"
+    assert not any(isinstance(m, GlobalContextBlock) for m in plain.modules())
+    gc_params = sum(_params(m) for m in with_gc.modules() if isinstance(m, GlobalContextBlock))
+    assert gc_params > 0
+    assert _params(plain) == _params(with_gc) - gc_params
+    kept = {k: v for k, v in with_gc.state_dict().items() if ".att." not in k}
+    assert set(plain.state_dict()) == set(kept)
+    plain.load_state_dict(kept)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(plain(x)[0], with_gc(x)[0])
+    # The LPN-50 ablation's size, beside the paper model's LPN50_PARAMS.
+    assert _params(_meta(LPN, num_keypoints=17, depth=50, attention="none")) == 2_732_689
+    with pytest.raises(ValueError, match="LPN attention must be one of"):
+        LPN(attention="se", **TINY_LPN)
+    # The registry passes model.attention to LPN only.
+    assert build_model("lpn", num_keypoints=3, depth=50, attention="none").attention == "none"
+    assert model_kwargs("simple_baseline", num_keypoints=3, attention="none") == dict(
+        num_keypoints=3
+    )
 
 
 def test_lpn_seeded_forward_is_stable():
