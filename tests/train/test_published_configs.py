@@ -70,7 +70,7 @@ RECIPES: dict[str, dict[str, object]] = {
     },
     "cpn_r50_256x192.yaml": {
         **_TOPDOWN,
-        **{"model.arch": "cpn", "model.depth": 50, "model.channels": 256, "data.sigma": 1.4},
+        **{"model.arch": "cpn", "model.depth": 50, "model.channels": 256, "data.sigma": 1.37},
         **{"optim.lr": 5e-4, "optim.weight_decay": 1e-5, "optim.ohkm_topk": 8},
         **{"optim.epochs": 32, "optim.schedule": [6, 12, 18, 24, 30], "optim.gamma": 0.5},
         **{"data.rot_factor": 45.0},
@@ -80,7 +80,7 @@ RECIPES: dict[str, dict[str, object]] = {
         **_SIMPLE_SCHEDULE,
         **{"model.arch": "mspn", "model.stacks": 4, "model.depth": 50, "model.channels": 256},
         **{"optim.lr": 5e-4, "optim.weight_decay": 1e-5, "optim.ohkm_topk": 8},
-        **{"data.sigma": 1.4, "data.scale_factor": 0.25, "data.rot_factor": 45.0},
+        **{"data.sigma": 1.37, "data.scale_factor": 0.25, "data.rot_factor": 45.0},
     },
     "rsn_18_256x192.yaml": {
         **_TOPDOWN,

@@ -37,6 +37,8 @@ multiply-add = 2 FLOPs): the paper's 4-stage ResNet-50 118,913,796 parameters, 4
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -63,6 +65,7 @@ __all__ = [
     "CrossStage",
     "DownPath",
     "UpPath",
+    "SMALL_KERNEL_SIGMAS",
     "cv2_kernel_sigma",
     "stage_sigma_scales",
 ]
@@ -73,17 +76,33 @@ __all__ = [
 STAGE_KERNELS = (15, 11, 9, 7)
 
 
+#: ``cv2.getGaussianKernel(k, 0)`` for odd k <= 9 returns fixed tables, not sampled Gaussians
+#: (3: [1, 2, 1] / 4; 5: [1, 4, 6, 4, 1] / 16; 7: [1, 3.5, 7, 9, 7, 3.5, 1] / 32; 9: [1, 3.25,
+#: 7.5, 12.75, 15, 12.75, 7.5, 3.25, 1] / 64): their standard deviations, in pixels.
+SMALL_KERNEL_SIGMAS = {
+    1: 0.0,
+    3: math.sqrt(0.5),
+    5: 1.0,
+    7: math.sqrt(60 / 32),
+    9: math.sqrt(176 / 64),
+}
+
+
 def cv2_kernel_sigma(ksize: int) -> float:
-    """The sigma ``cv2.GaussianBlur`` (and ``cv2.getGaussianKernel``) uses for a kernel of odd
-    size ``ksize`` when given sigma 0: ``0.3 * ((ksize - 1) / 2 - 1) + 0.8``
-    (15 -> 2.6, 11 -> 2.0, 9 -> 1.7, 7 -> 1.4)."""
+    """The width of the kernel ``cv2.GaussianBlur`` (and ``cv2.getGaussianKernel``) blurs with
+    for an odd size ``ksize`` and sigma 0: for ``ksize`` > 9 the Gaussian of sigma ``0.3 *
+    ((ksize - 1) / 2 - 1) + 0.8`` (15 -> 2.6, 11 -> 2.0); for ``ksize`` <= 9 the standard
+    deviation of OpenCV's fixed table (``SMALL_KERNEL_SIGMAS``: 9 -> 1.658 and 7 -> 1.369, not
+    the rule's 1.7 and 1.4)."""
+    if ksize in SMALL_KERNEL_SIGMAS:
+        return SMALL_KERNEL_SIGMAS[ksize]
     return 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8
 
 
 def stage_sigma_scales(num_stacks: int) -> tuple[float, ...]:
     """Target sigma of each stage relative to the last one's (``data.sigma``), from
     ``STAGE_KERNELS``: the last ``num_stacks`` kernels when there are at most four stages (two:
-    1.7 / 1.4 and 1.0); more stages repeat the widest (15) before those."""
+    1.658 / 1.369 and 1.0); more stages repeat the widest (15) before those."""
     kernels = STAGE_KERNELS[-num_stacks:]
     kernels = (STAGE_KERNELS[0],) * (num_stacks - len(kernels)) + kernels
     last = cv2_kernel_sigma(kernels[-1])

@@ -228,19 +228,29 @@ def test_mspn_zeroing_the_aggregation_convs_changes_stage_2_only():
 
 # -- coarse-to-fine supervision ----------------------------------------------------------------
 def test_stage_sigma_scales_are_opencv_kernel_sigmas_relative_to_the_last():
-    for ksize, sigma in ((15, 2.6), (11, 2.0), (9, 1.7), (7, 1.4)):
+    for ksize, sigma in ((15, 2.6), (11, 2.0)):
         assert cv2_kernel_sigma(ksize) == pytest.approx(sigma)
-        if ksize <= 9:  # OpenCV's fixed tables for small kernels: not exactly Gaussian
-            continue
         # OpenCV derives exactly this sigma when given 0.
         derived = cv2.getGaussianKernel(ksize, 0, ktype=cv2.CV_64F)
         explicit = cv2.getGaussianKernel(ksize, sigma, ktype=cv2.CV_64F)
         assert np.allclose(derived, explicit, atol=1e-12)
         assert not np.allclose(derived, cv2.getGaussianKernel(ksize, sigma + 0.1), atol=1e-4)
-    assert stage_sigma_scales(4) == pytest.approx((2.6 / 1.4, 2.0 / 1.4, 1.7 / 1.4, 1.0))
-    assert stage_sigma_scales(2) == pytest.approx((1.7 / 1.4, 1.0))
+    for ksize in (3, 5, 7, 9):
+        # Small sizes: OpenCV's fixed tables (not its sigma rule), measured by their spread.
+        weights = cv2.getGaussianKernel(ksize, 0, ktype=cv2.CV_64F)[:, 0]
+        x = np.arange(ksize) - (ksize - 1) / 2
+        rule = cv2.getGaussianKernel(ksize, 0.3 * ((ksize - 1) / 2 - 1) + 0.8, ktype=cv2.CV_64F)
+        assert not np.allclose(weights, rule[:, 0], atol=1e-4)
+        assert cv2_kernel_sigma(ksize) == pytest.approx(np.sqrt((weights * x**2).sum()))
+    assert cv2_kernel_sigma(7) == pytest.approx(1.3693, abs=1e-4)
+    # The 9- and 7-tap tables' standard deviations.
+    nine, last = np.sqrt(2.75), np.sqrt(60 / 32)
+    assert stage_sigma_scales(4) == pytest.approx((2.6 / last, 2.0 / last, nine / last, 1.0))
+    assert stage_sigma_scales(2) == pytest.approx((nine / last, 1.0))
     assert stage_sigma_scales(1) == (1.0,)
-    assert stage_sigma_scales(6) == pytest.approx((2.6 / 1.4,) * 3 + (2.0 / 1.4, 1.7 / 1.4, 1.0))
+    assert stage_sigma_scales(6) == pytest.approx(
+        (2.6 / last,) * 3 + (2.0 / last, nine / last, 1.0)
+    )
     with torch.device("meta"):
         assert MSPN(num_keypoints=3, num_stacks=3).stage_sigma_scales == stage_sigma_scales(3)
 
