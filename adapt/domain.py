@@ -29,6 +29,7 @@ __all__ = [
     "DomainDiscriminator",
     "dann_ramp",
     "ddl_loss",
+    "feature_channels",
     "grad_reverse",
 ]
 
@@ -213,11 +214,30 @@ def ddl_loss(
     )
 
 
+def feature_channels(model: nn.Module, size: tuple[int, int]) -> int:
+    """Channels C of the features ``model(x, return_features=True)`` returns, the
+    discriminator's input: the hourglass's are ``model.channels`` wide, SimpleBaseline's and
+    LPN's are their deconvolution head's (256 at the published widths). Measured by one
+    eval-mode forward of a zero (1, 3, h, w) batch on the model's device, ``size`` = (w, h)
+    the run's input; the model's training mode is restored and no statistic changes."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, 3, size[1], size[0], device=device)
+            _, features = model(x, return_features=True)
+    finally:
+        model.train(was_training)
+    return int(features.shape[1])
+
+
 class DomainAdversary(nn.Module):
     """A ``DomainDiscriminator``, its Adam optimiser and the min-max bookkeeping of WS-CDA.
 
     Args:
-        in_channels: channels C of the trunk features (``HourglassNet.channels``).
+        in_channels: channels C of the trunk features (``feature_channels``; the hourglass's
+            ``channels``).
         mode: a key of ``ADVERSARY_MODES``.
         alpha, beta: the paper's loss weights; the trunk sees the adversarial term with weight
             ``coeff(progress) = (|alpha| / beta) * dann_ramp(progress, ramp_gamma)`` relative to

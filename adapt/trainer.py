@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.domain import DomainAdversary
+from animalpose.adapt.domain import DomainAdversary, feature_channels
 from animalpose.adapt.human_source import HumanBatches, build_human_source, describe_human_source
 from animalpose.adapt.mean_teacher import MeanTeacher, WithPlainView
 from animalpose.adapt.pseudo_label_dataset import PseudoLabelDataset
@@ -100,7 +100,7 @@ class AdaptTrainer(PseudoRounds, Trainer):
         self.adversary: DomainAdversary | None = None
         if a.adversarial:
             self.adversary = DomainAdversary(
-                in_channels=cfg.model.channels,
+                in_channels=feature_channels(unwrap_model(self.model), self.codec.input_size),
                 mode=a.adversary,
                 alpha=a.alpha,
                 beta=a.beta,

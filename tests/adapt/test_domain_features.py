@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from animalpose.adapt.domain import DomainAdversary
+from animalpose.adapt.domain import DomainAdversary, feature_channels
+from animalpose.train.models import build_model
 from animalpose.train.models.hourglass import HourglassNet
 
 CHANNELS = 16
@@ -41,6 +42,38 @@ def test_features_are_the_last_score_input_and_outputs_are_unchanged():
     assert list(state_after) == list(state_before)
     assert all(torch.equal(state_after[k], v) for k, v in state_before.items())
     assert list(tiny_net(seed=3).state_dict()) == list(state_before)
+
+
+@pytest.mark.parametrize(
+    "arch, options, expected",
+    [
+        ("hg", dict(num_stacks=1, num_blocks=1, channels=CHANNELS), CHANNELS),
+        ("simple_baseline", dict(depth=18), 256),  # the deconvolution head's 256 filters
+        ("lpn", dict(depth=50), 256),  # 4 x its base width 64
+    ],
+)
+def test_feature_channels_is_the_width_the_model_returns(arch, options, expected):
+    """The discriminator's input width comes from the features themselves: model.channels is
+    the hourglass's width only (WS-CDA and UDA-Animal from an LPN source crashed on it)."""
+    torch.manual_seed(0)
+    net = build_model(arch, num_keypoints=KEYPOINTS, **options).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert feature_channels(net, (128, 64)) == expected  # (w, h)
+    assert net.training  # mode restored
+    # No statistic moved (an eval-mode forward under no_grad).
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    # An adversary built with that width takes the features of a training forward.
+    adversary = DomainAdversary(in_channels=feature_channels(net, (64, 64)), hidden=8)
+    _, features = net(images(), return_features=True)
+    assert features.shape[1] == expected
+    loss, _ = adversary.trunk_loss(
+        features,
+        is_animal=torch.tensor([True, True]),
+        is_target=torch.tensor([True, False]),
+        progress=0.5,
+    )
+    loss.backward()
+    assert torch.isfinite(loss)
 
 
 def test_rectangular_input_and_gradients_reach_the_trunk_but_not_the_last_score():

@@ -14,6 +14,7 @@ from animalpose.adapt.run_settings import round_path
 from animalpose.adapt.selection import CCSSL_ROUND_EPOCHS, ccssl_keep_share
 from animalpose.datasets.formats.tigdog import load_tigdog, tigdog_split
 from animalpose.train.checkpoint import load_checkpoint
+from animalpose.train.cli import train_main
 
 
 def _weights(path):
@@ -121,6 +122,23 @@ def test_wscda_logs_the_discriminator_and_saves_its_state(tiny, adapt_argv, tmp_
     # The run continues: a second call with more epochs restores the discriminator too.
     assert wscda_main(adapt_argv(out, "--num-epochs", "2", "--adversary", mode)) == 0
     assert load_checkpoint(out / "checkpoint.pth.tar")["epoch"] == 2
+
+
+def test_wscda_from_an_lpn_source_sizes_the_discriminator_by_its_features(
+    tiny, tiny_dog_flags, tmp_path
+):
+    """WS-CDA from a model whose features are not ``model.channels`` wide (LPN: 256, the
+    hourglass width here 16) trains, and its discriminator reads 256 channels."""
+    common = ["--image-path", str(tiny.root), *tiny_dog_flags, "-a", "lpn", "--depth", "50"]
+    source = tmp_path / "lpn_source"
+    train = ["--dataset", "synthetic_animal_sp", "--epochs", "1", "-c", str(source)]
+    assert train_main([*common, *train]) == 0
+    out = tmp_path / "wscda"
+    resume = ["--resume", str(source / "model_best.pth.tar"), "-c", str(out)]
+    flags = ["--pseudo-workers", "0", "--num-epochs", "1", "--set", "adapt.pseudo_batch=4"]
+    assert wscda_main([*common, *resume, *flags]) == 0
+    adversary = load_checkpoint(out / "checkpoint.pth.tar")["adapt"]["adversary"]
+    assert adversary["discriminator.conv1.weight"].shape[1] == 256
 
 
 def test_wscda_pplo_and_few_labels(tiny, adapt_argv, tmp_path):
