@@ -195,8 +195,6 @@ class LPN(nn.Module):
         super().__init__()
         if depth not in LPN_DEPTHS:
             raise ValueError(f"LPN depth must be one of {list(LPN_DEPTHS)}, got {depth}")
-        if attention not in LPN_ATTENTIONS:
-            raise ValueError(f"LPN attention must be one of {LPN_ATTENTIONS}, got {attention!r}")
         if min(num_keypoints, width) < 1:
             raise ValueError(
                 f"num_keypoints and width must be >= 1, got {num_keypoints} and {width}"

@@ -34,12 +34,11 @@ Where this differs from the reference code, and why:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from animalpose.train.models.mspn import cv2_kernel_sigma
 from animalpose.train.models.simple_baseline import (
     BN_MOMENTUM,
     RESNET_LAYERS,
@@ -84,11 +83,11 @@ PRM_KERNEL = 9
 #: Coarse-to-fine supervision (the reference's ``LOSS.COARSE_TO_FINE``): its targets are a
 #: one-pixel impulse blurred by ``cv2.GaussianBlur(heatmap, (k, k), 0)``, k = 7 for the finest
 #: unit of every stage but the last and k = 5 for the last (``GAUSSIAN_KERNELS = [15, 11, 9,
-#: 7, 5]``). For k <= 7 OpenCV blurs with fixed tables, not its sigma rule: k = 5 is
-#: [1, 4, 6, 4, 1] / 16 (standard deviation 1), k = 7 is [1, 3.5, 7, 9, 7, 3.5, 1] / 32
-#: (variance 60 / 32). Early stages' target sigma relative to the last stage's: 1.369.
-LAST_STAGE_BLUR_SIGMA = 1.0
-EARLY_STAGE_BLUR_SIGMA = math.sqrt(60 / 32)
+#: 7, 5]``). For k <= 9 OpenCV blurs with fixed tables, not its sigma rule (``cv2_kernel_sigma``,
+#: shared with MSPN): k = 5 has standard deviation 1, k = 7 sqrt(60 / 32). Early stages' target
+#: sigma relative to the last stage's: 1.369.
+LAST_STAGE_BLUR_SIGMA = cv2_kernel_sigma(5)
+EARLY_STAGE_BLUR_SIGMA = cv2_kernel_sigma(7)
 EARLY_STAGE_SIGMA_SCALE = EARLY_STAGE_BLUR_SIGMA / LAST_STAGE_BLUR_SIGMA
 
 
