@@ -45,6 +45,8 @@ class Method:
         return any(name == TARGET_BEST_NAME for _, name, _ in self.checkpoints)
 
 
+#: ``adapt.target_labels`` for "every frame of the target train split" (first_frames clips it).
+ALL_FRAMES = 1_000_000
 _TARGET_SELECTED = (
     ("selected_target_valid", BEST_NAME, "selected on target valid"),
     ("last", LAST_NAME, "last epoch"),
@@ -121,6 +123,28 @@ METHODS: dict[str, Method] = {
     ),
     "uda_no_mixup": Method(
         "UDA-Animal without mixup", _TARGET_SELECTED, adapt=(*UDA_SETTINGS, ("mixup", False))
+    ),
+    # Diagnostics (issue 11): they read the target train split's annotations, so they are bounds
+    # on what a method could reach, never methods. A perfect correctness check of UDA-Animal's
+    # labels (of the kept ones / of all), and fine-tuning on every target train annotation.
+    "uda_right_kept": Method(
+        "UDA-Animal, only right kept labels (diagnostic: reads target labels)",
+        _TARGET_SELECTED,
+        adapt=(*UDA_SETTINGS, ("oracle_filter", "kept")),
+    ),
+    "uda_right_all": Method(
+        "UDA-Animal, every right label (diagnostic: reads target labels)",
+        _TARGET_SELECTED,
+        adapt=(*UDA_SETTINGS, ("oracle_filter", "all")),
+    ),
+    "finetune_labels": Method(
+        "fine-tuned on all target train labels (bound)",
+        _TARGET_SELECTED,
+        adapt=(
+            ("pseudo_labels", False),
+            ("adversarial", False),
+            ("target_labels", ALL_FRAMES),
+        ),
     ),
     "oracle": Method("oracle (target train, labels)", _TARGET_SELECTED, dataset="real_animal_sp"),
 }

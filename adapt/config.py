@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from animalpose.adapt.pseudo_label_store import ORACLE_FILTERS
 from animalpose.datasets.formats.registry import BOTTOMUP_DATASETS, TOPDOWN_DATASETS
 from animalpose.train.config import (
     DATASET_NAMES,
@@ -80,6 +81,9 @@ class AdaptSection(Section):
     temporal: bool = True  # --no-temporal turns off: Lucas-Kanade temporal consistency
     flow_max_move: float = 15.0  # reject flows longer than this (256-px crop)
     flow_ratio: float = 0.9  # substitute when conf / flowed conf < this
+    # Diagnostic, reads the target train split's annotations (so never a method): none | kept
+    # (of the selected labels, only the right ones) | all (every right label, any confidence)
+    oracle_filter: str = "none"
     pseudo_batch: int = 32  # frames per pseudo-labelling forward (x views + 1)
     pseudo_workers: int = 2  # --pseudo-workers: threads of the optical-flow pass (0: inline)
     # WS-CDA -------------------------------------------------------------------------------------
@@ -132,6 +136,7 @@ class AdaptSection(Section):
         _one_of(self, "adversary", ADVERSARY_MODES)
         _one_of(self, "forward", FORWARDS)
         _one_of(self, "target_weight_ramp", TARGET_WEIGHT_RAMPS)
+        _one_of(self, "oracle_filter", ORACLE_FILTERS)
         _at_least(
             self,
             0,
@@ -178,6 +183,11 @@ class AdaptSection(Section):
             bool(self.pplo_shares) and all(0 < s <= 1 for s in self.pplo_shares),
             "pplo_shares",
             f"shares must be in (0, 1], got {self.pplo_shares}",
+        )
+        _require(
+            self.oracle_filter == "none" or self.pseudo_labels,
+            "oracle_filter",
+            f"{self.oracle_filter!r} filters pseudo-labels: turn on adapt.pseudo_labels",
         )
         _require(
             self.pseudo_labels

@@ -25,12 +25,23 @@ import torch
 from animalpose.adapt.selection import select_top_share
 from animalpose.datasets.fileio import DataError, atomic_write
 
-__all__ = ["FORMAT", "NO_ANNOTATION", "PseudoLabels", "pck_diagnostics", "weights_digest"]
+__all__ = [
+    "FORMAT",
+    "NO_ANNOTATION",
+    "ORACLE_FILTERS",
+    "PseudoLabels",
+    "pck_diagnostics",
+    "weights_digest",
+]
 
 #: Format tag stored in every pseudo-label file.
 FORMAT = "animalpose.pseudo_labels/1"
 #: ``hits`` value of a keypoint without a visible annotation (no PCK verdict).
 NO_ANNOTATION = -1
+#: ``adapt.oracle_filter``, a diagnostic that reads the target's annotations (never a method):
+#: none (the selection as it is) | kept (of the selected labels, only the right ones) | all
+#: (every right label, whatever its confidence). Right = ``hits`` 1.
+ORACLE_FILTERS = ("none", "kept", "all")
 #: Array entries of the file: name -> (dtype, shape in terms of N rows and K keypoints).
 _ARRAYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "indices": ("int64", ("N",)),
@@ -124,6 +135,29 @@ class PseudoLabels:
             selected=selected,
             diagnostics=diagnostics,
         )
+
+    def with_oracle_filter(self, mode: str) -> PseudoLabels:
+        """A copy whose ``selected`` keeps only labels the annotations call right (``hits`` 1):
+        of the selected ones (``"kept"``) or of all (``"all"``); ``"none"`` returns ``self``.
+        A diagnostic (``ORACLE_FILTERS``): how far a perfect correctness check would take
+        self-training. ValueError without annotations (every ``hits`` -1) or for another mode."""
+        if mode not in ORACLE_FILTERS:
+            raise ValueError(f"unknown oracle filter {mode!r}; valid: {list(ORACLE_FILTERS)}")
+        if mode == "none":
+            return self
+        hits = self._hits()
+        if hits.size and (hits == NO_ANNOTATION).all():
+            raise ValueError(
+                f"oracle filter {mode!r} needs the target train split's annotations; "
+                "these labels have none to check against"
+            )
+        right = hits == 1
+        selected = right & self.selected if mode == "kept" else right
+        diagnostics = {
+            **self.diagnostics,
+            **pck_diagnostics(hits, selected, self.substituted),
+        }
+        return replace(self, selected=selected, diagnostics=diagnostics)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one compressed ``.npz`` atomically (every entry a plain array, no pickles)."""

@@ -84,8 +84,11 @@ class PseudoRounds:
             round_index=round_index,
             epoch=epoch,
         )
+        selected = labels.with_selection(
+            self.schedule.keep_share(round_index=round_index, epoch=epoch)
+        ).with_oracle_filter(a.oracle_filter)
         labels = replace(
-            labels.with_selection(self.schedule.keep_share(round_index=round_index, epoch=epoch)),
+            selected,
             settings=settings,
             weights=self.round_weights,
         )
@@ -95,7 +98,9 @@ class PseudoRounds:
             print(
                 f"=> pseudo-label round {round_index} (epoch {epoch + 1}): kept "
                 f"{labels.keep_share:.0%} ({self.schedule.describe()}) above confidence "
-                f"{labels.threshold:.4f}; {diag}"
+                f"{labels.threshold:.4f}"
+                + (f", right ones only ({a.oracle_filter})" if a.oracle_filter != "none" else "")
+                + f"; {diag}"
             )
             if self.writer is not None:
                 for key, value in labels.diagnostics.items():

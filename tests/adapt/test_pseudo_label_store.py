@@ -135,3 +135,28 @@ def test_a_round_records_what_made_it(tmp_path):
     bad = rewrite(tmp_path / "made.npz", weights=np.arange(3))
     with pytest.raises(DataError, match=f"{bad.name}: 'weights' must be a str scalar"):
         PseudoLabels.load(bad)
+
+
+def test_oracle_filter_keeps_only_labels_the_annotations_call_right():
+    labels = random_labels(300)
+    right = labels.hits == 1
+    assert labels.with_oracle_filter("none") is labels
+    kept = labels.with_oracle_filter("kept")
+    np.testing.assert_array_equal(kept.selected, labels.selected & right)
+    every = labels.with_oracle_filter("all")
+    np.testing.assert_array_equal(every.selected, right)
+    for out in (kept, every):
+        assert out.diagnostics["pck_selected"] == 1.0  # every kept label is right
+        assert out.diagnostics["kept_share"] == pytest.approx(out.selected.mean())
+        assert out.diagnostics["pck_all"] == pytest.approx(right.sum() / (labels.hits >= 0).sum())
+        np.testing.assert_array_equal(out.keypoints, labels.keypoints)  # only the choice changes
+    assert 0 < kept.selected.sum() < min(labels.selected.sum(), every.selected.sum())
+
+
+def test_oracle_filter_refuses_labels_without_annotations_and_unknown_modes():
+    labels = random_labels(20)
+    blind = replace(labels, hits=np.full_like(labels.hits, -1))
+    with pytest.raises(ValueError, match="needs the target train split's annotations"):
+        blind.with_oracle_filter("kept")
+    with pytest.raises(ValueError, match="unknown oracle filter 'best'"):
+        labels.with_oracle_filter("best")

@@ -13,6 +13,7 @@ from animalpose.adapt.cli import ccssl_main
 from animalpose.adapt.config import ADAPT_FLAGS, AdaptConfig
 from animalpose.adapt.pseudo_label_store import PseudoLabels
 from animalpose.adapt.run_settings import round_path
+from animalpose.adapt.selection import select_top_share
 from animalpose.adapt.target_data import ANNOTATED, PSEUDO
 from animalpose.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from animalpose.train.flag_parser import parse_config
@@ -106,3 +107,30 @@ def test_each_target_weight_scales_only_its_frames(tiny, adapt_argv, tmp_path):
     # The same weight for both is the old rule: gamma_ x the whole batch's loss.
     both = terms(10.0, 10.0)
     assert both == pytest.approx((pseudo, 10 * annotated))
+
+
+@pytest.mark.parametrize("mode", ["kept", "all"])
+def test_the_oracle_filter_trains_only_on_right_labels(tiny, adapt_argv, tmp_path, capsys, mode):
+    out = tmp_path / mode
+    argv = adapt_argv(out, "--num-epochs", "1", "--set", f"adapt.oracle_filter={mode}")
+    assert ccssl_main(argv) == 0
+    labels = PseudoLabels.load(round_path(out, 0))
+    assert labels.settings["adapt"]["oracle_filter"] == mode
+    right = labels.hits == 1
+    assert right.any()
+    if mode == "all":  # every right label, whatever its confidence
+        assert (labels.selected == right).all()
+    else:  # the curriculum's top 20 % first, then only the right ones of them
+        top, _ = select_top_share(labels.confidence, 0.2)
+        assert (labels.selected == (top & right)).all()
+    assert f"right ones only ({mode})" in capsys.readouterr().out
+
+
+def test_the_oracle_filter_needs_pseudo_labels(tiny, adapt_argv, tmp_path, capsys):
+    argv = adapt_argv(
+        tmp_path / "x", "--no-pseudo-labels", "--adversarial", "--set", "adapt.oracle_filter=all"
+    )
+    with pytest.raises(SystemExit):
+        ccssl_main(argv)
+    err = capsys.readouterr().err
+    assert "adapt.oracle_filter: 'all' filters pseudo-labels: turn on adapt.pseudo_labels" in err

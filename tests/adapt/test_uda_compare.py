@@ -20,6 +20,9 @@ NEW = (
     "wscda_block",
     "uda_no_teacher",
     "uda_no_mixup",
+    "uda_right_kept",
+    "uda_right_all",
+    "finetune_labels",
 )
 
 
@@ -42,7 +45,13 @@ def test_each_new_method_is_a_valid_config_changing_one_thing(method):
         "uda_no_mixup": a.teacher and not a.mixup and a.small_loss,
         "uda": a.teacher and a.mixup and a.distill and not a.relabel,
         "wscda_uda": a.teacher and a.adversarial and a.pplo_shares == [0.4],
+        "uda_right_kept": a.teacher and a.mixup and a.oracle_filter == "kept",
+        "uda_right_all": a.teacher and a.mixup and a.oracle_filter == "all",
+        "finetune_labels": not (a.pseudo_labels or a.adversarial or a.teacher)
+        and a.target_labels >= 10**6,
     }
+    others = {"uda_right_kept", "uda_right_all"}
+    assert (a.oracle_filter != "none") == (method in others)
     assert changed[method]
 
 
