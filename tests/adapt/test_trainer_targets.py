@@ -134,3 +134,23 @@ def test_the_oracle_filter_needs_pseudo_labels(tiny, adapt_argv, tmp_path, capsy
         ccssl_main(argv)
     err = capsys.readouterr().err
     assert "adapt.oracle_filter: 'all' filters pseudo-labels: turn on adapt.pseudo_labels" in err
+
+
+def test_finetune_labels_trains_every_target_frame_with_its_annotations(tiny, adapt_argv, tmp_path):
+    """The ``finetune_labels`` bound: ``ALL_FRAMES`` labels the whole split, nothing else adapts."""
+    from animalpose.adapt import compare
+    from animalpose.adapt.trainer import AdaptTrainer
+
+    cfg, _ = parse_config(adapt_argv(tmp_path / "f"), flags=ADAPT_FLAGS, config_type=AdaptConfig)
+    bound = compare.adapt_config(
+        cfg, "finetune_labels", init=tiny.source, epochs=1, round_every=1, overrides=[]
+    )
+    trainer = AdaptTrainer(bound)
+    assert trainer.labelled.all() and trainer.labels is None
+    kinds = [int(k) for batch in trainer._target_loader() for k in batch["meta"]["labelled"]]
+    assert kinds == [ANNOTATED] * len(trainer.target_set)
+    before = copy.deepcopy(trainer.model.state_dict())
+    trainer.fit()
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert not (tmp_path / "f" / "pseudo_labels").exists()  # no pseudo-label round ran
