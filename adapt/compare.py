@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from animalpose.adapt.compare_methods import (
     GAP_METHODS,
     LAST_NAME,
@@ -33,13 +35,19 @@ from animalpose.adapt.compare_report import (
     write_report,
 )
 from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.pseudo_label_store import (
+    NO_ANNOTATION,
+    PseudoLabels,
+    confidence_auc,
+    hit_fraction,
+)
 from animalpose.adapt.run_settings import PSEUDO_FOLDER, settings_changed
 from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.trainer import AdaptTrainer
 from animalpose.datasets.fileio import DataError, atomic_write
 from animalpose.datasets.generator.benchmark_splits import find_benchmark, generate_benchmark
 from animalpose.datasets.generator.dogshift import BENCHMARKS, BenchmarkSpec, get_benchmark
+from animalpose.datasets.keypoints import get_spec
 from animalpose.evaluation.report import summarize
 from animalpose.train.build import build_evaluator
 from animalpose.train.checkpoint import BEST_NAME
@@ -203,13 +211,18 @@ def train_run(cfg: Config, method: str) -> list[dict]:
     return epochs
 
 
-def pseudo_label_rounds(run_dir: Path) -> list[dict]:
+def pseudo_label_rounds(run_dir: Path, parts: dict[str, list[int]] | None = None) -> list[dict]:
     """Each stored pseudo-label round of a run: its index, epoch, share kept and precision
-    (``pck_selected``, ``pck_all``: fractions of judged labels within PCK@0.05)."""
+    (``pck_selected``, ``pck_all``: fractions of judged labels within PCK@0.05), how well
+    confidence ranks right labels above wrong ones (``confidence_auc``) and, per part of
+    ``parts`` (name -> keypoint indices), the share kept and the fraction of those right."""
     rounds = []
     for path in sorted((run_dir / PSEUDO_FOLDER).glob("round_*.npz")):
         labels = PseudoLabels.load(path)
         d = labels.diagnostics
+        hits = labels.hits
+        if hits is None:
+            hits = np.full(labels.confidence.shape, NO_ANNOTATION, dtype=np.int8)
         rounds.append(
             {
                 "round": labels.round,
@@ -217,6 +230,14 @@ def pseudo_label_rounds(run_dir: Path) -> list[dict]:
                 "keep_share": labels.keep_share,
                 "pck_selected": d.get("pck_selected"),
                 "pck_all": d.get("pck_all"),
+                "confidence_auc": confidence_auc(labels.confidence, hits),
+                "parts": {
+                    part: {
+                        "kept": float(labels.selected[:, idx].mean()),
+                        "correct": hit_fraction(labels.selected[:, idx], hits[:, idx]),
+                    }
+                    for part, idx in (parts or {}).items()
+                },
             }
         )
     return rounds
@@ -342,6 +363,7 @@ def main(
         record = find_benchmark(args.image_path, args.benchmark)
         spec = BenchmarkSpec.from_dict(record["spec"])
         cfg = base_config(args, spec)
+        keypoints = get_spec(cfg.model.keypoint_spec)
         adapting = [m for m in args.methods if METHODS[m].adapts]
         for method in adapting:
             start = METHODS[method].start
@@ -397,7 +419,9 @@ def main(
                 }
                 runs.setdefault(method, {})[seed] = {"epochs": epochs, "checkpoints": checkpoints}
                 if m.adapts and train_cfg.adapt.pseudo_labels:
-                    rounds.setdefault(method, {})[seed] = pseudo_label_rounds(run_dir)
+                    rounds.setdefault(method, {})[seed] = pseudo_label_rounds(
+                        run_dir, {p: list(i) for p, i in keypoints.part_indices.items()}
+                    )
     except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

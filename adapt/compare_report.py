@@ -288,7 +288,8 @@ def plot_chart(path: Path, *, title: str, table: dict) -> None:
 
 
 def _round_means(by_seed: dict) -> list[dict]:
-    """Per round index: mean over seeds of keep_share, pck_selected and pck_all (NaN-free)."""
+    """Per round index: mean over seeds of keep_share, pck_selected, pck_all, confidence_auc
+    and each part's kept share and precision (NaN-free; None where no seed has the value)."""
     by_round: dict[int, list[dict]] = {}
     for rounds in by_seed.values():
         for r in rounds:
@@ -297,34 +298,70 @@ def _round_means(by_seed: dict) -> list[dict]:
     for index in sorted(by_round):
         rows = by_round[index]
         entry = {"round": index, "seeds": len(rows)}
-        for name in ("keep_share", "pck_selected", "pck_all"):
-            entry[name] = _stats([r[name] for r in rows])["mean"]
+        for name in ("keep_share", "pck_selected", "pck_all", "confidence_auc"):
+            entry[name] = _stats([r.get(name) for r in rows])["mean"]
+        names = [p for r in rows for p in r.get("parts", {})]
+        entry["parts"] = {
+            part: {
+                key: _stats([r["parts"][part][key] for r in rows if part in r.get("parts", {})])[
+                    "mean"
+                ]
+                for key in ("kept", "correct")
+            }
+            for part in dict.fromkeys(names)
+        }
         out.append(entry)
     return out
 
 
 def pseudo_label_lines(rounds: dict) -> list[str]:
-    """Markdown lines: per method and round, the share of pseudo-labels kept and the fraction
-    of kept (and of all) labels within PCK@0.05 of the annotation, mean over seeds."""
+    """Markdown lines: per method and round, the share of pseudo-labels kept, the fraction of
+    kept (and of all) labels within PCK@0.05 of the annotation and how well confidence ranks
+    right labels above wrong ones (ROC AUC), mean over seeds; then the same per part."""
     if not rounds:
         return []
     lines = [
         "",
         "## Pseudo-label precision per round (target train split, mean over seeds)",
         "",
-        "| method | round | kept (%) | correct among kept (%) | correct among all (%) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "confidence AUC: the chance that a right label is more confident than a wrong one "
+        "(0.5 = confidence does not tell them apart).",
+        "",
+        "| method | round | kept (%) | correct among kept (%) | correct among all (%) "
+        "| confidence AUC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.1f}"
 
-    for method, by_seed in rounds.items():
-        for r in _round_means(by_seed):
+    means = {method: _round_means(by_seed) for method, by_seed in rounds.items()}
+    for method, rows in means.items():
+        for r in rows:
+            auc = "n/a" if r["confidence_auc"] is None else f"{r['confidence_auc']:.3f}"
             lines.append(
                 f"| {METHODS[method].label} | {r['round']} | {pct(r['keep_share'])} | "
-                f"{pct(r['pck_selected'])} | {pct(r['pck_all'])} |"
+                f"{pct(r['pck_selected'])} | {pct(r['pck_all'])} | {auc} |"
             )
+    parts = list(dict.fromkeys(p for rows in means.values() for r in rows for p in r["parts"]))
+    if parts:
+        lines += [
+            "",
+            "Per part: correct among kept (%), and in brackets the share of the part's labels "
+            "kept (%).",
+            "",
+            "| method | round | " + " | ".join(parts) + " |",
+            "| --- | ---: | " + " | ".join("---:" for _ in parts) + " |",
+        ]
+        for method, rows in means.items():
+            for r in rows:
+                cells = []
+                for part in parts:
+                    v = r["parts"].get(part, {"kept": None, "correct": None})
+                    cells.append(f"{pct(v['correct'])} ({pct(v['kept'])})")
+                lines.append(
+                    f"| {METHODS[method].label} | {r['round']} | " + " | ".join(cells) + " |"
+                )
     return lines
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from animalpose.adapt.selection import select_top_share
 from animalpose.datasets.fileio import DataError, atomic_write
@@ -30,6 +31,8 @@ __all__ = [
     "NO_ANNOTATION",
     "ORACLE_FILTERS",
     "PseudoLabels",
+    "confidence_auc",
+    "hit_fraction",
     "pck_diagnostics",
     "weights_digest",
 ]
@@ -263,17 +266,33 @@ def _validated(path: Path, content: dict) -> dict:
     return out
 
 
-def _fraction(mask: np.ndarray, hits: np.ndarray) -> float:
+def hit_fraction(mask: np.ndarray, hits: np.ndarray) -> float:
+    """Fraction of right labels (``hits`` 1) among the judged ones (not -1) where ``mask``;
+    NaN when none is judged."""
     judged = mask & (hits != NO_ANNOTATION)
     return float((hits[judged] == 1).mean()) if judged.any() else float("nan")
+
+
+def confidence_auc(confidence: np.ndarray, hits: np.ndarray) -> float:
+    """How well confidence tells right labels from wrong ones: the probability that a right
+    judged label (``hits`` 1) has a higher confidence than a wrong one (``hits`` 0), ties
+    counted half (the ROC AUC; 0.5 = no better than chance). NaN without both kinds."""
+    judged = hits != NO_ANNOTATION
+    right = hits[judged] == 1
+    n_right = int(right.sum())
+    n_wrong = right.size - n_right
+    if n_right == 0 or n_wrong == 0:
+        return float("nan")
+    ranks = rankdata(confidence[judged].astype(np.float64))  # ties share their mean rank
+    return float((ranks[right].sum() - n_right * (n_right + 1) / 2) / (n_right * n_wrong))
 
 
 def pck_diagnostics(hits: np.ndarray, selected: np.ndarray, substituted: np.ndarray) -> dict:
     """``pck_all``, ``pck_selected`` (hit fractions of the judged labels, all / selected),
     ``kept_share`` and ``substituted`` (count) of (N, K) ``hits``, ``selected``, ``substituted``."""
     return {
-        "pck_all": _fraction(np.ones(hits.shape, dtype=bool), hits),
-        "pck_selected": _fraction(selected, hits),
+        "pck_all": hit_fraction(np.ones(hits.shape, dtype=bool), hits),
+        "pck_selected": hit_fraction(selected, hits),
         "kept_share": float(selected.mean()) if selected.size else float("nan"),
         "substituted": float(substituted.sum()),
     }

@@ -64,8 +64,8 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
     for method in adapted:
         label = METHODS[method].label
         # 2 checkpoints x 2 metric tables, one row per baseline and metric against source
-        # only, and one per pseudo-label round (2)
-        assert page.count(f"| {label} |") == 2 * 2 + 2 * 2 + 2 * expected[method]
+        # only, and two per pseudo-label round (2): its precision and its parts
+        assert page.count(f"| {label} |") == 2 * 2 + 2 * 2 + 2 * 2 * expected[method]
         assert f"| {label} | target valid | legacy |" in page
         assert f"| {label} | source valid | precise |" in page
         assert set(doc["gap_closed"][method]["selected_source_valid"]) == {"legacy", "precise"}
@@ -73,6 +73,19 @@ def test_methods_end_to_end(bench, compare_argv, tmp_path, capsys, methods):
             rounds = doc["pseudo_label_rounds"][method]["0"]
             assert [r["round"] for r in rounds] == [0, 1]
             assert all(0 < r["keep_share"] <= 1 for r in rounds)
+            for r in rounds:  # the animal parts, each kept share the mean of its joints'
+                assert list(r["parts"]) == [
+                    "eye",
+                    "chin",
+                    "hoof",
+                    "hip",
+                    "knee",
+                    "shoulder",
+                    "elbow",
+                ]
+                assert 0 <= r["parts"]["hoof"]["kept"] <= 1
+                auc = r["confidence_auc"]
+                assert auc is None or 0 <= auc <= 1
             assert f"| {label} | 1 |" in page
     assert set(doc["pseudo_label_rounds"]) == {m for m in adapted if expected[m]}
     assert (out / "adaptation.png").stat().st_size > 5000

@@ -143,9 +143,32 @@ def test_pseudo_label_precision_lines_and_plot(tmp_path):
         }
     }
     lines = compare_report.pseudo_label_lines(rounds)
-    assert "| CC-SSL | 0 | 20.0 | 70.0 | 30.0 |" in lines
-    assert "| CC-SSL | 1 | 40.0 | 50.0 | 40.0 |" in lines  # the NaN seed is left out
+    assert "| CC-SSL | 0 | 20.0 | 70.0 | 30.0 | n/a |" in lines  # rounds saved without AUC
+    assert "| CC-SSL | 1 | 40.0 | 50.0 | 40.0 | n/a |" in lines  # the NaN seed is left out
     assert compare_report.pseudo_label_lines({}) == []
     png = tmp_path / "p.png"
     compare_report.plot_pseudo_labels(png, title="t", rounds=rounds)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_pseudo_label_lines_give_the_confidence_auc_and_each_part():
+    def round_(auc, eye, hoof):
+        return {
+            "round": 0,
+            "keep_share": 0.4,
+            "pck_selected": 0.5,
+            "pck_all": 0.25,
+            "confidence_auc": auc,
+            "parts": {"eye": eye, "hoof": hoof},
+        }
+
+    rounds = {
+        "uda": {
+            0: [round_(0.7, {"kept": 0.6, "correct": 0.7}, {"kept": 0.1, "correct": 0.2})],
+            1: [round_(0.8, {"kept": 0.8, "correct": 0.5}, {"kept": 0.3, "correct": float("nan")})],
+        }
+    }
+    lines = compare_report.pseudo_label_lines(rounds)
+    assert "| UDA-Animal | 0 | 40.0 | 50.0 | 25.0 | 0.750 |" in lines
+    assert "| method | round | eye | hoof |" in lines
+    assert "| UDA-Animal | 0 | 60.0 (70.0) | 20.0 (20.0) |" in lines  # hoof: NaN seed left out

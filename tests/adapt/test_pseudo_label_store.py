@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.pseudo_label_store import PseudoLabels
+from animalpose.adapt.pseudo_label_store import PseudoLabels, confidence_auc
 from animalpose.datasets.fileio import DataError
 
 K = 18
@@ -160,3 +160,17 @@ def test_oracle_filter_refuses_labels_without_annotations_and_unknown_modes():
         blind.with_oracle_filter("kept")
     with pytest.raises(ValueError, match="unknown oracle filter 'best'"):
         labels.with_oracle_filter("best")
+
+
+def test_confidence_auc_known_values_and_a_pairwise_count():
+    hits = np.array([1, 1, 0, 0, -1], dtype=np.int8)
+    assert confidence_auc(np.array([0.9, 0.8, 0.2, 0.1, 0.0]), hits) == 1.0
+    assert confidence_auc(np.array([0.1, 0.2, 0.8, 0.9, 5.0]), hits) == 0.0
+    assert confidence_auc(np.full(5, 0.5), hits) == 0.5  # ties count half
+    assert np.isnan(confidence_auc(np.ones(3), np.array([1, 1, -1], dtype=np.int8)))
+    rng = np.random.default_rng(3)
+    hits = rng.integers(-1, 2, (40, 18)).astype(np.int8)
+    conf = rng.integers(0, 6, (40, 18)).astype(np.float32)  # many ties
+    right, wrong = conf[hits == 1], conf[hits == 0]
+    pairs = (right[:, None] > wrong[None, :]).sum() + 0.5 * (right[:, None] == wrong[None, :]).sum()
+    assert confidence_auc(conf, hits) == pytest.approx(pairs / (right.size * wrong.size))
