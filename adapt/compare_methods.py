@@ -47,6 +47,12 @@ class Method:
 
 #: ``adapt.target_labels`` for "every frame of the target train split" (first_frames clips it).
 ALL_FRAMES = 1_000_000
+#: The weakly supervised methods' labelled target frames: 3 shots of ``dogshift-v2-cpu`` (8 % of
+#: its 720 target train frames).
+FEW_FRAMES = 60
+#: Their settings: the frames, weighted 10 (CC-SSL's gamma_ for its target frames), since the
+#: pose loss is a batch mean in which the unlabelled frames count as zero.
+_FEW_LABELS = (("target_labels", FEW_FRAMES), ("labelled_weight", 10.0))
 _TARGET_SELECTED = (
     ("selected_target_valid", BEST_NAME, "selected on target valid"),
     ("last", LAST_NAME, "last epoch"),
@@ -145,6 +151,19 @@ METHODS: dict[str, Method] = {
             ("adversarial", False),
             ("target_labels", ALL_FRAMES),
         ),
+    ),
+    # WS-CDA's weakly supervised setting (Cao et al. 2019): a few labelled target frames (the
+    # first FEW_FRAMES of the target train split, whole shots first) beside the discriminator;
+    # and the same frames without it, the baseline that says what the discriminator adds.
+    "wscda_few": Method(
+        f"WS-CDA + {FEW_FRAMES} labelled target frames",
+        _TARGET_SELECTED,
+        adapt=(("pseudo_labels", False), ("adversarial", True), *_FEW_LABELS),
+    ),
+    "finetune_few": Method(
+        f"fine-tuned on {FEW_FRAMES} labelled target frames",
+        _TARGET_SELECTED,
+        adapt=(("pseudo_labels", False), ("adversarial", False), *_FEW_LABELS),
     ),
     "oracle": Method("oracle (target train, labels)", _TARGET_SELECTED, dataset="real_animal_sp"),
 }

@@ -23,6 +23,8 @@ NEW = (
     "uda_right_kept",
     "uda_right_all",
     "finetune_labels",
+    "wscda_few",
+    "finetune_few",
 )
 
 
@@ -49,7 +51,11 @@ def test_each_new_method_is_a_valid_config_changing_one_thing(method):
         "uda_right_all": a.teacher and a.mixup and a.oracle_filter == "all",
         "finetune_labels": not (a.pseudo_labels or a.adversarial or a.teacher)
         and a.target_labels >= 10**6,
+        "wscda_few": a.adversarial and not a.pseudo_labels and a.target_labels == 60,
+        "finetune_few": not (a.pseudo_labels or a.adversarial) and a.target_labels == 60,
     }
+    few = {"wscda_few", "finetune_few"}
+    assert (a.labelled_weight == 10.0) == (method in few)
     others = {"uda_right_kept", "uda_right_all"}
     assert (a.oracle_filter != "none") == (method in others)
     assert changed[method]
