@@ -29,10 +29,10 @@ from animalpose.evaluation.inference import crop_to_image, eval_mode
 from animalpose.evaluation.pck import PCK_ALPHA, pck_hits
 from animalpose.train.loaders import distributed_info, make_loader
 
-__all__ = ["generate_pseudo_labels"]
+__all__ = ["draw_views", "generate_pseudo_labels", "label_hits"]
 
 
-def _draw_views(views: ViewSampler, seed: int, round_index: int, indices: list[int]):
+def draw_views(views: ViewSampler, seed: int, round_index: int, indices: list[int]):
     """(V+1, B) scales and degrees, each sample's from ``default_rng([seed, round, index])``."""
     draws = [views.sample(np.random.default_rng([seed, round_index, i]), 1) for i in indices]
     return np.concatenate([d[0] for d in draws], axis=1), np.concatenate([d[1] for d in draws], 1)
@@ -99,7 +99,7 @@ def _predict(
                 f"expects {codec.input_size}"
             )
         index = batch["meta"]["index"]
-        scales, degrees = _draw_views(views, seed, round_index, index.tolist())
+        scales, degrees = draw_views(views, seed, round_index, index.tolist())
         theta = view_theta(
             scales, degrees, device=device, aspect=images.shape[-1] / images.shape[-2]
         )
@@ -216,7 +216,7 @@ def generate_pseudo_labels(
         )
     flow_seconds = time.perf_counter() - start
     truth = np.stack([a[0] for a in annotations]) if n else np.zeros((0, keypoints.shape[1], 3))
-    hits = _label_hits(keypoints, truth, box_sizes)
+    hits = label_hits(keypoints, truth, box_sizes)
     selected = np.zeros(confidence.shape, dtype=bool)
     return PseudoLabels(
         round=int(round_index),
@@ -239,7 +239,7 @@ def generate_pseudo_labels(
     )
 
 
-def _label_hits(keypoints: np.ndarray, truth: np.ndarray, box_sizes: np.ndarray) -> np.ndarray:
+def label_hits(keypoints: np.ndarray, truth: np.ndarray, box_sizes: np.ndarray) -> np.ndarray:
     """(N, K) int8: 1 within ``PCK_ALPHA x box side`` of a visible annotation (the evaluation's
     ``pck_hits``, in float64), 0 beyond, ``NO_ANNOTATION`` without a visible annotation."""
     hits, valid = pck_hits(

@@ -139,6 +139,12 @@ def adaptation():
 
 
 @pytest.fixture(scope="session")
+def pseudo_label_scores():
+    """benchmarks/pseudo_label_scores.py loaded as a module."""
+    yield from _benchmark_script("pseudo_label_scores")
+
+
+@pytest.fixture(scope="session")
 def human_topdown():
     """benchmarks/human_topdown.py loaded as a module."""
     yield from _benchmark_script("human_topdown")
