@@ -25,10 +25,9 @@ import torch
 from torch import nn
 
 from animalpose.adapt.pseudo_label_store import confidence_auc
-from animalpose.adapt.pseudo_labels import draw_views, label_hits
+from animalpose.adapt.pseudo_labels import draw_views, label_hits, ordered_loader
 from animalpose.adapt.views import ViewSampler, unwarp_heatmaps, view_theta, warp_views
 from animalpose.evaluation.inference import autocast, crop_to_image, eval_mode, flip_rule
-from animalpose.train.loaders import make_loader
 
 __all__ = ["SCORES", "LabelScores", "score_labels"]
 
@@ -83,14 +82,8 @@ def score_labels(
     ``round_index``), and score each label (module docs)."""
     device = torch.device(device)
     unflip = flip_rule(codec, flip_index, device=device)
-    loader = make_loader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        workers=workers,
-        seed=seed,
-        device=device,
-        shard=False,
+    loader = ordered_loader(
+        dataset, batch_size=batch_size, workers=workers, seed=seed, device=device
     )
     rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("keypoints", *SCORES)}
     with eval_mode(model), torch.no_grad():

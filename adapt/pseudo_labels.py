@@ -29,13 +29,26 @@ from animalpose.evaluation.inference import crop_to_image, eval_mode
 from animalpose.evaluation.pck import PCK_ALPHA, pck_hits
 from animalpose.train.loaders import distributed_info, make_loader
 
-__all__ = ["draw_views", "generate_pseudo_labels", "label_hits"]
+__all__ = ["draw_views", "generate_pseudo_labels", "label_hits", "ordered_loader"]
 
 
 def draw_views(views: ViewSampler, seed: int, round_index: int, indices: list[int]):
     """(V+1, B) scales and degrees, each sample's from ``default_rng([seed, round, index])``."""
     draws = [views.sample(np.random.default_rng([seed, round_index, i]), 1) for i in indices]
     return np.concatenate([d[0] for d in draws], axis=1), np.concatenate([d[1] for d in draws], 1)
+
+
+def ordered_loader(dataset, *, batch_size: int, workers: int, seed: int, device: torch.device):
+    """``dataset``'s samples in order, all on this process (no shuffling, no sharding)."""
+    return make_loader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        workers=workers,
+        seed=seed,
+        device=device,
+        shard=False,
+    )
 
 
 def _collective_device(device: torch.device) -> torch.device:
@@ -80,15 +93,12 @@ def _predict(
     progress,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(hi - lo, K, 3) [x, y, confidence] frame-pixel labels of rows lo..hi-1 and their indices."""
-    subset = Subset(dataset, range(lo, hi))
-    loader = make_loader(
-        subset,
+    loader = ordered_loader(
+        Subset(dataset, range(lo, hi)),
         batch_size=batch_size,
-        shuffle=False,
         workers=workers,
         seed=seed,
         device=device,
-        shard=False,
     )
     rows, indices = [], []
     for batch in tqdm(loader, desc="pseudo-labels", disable=not progress):  # under no_grad
