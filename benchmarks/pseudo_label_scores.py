@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.label_scores import SCORES, LabelScores, score_labels
@@ -92,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not 0 < args.share <= 1:
         p.error(f"--share must be in (0, 1], got {args.share}")
-    torch.set_grad_enabled(False)
     results = []
     try:
         for config in args.configs:

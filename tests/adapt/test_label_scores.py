@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from animalpose.adapt.cli import ccssl_main
 from animalpose.adapt.label_scores import SCORES, LabelScores, score_labels
@@ -75,6 +76,7 @@ def test_the_benchmark_scores_an_adaptation_runs_start(
     report = tmp_path / "scores.json"
     argv = [str(out / "config.yaml"), "--limit", "6", "--share", "0.5", "--json", str(report)]
     assert pseudo_label_scores.main(argv) == 0
+    assert torch.is_grad_enabled()  # scoring leaves the process's autograd state alone
     doc = json.loads(report.read_text())
     (run,) = doc["runs"]
     assert doc["share"] == 0.5 and run["labels"] == 6 * ANIMAL18.num_keypoints
