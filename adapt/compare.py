@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from animalpose.adapt.compare_methods import (
     GAP_METHODS,
     LAST_NAME,
@@ -35,12 +33,7 @@ from animalpose.adapt.compare_report import (
     write_report,
 )
 from animalpose.adapt.config import AdaptConfig
-from animalpose.adapt.pseudo_label_store import (
-    NO_ANNOTATION,
-    PseudoLabels,
-    confidence_auc,
-    hit_fraction,
-)
+from animalpose.adapt.pseudo_label_store import PseudoLabels, confidence_auc, hit_fraction
 from animalpose.adapt.run_settings import PSEUDO_FOLDER, settings_changed
 from animalpose.adapt.selection import SelectionSchedule
 from animalpose.adapt.trainer import AdaptTrainer
@@ -220,9 +213,7 @@ def pseudo_label_rounds(run_dir: Path, parts: dict[str, list[int]] | None = None
     for path in sorted((run_dir / PSEUDO_FOLDER).glob("round_*.npz")):
         labels = PseudoLabels.load(path)
         d = labels.diagnostics
-        hits = labels.hits
-        if hits is None:
-            hits = np.full(labels.confidence.shape, NO_ANNOTATION, dtype=np.int8)
+        hits = labels.hits_or_unjudged()
         rounds.append(
             {
                 "round": labels.round,
@@ -363,7 +354,7 @@ def main(
         record = find_benchmark(args.image_path, args.benchmark)
         spec = BenchmarkSpec.from_dict(record["spec"])
         cfg = base_config(args, spec)
-        keypoints = get_spec(cfg.model.keypoint_spec)
+        parts = {p: list(i) for p, i in get_spec(cfg.model.keypoint_spec).part_indices.items()}
         adapting = [m for m in args.methods if METHODS[m].adapts]
         for method in adapting:
             start = METHODS[method].start
@@ -419,9 +410,7 @@ def main(
                 }
                 runs.setdefault(method, {})[seed] = {"epochs": epochs, "checkpoints": checkpoints}
                 if m.adapts and train_cfg.adapt.pseudo_labels:
-                    rounds.setdefault(method, {})[seed] = pseudo_label_rounds(
-                        run_dir, {p: list(i) for p, i in keypoints.part_indices.items()}
-                    )
+                    rounds.setdefault(method, {})[seed] = pseudo_label_rounds(run_dir, parts)
     except (DataError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from animalpose.adapt.pseudo_label_store import confidence_auc
+from animalpose.adapt.pseudo_label_store import confidence_auc, hit_fraction
 from animalpose.adapt.pseudo_labels import draw_views, label_hits, ordered_loader
-from animalpose.adapt.views import ViewSampler, unwarp_heatmaps, view_theta, warp_views
+from animalpose.adapt.views import ViewSampler, view_heatmaps, view_theta
 from animalpose.evaluation.inference import autocast, crop_to_image, eval_mode, flip_rule
 
 __all__ = ["SCORES", "LabelScores", "score_labels"]
@@ -52,13 +52,13 @@ class LabelScores:
     def precision_at(self, name: str, share: float) -> float:
         """Fraction right of the judged labels among the top ``share`` by score ``name``."""
         score = self.scores[name]
-        order = np.argsort(-score.ravel(), kind="stable")[: int(round(share * score.size))]
-        hits = self.hits.ravel()[order]
-        judged = hits >= 0
-        return float((hits[judged] == 1).mean()) if judged.any() else float("nan")
+        top = np.zeros(score.size, dtype=bool)
+        top[np.argsort(-score.ravel(), kind="stable")[: int(round(share * score.size))]] = True
+        return hit_fraction(top.reshape(score.shape), self.hits)
 
 
 def _last(out) -> torch.Tensor:
+    """The last stack's heatmaps, float32."""
     return (out[-1] if isinstance(out, (list, tuple)) else out).float()
 
 
@@ -94,10 +94,9 @@ def score_labels(
             theta = view_theta(
                 scales, degrees, device=device, aspect=images.shape[-1] / images.shape[-2]
             )
+            back = view_heatmaps(model, x, theta, amp=amp)  # (V + 1, B, K, h, w)
             with autocast(device, amp):
-                warped = model(warp_views(x, theta))
                 mirrored = model(torch.flip(x, dims=(-1,)))
-            back = unwarp_heatmaps(_last(warped), theta)  # (V + 1, B, K, h, w), identity frame
             crop_xy, peak = codec.decode(back.mean(dim=0))
             per_view = [codec.decode(v) for v in back]
             view_xy = torch.stack([xy for xy, _ in per_view]).float()

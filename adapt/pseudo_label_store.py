@@ -119,7 +119,8 @@ class PseudoLabels:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _hits(self) -> np.ndarray:
+    def hits_or_unjudged(self) -> np.ndarray:
+        """``hits``, or every label unjudged (-1) when the round recorded none."""
         if self.hits is None:
             return np.full(self.confidence.shape, NO_ANNOTATION, dtype=np.int8)
         return self.hits
@@ -129,7 +130,7 @@ class PseudoLabels:
         selected, threshold = select_top_share(self.confidence, keep_share)
         diagnostics = {
             **self.diagnostics,
-            **pck_diagnostics(self._hits(), selected, self.substituted),
+            **pck_diagnostics(self.hits_or_unjudged(), selected, self.substituted),
         }
         return replace(
             self,
@@ -148,7 +149,7 @@ class PseudoLabels:
             raise ValueError(f"unknown oracle filter {mode!r}; valid: {list(ORACLE_FILTERS)}")
         if mode == "none":
             return self
-        hits = self._hits()
+        hits = self.hits_or_unjudged()
         if hits.size and (hits == NO_ANNOTATION).all():
             raise ValueError(
                 f"oracle filter {mode!r} needs the target train split's annotations; "
@@ -165,7 +166,7 @@ class PseudoLabels:
     def save(self, path: str | os.PathLike) -> None:
         """Write one compressed ``.npz`` atomically (every entry a plain array, no pickles)."""
         names = list(self.diagnostics)
-        values = {name: getattr(self, name) for name in _ARRAYS} | {"hits": self._hits()}
+        values = {name: getattr(self, name) for name in _ARRAYS} | {"hits": self.hits_or_unjudged()}
         arrays = {name: np.asarray(values[name], dtype=d) for name, (d, _) in _ARRAYS.items()}
         scalars = {name: np.asarray(getattr(self, name), dtype=d) for name, d in _SCALARS.items()}
         provenance = {}

@@ -24,6 +24,7 @@ __all__ = [
     "equivariant_heatmaps",
     "invert_theta",
     "unwarp_heatmaps",
+    "view_heatmaps",
     "view_theta",
     "warp_views",
 ]
@@ -199,20 +200,25 @@ def unwarp_heatmaps(heatmaps: torch.Tensor, theta: torch.Tensor) -> torch.Tensor
     return back.reshape(views, batch, *heatmaps.shape[1:])
 
 
-def equivariant_heatmaps(
+def view_heatmaps(
     model: nn.Module, x: torch.Tensor, theta: torch.Tensor, *, amp: bool = False
 ) -> torch.Tensor:
-    """Average heatmaps (B, K, h, w) float32 of a normalised (B, 3, H, W) batch over the views.
-
-    One forward pass over all ``(V+1) * B`` views (last stack of a per-stack list), each view's
-    heatmaps warped back to the identity frame, then a plain mean over the ``V + 1`` views in
-    which uncovered pixels count as 0 (as the reference). Runs under ``torch.no_grad``; the
-    caller sets the model's mode. ``amp``: bfloat16 autocast on CUDA.
-    """
+    """Each view's heatmaps (V+1, B, K, h, w) float32 of a normalised (B, 3, H, W) batch, in
+    the identity frame: one forward pass over all ``(V+1) * B`` views (last stack of a
+    per-stack list), each view's heatmaps warped back (uncovered pixels 0). Runs under
+    ``torch.no_grad``; the caller sets the model's mode. ``amp``: bfloat16 autocast."""
     with torch.no_grad():
         warped = warp_views(x, theta.to(x.device))
         with autocast(x.device, amp):
             out = model(warped)
         last = out[-1] if isinstance(out, (list, tuple)) else out
-        back = unwarp_heatmaps(last.float(), theta.to(x.device))
-        return back.mean(dim=0)
+        return unwarp_heatmaps(last.float(), theta.to(x.device))
+
+
+def equivariant_heatmaps(
+    model: nn.Module, x: torch.Tensor, theta: torch.Tensor, *, amp: bool = False
+) -> torch.Tensor:
+    """Average heatmaps (B, K, h, w) float32 of a normalised (B, 3, H, W) batch over the views:
+    ``view_heatmaps``, then a plain mean over the ``V + 1`` views in which uncovered pixels
+    count as 0 (as the reference)."""
+    return view_heatmaps(model, x, theta, amp=amp).mean(dim=0)

@@ -22,6 +22,7 @@ import numpy as np
 
 from animalpose.adapt.config import AdaptConfig
 from animalpose.adapt.label_scores import SCORES, LabelScores, score_labels
+from animalpose.adapt.pseudo_label_store import hit_fraction
 from animalpose.adapt.views import ViewSampler
 from animalpose.datasets.fileio import DataError, atomic_write
 from animalpose.datasets.formats.registry import build_dataset
@@ -95,12 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for config in args.configs:
             scores = score_run(config, limit=args.limit)
-            judged = scores.hits >= 0
             results.append(
                 {
                     "config": str(config),
                     "labels": int(scores.hits.size),
-                    "right": float((scores.hits[judged] == 1).mean()),
+                    "right": hit_fraction(np.ones(scores.hits.shape, bool), scores.hits),
                     "auc": {name: scores.auc(name) for name in SCORES},
                     "precision": {name: scores.precision_at(name, args.share) for name in SCORES},
                 }
